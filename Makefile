@@ -1,0 +1,28 @@
+# The two commands: `make demo` and `make test`. Both start with `make setup`.
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+BIN := $(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast lint sanity clean-sandbox
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+lint: setup
+	$(BIN)/ruff check src plugins tests bench sandbox
+	$(BIN)/ruff format --check src plugins tests bench sandbox
+	$(BIN)/mypy
+	$(BIN)/ansible-lint --profile production
+
+test: setup lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The quick loop: no lint, no tests marked slow.
+test-fast: setup
+	$(BIN)/pytest -m "not slow" -x $(PYTEST_ARGS)

