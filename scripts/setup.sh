@@ -113,15 +113,15 @@ setup_base_image() {
   step "base image $BASE_IMAGE (debootstrap: $BASE_PACKAGES)"
   local dir
   dir="$(mktemp -d /var/tmp/stagegate-rootfs.XXXXXX)"
-  trap 'rm -rf "$dir"' RETURN
   debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$dir" "$DEBIAN_MIRROR" \
-    >"$LOG_DIR/debootstrap.log" 2>&1 || die "debootstrap failed, see $LOG_DIR/debootstrap.log"
+    >"$LOG_DIR/debootstrap.log" 2>&1 || { rm -rf "$dir"; die "debootstrap failed, see $LOG_DIR/debootstrap.log"; }
   rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
   tar -C "$dir" -c . | docker import \
     --change "LABEL stagegate.packages=$BASE_PACKAGES" \
     --change 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$dir"
   done_step
 }
 setup_tiny_image() {
@@ -131,12 +131,13 @@ setup_tiny_image() {
   step "tiny image $TINY_IMAGE (busybox-static)"
   local dir
   dir="$(mktemp -d /var/tmp/stagegate-busybox.XXXXXX)"
-  trap 'rm -rf "$dir"' RETURN
   mkdir -p "$dir/bin" "$dir/tmp" "$dir/etc"
   cp /bin/busybox "$dir/bin/busybox"
-  for applet in $(/bin/busybox --list); do ln -sf busybox "$dir/bin/$applet"; done
+  # --list includes "busybox" itself: linking that would replace the binary.
+  for applet in $(/bin/busybox --list | grep -vx busybox); do ln -sf busybox "$dir/bin/$applet"; done
   echo 'root:x:0:0:root:/root:/bin/sh' >"$dir/etc/passwd"
   tar -C "$dir" -c . | docker import --change 'CMD ["/bin/sh"]' - "$TINY_IMAGE" >/dev/null
+  rm -rf "$dir"
   done_step
 }
 
