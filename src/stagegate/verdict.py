@@ -1,0 +1,193 @@
+"""Verdict and readiness score; manual checklist items; recommendation rules.
+
+The score is Keptn-like: every graded check and every evaluated gate is an objective with a
+weight (checks: `stagegate_gates.weights`, default 1; gates: their `weight`), worth its full
+weight on PASS, half on WARN and nothing on FAIL/ERROR; SKIP does not count. The score is
+always reported; it decides only when `stagegate_gates.score` gives bands (e.g. PASS
+`>= 90%`, WARN `>= 75%`, as Keptn's pass and warning percentages).
+
+The verdict is NO_GO when a run stopped before the gate, a critical check or a critical gate
+failed (key checks are critical gates), or the score is below the WARN band;
+GO_WITH_WARNINGS when anything warned (or a non-critical check errored, or the score is
+below the PASS band); GO otherwise. Plugins then adjust it through the
+`stagegate_adjust_verdict` wrappers (e.g. `stagegate.policies.strict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from stagegate.bands import Bands
+from stagegate.gates import GateResult
+from stagegate.grading import is_failure
+from stagegate.results import CheckResult, Severity, Status
+
+_CREDIT = {Status.PASS: 1.0, Status.WARN: 0.5, Status.FAIL: 0.0, Status.ERROR: 0.0}
+
+
+class Decision(StrEnum):
+    GO = "GO"
+    GO_WITH_WARNINGS = "GO_WITH_WARNINGS"
+    NO_GO = "NO_GO"
+
+
+@dataclass
+class Verdict:
+    decision: Decision
+    score: float
+    score_status: Status
+    blockers: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    policy: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": str(self.decision),
+            "score": self.score,
+            "score_status": str(self.score_status),
+            "blockers": self.blockers,
+            "warnings": self.warnings,
+            "policy": self.policy,
+        }
+
+
+def readiness_score(
+    checks: list[CheckResult], gates: list[GateResult], weights: Mapping[str, float]
+) -> float:
+    """Weighted share of objectives met, in % (0 when nothing was graded)."""
+    earned = total = 0.0
+    objectives = [(c.status, weights.get(c.name, 1.0)) for c in checks]
+    objectives += [(g.status, g.weight) for g in gates]
+    for status, weight in objectives:
+        if status is Status.SKIP:
+            continue
+        earned += _CREDIT[status] * weight
+        total += weight
+    return round(earned / total * 100.0, 1) if total else 0.0
+
+
+def _check_findings(checks: list[CheckResult]) -> tuple[list[str], list[str]]:
+    blockers, warnings = [], []
+    for check in checks:
+        line = f"check {check.name} {check.status}: {check.message}".rstrip(": ")
+        if is_failure(check.status) and check.severity is Severity.CRITICAL:
+            blockers.append(line)
+        elif check.status is Status.WARN or is_failure(check.status):
+            warnings.append(line)
+    return blockers, warnings
+
+
+def _gate_findings(gates: list[GateResult]) -> tuple[list[str], list[str]]:
+    blockers, warnings = [], []
+    for gate in gates:
+        line = f"gate {gate.name} {gate.status}: {gate.message}"
+        if is_failure(gate.status) and gate.critical:
+            blockers.append(line)
+        elif gate.status is Status.WARN or is_failure(gate.status):
+            warnings.append(line)
+    return blockers, warnings
+
+
+def decide(
+    checks: list[CheckResult],
+    gates: list[GateResult],
+    score_bands: Bands | None,
+    weights: Mapping[str, float] | None = None,
+    stopped: Mapping[str, str] | None = None,
+) -> Verdict:
+    """The verdict the gates reach, before any policy plugin."""
+    score = readiness_score(checks, gates, weights or {})
+    score_status = score_bands.grade(score, "%") if score_bands else Status.SKIP
+    check_blockers, check_warnings = _check_findings(checks)
+    gate_blockers, gate_warnings = _gate_findings(gates)
+    blockers = check_blockers + gate_blockers
+    warnings = check_warnings + gate_warnings
+    if stopped:
+        blockers.insert(0, f"run stopped in phase {stopped.get('phase')}: {stopped.get('reason')}")
+    if not checks and not gates and not stopped:
+        blockers.append("nothing was checked: no check result and no gate")
+    if score_status is Status.FAIL:
+        blockers.append(f"readiness score {score}% is below the WARN band ({score_bands})")
+    elif score_status is Status.WARN:
+        warnings.append(f"readiness score {score}% is below the PASS band ({score_bands})")
+    if blockers:
+        decision = Decision.NO_GO
+    elif warnings:
+        decision = Decision.GO_WITH_WARNINGS
+    else:
+        decision = Decision.GO
+    return Verdict(decision, score, score_status, blockers, warnings)
+
+
+# ---- manual checklist -------------------------------------------------------------------
+
+
+def _confirmation(raw: Any) -> dict[str, str] | None:
+    """`{by: alice, at: 2026-11-22T10:00Z}` or an AWX survey string `alice@2026-11-22T10:00Z`."""
+    if isinstance(raw, Mapping) and raw.get("by"):
+        return {"by": str(raw["by"]), "at": str(raw.get("at", ""))}
+    if isinstance(raw, str) and raw.strip():
+        by, _, at = raw.strip().partition("@")
+        return {"by": by.strip(), "at": at.strip()}
+    return None
+
+
+def manual_items(
+    items: list[Mapping[str, Any]], confirmations: Mapping[str, Any] | None
+) -> list[CheckResult]:
+    """Checklist items no machine can check, as results: PASS once confirmed, else pending.
+
+    A pending item is a WARN (severity warning), or a FAIL when it is `blocking: true`.
+    """
+    out = []
+    for item in items:
+        name = str(item["name"])
+        confirmed = _confirmation((confirmations or {}).get(name))
+        blocking = bool(item.get("blocking", False))
+        details: dict[str, Any] = {"description": str(item.get("description", ""))}
+        if confirmed:
+            status = Status.PASS
+            message = f"confirmed by {confirmed['by']}" + (
+                f" at {confirmed['at']}" if confirmed["at"] else ""
+            )
+            details["confirmed"] = confirmed
+        else:
+            status = Status.FAIL if blocking else Status.WARN
+            message = f"pending: confirm with stagegate_manual_confirmations.{name} (who and when)"
+        out.append(
+            CheckResult(
+                name=name,
+                group=str(item.get("category", "manual")),
+                type="manual",
+                status=status,
+                severity=Severity.CRITICAL if blocking else Severity.WARNING,
+                message=message,
+                value="confirmed" if confirmed else "pending",
+                threshold="confirmed by a named person",
+                tags=["manual"],
+                details=details,
+            )
+        )
+    return out
+
+
+# ---- recommendations ----------------------------------------------------------------------
+
+
+def recommendations(
+    rules: list[Mapping[str, Any]], gates: list[GateResult], decision: Decision
+) -> list[dict[str, Any]]:
+    """Advice whose `when` matches: every named gate's status is among the listed ones."""
+    status_of: dict[str, str] = {g.name: str(g.status) for g in gates}
+    status_of["verdict"] = str(decision)
+    out = []
+    for rule in rules:
+        when = dict(rule["when"])
+        if all(status_of.get(gate) in set(statuses) for gate, statuses in when.items()):
+            out.append(
+                {"advice": str(rule["advice"]), "because": when, "id": str(rule.get("id", ""))}
+            )
+    return out
