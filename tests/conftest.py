@@ -20,6 +20,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# Topic fixtures live in tests/<topic>_fixtures.py (add yours here).
+pytest_plugins = ["pg_fixtures"]
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""

@@ -1,0 +1,70 @@
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection options shared by the stagegate.release.pg_* modules."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  db:
+    description:
+      - The database to work on, in the shape of the C(stagegate_db) inventory variable.
+      - SQL goes through psycopg 3 to O(db.host):O(db.port) (the published port when the
+        server runs in a container); client tools run on the host, or in O(db.container).
+      - Mutually exclusive with O(dsn).
+    type: dict
+    suboptions:
+      host:
+        description: Server host name or address.
+        type: str
+        default: 127.0.0.1
+      port:
+        description: Server port.
+        type: int
+        default: 5432
+      name:
+        description: Database name.
+        type: str
+        default: postgres
+      user:
+        description: Role to connect as.
+        type: str
+        default: postgres
+      password:
+        description:
+          - Password; passed to libpq as a keyword and to client tools as E(PGPASSWORD),
+            never on a command line, in a message or in a result.
+        type: str
+      container:
+        description:
+          - Container name or compose service name of the database server. When set,
+            C(pg_dump)/C(pg_restore) run inside it through C(docker exec) (over its local
+            socket) so the tool version matches the server.
+        type: str
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: int
+        default: 10
+  dsn:
+    description:
+      - A libpq connection string or URI instead of O(db). A password in it is stripped from
+        every message (failures name the DSN as C(host=.. port=.. dbname=.. user=..)).
+    type: str
+  container:
+    description: Overrides O(db.container).
+    type: str
+  bin_dir:
+    description:
+      - Directory of the host's client tools. Default is the newest
+        C(/usr/lib/postgresql/*/bin), else C(PATH).
+    type: path
+requirements:
+  - psycopg >= 3.1 (the C(psycopg) Python package) on the target
+  - PostgreSQL client tools on the target, or O(db.container)
+seealso:
+  - name: libpq connection strings
+    description: Keywords and URIs accepted by O(dsn).
+    link: https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-CONNSTRING
+"""

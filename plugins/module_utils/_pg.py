@@ -1,0 +1,471 @@
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared PostgreSQL plumbing for the pg_* modules: connection, client tools, catalog reads.
+
+SQL always goes through psycopg 3 to `host:port` (a published port when the server runs in a
+container). Client tools (pg_dump, pg_restore) run on the host, or inside the database
+container through `docker exec` when `container` is set, so their version matches the server.
+The password reaches libpq as a keyword argument and the tools as PGPASSWORD in the
+environment; it is never in an argument list, a message or a result.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    HAS_PSYCOPG = True
+    PSYCOPG_IMPORT_ERROR: str | None = None
+except ImportError as exc:  # reported by the module through missing_required_lib
+    HAS_PSYCOPG = False
+    PSYCOPG_IMPORT_ERROR = str(exc)
+
+SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+
+# Options every pg_* module shares (documented in doc_fragments/pg.py).
+DB_ARGUMENT_SPEC: dict[str, Any] = {
+    "db": {
+        "type": "dict",
+        "options": {
+            "host": {"type": "str", "default": "127.0.0.1"},
+            "port": {"type": "int", "default": 5432},
+            "name": {"type": "str", "default": "postgres"},
+            "user": {"type": "str", "default": "postgres"},
+            "password": {"type": "str", "no_log": True},
+            "container": {"type": "str"},
+            "connect_timeout": {"type": "int", "default": 10},
+        },
+    },
+    "dsn": {"type": "str", "no_log": True},
+    "container": {"type": "str"},
+    "bin_dir": {"type": "path"},
+}
+
+
+class PgError(Exception):
+    """A failure worth reporting as-is: `details` carries cmd/rc/stdout/stderr/sqlstate."""
+
+    def __init__(self, msg: str, **details: Any) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+class Interrupted(BaseException):
+    """Raised by the SIGTERM/SIGHUP handler so `finally` blocks still clean up."""
+
+
+@contextmanager
+def cleanup_on_signals() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into an exception for the duration, so scratch databases get dropped."""
+
+    def _raise(signum: int, _frame: Any) -> None:
+        raise Interrupted(f"interrupted by signal {signum}")
+
+    previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class PgTarget:
+    """Where a database is and how to reach it; `redacted_dsn` is the only printable form."""
+
+    params: dict[str, str]
+    password: str | None = None
+    container: str | None = None
+    bin_dir: str | None = None
+
+    @classmethod
+    def from_module_params(cls, module_params: dict[str, Any]) -> PgTarget:
+        db = module_params.get("db") or {}
+        if module_params.get("dsn"):
+            params = {k: str(v) for k, v in conninfo_to_dict(module_params["dsn"]).items()}
+        else:
+            params = {
+                "host": str(db.get("host") or "127.0.0.1"),
+                "port": str(db.get("port") or 5432),
+                "dbname": str(db.get("name") or "postgres"),
+                "user": str(db.get("user") or "postgres"),
+                "connect_timeout": str(db.get("connect_timeout") or 10),
+            }
+        password = params.pop("password", None) or db.get("password")
+        return cls(
+            params=params,
+            password=password,
+            container=module_params.get("container") or db.get("container"),
+            bin_dir=module_params.get("bin_dir"),
+        )
+
+    @property
+    def dbname(self) -> str:
+        return self.params.get("dbname", "postgres")
+
+    @property
+    def user(self) -> str:
+        return self.params.get("user", "postgres")
+
+    @property
+    def redacted_dsn(self) -> str:
+        shown = {k: v for k, v in self.params.items() if k != "connect_timeout"}
+        return make_conninfo(**shown) + (" password=***" if self.password else "")
+
+    def for_database(self, dbname: str) -> PgTarget:
+        return PgTarget(
+            {**self.params, "dbname": dbname}, self.password, self.container, self.bin_dir
+        )
+
+    def connect(self, autocommit: bool = True) -> Any:
+        try:
+            return psycopg.connect(
+                make_conninfo(**self.params), password=self.password, autocommit=autocommit
+            )
+        except psycopg.Error as exc:
+            raise PgError(
+                f"cannot connect to {self.redacted_dsn}: {str(exc).strip()}",
+                dsn=self.redacted_dsn,
+                sqlstate=getattr(exc, "sqlstate", None),
+            ) from exc
+
+    # -- client tools -------------------------------------------------------------------
+
+    def tool_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("PGPASSWORD", None)
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        return env
+
+    def tool_argv(self, tool: str, args: list[str], dbname: str | None = None) -> list[str]:
+        """argv for a client tool, connected to `dbname` (default: this target's database)."""
+        name = dbname or self.dbname
+        if self.container:
+            exec_env = ["-e", "PGPASSWORD"] if self.password else []
+            return [
+                "docker", "exec", "-i", *exec_env, resolve_container(self.container),
+                tool, "-U", self.user, "-d", name, *args,
+            ]  # fmt: skip
+        conninfo = make_conninfo(
+            **{k: v for k, v in self.params.items() if k != "dbname"}, dbname=name
+        )
+        return [self.host_tool(tool), "-d", conninfo, *args]
+
+    def host_tool(self, tool: str) -> str:
+        """A client tool on the host: bin_dir, else the newest server bindir, else PATH."""
+        if self.bin_dir:
+            return str(Path(self.bin_dir) / tool)
+        found = sorted(
+            Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"), key=lambda p: int(p.parts[-3])
+        )
+        if found:
+            return str(found[-1])
+        on_path = shutil.which(tool)
+        if not on_path:
+            raise PgError(f"{tool} not found: set bin_dir or install the PostgreSQL client tools")
+        return on_path
+
+
+def resolve_container(name: str) -> str:
+    """A container id from a container name or a compose service name."""
+    inspect = subprocess.run(
+        ["docker", "inspect", "--type", "container", "--format", "{{.Id}}", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if inspect.returncode == 0:
+        return inspect.stdout.strip()
+    listed = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.service={name}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    ids = listed.stdout.split()
+    if len(ids) != 1:
+        raise PgError(
+            f"container {name!r}: expected one running container or compose service of that "
+            f"name, found {len(ids)}",
+            cmd=listed.args,
+            rc=listed.returncode,
+            stderr=inspect.stderr + listed.stderr,
+        )
+    return ids[0]
+
+
+ERROR_LINE = re.compile(r"\b(error|fatal|panic):", re.IGNORECASE)
+
+
+@dataclass
+class ToolRun:
+    """One client-tool run: its exit code, stderr, error lines and progress events."""
+
+    argv: list[str]
+    rc: int = -1
+    stderr: str = ""
+    seconds: float = 0.0
+    progress: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if ERROR_LINE.search(line)]
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.error_lines
+
+    def failure(self, what: str) -> PgError:
+        first = (self.error_lines or self.stderr.strip().splitlines()[-1:] or ["no output"])[0]
+        return PgError(
+            f"{what} failed (rc={self.rc}): {first}",
+            cmd=redact_argv(self.argv),
+            rc=self.rc,
+            stderr=self.stderr,
+        )
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """argv as shown in results: a conninfo never carries a password, but be sure."""
+    return [re.sub(r"password=\S+", "password=***", arg) for arg in argv]
+
+
+PROGRESS_LINE = re.compile(
+    r"(?:dumping contents of table|processing data for table|restoring data for table|"
+    r"finished item \d+ TABLE DATA)\s+\"?([^\"]+)\"?"
+)
+
+
+class ProgressLog:
+    """Progress events (table by table, bytes so far), kept and appended to an optional file."""
+
+    def __init__(self, path: str | None, size_of: Callable[[], int] | None = None) -> None:
+        self.path = path
+        self.size_of = size_of
+        self.started = time.monotonic()
+        self.events: list[dict[str, Any]] = []
+
+    def table(self, table: str) -> None:
+        event = {
+            "table": table,
+            "bytes": self.size_of() if self.size_of else None,
+            "seconds": round(time.monotonic() - self.started, 3),
+        }
+        self.events.append(event)
+        if self.path:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                size = f" {event['bytes']} bytes so far" if event["bytes"] is not None else ""
+                fh.write(f"[{event['seconds']:8.2f}s] table {table}{size}\n")
+
+
+def run_tool(
+    argv: list[str],
+    env: dict[str, str],
+    progress: ProgressLog | None = None,
+    stdout_path: str | None = None,
+    while_running: Callable[[], None] | None = None,
+) -> ToolRun:
+    """Run a client tool, parsing its --verbose stderr into progress events as they come."""
+    run = ToolRun(argv=argv)
+    started = time.monotonic()
+    stdout = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        proc = subprocess.Popen(
+            argv, stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
+        )
+        lines: list[str] = []
+        reader = threading.Thread(target=_read_stderr, args=(proc, lines, progress), daemon=True)
+        reader.start()
+        try:
+            if while_running:
+                while_running()
+            run.rc = proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted while running: do not leave the tool behind
+                proc.kill()
+                proc.wait()
+            reader.join()
+    finally:
+        if stdout_path:
+            stdout.close()  # type: ignore[union-attr]
+    run.stderr = "".join(lines)
+    run.seconds = time.monotonic() - started
+    if progress:
+        run.progress = progress.events
+    return run
+
+
+def _read_stderr(proc: Any, lines: list[str], progress: ProgressLog | None) -> None:
+    for raw in proc.stderr:
+        line = raw.decode("utf-8", "replace")
+        lines.append(line)
+        match = PROGRESS_LINE.search(line)
+        if progress and match:
+            progress.table(match.group(1).strip())
+
+
+def run_checked(
+    argv: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise PgError(
+            f"{' '.join(argv[:2])} failed (rc={proc.returncode})",
+            cmd=redact_argv(argv),
+            rc=proc.returncode,
+            stdout=proc.stdout,
+            stderr=proc.stderr,
+        )
+    return proc
+
+
+@contextmanager
+def path_in_container(target: PgTarget, host_path: str) -> Iterator[str]:
+    """The archive where the tool sees it: the host path, or a copy inside the container."""
+    if not target.container:
+        yield host_path
+        return
+    container = resolve_container(target.container)
+    inside = f"/tmp/stagegate-{uuid.uuid4().hex[:12]}"  # noqa: S108 - removed below
+    run_checked(["docker", "exec", container, "mkdir", "-p", inside])
+    try:
+        run_checked(["docker", "cp", host_path, f"{container}:{inside}/"])
+        yield f"{inside}/{Path(host_path).name}"
+    finally:
+        subprocess.run(["docker", "exec", container, "rm", "-rf", inside], check=False)
+
+
+# -- catalog --------------------------------------------------------------------------
+
+
+def server_version(conn: Any) -> str:
+    return str(conn.execute("SHOW server_version").fetchone()[0])
+
+
+def server_version_num(conn: Any) -> int:
+    return int(conn.execute("SHOW server_version_num").fetchone()[0])
+
+
+def list_tables(conn: Any) -> dict[str, dict[str, Any]]:
+    """Ordinary tables as `schema.name` -> row estimate (reltuples) and size in bytes."""
+    rows = conn.execute(
+        "SELECT n.nspname || '.' || c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' AND n.nspname <> ALL(%s) AND n.nspname NOT LIKE 'pg_temp%%' "
+        "ORDER BY 1",
+        (list(SYSTEM_SCHEMAS),),
+    ).fetchall()
+    return {
+        name: {"rows_estimate": max(int(est), 0), "bytes": int(size)} for name, est, size in rows
+    }
+
+
+def count_rows(conn: Any, tables: list[str]) -> dict[str, int]:
+    """Exact row counts (count(*)), in the connection's current transaction/snapshot."""
+    counts = {}
+    for qualified in tables:
+        schema, name = qualified.split(".", 1)
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
+        counts[qualified] = int(conn.execute(query).fetchone()[0])
+    return counts
+
+
+def database_exists(conn: Any, name: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+    )
+
+
+def other_sessions(conn: Any, dbname: str) -> int:
+    return int(
+        conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,),
+        ).fetchone()[0]
+    )
+
+
+def terminate_sessions(conn: Any, dbname: str) -> int:
+    rows = conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        (dbname,),
+    ).fetchall()
+    return len(rows)
+
+
+def drop_database(conn: Any, name: str, force: bool = True) -> None:
+    query = sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
+        sql.Identifier(name), sql.SQL(" WITH (FORCE)") if force else sql.SQL("")
+    )
+    conn.execute(query)
+
+
+def create_database(
+    conn: Any, name: str, template: str | None = None, strategy: str | None = None
+) -> None:
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    if strategy:
+        query += sql.SQL(" STRATEGY {}").format(sql.SQL(strategy.upper()))
+    conn.execute(query)
+
+
+def scratch_name(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def drop_leftovers(conn: Any, prefix: str, keep: str | None = None) -> list[str]:
+    """Drop databases whose name starts with `prefix` (scratch copies an earlier run left)."""
+    pattern = prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%"
+    names = [
+        row[0]
+        for row in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (pattern,)
+        ).fetchall()
+        if row[0] != keep
+    ]
+    for name in names:
+        drop_database(conn, name)
+    return names
+
+
+def fail_json_from(module: Any, exc: PgError, **result: Any) -> None:
+    """Report a PgError the same way in every module."""
+    module.fail_json(
+        msg=exc.msg, **result, **{k: v for k, v in exc.details.items() if v is not None}
+    )
+
+
+def pg_module(argument_spec: dict[str, Any], **kwargs: Any) -> Any:
+    """An AnsibleModule with the shared connection options, failing early without psycopg."""
+    module = AnsibleModule(
+        argument_spec={**DB_ARGUMENT_SPEC, **argument_spec},
+        mutually_exclusive=[("db", "dsn"), *kwargs.pop("mutually_exclusive", [])],
+        required_one_of=[("db", "dsn"), *kwargs.pop("required_one_of", [])],
+        **kwargs,
+    )
+    if not HAS_PSYCOPG:
+        module.fail_json(msg=missing_required_lib("psycopg"), exception=PSYCOPG_IMPORT_ERROR)
+    return module

@@ -1,0 +1,255 @@
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Dump archives: checksum, manifest, `pg_restore --list` reading, verification, retention.
+
+A backup is `<name>.dump` (custom format) or `<name>/` (directory format) with
+`<name>.dump.manifest.json` / `<name>.manifest.json` beside it. The manifest is written last,
+atomically, and only after verification passed, so a manifest with `"verified": true` never
+points at a bad or partial archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._pg import (
+    PgError,
+    PgTarget,
+    ProgressLog,
+    count_rows,
+    create_database,
+    drop_database,
+    path_in_container,
+    run_tool,
+    scratch_name,
+)
+
+PARTIAL_PREFIX = ".stagegate-partial-"
+VERIFY_PREFIX = "stagegate_verify_"
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+def manifest_path(archive: str | Path) -> Path:
+    return Path(f"{archive}{MANIFEST_SUFFIX}")
+
+
+def sha256_of(path: str | Path) -> str:
+    """sha256 of a file, or of a directory archive's files (name and content, in name order)."""
+    digest = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for item in files:
+        if path.is_dir():
+            digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+        with item.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def size_of(path: str | Path) -> int:
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def remove_path(path: str | Path) -> None:
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f"{PARTIAL_PREFIX}{path.name}")
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def read_manifest(archive: str | Path) -> dict[str, Any] | None:
+    path = manifest_path(archive)
+    if not path.exists():
+        return None
+    with path.open(encoding="utf-8") as fh:
+        data: dict[str, Any] = json.load(fh)
+    return data
+
+
+def archive_tables(target: PgTarget, archive: str) -> list[str]:
+    """`schema.table` of every TABLE DATA entry `pg_restore --list` reads from the archive."""
+    with path_in_container(target, archive) as seen:
+        argv = target.tool_argv("pg_restore", ["--list", seen])
+        # --list takes no connection: drop the -d/-U the helper adds
+        argv = _without_connection(argv)
+        listing = _run_capture(argv, target.tool_env())
+    tables = []
+    for line in listing.splitlines():
+        if line.startswith(";") or " TABLE DATA " not in line:
+            continue
+        rest = line.split(" TABLE DATA ", 1)[1].rsplit(" ", 1)[0]  # drop the owner
+        schema, _, name = rest.partition(" ")
+        tables.append(f"{schema}.{name}")
+    return tables
+
+
+def _without_connection(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("-d", "-U"):
+            skip = True
+            continue
+        out.append(arg)
+    return out
+
+
+def _run_capture(argv: list[str], env: dict[str, str]) -> str:
+    import subprocess  # noqa: PLC0415 - only this path needs captured stdout
+
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise PgError(
+            f"pg_restore --list cannot read the archive (rc={proc.returncode}): "
+            f"{(proc.stderr.strip().splitlines() or ['empty listing'])[-1]}",
+            cmd=argv,
+            rc=proc.returncode,
+            stderr=proc.stderr,
+        )
+    return proc.stdout
+
+
+def verify_listing(target: PgTarget, archive: str, expected_tables: list[str]) -> dict[str, Any]:
+    """The archive is non-empty, readable by pg_restore --list and holds the expected tables."""
+    started = time.monotonic()
+    if size_of(archive) == 0:
+        raise PgError(f"backup {archive} is empty", verification="list")
+    listed = archive_tables(target, archive)
+    missing = sorted(set(expected_tables) - set(listed))
+    if missing:
+        raise PgError(
+            f"backup {archive} lacks data for {len(missing)} expected table(s): "
+            f"{', '.join(missing[:10])}",
+            verification="list",
+            missing_tables=missing,
+        )
+    return {"level": "list", "tables": len(listed), "seconds": round(time.monotonic() - started, 3)}
+
+
+def restore_into(
+    target: PgTarget,
+    *,
+    archive: str,
+    dbname: str,
+    jobs: int,
+    progress: ProgressLog | None,
+    extra: list[str] | None = None,
+) -> Any:
+    """pg_restore the archive into `dbname`; raises with cmd/rc/stderr on any error."""
+    with path_in_container(target, archive) as seen:
+        args = ["--verbose", "--exit-on-error", f"--jobs={jobs}", *(extra or []), seen]
+        run = run_tool(target.tool_argv("pg_restore", args, dbname), target.tool_env(), progress)
+    if not run.ok:
+        raise run.failure("pg_restore")
+    return run
+
+
+def rehearse_restore(
+    target: PgTarget,
+    *,
+    admin: Any,
+    archive: str,
+    expected_rows: dict[str, int],
+    exact: bool,
+    jobs: int,
+) -> dict[str, Any]:
+    """Restore into a scratch database, compare row counts, always drop the scratch."""
+    started = time.monotonic()
+    scratch = scratch_name(VERIFY_PREFIX)
+    create_database(admin, scratch)
+    try:
+        restore_into(
+            target,
+            archive=archive,
+            dbname=scratch,
+            jobs=jobs,
+            progress=None,
+            extra=["--no-owner", "--no-privileges"],
+        )
+        with target.for_database(scratch).connect() as conn:
+            restored = count_rows(conn, sorted(expected_rows))
+    finally:
+        drop_database(admin, scratch)
+    mismatched = compare_rows(expected_rows, restored, exact)
+    if mismatched:
+        raise PgError(
+            f"restore rehearsal: row counts differ for {len(mismatched)} table(s)",
+            verification="restore",
+            mismatched=mismatched,
+        )
+    return {
+        "level": "restore",
+        "rows": restored,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def compare_rows(expected: dict[str, int], actual: dict[str, int], exact: bool) -> dict[str, Any]:
+    """Tables whose row count differs (exact), or that are empty where rows were estimated."""
+    mismatched = {}
+    for table, want in expected.items():
+        got = actual.get(table)
+        if got is None or (got != want if exact else (want > 0 and got == 0)):
+            mismatched[table] = {"expected": want, "actual": got}
+    return mismatched
+
+
+def expected_rows(manifest: dict[str, Any]) -> tuple[dict[str, int], bool]:
+    """Row counts a manifest promises, and whether they are exact (else reltuples estimates)."""
+    tables = manifest.get("tables", {})
+    exact = all("rows" in info for info in tables.values())
+    key = "rows" if exact else "rows_estimate"
+    return {name: int(info.get(key, 0)) for name, info in tables.items()}, exact
+
+
+def protected_backups(state_dir: str | None, release: str | None, extra: list[str]) -> set[str]:
+    """Backups retention must keep: `extra` plus the one the release manifest points at."""
+    protected = {str(Path(p).resolve()) for p in extra}
+    if state_dir and release:
+        release_manifest = Path(state_dir) / "releases" / release / "manifest.json"
+        if release_manifest.exists():
+            ref = json.loads(release_manifest.read_text(encoding="utf-8")).get("backup")
+            ref = ref.get("path") if isinstance(ref, dict) else ref
+            if ref:
+                protected.add(str(Path(ref).resolve()))
+    return protected
+
+
+def retention_plan(backup_dir: Path, database: str, keep: int, protected: set[str]) -> list[Path]:
+    """Archives of `database` beyond the newest `keep`, oldest first, minus protected ones."""
+    found = []
+    for manifest in backup_dir.glob(f"*{MANIFEST_SUFFIX}"):
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("database") != database:
+            continue
+        archive = Path(str(manifest)[: -len(MANIFEST_SUFFIX)])
+        found.append((str(data.get("created", "")), archive))
+    found.sort(reverse=True)
+    return [archive for _, archive in found[keep:] if str(archive.resolve()) not in protected][::-1]

@@ -1,0 +1,400 @@
+#!/usr/bin/python
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_backup
+short_description: Verified pg_dump backup with checksum, manifest and retention
+description:
+  - Dumps one database with C(pg_dump) (custom or directory format) to a temporary name in
+    O(backup_dir), verifies it, and only then renames it to its final name and writes a
+    manifest JSON beside it (C(<archive>.manifest.json)).
+  - A backup is reported good only when C(pg_dump) exited 0 B(and) wrote no error, the
+    archive is non-empty, C(pg_restore --list) reads it and it holds data for every expected
+    table, and (O(verify=restore)) a full restore into a scratch database gives the same row
+    counts. A failed or interrupted run leaves no file under the final name.
+  - Progress (table by table, bytes written so far) is parsed from C(pg_dump --verbose),
+    returned in RV(progress) and appended live to O(progress_file).
+  - Retention keeps the newest O(keep) backups of the database and never removes a protected
+    one (O(protect), and the C(backup) of C(<state_dir>/releases/<release>/manifest.json)).
+version_added: 0.1.0
+author: stagegate developers
+extends_documentation_fragment:
+  - stagegate.release.pg
+options:
+  backup_dir:
+    description: Directory for archives and manifests (created when missing).
+    type: path
+    required: true
+  name:
+    description:
+      - Archive base name. Default C(<database>-<release>) when O(release) is set (so a
+        re-run for the same release is idempotent), else C(<database>-<UTC timestamp>).
+      - Custom format archives get the suffix C(.dump).
+    type: str
+  release:
+    description: Release this backup belongs to; recorded in the manifest.
+    type: str
+  format:
+    description: C(pg_dump) archive format.
+    type: str
+    choices: [custom, directory]
+    default: custom
+  jobs:
+    description: Parallel dump jobs (directory format only) and restore-rehearsal jobs.
+    type: int
+    default: 1
+  compress:
+    description: Compression level 0-9 (C(pg_dump --compress)); default is pg_dump's own.
+    type: int
+  row_counts:
+    description:
+      - V(exact) counts rows with C(count(*)) in the very snapshot C(pg_dump) reads
+        (C(pg_export_snapshot)), concurrently with the dump; restores are then verified
+        exactly. V(estimate) records C(pg_class.reltuples) only.
+    type: str
+    choices: [exact, estimate]
+    default: exact
+  verify:
+    description:
+      - V(list) reads the archive with C(pg_restore --list) and checks the expected tables;
+        V(restore) also restores it into a scratch database and compares row counts (the
+        scratch is always dropped); V(none) skips both (not recommended).
+    type: str
+    choices: [none, list, restore]
+    default: list
+  expected_tables:
+    description: Tables (C(schema.table)) the archive must hold; default every ordinary table.
+    type: list
+    elements: str
+  keep:
+    description: Keep the newest N backups of this database in O(backup_dir); 0 keeps all.
+    type: int
+    default: 0
+  protect:
+    description: Archive paths retention never removes.
+    type: list
+    elements: path
+    default: []
+  state_dir:
+    description:
+      - The stagegate state directory; the C(backup) field of
+        C(<state_dir>/releases/<release>/manifest.json) is protected from retention.
+    type: path
+  force:
+    description: Take a new backup even when a verified one of the same name exists.
+    type: bool
+    default: false
+  progress_file:
+    description: File to append progress lines to while the dump runs (C(tail -f) it).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Connects and reads the catalog, reports the plan; writes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: With a fixed O(name) or O(release), a verified archive of that name is kept.
+notes:
+  - Directory format in a container is dumped inside the container, then copied out.
+seealso:
+  - name: pg_dump
+    description: The tool this module wraps.
+    link: https://www.postgresql.org/docs/15/app-pgdump.html
+  - module: stagegate.release.pg_restore
+"""
+
+EXAMPLES = r"""
+- name: Back up the staging database before the deploy
+  stagegate.release.pg_backup:
+    db: "{{ stagegate_db }}"
+    backup_dir: "{{ stagegate_state_dir }}/backups"
+    release: "{{ stagegate_release }}"
+    verify: restore
+    keep: 5
+    state_dir: "{{ stagegate_state_dir }}"
+
+- name: Dump through docker exec into the compose service postgres
+  stagegate.release.pg_backup:
+    db:
+      host: 127.0.0.1
+      port: 55432
+      name: app
+      user: app
+      password: "{{ vault_db_password }}"
+      container: postgres
+    backup_dir: /var/lib/stagegate/staging/backups
+"""
+
+RETURN = r"""
+path:
+  description: Final archive path.
+  returned: always
+  type: str
+manifest_path:
+  description: Manifest path.
+  returned: always
+  type: str
+manifest:
+  description:
+    - The manifest (database, server_version, size_bytes, sha256, duration_seconds,
+      release, tables, verification).
+  returned: success
+  type: dict
+progress:
+  description: Progress events C({table, bytes, seconds}) parsed from pg_dump --verbose.
+  returned: when a dump ran
+  type: list
+  elements: dict
+removed:
+  description: Archives removed (or, in check mode, that would be removed) by retention.
+  returned: always
+  type: list
+  elements: str
+tables:
+  description: In check mode, the tables a dump would hold (row estimates, bytes).
+  returned: check mode, when a backup would be taken
+  type: dict
+dsn:
+  description: The connection, without its password.
+  returned: always
+  type: str
+"""
+
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._pg import (
+    PgError,
+    PgTarget,
+    ProgressLog,
+    cleanup_on_signals,
+    count_rows,
+    fail_json_from,
+    list_tables,
+    pg_module,
+    resolve_container,
+    run_checked,
+    run_tool,
+    server_version,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
+    PARTIAL_PREFIX,
+    expected_rows,
+    manifest_path,
+    protected_backups,
+    read_manifest,
+    rehearse_restore,
+    remove_path,
+    retention_plan,
+    sha256_of,
+    size_of,
+    verify_listing,
+    write_json_atomic,
+)
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "backup_dir": {"type": "path", "required": True},
+    "name": {"type": "str"},
+    "release": {"type": "str"},
+    "format": {"type": "str", "choices": ["custom", "directory"], "default": "custom"},
+    "jobs": {"type": "int", "default": 1},
+    "compress": {"type": "int"},
+    "row_counts": {"type": "str", "choices": ["exact", "estimate"], "default": "exact"},
+    "verify": {"type": "str", "choices": ["none", "list", "restore"], "default": "list"},
+    "expected_tables": {"type": "list", "elements": "str"},
+    "keep": {"type": "int", "default": 0},
+    "protect": {"type": "list", "elements": "path", "default": []},
+    "state_dir": {"type": "path"},
+    "force": {"type": "bool", "default": False},
+    "progress_file": {"type": "path"},
+}
+
+
+class BackupManager:
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.params = module.params
+        self.target = PgTarget.from_module_params(module.params)
+        self.backup_dir = Path(self.params["backup_dir"])
+        self.archive = self.backup_dir / self._archive_name()
+        self.result: dict[str, Any] = {
+            "changed": False,
+            "path": str(self.archive),
+            "manifest_path": str(manifest_path(self.archive)),
+            "dsn": self.target.redacted_dsn,
+            "removed": [],
+        }
+
+    def _archive_name(self) -> str:
+        base = self.params["name"]
+        if not base:
+            stamp = self.params["release"] or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            base = f"{self.target.dbname}-{stamp}"
+        return f"{base}.dump" if self.params["format"] == "custom" else base
+
+    def run(self) -> dict[str, Any]:
+        if self.params["jobs"] > 1 and self.params["format"] != "directory":
+            raise PgError("jobs > 1 needs format=directory (pg_dump dumps in parallel only then)")
+        existing = self._existing_good_manifest()
+        if existing and not self.params["force"]:
+            self.result["manifest"] = existing
+        else:
+            self.result["changed"] = True
+            if self.module.check_mode:
+                with self.target.connect() as conn:
+                    self.result["tables"] = list_tables(conn)
+            else:
+                with cleanup_on_signals():
+                    self.result["manifest"] = self._backup()
+        self._retention()
+        return self.result
+
+    def _existing_good_manifest(self) -> dict[str, Any] | None:
+        manifest = read_manifest(self.archive)
+        if not manifest or not manifest.get("verified") or not self.archive.exists():
+            return None
+        return manifest if sha256_of(self.archive) == manifest.get("sha256") else None
+
+    def _backup(self) -> dict[str, Any]:
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in self.backup_dir.glob(f"{PARTIAL_PREFIX}*"):
+            remove_path(leftover)  # an interrupted earlier run's temporary archive
+        partial = self.backup_dir / f"{PARTIAL_PREFIX}{self.archive.name}"
+        try:
+            manifest = self._dump_and_verify(partial)
+            manifest_path(self.archive).unlink(missing_ok=True)
+            remove_path(self.archive)
+            partial.replace(self.archive)
+        finally:
+            remove_path(partial)
+        write_json_atomic(manifest_path(self.archive), manifest)
+        return manifest
+
+    def _dump_and_verify(self, partial: Path) -> dict[str, Any]:
+        created = datetime.now(UTC).isoformat()
+        with self.target.connect(autocommit=False) as conn:
+            # one REPEATABLE READ snapshot for the catalog, the row counts and pg_dump itself
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            version = server_version(conn)
+            tables = list_tables(conn)
+            snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])
+            counts: dict[str, int] = {}
+
+            def count_while_dumping() -> None:
+                if self.params["row_counts"] == "exact":
+                    counts.update(count_rows(conn, sorted(tables)))
+
+            run = self._dump(partial, snapshot, count_while_dumping)
+            conn.rollback()
+        self.result["progress"] = run.progress
+        if not run.ok:
+            raise run.failure("pg_dump")
+        for name, rows in counts.items():
+            tables[name]["rows"] = rows
+        manifest: dict[str, Any] = {
+            "database": self.target.dbname,
+            "server_version": version,
+            "format": self.params["format"],
+            "archive": self.archive.name,
+            "path": str(self.archive),
+            "created": created,
+            "release": self.params["release"],
+            "duration_seconds": round(run.seconds, 3),
+            "tables": tables,
+        }
+        manifest["verification"] = self._verify(str(partial), manifest)
+        manifest.update(size_bytes=size_of(partial), sha256=sha256_of(partial), verified=True)
+        return manifest
+
+    def _dump(self, partial: Path, snapshot: str, while_running: Any) -> Any:
+        args = ["--verbose", f"--format={self.params['format']}", f"--snapshot={snapshot}"]
+        if self.params["compress"] is not None:
+            args.append(f"--compress={self.params['compress']}")
+        if self.params["format"] == "directory":
+            args.append(f"--jobs={self.params['jobs']}")
+        progress = ProgressLog(self.params["progress_file"], lambda: size_of(partial))
+        env = self.target.tool_env()
+        if not self.target.container:
+            argv = self.target.tool_argv("pg_dump", [*args, f"--file={partial}"])
+            return run_tool(argv, env, progress, while_running=while_running)
+        if self.params["format"] == "custom":
+            argv = self.target.tool_argv("pg_dump", args)
+            return run_tool(
+                argv, env, progress, stdout_path=str(partial), while_running=while_running
+            )
+        return self._dump_directory_in_container(partial, args, env, progress, while_running)
+
+    def _dump_directory_in_container(
+        self, partial: Path, args: list[str], env: dict[str, str], progress: Any, while_running: Any
+    ) -> Any:
+        container = resolve_container(str(self.target.container))
+        inside = f"/tmp/{partial.name}"  # noqa: S108 - removed in the finally below
+        try:
+            argv = self.target.tool_argv("pg_dump", [*args, f"--file={inside}"])
+            run = run_tool(argv, env, progress, while_running=while_running)
+            if run.ok:
+                run_checked(["docker", "cp", f"{container}:{inside}", str(partial)])
+            return run
+        finally:
+            subprocess.run(["docker", "exec", container, "rm", "-rf", inside], check=False)
+
+    def _verify(self, archive: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        level = self.params["verify"]
+        if level == "none":
+            return {"level": "none"}
+        expected = self.params["expected_tables"] or list(manifest["tables"])
+        listing = verify_listing(self.target, archive, expected)
+        if level == "list":
+            return listing
+        rows, exact = expected_rows(manifest)
+        with self.target.for_database("postgres").connect() as admin:
+            rehearsal = rehearse_restore(
+                self.target,
+                admin=admin,
+                archive=archive,
+                expected_rows=rows,
+                exact=exact,
+                jobs=self.params["jobs"],
+            )
+        return {**rehearsal, "list_seconds": listing["seconds"]}
+
+    def _retention(self) -> None:
+        if self.params["keep"] <= 0 or not self.backup_dir.is_dir():
+            return
+        protected = protected_backups(
+            self.params["state_dir"], self.params["release"], self.params["protect"]
+        )
+        protected.add(str(self.archive.resolve()))
+        doomed = retention_plan(self.backup_dir, self.target.dbname, self.params["keep"], protected)
+        self.result["removed"] = [str(p) for p in doomed]
+        if doomed:
+            self.result["changed"] = True
+        if self.module.check_mode:
+            return
+        for archive in doomed:
+            manifest_path(archive).unlink(missing_ok=True)
+            remove_path(archive)
+
+
+def main() -> None:
+    module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
+    manager = BackupManager(module)
+    started = time.monotonic()
+    try:
+        result = manager.run()
+    except PgError as exc:
+        fail_json_from(module, exc, **manager.result)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
