@@ -6,7 +6,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint sanity clean-sandbox
+.PHONY: setup demo test test-fast lint
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,7 @@ lint: setup
 	$(BIN)/ruff format --check src plugins tests bench sandbox
 	$(BIN)/mypy
 	$(BIN)/ansible-lint --profile production
+	bash scripts/sanity.sh
 
 test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)
