@@ -1,0 +1,200 @@
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Controller side of stagegate.release.validate_config (documented in plugins/modules/)."""
+
+import base64
+import getpass
+import hashlib
+import os
+import socket
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+
+try:
+    from stagegate.config import (
+        PHASES,
+        PREFIX,
+        ConfigError,
+        Schema,
+        SecretRule,
+        check_secret,
+        parse_dotenv,
+    )
+except ImportError as exc:  # the controller needs the stagegate package (pip install stagegate)
+    STAGEGATE_IMPORT_ERROR = exc
+else:
+    STAGEGATE_IMPORT_ERROR = None
+
+COLLECTION_ROLES = Path(__file__).resolve().parents[2] / "roles"
+
+ARGUMENT_SPEC = {
+    "scope": {"type": "str", "choices": ["config", "secrets"], "default": "config"},
+    "phases": {
+        "type": "list",
+        "elements": "str",
+        "default": [p for p in PHASES if p != "rollback"] if STAGEGATE_IMPORT_ERROR is None else [],
+    },
+    "unknown_keys": {"type": "str", "choices": ["error", "warn"], "default": "error"},
+    "secrets": {"type": "list", "elements": "dict", "default": []},
+    "roles_dir": {"type": "path"},
+}
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        if STAGEGATE_IMPORT_ERROR is not None:
+            raise AnsibleError(
+                "stagegate.release.validate_config needs the stagegate Python package on the "
+                f"controller (pip install stagegate): {STAGEGATE_IMPORT_ERROR}"
+            )
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if args["scope"] == "secrets":
+            result.update(self._check_secrets(args["secrets"], task_vars))
+        else:
+            result.update(self._check_config(args, task_vars))
+        return result
+
+    # --- configuration -------------------------------------------------------------------
+
+    def _check_config(self, args, task_vars):
+        values, errors = self._templated_values(task_vars)
+        phases = self._phases(args["phases"], task_vars)
+        schema = Schema.load(Path(args["roles_dir"]) if args["roles_dir"] else COLLECTION_ROLES)
+        found, warned = schema.validate(
+            values, phases, unknown_keys_fatal=args["unknown_keys"] == "error"
+        )
+        errors.extend(found)
+        outcome = {
+            "changed": False,
+            "phases": sorted(phases, key=PHASES.index),
+            "errors": [str(e) for e in errors],
+            "ansible_facts": self._run_identity(task_vars),
+        }
+        if warned:
+            outcome["warnings"] = [str(w) for w in warned]
+        if errors:
+            outcome["failed"] = True
+            outcome["msg"] = _summary("configuration is invalid", errors)
+        else:
+            outcome["msg"] = f"configuration valid for phases: {', '.join(outcome['phases'])}"
+        return outcome
+
+    def _templated_values(self, task_vars):
+        """Every stagegate_* variable, templated; a template that fails is itself an error."""
+        templar = self._templar.copy_with_new_env(available_variables=task_vars)
+        values, errors = {}, []
+        for key in sorted(k for k in task_vars if k.startswith(PREFIX)):
+            try:
+                values[key] = templar.template(task_vars[key])
+            except AnsibleError as exc:
+                first_line = to_text(exc).splitlines()[0]
+                errors.append(ConfigError(key, f"cannot be templated: {first_line}"))
+        return values, errors
+
+    @staticmethod
+    def _phases(requested, task_vars):
+        run_tags = set(task_vars.get("ansible_run_tags") or ["all"])
+        skip_tags = set(task_vars.get("ansible_skip_tags") or [])
+        phases = {p for p in requested if p in PHASES}
+        if "all" not in run_tags and run_tags & set(PHASES):
+            phases &= run_tags
+        return phases - skip_tags
+
+    @staticmethod
+    def _run_identity(task_vars):
+        """The run id and owner, the same for every host of one ansible-playbook process."""
+        facts = {}
+        job_id = task_vars.get("awx_job_id") or task_vars.get("tower_job_id")
+        if not task_vars.get("stagegate_run_id"):
+            facts["stagegate_run_id"] = f"awx-{job_id}" if job_id else _playbook_run_id()
+        if not task_vars.get("stagegate_run_owner"):
+            user = task_vars.get("awx_user_name") or getpass.getuser()
+            owner = f"{user}@{socket.gethostname()}"
+            facts["stagegate_run_owner"] = f"{owner} (AWX job {job_id})" if job_id else owner
+        return facts
+
+    # --- secrets -------------------------------------------------------------------------
+
+    def _check_secrets(self, items, task_vars):
+        errors, report, dotenv_files = [], [], {}
+        templar = self._templar.copy_with_new_env(available_variables=task_vars)
+        for index, item in enumerate(items):
+            if not item.get("name"):
+                errors.append(ConfigError(f"stagegate_required_secrets[{index}]", "has no name"))
+                continue
+            rule = SecretRule.from_item(item)
+            try:
+                value = self._secret_value(rule, task_vars, templar, dotenv_files)
+            except AnsibleError as exc:
+                errors.append(ConfigError(f"{rule.name} ({rule.source})", to_text(exc)))
+                report.append({"name": rule.name, "source": rule.source, "ok": False})
+                continue
+            problems = check_secret(rule, value)
+            errors.extend(problems)
+            report.append({"name": rule.name, "source": rule.source, "ok": not problems})
+        outcome = {"changed": False, "secrets": report, "errors": [str(e) for e in errors]}
+        if errors:
+            outcome["failed"] = True
+            outcome["msg"] = _summary("required secrets are missing or malformed", errors)
+        else:
+            outcome["msg"] = f"{len(report)} required secret(s) present and well formed"
+        return outcome
+
+    def _secret_value(self, rule, task_vars, templar, dotenv_files):
+        if rule.var:
+            raw = task_vars.get(rule.var)
+            return None if raw is None else to_text(templar.template(raw))
+        if rule.file:
+            if rule.file not in dotenv_files:
+                dotenv_files[rule.file] = self._read_dotenv(rule.file, task_vars)
+            return dotenv_files[rule.file].get(rule.name)
+        return os.environ.get(rule.name)
+
+    def _read_dotenv(self, path, task_vars):
+        read = self._execute_module(
+            module_name="ansible.builtin.slurp",
+            module_args={"src": path},
+            task_vars=task_vars,
+        )
+        if read.get("failed"):
+            raise AnsibleError(f"cannot read the file on the deploy host: {read.get('msg', '')}")
+        return parse_dotenv(to_text(base64.b64decode(read["content"])))
+
+
+def _summary(headline, errors):
+    lines = "\n".join(f"  - {e}" for e in errors)
+    return f"{headline} ({len(errors)} problem(s)):\n{lines}"
+
+
+def _playbook_run_id():
+    """`<UTC start of the ansible-playbook process>-<6 hex>`: forked workers share the parent."""
+    parent = os.getppid()
+    started = _process_start(parent) or time.time()
+    stamp = datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%SZ")
+    digest = hashlib.sha256(f"{socket.gethostname()}:{parent}:{started}".encode()).hexdigest()
+    return f"{stamp}-{digest[:6]}"
+
+
+def _process_start(pid):
+    """Start time (epoch seconds) of a process, from /proc; None where there is no /proc."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,190 @@
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The deploy lock: `<state_dir>/lock.json`, one holder per environment, with expiry.
+
+Standard library only (runs on the deploy host inside a module). All changes to the lock
+happen under an flock(2) on a guard file, so a takeover of an expired lock cannot race a
+fresh acquisition; the lock file itself is created exclusively (O_EXCL temp file, then
+link(2), which fails if the name exists) so no reader ever sees it half written. A run
+that dies leaves lock.json behind, but flock is released by the kernel and the record
+expires, so a cancelled job cannot wedge deploys.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+# timezone.utc, not datetime.UTC: this file runs on deploy hosts with Python older than 3.11.
+UTC = timezone.utc  # noqa: UP017
+LOCK_FILE = "lock.json"
+GUARD_FILE = ".lock.guard"
+
+ACQUIRED = "acquired"
+ALREADY_HELD = "already_held"
+TAKEN_OVER = "taken_over_expired"
+BROKEN = "broken"
+RELEASED = "released"
+NOT_HELD = "not_held"
+
+
+class LockHeldError(Exception):
+    """Another live run holds the lock (or a release was asked by a run that is not the owner)."""
+
+    def __init__(self, message, holder):
+        super().__init__(message)
+        self.holder = holder
+
+
+def iso(epoch):
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text):
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def human_age(seconds):
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def describe_holder(record, now):
+    """`root@ci-1 (run 2026...-ab12cd), held for 3m12s, expires in 26m48s`."""
+    if record.get("corrupt"):
+        return f"an unreadable lock file ({record['corrupt']})"
+    age = human_age(now - parse_iso(record["acquired_at"]))
+    remaining = parse_iso(record["expires_at"]) - now
+    expiry = f"expires in {human_age(remaining)}" if remaining > 0 else "expired"
+    return f"{record['owner']} (run {record['run_id']}), held for {age}, {expiry}"
+
+
+class DeployLock:
+    """Reads and changes the lock in one state directory."""
+
+    def __init__(self, state_dir, clock=time.time):
+        self.state_dir = state_dir
+        self.path = os.path.join(state_dir, LOCK_FILE)
+        self.clock = clock
+
+    def read(self):
+        """The current record, None when free, or {'corrupt': reason} when unreadable."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            return {"corrupt": str(exc)}
+        needed = ("owner", "run_id", "acquired_at", "expires_at")
+        if not isinstance(record, dict) or any(k not in record for k in needed):
+            return {"corrupt": f"missing one of {', '.join(needed)}"}
+        return record
+
+    def expired(self, record, now):
+        return not record.get("corrupt") and parse_iso(record["expires_at"]) <= now
+
+    def plan_acquire(self, run_id, owner, ttl, break_lock, now):
+        """(action, current record) for an acquisition; raises LockHeld when it must stop."""
+        current = self.read()
+        if current is None:
+            return ACQUIRED, None
+        if current.get("run_id") == run_id:
+            return ALREADY_HELD, current
+        if self.expired(current, now):
+            return TAKEN_OVER, current
+        if break_lock:
+            return BROKEN, current
+        raise LockHeldError(
+            f"deploy lock {self.path} is held by {describe_holder(current, now)}; wait for it, "
+            "or set break_lock (stagegate_break_lock=true) if that run is dead",
+            current,
+        )
+
+    def acquire(self, run_id, owner, ttl, *, break_lock=False, check_mode=False, extra=None):
+        """Take the lock; returns (action, record now held, previous holder)."""
+        now = self.clock()
+        record = dict(
+            extra or {},
+            owner=owner,
+            run_id=run_id,
+            acquired_at=iso(now),
+            expires_at=iso(now + ttl),
+            ttl=ttl,
+        )
+        if check_mode:
+            action, previous = self.plan_acquire(run_id, owner, ttl, break_lock, now)
+            return action, (previous if action == ALREADY_HELD else record), previous
+        os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
+        with self._guard():
+            action, previous = self.plan_acquire(run_id, owner, ttl, break_lock, now)
+            if action == ALREADY_HELD:
+                return action, previous, previous
+            self._write(record, replace=previous is not None)
+        return action, record, previous
+
+    def plan_release(self, run_id, break_lock):
+        current = self.read()
+        if current is None:
+            return NOT_HELD, None
+        if current.get("run_id") == run_id or break_lock:
+            return RELEASED, current
+        raise LockHeldError(
+            f"deploy lock {self.path} is held by {describe_holder(current, self.clock())}, "
+            f"not by run {run_id}; left in place (break_lock removes it explicitly)",
+            current,
+        )
+
+    def release(self, run_id, *, break_lock=False, check_mode=False):
+        """Remove the lock if this run holds it; returns (action, previous record)."""
+        if check_mode or not os.path.isdir(self.state_dir):
+            return self.plan_release(run_id, break_lock)
+        with self._guard():
+            action, previous = self.plan_release(run_id, break_lock)
+            if action == RELEASED:
+                os.unlink(self.path)
+        return action, previous
+
+    @contextmanager
+    def _guard(self):
+        fd = os.open(os.path.join(self.state_dir, GUARD_FILE), os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _write(self, record, replace):
+        temp = f"{self.path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(record, handle, indent=2, sort_keys=True)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            if replace:
+                os.replace(temp, self.path)
+            else:
+                os.link(temp, self.path)  # fails with EEXIST if the name exists
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                current = self.read() or {}
+                raise LockHeldError(
+                    f"deploy lock {self.path} appeared while taking it", current
+                ) from exc
+            raise
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)

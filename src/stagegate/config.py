@@ -1,0 +1,516 @@
+"""The `stagegate_*` variable contract, and its validation before anything changes.
+
+`CORE_FIELDS` is the single source of truth for the variables every phase shares
+(docs/configuration.md). Role-specific knobs are declared once, in each role's
+`meta/argument_specs.yml`; `fields_from_argument_specs` reads them into the same
+`Field` form so one validator covers the whole configuration and an unknown key
+(a typo) is reported with a did-you-mean suggestion.
+
+Errors name the key, show the value (never for a secret) and say what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PREFIX = "stagegate_"
+
+PHASES = (
+    "preflight",
+    "source",
+    "backup",
+    "migration_dryrun",
+    "build",
+    "deploy",
+    "validate",
+    "gate_report",
+    "rollback",
+)
+
+# Facts the roles set during a run: allowed in the variable space, never user input.
+RUNTIME_FACTS = frozenset(
+    {
+        "stagegate_run_id",
+        "stagegate_run_owner",
+        "stagegate_previous_release",
+        "stagegate_source_before",
+        "stagegate_source_after",
+        "stagegate_lock",
+    }
+)
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_SECRET_WORDS = re.compile(r"pass(word)?|secret|token|api_?key|private", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The expected form of one value: an Ansible argument-spec type and its constraints."""
+
+    type: str = "raw"  # str, path, int, float, bool, list, dict, raw
+    elements: Spec | None = None  # for lists
+    options: Mapping[str, Field] | None = None  # for dicts with known keys
+    choices: tuple[Any, ...] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class Field:
+    """One variable (or one key of a dict variable) and the phases that require it."""
+
+    name: str
+    spec: Spec
+    description: str = ""
+    required_for: frozenset[str] = field(default_factory=frozenset)
+    required: bool = False  # inside a dict: the key must be present
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+def _spec(type_: str, **kwargs: Any) -> Spec:
+    return Spec(type=type_, **kwargs)
+
+
+STR = _spec("str")
+PATH = _spec("path")
+LIST_OF_STR = _spec("list", elements=STR)
+
+DB_FIELDS = {
+    f.name: f
+    for f in (
+        Field("host", STR, "database host name or address", required=True),
+        Field("port", _spec("int", minimum=1, maximum=65535), "database TCP port"),
+        Field("name", STR, "database name", required=True),
+        Field("user", STR, "database role to connect as", required=True),
+        Field("password", _spec("str", secret=True), "password (secret, never printed)"),
+        Field("container", STR, "compose service for `docker exec` (database in a container)"),
+    )
+}
+
+_DB_PHASES = frozenset({"backup", "migration_dryrun", "deploy", "rollback"})
+_COMPOSE_PHASES = frozenset({"build", "deploy", "rollback"})
+
+CORE_FIELDS: tuple[Field, ...] = (
+    Field("stagegate_environment", STR, "environment name; `production` turns on guards"),
+    Field("stagegate_state_dir", PATH, "deploy-host state (checkout, manifests, ledger, lock)"),
+    Field("stagegate_project_dir", PATH, "compose project directory of the deployed release"),
+    Field(
+        "stagegate_source_repo",
+        STR,
+        "git repository (path or URL) whose tags are releases",
+    ),
+    Field(
+        "stagegate_release",
+        STR,
+        "the release (git tag) to promote",
+        required_for=frozenset({"source", "build", "deploy"}),
+    ),
+    Field(
+        "stagegate_compose_project",
+        STR,
+        "compose project name",
+        required_for=_COMPOSE_PHASES,
+    ),
+    Field("stagegate_compose_files", LIST_OF_STR, "compose files, relative to the project dir"),
+    Field("stagegate_compose_env", _spec("dict"), "extra environment for `docker compose`"),
+    Field(
+        "stagegate_tiers",
+        _spec("list", elements=LIST_OF_STR),
+        "services started tier by tier, e.g. [[postgres, redis], [api, worker]]",
+        required_for=frozenset({"deploy", "rollback"}),
+    ),
+    Field(
+        "stagegate_app_services",
+        LIST_OF_STR,
+        "the app tier, stopped during deploy",
+        required_for=frozenset({"deploy", "rollback"}),
+    ),
+    Field(
+        "stagegate_db",
+        _spec("dict", options=DB_FIELDS),
+        "database connection: host, port, name, user, password, container",
+        required_for=_DB_PHASES,
+    ),
+    Field("stagegate_migrations_dir", PATH, "SQL migration files"),
+    Field("stagegate_report_dir", PATH, "where the reports are written"),
+    Field("stagegate_checks", _spec("list", elements=_spec("dict")), "the check catalog"),
+    Field("stagegate_gates", _spec("dict"), "gate rules"),
+)
+
+# Keys of which at least one must be set for a phase, and which exclude each other.
+ONE_OF: Mapping[str, tuple[str, ...]] = {
+    "source": ("stagegate_source_repo", "stagegate_source_dir")
+}
+
+
+# --- reading role argument specs ---------------------------------------------------------
+
+
+def _spec_from_argument(option: Mapping[str, Any]) -> Spec:
+    type_ = str(option.get("type", "str"))
+    nested = option.get("options")
+    elements = option.get("elements")
+    choices = option.get("choices")
+    return Spec(
+        type=type_,
+        elements=(
+            _spec_from_argument({"type": elements, "options": nested})
+            if type_ == "list" and elements
+            else None
+        ),
+        options=(_fields_from_options(nested) if type_ == "dict" and nested else None),
+        choices=tuple(choices) if choices else None,
+        secret=bool(option.get("no_log", False)),
+    )
+
+
+def _fields_from_options(options: Mapping[str, Any], phase: str | None = None) -> dict[str, Field]:
+    fields = {}
+    for name, option in options.items():
+        required = bool(option.get("required", False))
+        fields[name] = Field(
+            name=name,
+            spec=_spec_from_argument(option),
+            description=str(option.get("description", "")),
+            required_for=frozenset({phase}) if (phase and required) else frozenset(),
+            required=required and phase is None,
+        )
+    return fields
+
+
+def fields_from_argument_specs(roles_dir: Path) -> list[Field]:
+    """The `stagegate_*` options declared in every role's `meta/argument_specs.yml`.
+
+    A role's name is its phase: a role-required option is required for that phase.
+    """
+    found: list[Field] = []
+    for spec_file in sorted(roles_dir.glob("*/meta/argument_specs.yml")):
+        phase = spec_file.parent.parent.name
+        data = yaml.safe_load(spec_file.read_text()) or {}
+        for entry in (data.get("argument_specs") or {}).values():
+            options = {
+                name: option
+                for name, option in (entry.get("options") or {}).items()
+                if name.startswith(PREFIX)
+            }
+            found.extend(_fields_from_options(options, phase).values())
+    return found
+
+
+class Schema:
+    """All known variables: the core contract first, then the roles' own knobs."""
+
+    def __init__(self, fields: Iterable[Field]) -> None:
+        self.fields: dict[str, Field] = {}
+        for item in fields:
+            self.fields.setdefault(item.name, item)
+
+    @classmethod
+    def load(cls, roles_dir: Path | None = None) -> Schema:
+        extra = fields_from_argument_specs(roles_dir) if roles_dir else []
+        return cls([*CORE_FIELDS, *extra])
+
+    def validate(
+        self,
+        values: Mapping[str, Any],
+        phases: Iterable[str],
+        unknown_keys_fatal: bool = True,
+    ) -> tuple[list[ConfigError], list[ConfigError]]:
+        """Return (errors, warnings) for the `stagegate_*` entries of `values`."""
+        phases = set(phases)
+        errors: list[ConfigError] = []
+        unknown: list[ConfigError] = []
+        for key in sorted(k for k in values if k.startswith(PREFIX)):
+            if key in RUNTIME_FACTS:
+                continue
+            known = self.fields.get(key)
+            if known is None:
+                unknown.append(_unknown(key, [*self.fields, *RUNTIME_FACTS]))
+            elif not _is_unset(values[key]):
+                errors.extend(check_value(key, values[key], known.spec))
+        errors.extend(self._missing(values, phases))
+        if unknown_keys_fatal:
+            return errors + unknown, []
+        return errors, unknown
+
+    def _missing(self, values: Mapping[str, Any], phases: set[str]) -> list[ConfigError]:
+        errors = []
+        for item in self.fields.values():
+            needed_by = sorted(item.required_for & phases)
+            if needed_by and _is_unset(values.get(item.name)):
+                errors.append(
+                    ConfigError(
+                        item.name,
+                        f"is required for the {', '.join(needed_by)} phase but is not set"
+                        f" (expected {describe(item.spec)}: {item.description})",
+                    )
+                )
+        for phase, keys in ONE_OF.items():
+            if phase in phases:
+                errors.extend(_one_of(values, keys, phase))
+        return errors
+
+
+def _one_of(values: Mapping[str, Any], keys: tuple[str, ...], phase: str) -> list[ConfigError]:
+    present = [key for key in keys if not _is_unset(values.get(key))]
+    if len(present) == 1:
+        return []
+    if not present:
+        message = f"one of {', '.join(keys)} is required for the {phase} phase; none is set"
+    else:
+        message = f"{' and '.join(present)} exclude each other; set only one"
+    return [ConfigError(" / ".join(keys), message)]
+
+
+def _is_unset(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def _unknown(key: str, known: Iterable[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return ConfigError(key, f"unknown stagegate_ variable (a typo?){hint}")
+
+
+# --- checking one value -------------------------------------------------------------------
+
+
+def describe(spec: Spec) -> str:
+    """The expected form of a value, in words a user reads in an error."""
+    if spec.choices:
+        return "one of " + ", ".join(repr(c) for c in spec.choices)
+    if spec.type == "list":
+        return f"a list of {describe(spec.elements)}s" if spec.elements else "a list"
+    if spec.type == "dict" and spec.options:
+        return "a mapping with keys " + ", ".join(spec.options)
+    words = {
+        "str": "a string",
+        "path": "a path",
+        "int": "an integer",
+        "float": "a number",
+        "bool": "a boolean (true/false)",
+        "dict": "a mapping",
+        "raw": "any value",
+    }
+    text = words.get(spec.type, spec.type)
+    if spec.minimum is not None or spec.maximum is not None:
+        text += f" in {spec.minimum if spec.minimum is not None else '-inf'}.."
+        text += f"{spec.maximum if spec.maximum is not None else 'inf'}"
+    return text
+
+
+def shown(key: str, value: Any, spec: Spec) -> str:
+    """How a value appears in an error: never the value of a secret."""
+    if spec.secret or _SECRET_WORDS.search(key.rsplit(".", 1)[-1]):
+        return "<secret, not shown>"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_value(key: str, value: Any, spec: Spec) -> list[ConfigError]:
+    """Errors for `value` held against `spec`; an empty list when it conforms."""
+    converted, ok = _convert(value, spec.type)
+    if not ok:
+        return [_expected(key, value, spec)]
+    if spec.choices is not None and converted not in spec.choices:
+        return [_expected(key, value, spec)]
+    if (spec.minimum is not None and converted < spec.minimum) or (
+        spec.maximum is not None and converted > spec.maximum
+    ):
+        return [_expected(key, value, spec)]
+    if spec.type == "list" and spec.elements is not None:
+        element = spec.elements
+        return [
+            e for i, item in enumerate(converted) for e in check_value(f"{key}[{i}]", item, element)
+        ]
+    if spec.type == "dict" and spec.options is not None:
+        return _check_dict(key, converted, spec.options)
+    return []
+
+
+def _check_dict(
+    key: str, value: Mapping[str, Any], options: Mapping[str, Field]
+) -> list[ConfigError]:
+    errors = []
+    for name, item in value.items():
+        if name not in options:
+            close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
+            errors.append(
+                ConfigError(
+                    f"{key}.{name}", f"unknown key; {hint}expected keys: {', '.join(options)}"
+                )
+            )
+        elif not _is_unset(item):
+            errors.extend(check_value(f"{key}.{name}", item, options[name].spec))
+    for name, item in options.items():
+        if item.required and _is_unset(value.get(name)):
+            errors.append(
+                ConfigError(
+                    f"{key}.{name}",
+                    f"is required but not set (expected {describe(item.spec)}: {item.description})",
+                )
+            )
+    return errors
+
+
+def _expected(key: str, value: Any, spec: Spec) -> ConfigError:
+    return ConfigError(
+        key,
+        f"got {shown(key, value, spec)} ({type(value).__name__}), expected {describe(spec)}",
+    )
+
+
+def _convert(value: Any, type_: str) -> tuple[Any, bool]:
+    """Convert like Ansible's argument spec for scalars (`-e` passes strings); strict for
+    containers, so `stagegate_compose_files: compose.yaml` is an error, not a 1-item list."""
+    converters = {
+        "str": _to_str,
+        "path": _to_str,
+        "int": _to_int,
+        "float": _to_float,
+        "bool": _to_bool,
+        "list": _to_list,
+        "dict": _to_dict,
+    }
+    convert = converters.get(type_)
+    return convert(value) if convert else (value, True)
+
+
+def _to_list(value: Any) -> tuple[Any, bool]:
+    return value, isinstance(value, list)
+
+
+def _to_dict(value: Any) -> tuple[Any, bool]:
+    return value, isinstance(value, Mapping)
+
+
+def _to_str(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, str):
+        return value, True
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value), True
+    return value, False
+
+
+def _to_int(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, bool):
+        return value, False
+    if isinstance(value, int):
+        return value, True
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+        return int(value), True
+    return value, False
+
+
+def _to_float(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, bool):
+        return value, False
+    if isinstance(value, int | float):
+        return float(value), True
+    try:
+        return float(value), True
+    except (TypeError, ValueError):
+        return value, False
+
+
+def _to_bool(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, bool):
+        return value, True
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True, True
+    if text in _FALSE:
+        return False, True
+    return value, False
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretRule:
+    """A secret that must be present and well formed; its value is never kept or shown."""
+
+    name: str
+    file: str | None = None  # a .env file on the deploy host; None: the controller environment
+    var: str | None = None  # or an Ansible variable (e.g. a vaulted one)
+    min_length: int = 1
+    must_not_contain: tuple[str, ...] = ()
+    pattern: str | None = None
+
+    @property
+    def source(self) -> str:
+        if self.var:
+            return f"variable {self.var}"
+        if self.file:
+            return self.file
+        return "the controller environment"
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> SecretRule:
+        return cls(
+            name=str(item["name"]),
+            file=item.get("file") or None,
+            var=item.get("var") or None,
+            min_length=int(item.get("min_length", 1)),
+            must_not_contain=tuple(str(x) for x in item.get("must_not_contain") or ()),
+            pattern=item.get("pattern") or None,
+        )
+
+
+def check_secret(rule: SecretRule, value: str | None) -> list[ConfigError]:
+    """Problems with one secret, described without its value."""
+    key = f"{rule.name} ({rule.source})"
+    if value is None or value == "":
+        return [ConfigError(key, "is missing or empty")]
+    errors = []
+    if len(value) < rule.min_length:
+        errors.append(ConfigError(key, f"is shorter than {rule.min_length} characters"))
+    lowered = value.lower()
+    errors.extend(
+        ConfigError(key, f"must not contain {term!r}")
+        for term in rule.must_not_contain
+        if term.lower() in lowered
+    )
+    if rule.pattern and not re.search(rule.pattern, value):
+        errors.append(ConfigError(key, f"does not match the pattern {rule.pattern!r}"))
+    return errors
+
+
+_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+
+
+def parse_dotenv(text: str) -> dict[str, str]:
+    """KEY=VALUE lines as docker compose reads them (comments, `export`, quotes)."""
+    found = {}
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        match = _DOTENV_LINE.match(line)
+        if not match:
+            continue
+        name, raw = match.groups()
+        if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+            raw = raw[1:-1]
+        else:
+            raw = re.sub(r"\s+#.*$", "", raw)
+        found[name] = raw
+    return found
