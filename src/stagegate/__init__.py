@@ -2,4 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["__version__", "hookimpl"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `import stagegate` stays cheap (pluggy loads only when a plugin needs it).
+    if name == "hookimpl":
+        from stagegate.hookspecs import hookimpl  # noqa: PLC0415
+
+        return hookimpl
+    raise AttributeError(f"module 'stagegate' has no attribute {name!r}")

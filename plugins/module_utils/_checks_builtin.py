@@ -1,0 +1,19 @@
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Every built-in check type, for the controller's plugins and the host module alike."""
+
+from __future__ import annotations
+
+from ansible_collections.stagegate.release.plugins.module_utils._checks_common import CheckType
+from ansible_collections.stagegate.release.plugins.module_utils._checks_http import (
+    FLOW,
+    HTTP,
+    PROMETHEUS,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._checks_net import TCP, TLS
+
+BUILTIN_TYPES: tuple[CheckType, ...] = (HTTP, FLOW, PROMETHEUS, TCP, TLS)
+
+
+def builtin_types() -> dict[str, CheckType]:
+    return {check_type.name: check_type for check_type in BUILTIN_TYPES}

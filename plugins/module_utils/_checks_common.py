@@ -1,0 +1,196 @@
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The contract every check type follows, on the controller and on the target host.
+
+Standard library only. A check type is a name, an option schema and a `run(options,
+context)` function returning an `Outcome`: the status of its own assertions (PASS, FAIL,
+ERROR, SKIP), a message, the measured value, and `measurements` that the controller
+grades against PASS/WARN bands (`stagegate.bands`), so band logic lives in one place.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import Redactor
+
+PASS, WARN, FAIL, SKIP, ERROR = "PASS", "WARN", "FAIL", "SKIP", "ERROR"
+_RANK = {PASS: 0, SKIP: 0, WARN: 1, FAIL: 2, ERROR: 3}
+
+
+def worst(*statuses: str) -> str:
+    """The most severe of some statuses (ERROR > FAIL > WARN > PASS/SKIP)."""
+    return max(statuses, key=lambda s: _RANK[s]) if statuses else PASS
+
+
+class CheckError(Exception):
+    """A check could not measure (unreachable, bad response): becomes an ERROR outcome."""
+
+
+@dataclass
+class Outcome:
+    """What one attempt of one check found."""
+
+    status: str
+    message: str = ""
+    value: Any = None
+    threshold: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+
+    def measure(self, name: str, value: float, unit: str = "", bands: Any = None) -> None:
+        """Record a metric; with `bands` ({pass:, warn:}) the controller grades it."""
+        self.metrics[name] = round(float(value), 3)
+        if bands is not None:
+            self.measurements.append({"name": name, "value": value, "unit": unit, "bands": bands})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "message": self.message,
+            "value": self.value,
+            "threshold": self.threshold,
+            "metrics": dict(self.metrics),
+            "details": dict(self.details),
+            "measurements": list(self.measurements),
+        }
+
+
+class Assertions:
+    """Collects failed expectations of one check into an Outcome."""
+
+    def __init__(self) -> None:
+        self.failures: list[str] = []
+        self.passed: list[str] = []
+
+    def expect(self, ok: bool, what: str, failure: str) -> bool:
+        (self.passed if ok else self.failures).append(what if ok else failure)
+        return ok
+
+    def outcome(self, ok_message: str, **fields: Any) -> Outcome:
+        if self.failures:
+            return Outcome(FAIL, "; ".join(self.failures), **fields)
+        return Outcome(PASS, ok_message, **fields)
+
+
+@dataclass
+class RunContext:
+    """What a check's run function may use besides its options."""
+
+    name: str = ""
+    timeout: float = 10.0
+    check_mode: bool = False
+    redactor: Redactor = field(default_factory=Redactor)
+    extra: dict[str, Any] = field(default_factory=dict)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+RunFunction = Callable[[dict[str, Any], RunContext], Outcome]
+
+
+@dataclass(frozen=True)
+class CheckType:
+    """A kind of check: the catalog's `type:` name, its options and how to run it.
+
+    `options` maps option names to specs like Ansible's argument_spec:
+    {type: str|int|float|bool|list|dict|intlist|bands|raw, required, default, choices,
+    elements, no_log, description}. `read_only` types also run in check mode.
+    `host_capable` types may run on the target host through the module.
+    """
+
+    name: str
+    options: Mapping[str, Mapping[str, Any]]
+    run: RunFunction
+    description: str = ""
+    read_only: bool = True
+    host_capable: bool = True
+
+    def secret_options(self) -> list[str]:
+        return [name for name, spec in self.options.items() if spec.get("no_log")]
+
+
+_TYPE_CHECKS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "str": (str, "a string"),
+    "int": (int, "an integer"),
+    "float": ((int, float), "a number"),
+    "bool": (bool, "true or false"),
+    "list": (list, "a list"),
+    "dict": (dict, "a mapping"),
+}
+
+
+_SPECIAL_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "raw": (lambda value: True, "anything"),
+    "intlist": (
+        lambda value: all(
+            isinstance(i, int) and not isinstance(i, bool)
+            for i in (value if isinstance(value, list) else [value])
+        ),
+        "an integer or a list of integers",
+    ),
+    "bands": (
+        lambda value: isinstance(value, str | int | float | dict) and not isinstance(value, bool),
+        "a band such as '<= 200ms' or {pass: '<= 200ms', warn: '<= 500ms'}",
+    ),
+}
+
+
+def _type_error(value: Any, kind: str, elements: str | None) -> str | None:
+    """What `value` should have been, or None when it is of `kind`."""
+    if kind in _SPECIAL_KINDS:
+        accepts, expected = _SPECIAL_KINDS[kind]
+        return None if accepts(value) else expected
+    py_type, expected = _TYPE_CHECKS[kind]
+    wrong_bool = kind in ("int", "float") and isinstance(value, bool)
+    if wrong_bool or not isinstance(value, py_type):
+        return expected
+    if kind == "list" and elements and any(_type_error(i, elements, None) for i in value):
+        return f"a list of {_TYPE_CHECKS.get(elements, (None, elements))[1]}"
+    return None
+
+
+def validate_options(
+    where: str,
+    options: Mapping[str, Any],
+    schema: Mapping[str, Mapping[str, Any]],
+    band_parser: Callable[[Any], Any] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Check `options` against `schema`; return (options with defaults, errors).
+
+    Each error names `where` (the check), the key, the value (masked for no_log options)
+    and what was expected.
+    """
+    errors: list[str] = []
+    for key in sorted(set(options) - set(schema)):
+        errors.append(
+            f"{where}: unknown option '{key}'; expected one of: {', '.join(sorted(schema))}"
+        )
+    normal: dict[str, Any] = {}
+    for key, spec in schema.items():
+        if key not in options or options[key] is None:
+            if spec.get("required"):
+                errors.append(
+                    f"{where}: option '{key}' is required ({spec.get('description', spec['type'])})"
+                )
+            normal[key] = spec.get("default")
+            continue
+        value = options[key]
+        shown = "***" if spec.get("no_log") else repr(value)
+        if isinstance(value, int) and not isinstance(value, bool) and spec["type"] == "float":
+            value = float(value)
+        expected = _type_error(value, spec["type"], spec.get("elements"))
+        if expected is None and "choices" in spec and value not in spec["choices"]:
+            expected = "one of " + ", ".join(map(str, spec["choices"]))
+        if expected is None and spec["type"] == "bands" and band_parser is not None:
+            try:
+                band_parser(value)
+            except ValueError as exc:
+                expected = str(exc)
+        if expected is not None:
+            errors.append(f"{where}: option '{key}' = {shown}: expected {expected}")
+        normal[key] = value
+    return normal, errors

@@ -1,0 +1,458 @@
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTP check types: `http` (status, JSON, headers, body, latency, rate limit), `flow`
+(ordered steps with captures) and `prometheus` (exposition format). Standard library,
+plus jmespath when JSON assertions or captures are used."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
+    FAIL,
+    PASS,
+    Assertions,
+    CheckError,
+    CheckType,
+    Outcome,
+    RunContext,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
+    is_secret_name,
+)
+
+try:
+    import jmespath
+
+    HAS_JMESPATH = True
+except ImportError:  # reported when an assertion needs it
+    HAS_JMESPATH = False
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    elapsed_ms: float
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise CheckError(
+                f"body is not JSON ({exc}); starts with {self.text()[:80]!r}"
+            ) from None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@functools.lru_cache(maxsize=32)
+def _opener(
+    validate_certs: bool, ca_file: str | None, follow: bool
+) -> urllib.request.OpenerDirector:
+    # Cached: loading the CA store costs far more than a request to a local endpoint.
+    context = ssl.create_default_context(cafile=ca_file)
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    handlers: list[Any] = [urllib.request.HTTPSHandler(context=context)]
+    if not follow:
+        handlers.append(_NoRedirect())
+    return urllib.request.build_opener(*handlers)
+
+
+def fetch(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: Any = None,
+    timeout: float = 10.0,
+    validate_certs: bool = True,
+    ca_file: str | None = None,
+    follow_redirects: bool = False,
+) -> Response:
+    """One request; HTTP error statuses are responses, transport failures CheckError."""
+    headers = dict(headers or {})
+    data = None
+    if body is not None:
+        if isinstance(body, dict | list):
+            data = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        else:
+            data = str(body).encode()
+    if not url.lower().startswith(("http://", "https://")):
+        raise CheckError(f"url {url!r}: expected an http:// or https:// URL")
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - scheme checked above
+    started = time.perf_counter()
+    try:
+        with _opener(validate_certs, ca_file, follow_redirects).open(
+            request, timeout=timeout
+        ) as resp:
+            status, resp_headers, content = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, resp_headers, content = exc.code, exc.headers, exc.read()
+    except TimeoutError:
+        raise CheckError(f"{method} {url}: timed out after {timeout:g}s") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, ssl.SSLError | ssl.CertificateError):
+            raise CheckError(f"{method} {url}: TLS error: {reason}") from None
+        if isinstance(reason, socket.gaierror):
+            raise CheckError(f"{method} {url}: DNS lookup failed: {reason}") from None
+        raise CheckError(f"{method} {url}: cannot connect: {reason}") from None
+    except (OSError, ValueError) as exc:
+        raise CheckError(f"{method} {url}: request failed: {exc}") from None
+    elapsed = (time.perf_counter() - started) * 1000
+    lowered = {k.lower(): v for k, v in resp_headers.items()}
+    return Response(status, lowered, content, elapsed)
+
+
+def search(expression: str, data: Any) -> Any:
+    if not HAS_JMESPATH:
+        raise CheckError("the jmespath library is required for JSON assertions and captures")
+    try:
+        return jmespath.search(expression, data)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise CheckError(f"JMESPath {expression!r} is invalid: {exc}") from None
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _statuses(option: Any) -> list[int]:
+    return [int(s) for s in (option if isinstance(option, list) else [option])]
+
+
+def assert_response(resp: Response, opts: dict[str, Any], checks: Assertions) -> None:
+    """The assertions shared by `http` and each `flow` step."""
+    expected = _statuses(opts.get("status") or 200)
+    checks.expect(
+        resp.status in expected,
+        f"status {resp.status}",
+        f"status {resp.status}, expected {' or '.join(map(str, expected))}",
+    )
+    for name in opts.get("headers_present") or []:
+        checks.expect(name.lower() in resp.headers, f"header {name}", f"header {name} missing")
+    for name in opts.get("headers_absent") or []:
+        checks.expect(
+            name.lower() not in resp.headers,
+            f"no header {name}",
+            f"header {name} present, expected absent",
+        )
+    for name, pattern in (opts.get("header_values") or {}).items():
+        actual = resp.headers.get(name.lower())
+        shown = "***" if is_secret_name(name) else repr(actual)
+        checks.expect(
+            actual is not None and re.search(str(pattern), actual) is not None,
+            f"header {name}",
+            f"header {name} = {shown}, expected to match {pattern!r}",
+        )
+    text = resp.text() if (opts.get("body_regex") or opts.get("body_not_regex")) else ""
+    for pattern in opts.get("body_regex") or []:
+        checks.expect(
+            re.search(pattern, text) is not None,
+            f"body ~ {pattern}",
+            f"body does not match {pattern!r}",
+        )
+    for pattern in opts.get("body_not_regex") or []:
+        checks.expect(
+            re.search(pattern, text) is None,
+            f"body !~ {pattern}",
+            f"body matches forbidden {pattern!r}",
+        )
+    if opts.get("json"):
+        document = resp.json()
+        for expression in opts["json"]:
+            found = search(expression, document)
+            checks.expect(bool(found), expression, f"JSON {expression!r} is {json.dumps(found)}")
+
+
+_REQUEST_OPTIONS: dict[str, dict[str, Any]] = {
+    "url": {"type": "str", "required": True, "description": "the URL to request"},
+    "method": {"type": "str", "default": "GET"},
+    "headers": {
+        "type": "dict",
+        "default": {},
+        "description": "request headers (secret ones redacted)",
+    },
+    "body": {"type": "raw", "description": "request body; a mapping or list is sent as JSON"},
+    "validate_certs": {"type": "bool", "default": True},
+    "ca_file": {"type": "str"},
+    "follow_redirects": {"type": "bool", "default": False},
+}
+_ASSERT_OPTIONS: dict[str, dict[str, Any]] = {
+    "status": {"type": "intlist", "default": 200, "description": "expected status, or a list"},
+    "json": {
+        "type": "list",
+        "elements": "str",
+        "description": "JMESPath expressions that must be truthy",
+    },
+    "headers_present": {"type": "list", "elements": "str"},
+    "headers_absent": {"type": "list", "elements": "str"},
+    "header_values": {"type": "dict", "description": "header name -> regex its value must match"},
+    "body_regex": {"type": "list", "elements": "str"},
+    "body_not_regex": {"type": "list", "elements": "str"},
+}
+
+
+def _request(opts: dict[str, Any], ctx: RunContext, **override: Any) -> Response:
+    return fetch(
+        override.get("url", opts["url"]),
+        method=override.get("method", opts.get("method") or "GET"),
+        headers=override.get("headers", opts.get("headers") or {}),
+        body=override.get("body", opts.get("body")),
+        timeout=ctx.timeout,
+        validate_certs=opts.get("validate_certs", True) is not False,
+        ca_file=opts.get("ca_file"),
+        follow_redirects=bool(opts.get("follow_redirects")),
+    )
+
+
+def _burst(
+    opts: dict[str, Any], ctx: RunContext, requests: int, concurrency: int
+) -> list[Response | str]:
+    def one(_: int) -> Response | str:
+        try:
+            return _request(opts, ctx)
+        except CheckError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        return list(pool.map(one, range(requests)))
+
+
+def _latency(opts: dict[str, Any], ctx: RunContext, outcome: Outcome) -> None:
+    spec = opts["latency"]
+    samples = _burst(opts, ctx, int(spec.get("requests", 10)), int(spec.get("concurrency", 1)))
+    times = [s.elapsed_ms for s in samples if isinstance(s, Response)]
+    errors = [s for s in samples if not isinstance(s, Response)]
+    if not times:
+        raise CheckError(f"latency: every request failed ({errors[0]})")
+    figures = {
+        "avg": sum(times) / len(times),
+        "p50": percentile(times, 0.5),
+        "p95": percentile(times, 0.95),
+        "max": max(times),
+    }
+    for name, value in figures.items():
+        outcome.measure(f"{name}_ms", value, "ms", spec.get(name))
+    outcome.metrics["latency_requests"] = len(samples)
+    outcome.metrics["latency_errors"] = len(errors)
+    if errors:
+        outcome.status = FAIL
+        outcome.message += (
+            f"; {len(errors)} of {len(samples)} latency requests failed ({errors[0]})"
+        )
+
+
+def _rate_limit(
+    opts: dict[str, Any], ctx: RunContext, checks: Assertions, outcome: Outcome
+) -> None:
+    spec = opts["rate_limit"]
+    samples = _burst(opts, ctx, int(spec.get("requests", 50)), int(spec.get("concurrency", 10)))
+    limited = sum(1 for s in samples if isinstance(s, Response) and s.status == 429)
+    outcome.metrics["rate_limited"] = limited
+    outcome.metrics["burst_requests"] = len(samples)
+    minimum = int(spec.get("min_429", 1))
+    checks.expect(
+        limited >= minimum,
+        f"{limited} of {len(samples)} requests got 429",
+        f"{limited} of {len(samples)} requests got 429, expected at least {minimum}",
+    )
+
+
+def run_http(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    resp = _request(opts, ctx)
+    checks = Assertions()
+    assert_response(resp, opts, checks)
+    outcome = Outcome(PASS, "", value=resp.status)
+    outcome.measure("response_ms", resp.elapsed_ms, "ms")
+    if opts.get("rate_limit"):
+        _rate_limit(opts, ctx, checks, outcome)
+    final = checks.outcome(
+        f"{opts.get('method') or 'GET'} {opts['url']}: " + ", ".join(checks.passed),
+        value=resp.status,
+        metrics=outcome.metrics,
+    )
+    if opts.get("latency") and final.status == PASS:
+        _latency(opts, ctx, final)
+    final.details["url"] = opts["url"]
+    return final
+
+
+HTTP = CheckType(
+    name="http",
+    description="an HTTP request with status, JSON (JMESPath), header and body assertions, "
+    "latency sampling graded against bands, and a rate-limit probe",
+    options={
+        **_REQUEST_OPTIONS,
+        **_ASSERT_OPTIONS,
+        "latency": {
+            "type": "dict",
+            "description": "{requests, concurrency, avg, p50, p95, max}: "
+            "bands per figure, e.g. p95: {pass: '<= 200ms', warn: '<= 500ms'}",
+        },
+        "rate_limit": {
+            "type": "dict",
+            "description": "{requests, concurrency, min_429}: a burst "
+            "that must see at least min_429 responses with status 429",
+        },
+    },
+    run=run_http,
+)
+
+
+def run_flow(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    captured: dict[str, Any] = {}
+    base = opts.get("base_url") or ""
+    done: list[str] = []
+    for number, step in enumerate(opts["steps"], start=1):
+        label = step.get("name") or f"step {number}"
+        step_opts = _substitute(step, captured)
+        merged = {**opts, **step_opts, "url": base + step_opts["url"]}
+        resp = _request(
+            merged, ctx, headers={**(opts.get("headers") or {}), **(step_opts.get("headers") or {})}
+        )
+        checks = Assertions()
+        assert_response(resp, merged, checks)
+        if checks.failures:
+            return Outcome(
+                FAIL,
+                f"{label}: " + "; ".join(checks.failures),
+                details={"steps_passed": done, "failed_step": label},
+            )
+        document = resp.json() if step.get("capture") else None
+        for var, expression in (step.get("capture") or {}).items():
+            value = search(expression, document)
+            if value is None:
+                return Outcome(
+                    FAIL,
+                    f"{label}: capture {var!r} ({expression}) found nothing",
+                    details={"steps_passed": done, "failed_step": label},
+                )
+            captured[var] = value
+            if var not in (opts.get("public_captures") or []):
+                ctx.redactor.add(value)  # captured values are secrets unless declared public
+        done.append(label)
+    return Outcome(
+        PASS,
+        f"{len(done)} steps passed: {', '.join(done)}",
+        value=len(done),
+        details={"steps_passed": done, "captured": sorted(captured)},
+    )
+
+
+_VAR_RE = re.compile(r"\[\[\s*(\w+)\s*\]\]")
+
+
+def _substitute(value: Any, captured: dict[str, Any]) -> Any:
+    """Replace `[[ var ]]` with captured values (not `{{ }}`, which Ansible would template)."""
+    if isinstance(value, str):
+
+        def repl(match: re.Match[str]) -> str:
+            if match[1] not in captured:
+                raise CheckError(f"flow variable {match[1]!r} was not captured by an earlier step")
+            return str(captured[match[1]])
+
+        return _VAR_RE.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: _substitute(v, captured) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, captured) for v in value]
+    return value
+
+
+FLOW = CheckType(
+    name="flow",
+    description="ordered HTTP steps; `capture` takes JMESPath values from a JSON response into "
+    "later steps as [[ var ]] (captured values are redacted)",
+    options={
+        "base_url": {"type": "str", "default": ""},
+        "headers": {"type": "dict", "default": {}},
+        "validate_certs": {"type": "bool", "default": True},
+        "ca_file": {"type": "str"},
+        "follow_redirects": {"type": "bool", "default": False},
+        "steps": {
+            "type": "list",
+            "elements": "dict",
+            "required": True,
+            "description": "each: name, url, method, headers, body, status, json, "
+            "headers_present, body_regex, capture {var: jmespath}",
+        },
+        "public_captures": {
+            "type": "list",
+            "elements": "str",
+            "default": [],
+            "description": "captured names that may be shown (all others redacted)",
+        },
+    },
+    run=run_flow,
+)
+
+_METRIC_LINE = re.compile(
+    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[^}]*)\})?\s+"
+    r"(?P<value>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?|[-+]?Inf|NaN)(\s+-?\d+)?$"
+)
+
+
+def parse_exposition(text: str) -> tuple[dict[str, list[float]], list[str]]:
+    """Metric name -> sample values, and the lines that do not parse."""
+    samples: dict[str, list[float]] = {}
+    bad: list[str] = []
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _METRIC_LINE.match(line)
+        if match is None:
+            bad.append(line)
+            continue
+        samples.setdefault(match["name"], []).append(float(match["value"]))
+    return samples, bad
+
+
+def run_prometheus(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    resp = _request(opts, ctx, method="GET", body=None)
+    if resp.status != 200:
+        return Outcome(FAIL, f"GET {opts['url']}: status {resp.status}, expected 200")
+    samples, bad = parse_exposition(resp.text())
+    checks = Assertions()
+    checks.expect(not bad, "exposition format", f"{len(bad)} lines do not parse, first: {bad[:1]}")
+    checks.expect(bool(samples), "has samples", "no samples")
+    missing = [name for name in opts.get("required") or [] if name not in samples]
+    checks.expect(not missing, "required metrics present", f"missing metrics: {', '.join(missing)}")
+    outcome = checks.outcome(f"{len(samples)} metrics parsed", value=len(samples))
+    outcome.metrics["metrics"] = len(samples)
+    return outcome
+
+
+PROMETHEUS = CheckType(
+    name="prometheus",
+    description="a metrics endpoint parses as Prometheus exposition format with required metrics",
+    options={
+        **{k: v for k, v in _REQUEST_OPTIONS.items() if k not in ("method", "body")},
+        "required": {"type": "list", "elements": "str", "default": []},
+    },
+    run=run_prometheus,
+)

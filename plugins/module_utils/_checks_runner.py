@@ -1,0 +1,120 @@
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bounded concurrent execution with deadlines, shared by the engine and the module.
+
+Standard library only. Jobs run in daemon threads, at most `concurrency` at once; a job
+that outlives its deadline is reported through its `on_timeout` and its slot is freed,
+so one hung dependency never hangs the run (its thread is abandoned, and being a daemon
+it does not keep the process alive).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
+    ERROR,
+    CheckError,
+    CheckType,
+    Outcome,
+    RunContext,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
+    Redactor,
+    is_secret_name,
+)
+
+T = TypeVar("T")
+
+
+@dataclass
+class Job(Generic[T]):
+    """One unit of work: `run(cancelled)` returns a T; `on_timeout()` replaces it when late."""
+
+    run: Callable[[threading.Event], T]
+    deadline_s: float
+    on_timeout: Callable[[], T]
+
+
+def run_bounded(jobs: list[Job[T]], concurrency: int) -> list[T]:
+    """Run every job, at most `concurrency` at once; results in the jobs' order."""
+    results: list[Any] = [None] * len(jobs)
+    finished: queue.Queue[tuple[int, T]] = queue.Queue()
+    running: dict[int, tuple[float, threading.Event]] = {}
+    pending = list(range(len(jobs)))
+    done = 0
+
+    def worker(index: int, cancelled: threading.Event) -> None:
+        finished.put((index, jobs[index].run(cancelled)))
+
+    while done < len(jobs):
+        while pending and len(running) < max(1, concurrency):
+            index = pending.pop(0)
+            cancelled = threading.Event()
+            running[index] = (time.monotonic() + jobs[index].deadline_s, cancelled)
+            threading.Thread(target=worker, args=(index, cancelled), daemon=True).start()
+        wait = max(0.0, min(deadline for deadline, _ in running.values()) - time.monotonic())
+        try:
+            index, result = finished.get(timeout=wait)
+            if index in running:
+                del running[index]
+                results[index] = result
+                done += 1
+        except queue.Empty:
+            now = time.monotonic()
+            for index, (deadline, cancelled) in list(running.items()):
+                if deadline <= now:
+                    cancelled.set()
+                    del running[index]
+                    results[index] = jobs[index].on_timeout()
+                    done += 1
+    return results
+
+
+def redactor_for(check_type: CheckType, options: dict[str, Any]) -> Redactor:
+    """A redactor that knows this check's secret option values."""
+    redactor = Redactor()
+    for key, value in options.items():
+        secret = key in check_type.secret_options() or is_secret_name(key)
+        if secret and isinstance(value, str | int | float):
+            redactor.add(value)
+    for header, value in (options.get("headers") or {}).items():
+        if is_secret_name(str(header)):
+            redactor.add(value)
+    return redactor
+
+
+def run_type(check_type: CheckType, options: dict[str, Any], context: RunContext) -> Outcome:
+    """One attempt of one check; every failure becomes an ERROR outcome, never a traceback."""
+    try:
+        outcome = check_type.run(dict(options), context)
+    except CheckError as exc:
+        outcome = Outcome(ERROR, str(exc))
+    except Exception as exc:
+        outcome = Outcome(ERROR, f"check type {check_type.name} raised {type(exc).__name__}: {exc}")
+    outcome.message = context.redactor.text(outcome.message)
+    outcome.details = context.redactor.data(outcome.details)
+    if isinstance(outcome.value, str | dict | list):
+        outcome.value = context.redactor.data(outcome.value)
+    return outcome
+
+
+def attempts(
+    total: int,
+    delay: float,
+    cancelled: threading.Event,
+    attempt: Callable[[], T],
+    again: Callable[[T], bool],
+) -> tuple[T, int]:
+    """Call `attempt` up to `total` times while `again(result)`, sleeping `delay` between."""
+    number = 1
+    result = attempt()
+    while number < total and again(result) and not cancelled.wait(delay):
+        number += 1
+        result = attempt()
+    return result, number

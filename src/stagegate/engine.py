@@ -1,0 +1,175 @@
+"""The check engine: run a validated catalog concurrently and return graded results.
+
+Each check runs in its own thread (at most `concurrency` at once) through the
+`stagegate_run_check` hook, with up to `retries` extra attempts `delay` seconds apart
+while it FAILs or ERRORs, and an overall deadline of
+`(retries + 1) * timeout + retries * delay` (+ a grace second) after which it is
+reported as ERROR and abandoned: a hung dependency never hangs the run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._checks_runner import (
+    Job,
+    attempts,
+    redactor_for,
+    run_bounded,
+)
+
+from stagegate.bands import BandError, Bands
+from stagegate.catalog import CheckSpec
+from stagegate.checks import CheckType, Outcome, RunContext
+from stagegate.plugins import Hooks, get_hooks
+from stagegate.results import CheckResult, Status
+
+DEFAULT_CONCURRENCY = 16
+_GRACE_S = 1.0
+
+
+def deadline_s(spec: CheckSpec) -> float:
+    return (spec.retries + 1) * spec.timeout + spec.retries * spec.delay + _GRACE_S
+
+
+def make_result(spec: CheckSpec, status: Status, message: str, **fields: Any) -> CheckResult:
+    return CheckResult(
+        name=spec.name,
+        group=spec.group,
+        type=spec.type,
+        status=status,
+        severity=spec.severity,
+        message=message,
+        tags=list(spec.tags),
+        **fields,
+    )
+
+
+def result_from_outcome(spec: CheckSpec, outcome: Outcome | dict[str, Any]) -> CheckResult:
+    """Turn a check type's outcome (object, or dict from the host module) into a result,
+    grading its measurements against their PASS/WARN bands."""
+    data = outcome.to_dict() if isinstance(outcome, Outcome) else outcome
+    status = Status(data["status"])
+    thresholds = [data["threshold"]] if data.get("threshold") else []
+    messages = [data.get("message", "")]
+    for measured in data.get("measurements", []):
+        try:
+            bands = Bands.parse(measured["bands"])
+            band_status = bands.grade(float(measured["value"]), measured.get("unit", ""))
+        except BandError as exc:
+            band_status, messages = Status.ERROR, [*messages, str(exc)]
+            continue
+        thresholds.append(f"{measured['name']}: {bands}")
+        if band_status is not Status.PASS:
+            unit = measured.get("unit", "")
+            messages.append(
+                f"{measured['name']} {measured['value']:g}{unit} outside PASS {bands.pass_band}"
+            )
+        status = _worse(status, band_status)
+    return make_result(
+        spec,
+        status,
+        "; ".join(m for m in messages if m),
+        value=data.get("value"),
+        threshold="; ".join(thresholds) or None,
+        metrics=dict(data.get("metrics", {})),
+        details=dict(data.get("details", {})),
+    )
+
+
+_ORDER = [Status.PASS, Status.SKIP, Status.WARN, Status.FAIL, Status.ERROR]
+
+
+def _worse(a: Status, b: Status) -> Status:
+    if a is Status.SKIP:
+        return a
+    return max(a, b, key=_ORDER.index)
+
+
+def _attempt(spec: CheckSpec, hooks: Hooks, context: RunContext) -> CheckResult:
+    try:
+        result = hooks.run_check(check=spec, context=context)
+    except Exception as exc:
+        return make_result(
+            spec, Status.ERROR, context.redactor.text(f"plugin error {type(exc).__name__}: {exc}")
+        )
+    if result is None:
+        return make_result(spec, Status.ERROR, f"no plugin ran check type {spec.type!r}")
+    return result
+
+
+def _run_one(
+    spec: CheckSpec,
+    hooks: Hooks,
+    types: dict[str, CheckType],
+    check_mode: bool,
+    cancelled: threading.Event,
+) -> CheckResult:
+    started = time.monotonic()
+    check_type = types.get(spec.type)
+    redactor = redactor_for(check_type, spec.options) if check_type else None
+    context = RunContext(
+        name=spec.name,
+        timeout=spec.timeout,
+        check_mode=check_mode,
+        cancelled=cancelled,
+        extra={"types": types},
+        **({"redactor": redactor} if redactor else {}),
+    )
+    result, number = attempts(
+        spec.retries + 1,
+        spec.delay,
+        cancelled,
+        lambda: _attempt(spec, hooks, context),
+        lambda r: r.status in (Status.FAIL, Status.ERROR),
+    )
+    result.attempts = number
+    result.duration_ms = round((time.monotonic() - started) * 1000, 1)
+    return _graded(spec, result, hooks)
+
+
+def _graded(spec: CheckSpec, result: CheckResult, hooks: Hooks) -> CheckResult:
+    try:
+        grade = hooks.grade_result(result=result, check=spec)
+    except Exception as exc:
+        result.details["check_status"] = str(result.status)
+        result.status = Status.ERROR
+        result.message = f"grading plugin error {type(exc).__name__}: {exc}"
+        return result
+    if grade.status is not result.status:
+        result.details["check_status"] = str(result.status)
+        result.status = grade.status
+    return result
+
+
+def run_checks(
+    specs: list[CheckSpec],
+    *,
+    hooks: Hooks | None = None,
+    check_mode: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> list[CheckResult]:
+    """Run the checks concurrently; results in catalog order, graded."""
+    hooks = hooks or get_hooks()
+    types = hooks.check_types()
+
+    def job(spec: CheckSpec) -> Job[CheckResult]:
+        def timed_out() -> CheckResult:
+            result = make_result(
+                spec,
+                Status.ERROR,
+                f"timed out after {deadline_s(spec):g}s (timeout {spec.timeout:g}s"
+                f" x {spec.retries + 1} attempts)",
+                duration_ms=deadline_s(spec) * 1000,
+            )
+            return _graded(spec, result, hooks)
+
+        return Job(
+            run=lambda cancelled: _run_one(spec, hooks, types, check_mode, cancelled),
+            deadline_s=deadline_s(spec),
+            on_timeout=timed_out,
+        )
+
+    return run_bounded([job(spec) for spec in specs], concurrency)

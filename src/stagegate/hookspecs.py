@@ -1,0 +1,121 @@
+"""Hook specifications: the extension points of stagegate.
+
+A plugin is a module or object with functions named like these specs and marked with
+`stagegate.hookimpl`, installed through an entry point in the group ``stagegate``::
+
+    [project.entry-points.stagegate]
+    my_checks = "my_package.plugin"
+
+The built-in check types are registered through the same hooks (see
+`stagegate.plugins.DEFAULT_PLUGINS`), so a plugin adds or overrides exactly like they do.
+Specs grow by adding keyword arguments, never by removing or renaming one: an
+implementation may accept any subset of a spec's arguments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from stagegate.catalog import CheckSpec
+    from stagegate.checks import CheckType, Grade, RunContext
+    from stagegate.results import CheckResult
+
+PROJECT_NAME = "stagegate"
+"""The pluggy project name, which is also the entry-point group."""
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def stagegate_check_types() -> list[CheckType]:
+    """Return the check types this plugin provides.
+
+    Each item is a `stagegate.checks.CheckType`: a ``name`` (the catalog's ``type:``),
+    an option schema (validated before any check runs), a ``run`` callable and whether it
+    is read-only (only read-only types run in check mode).
+
+    Call semantics: list hook; every plugin's list is gathered. When two plugins give the
+    same name, the one registered later (entry points after built-ins) wins, so a plugin
+    can replace a built-in type.
+
+    .. versionadded:: 0.1.0
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def stagegate_run_check(check: CheckSpec, context: RunContext) -> CheckResult | None:
+    """Run one attempt of one check and return its result, or None to let others run it.
+
+    ``check`` is the validated catalog entry, ``context`` carries the check type
+    registry, check mode and the per-attempt timeout. The built-in implementation
+    (``tryfirst=False``, registered first) looks the type up and runs it; a plugin may
+    return a result for checks it handles, or wrap the built-in with
+    ``@hookimpl(wrapper=True)`` to time, log or amend every result.
+
+    Call semantics: ``firstresult``; the first non-None result is used. Retries, delay and
+    the overall timeout are the engine's, around this hook. Exceptions raised here
+    become an ERROR result naming the plugin's error, never a traceback.
+
+    .. versionadded:: 0.1.0
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def stagegate_grade_result(result: CheckResult, check: CheckSpec) -> Grade | None:
+    """Grade one finished result; return a `stagegate.checks.Grade` or None.
+
+    Modelled on pytest's ``pytest_report_teststatus``: a small typed value (status, a
+    one-letter code and a word for reports). The default implementation keeps the check's
+    own PASS/WARN/FAIL (from its assertions and bands), turns a FAIL of a check whose
+    severity is ``warning`` or ``info`` into WARN, and leaves ERROR and SKIP as they are.
+
+    Call semantics: ``firstresult``; the engine stores the grade's status in the result it
+    returns (the check's own status is kept in ``details['check_status']`` when changed).
+
+    .. versionadded:: 0.1.0
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def stagegate_adjust_verdict(
+    verdict: str, results: list[CheckResult], gates: list[Any], config: dict[str, Any]
+) -> str | None:
+    """Return the verdict (``GO``, ``GO_WITH_WARNINGS`` or ``NO_GO``) after a policy.
+
+    ``verdict`` is the verdict the gates reached, ``results`` the graded check results,
+    ``gates`` the gate outcomes and ``config`` the run's configuration (``stagegate_*``
+    variables without the prefix, e.g. ``config['strict']``). The default implementation
+    returns ``verdict`` unchanged. A policy is written as a wrapper::
+
+        @hookimpl(wrapper=True)
+        def stagegate_adjust_verdict(verdict, config):
+            adjusted = yield
+            if config.get("strict") and adjusted == "GO_WITH_WARNINGS":
+                return "NO_GO"
+            return adjusted
+
+    Call semantics: ``firstresult`` with wrappers; every wrapper sees the result of the
+    inner ones and may change it. Policies should only make a verdict stricter.
+
+    .. versionadded:: 0.1.0
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def stagegate_run_finished(report: dict[str, Any]) -> None:
+    """Receive the finished run's report (the content of report.json), e.g. to notify.
+
+    Call semantics: list hook, return values are ignored. An exception in one notifier
+    is reported by the caller and does not change the verdict.
+
+    .. versionadded:: 0.1.0
+    """
+    raise NotImplementedError
