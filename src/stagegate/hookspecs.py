@@ -21,6 +21,7 @@ import pluggy
 if TYPE_CHECKING:
     from stagegate.catalog import CheckSpec
     from stagegate.checks import CheckType, Grade, RunContext
+    from stagegate.gates import GateType
     from stagegate.results import CheckResult
 
 PROJECT_NAME = "stagegate"
@@ -115,6 +116,26 @@ def stagegate_run_finished(report: dict[str, Any]) -> None:
 
     Call semantics: list hook, return values are ignored. An exception in one notifier
     is reported by the caller and does not change the verdict.
+
+    .. versionadded:: 0.1.0
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def stagegate_gate_types() -> list[GateType]:
+    """Return the gate types this plugin provides (the ``type:`` of a ``stagegate_gates`` rule).
+
+    Each item is a `stagegate.gates.GateType`: a ``name``, the option ``keys`` a rule of
+    this type may carry, ``validate(rule, ctx)`` (raise ``rule.error(key, problem)`` for bad
+    configuration; called before any phase runs) and ``evaluate(rule, ctx)`` returning a
+    `stagegate.gates.GateResult` (raise `stagegate.gates.GateEvaluationError` when the data
+    cannot be read: the gate becomes ERROR). ``late=True`` types run after all others and see
+    their results in ``ctx.earlier`` (seed 003's flapping gate escalates to FAIL that way).
+
+    Call semantics: list hook; every plugin's list is gathered after the built-in types
+    (``value``, ``ratio``, ``each``, ``pass_rate``, ``baseline``, ``all``). A later type
+    with the same name replaces an earlier one.
 
     .. versionadded:: 0.1.0
     """

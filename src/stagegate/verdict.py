@@ -15,7 +15,7 @@ below the PASS band); GO otherwise. Plugins then adjust it through the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -136,7 +136,7 @@ def _confirmation(raw: Any) -> dict[str, str] | None:
 
 
 def manual_items(
-    items: list[Mapping[str, Any]], confirmations: Mapping[str, Any] | None
+    items: Sequence[Mapping[str, Any]], confirmations: Mapping[str, Any] | None
 ) -> list[CheckResult]:
     """Checklist items no machine can check, as results: PASS once confirmed, else pending.
 
@@ -178,7 +178,7 @@ def manual_items(
 
 
 def recommendations(
-    rules: list[Mapping[str, Any]], gates: list[GateResult], decision: Decision
+    rules: Sequence[Mapping[str, Any]], gates: list[GateResult], decision: Decision
 ) -> list[dict[str, Any]]:
     """Advice whose `when` matches: every named gate's status is among the listed ones."""
     status_of: dict[str, str] = {g.name: str(g.status) for g in gates}

@@ -1,0 +1,150 @@
+#!/usr/bin/python
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: ledger
+short_description: Append to or read the release ledger on the deploy host
+version_added: 0.1.0
+description:
+  - The release ledger is C(<state_dir>/ledger.jsonl), one JSON record per run (release, previous
+    release, verdict, score, start and end, who ran it or the AWX job id, report location,
+    key metrics), append-only.
+  - I(state=present) appends one record under an exclusive C(flock), so two concurrent runs never
+    interleave or lose a record. I(state=read) returns all records and the last good one (verdict
+    C(GO) or C(GO_WITH_WARNINGS)), which baseline comparison and rollback use.
+options:
+  state_dir:
+    description: The deploy host's stagegate state directory (C(stagegate_state_dir)).
+    type: path
+    required: true
+  state:
+    description: C(present) appends I(record); C(read) only reads.
+    type: str
+    choices: [present, read]
+    default: read
+  record:
+    description:
+      - The record to append (required with I(state=present)); needs at least C(release) and
+        C(verdict). The C(stagegate.release.gate) action returns one as C(ledger_record).
+    type: dict
+  exclude_release:
+    description: With I(state=read), the last good record is never this release (the one being
+      promoted), so a re-run is compared with the release before it.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: In check mode the record is validated and returned, nothing is written.
+  diff_mode:
+    support: full
+    description: The diff shows the line appended to the ledger.
+  idempotent:
+    support: none
+    description: Every run is a new record by design (I(state=read) never changes anything).
+author:
+  - stagegate contributors
+seealso:
+  - module: stagegate.release.gate
+"""
+
+EXAMPLES = r"""
+- name: Read the last good release
+  stagegate.release.ledger:
+    state_dir: /var/lib/stagegate/staging
+    exclude_release: v2
+  register: ledger
+
+- name: Append this run's record
+  stagegate.release.ledger:
+    state_dir: /var/lib/stagegate/staging
+    state: present
+    record: "{{ gate.ledger_record }}"
+"""
+
+RETURN = r"""
+path:
+  description: The ledger file.
+  returned: always
+  type: str
+  sample: /var/lib/stagegate/staging/ledger.jsonl
+record:
+  description: The record appended (or that would be, in check mode).
+  returned: state=present
+  type: dict
+records:
+  description: All records, oldest first.
+  returned: state=read
+  type: list
+  elements: dict
+last_good:
+  description: The newest record with verdict GO or GO_WITH_WARNINGS, or null.
+  returned: state=read
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stagegate.release.plugins.module_utils import _ledger
+
+
+class LedgerManager:
+    def __init__(self, module):
+        self.module = module
+        self.path = _ledger.ledger_path(module.params["state_dir"])
+        self.state = module.params["state"]
+        self.record = module.params["record"]
+        self.exclude_release = module.params["exclude_release"]
+
+    def run(self):
+        if self.state == "present":
+            return self.append()
+        return self.read()
+
+    def append(self):
+        if self.record is None:
+            self.module.fail_json(
+                msg="record: required with state=present (a dict with at "
+                "least release and verdict)",
+                path=self.path,
+            )
+        try:
+            line = _ledger.validate_record(self.record) + "\n"
+            if not self.module.check_mode:
+                _ledger.append(self.path, self.record)
+        except (_ledger.LedgerError, OSError) as exc:
+            self.module.fail_json(msg=f"cannot append to {self.path}: {exc}", path=self.path)
+        diff = {"before": "", "after": line, "after_header": self.path + " (appended)"}
+        return {"changed": True, "path": self.path, "record": self.record, "diff": diff}
+
+    def read(self):
+        try:
+            records = _ledger.read(self.path)
+        except (_ledger.LedgerError, OSError) as exc:
+            self.module.fail_json(msg=f"cannot read {self.path}: {exc}", path=self.path)
+        return {
+            "changed": False,
+            "path": self.path,
+            "records": records,
+            "last_good": _ledger.last_good(records, self.exclude_release),
+        }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "state_dir": {"type": "path", "required": True},
+            "state": {"type": "str", "choices": ["present", "read"], "default": "read"},
+            "record": {"type": "dict"},
+            "exclude_release": {"type": "str"},
+        },
+        required_if=[("state", "present", ("record",))],
+        supports_check_mode=True,
+    )
+    module.exit_json(**LedgerManager(module).run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""The gate step of a run, end to end: results -> grades -> gates -> verdict -> reports.
+
+`validate_request` checks everything that can be checked before a run starts (the gate
+configuration against the check catalog, manual items); `run_gate` grades the check results
+it is given, evaluates the gates, reaches the verdict through the verdict hooks, writes the
+four reports (also for a run that stopped early), notifies, and returns the ledger record.
+The `stagegate.release.gate` action is a thin wrapper around these two functions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from stagegate.gates import GateConfig, GateConfigError, GateType, evaluate_gates, validate_gates
+from stagegate.grading import apply_grade, default_grade
+from stagegate.ledger import baseline_metrics
+from stagegate.notify import WebhookNotifier
+from stagegate.plugins import Hooks, new_plugin_manager
+from stagegate.profiles import load_profiles
+from stagegate.reports import REPORT_FILES, build_report, write_reports
+from stagegate.results import CheckResult, Status
+from stagegate.verdict import Decision, decide, manual_items, recommendations
+
+GATE_PLUGINS = ("stagegate.profiles.seed003", "stagegate.policies")
+"""Gate-side built-ins, registered like `stagegate.plugins.DEFAULT_PLUGINS` (blockable)."""
+
+
+def gate_plugin_manager() -> pluggy.PluginManager:
+    """The check engine's plugin manager plus the gate-side built-ins."""
+    pm = new_plugin_manager()
+    for name in GATE_PLUGINS:
+        if not pm.is_blocked(name) and pm.get_plugin(name) is None:
+            pm.register(importlib.import_module(name), name=name)
+    return pm
+
+
+def plugin_gate_types(pm: pluggy.PluginManager) -> list[GateType]:
+    """Gate types from plugins, in registration order (the last one of a name wins)."""
+    provided: list[list[GateType]] = pm.hook.stagegate_gate_types()
+    return [gate_type for group in reversed(provided) for gate_type in group]
+
+
+@dataclass
+class GateRequest:
+    """Everything the gate step is given (the action's arguments, typed)."""
+
+    release: str
+    report_dir: str
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    gates: Mapping[str, Any] = field(default_factory=dict)
+    previous: str | None = None
+    catalog: list[str] | None = None
+    groups: list[str] | None = None
+    manual: list[dict[str, Any]] = field(default_factory=list)
+    confirmations: Mapping[str, Any] = field(default_factory=dict)
+    baseline: Mapping[str, Any] | None = None
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    stopped: Mapping[str, str] | None = None
+    rollback_plan: Mapping[str, Any] | None = None
+    environment: str = "staging"
+    run_by: str = ""
+    awx_job_id: str | None = None
+    started: str | None = None
+    secrets: list[str] = field(default_factory=list)
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    webhook: Mapping[str, Any] | None = None
+
+
+@dataclass
+class GateOutcome:
+    verdict: Decision
+    score: float
+    report: dict[str, Any]
+    report_paths: dict[str, str]
+    failed_checks: list[str]
+    ledger_record: dict[str, Any]
+    notify_errors: list[str]
+
+
+def _validate_manual(items: list[dict[str, Any]], catalog: Iterable[str] | None) -> None:
+    seen = set(catalog or [])
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping) or not item.get("name"):
+            raise GateConfigError(f"stagegate_manual_checks[{i}]: expected {{name, description}}")
+        if item["name"] in seen:
+            raise GateConfigError(
+                f"stagegate_manual_checks[{i}].name: {item['name']!r} is already a check name"
+            )
+        seen.add(item["name"])
+
+
+def validate_request(request: GateRequest, pm: pluggy.PluginManager | None = None) -> GateConfig:
+    """Validate gates and manual items up front; raises GateConfigError naming the key."""
+    pm = pm or gate_plugin_manager()
+    _validate_manual(request.manual, request.catalog)
+    names = None
+    if request.catalog is not None:
+        names = [*request.catalog, *(str(m["name"]) for m in request.manual)]
+    groups = None
+    if request.groups is not None:
+        groups = [*request.groups, *(str(m.get("category", "manual")) for m in request.manual)]
+    return validate_gates(
+        request.gates, names, groups, plugin_gate_types(pm), profiles=load_profiles()
+    )
+
+
+def _parse_checks(raw: list[dict[str, Any]]) -> list[CheckResult]:
+    out = []
+    for i, item in enumerate(raw):
+        try:
+            out.append(CheckResult.from_dict(item))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GateConfigError(
+                f"checks[{i}]: not a check result ({exc}); expected name, group, type, status"
+            ) from exc
+    return out
+
+
+def _grade_all(checks: list[CheckResult], config: GateConfig) -> list[CheckResult]:
+    thresholds = config.thresholds
+    return [apply_grade(c, default_grade(c, thresholds.get(c.name))) for c in checks]
+
+
+def _ledger_record(
+    request: GateRequest, report: Mapping[str, Any], paths: Mapping[str, str]
+) -> dict[str, Any]:
+    metrics = {c["name"]: c["metrics"] for c in report["checks"] if c.get("metrics")}
+    return {
+        "release": request.release,
+        "previous": request.previous,
+        "environment": request.environment,
+        "verdict": report["verdict"],
+        "score": report["score"],
+        "started": report["started"],
+        "finished": report["finished"],
+        "run_by": request.run_by,
+        "awx_job_id": request.awx_job_id,
+        "report_dir": str(Path(request.report_dir).resolve()),
+        "reports": dict(paths),
+        "failed_checks": [c["name"] for c in report["checks"] if c["status"] in ("FAIL", "ERROR")],
+        "stopped": report["stopped"],
+        "metrics": metrics,
+    }
+
+
+def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> GateOutcome:
+    """Grade, gate, decide, write the reports and notify. Raises GateConfigError on bad input."""
+    pm = pm or gate_plugin_manager()
+    config = validate_request(request, pm)
+    checks = _grade_all(_parse_checks(request.checks), config)
+    checks += manual_items(request.manual, request.confirmations)
+    baseline = baseline_metrics(dict(request.baseline) if request.baseline else None)
+    gates = evaluate_gates(config, checks, baseline) if not request.stopped else []
+    verdict = decide(checks, gates, config.score_bands, config.weights, request.stopped)
+    hooks = Hooks(pm)
+    adjusted = hooks.adjust_verdict(
+        verdict=str(verdict.decision), results=checks, gates=gates, config=dict(request.policy)
+    )
+    if adjusted != verdict.decision:
+        verdict.policy = f"{verdict.decision} -> {adjusted} by a verdict policy"
+        verdict.decision = Decision(adjusted)
+    advice = recommendations(config.recommendations, gates, verdict.decision)
+    report = build_report(
+        release=request.release,
+        previous=request.previous,
+        checks=checks,
+        gates=gates,
+        verdict=verdict,
+        phases=request.phases,
+        recommendations=advice,
+        rollback_plan=request.rollback_plan,
+        stopped=request.stopped,
+        environment=request.environment,
+        run_by=request.run_by,
+        started=request.started,
+        finished=datetime.now(UTC).isoformat(timespec="seconds"),
+        baseline_release=(request.baseline or {}).get("release"),
+    )
+    directory = Path(request.report_dir)
+    report["report_paths"] = {name: str(directory / name) for name in REPORT_FILES}
+    secrets = [*request.secrets, *_webhook_secrets(request.webhook)]
+    paths = write_reports(report, directory, secrets)
+    notify_errors = _notify(pm, report, request.webhook)
+    return GateOutcome(
+        verdict.decision,
+        verdict.score,
+        report,
+        paths,
+        [c.name for c in checks if c.status in (Status.FAIL, Status.ERROR)],
+        _ledger_record(request, report, paths),
+        notify_errors,
+    )
+
+
+def _webhook_secrets(webhook: Mapping[str, Any] | None) -> list[str]:
+    if not webhook:
+        return []
+    return [str(webhook.get("url", "")), *(str(v) for v in (webhook.get("headers") or {}).values())]
+
+
+def _notify(
+    pm: pluggy.PluginManager, report: dict[str, Any], webhook: Mapping[str, Any] | None
+) -> list[str]:
+    """Call `stagegate_run_finished`; a failing notifier is reported, never fatal."""
+    notifier = None
+    if webhook and webhook.get("url"):
+        notifier = WebhookNotifier(
+            str(webhook["url"]),
+            {str(k): str(v) for k, v in (webhook.get("headers") or {}).items()},
+            float(webhook.get("timeout", 10)),
+        )
+        pm.register(notifier, name=f"stagegate.notify.webhook.{id(notifier)}")
+    try:
+        Hooks(pm).run_finished(report=report)
+    except Exception as exc:  # any notifier failure is reported, never raised
+        return [str(exc)]
+    finally:
+        if notifier is not None:
+            pm.unregister(notifier)
+    return []
+
+
+def who_ran(task_vars: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(run_by, AWX job id): the AWX/Tower job when there is one, else the local user."""
+    job = task_vars.get("awx_job_id") or task_vars.get("tower_job_id") or os.environ.get("JOB_ID")
+    if job:
+        user = task_vars.get("awx_user_name") or task_vars.get("tower_user_name") or ""
+        return (f"AWX job {job}" + (f" ({user})" if user else ""), str(job))
+    return (os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown", None)

@@ -1,0 +1,48 @@
+"""Readers of the release ledger on the controller (CLI, baseline comparison, rollback).
+
+The file format and the locked append live in the collection's `module_utils/_ledger.py`,
+which the `stagegate.release.ledger` module runs on the deploy host; this module wraps the
+same code with types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils import _ledger
+
+LedgerError = _ledger.LedgerError
+GOOD_VERDICTS: tuple[str, ...] = tuple(_ledger.GOOD_VERDICTS)
+
+
+def ledger_path(state_dir: str | Path) -> Path:
+    return Path(_ledger.ledger_path(str(state_dir)))
+
+
+def append(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one record under an exclusive lock."""
+    _ledger.append(str(path), record)
+
+
+def read(path: str | Path) -> list[dict[str, Any]]:
+    """All records, oldest first (empty when the ledger does not exist yet)."""
+    records: list[dict[str, Any]] = _ledger.read(str(path))
+    return records
+
+
+def last_good(
+    records: list[dict[str, Any]], before_release: str | None = None
+) -> dict[str, Any] | None:
+    """The newest GO / GO_WITH_WARNINGS record, never `before_release` itself."""
+    found: dict[str, Any] | None = _ledger.last_good(records, before_release)
+    return found
+
+
+def baseline_metrics(record: dict[str, Any] | None) -> dict[str, dict[str, float]]:
+    """The per-check metrics a ledger record kept, for `baseline` gates."""
+    metrics = (record or {}).get("metrics") or {}
+    return {
+        str(check): {str(k): float(v) for k, v in values.items()}
+        for check, values in metrics.items()
+    }
