@@ -35,6 +35,7 @@ try:
     HAS_PSYCOPG = True
     PSYCOPG_IMPORT_ERROR: str | None = None
 except ImportError as exc:  # reported by the module through missing_required_lib
+    psycopg = sql = None
     HAS_PSYCOPG = False
     PSYCOPG_IMPORT_ERROR = str(exc)
 
@@ -436,16 +437,15 @@ def scratch_name(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-def drop_leftovers(conn: Any, prefix: str, keep: str | None = None) -> list[str]:
-    """Drop databases whose name starts with `prefix` (scratch copies an earlier run left)."""
+def find_leftovers(conn: Any, prefix: str, keep: str | None = None) -> list[str]:
+    """Databases whose name starts with `prefix` (scratch copies an earlier run left)."""
     pattern = prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%"
-    names = [
-        row[0]
-        for row in conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", (pattern,)
-        ).fetchall()
-        if row[0] != keep
-    ]
+    rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (pattern,))
+    return [row[0] for row in rows.fetchall() if row[0] != keep]
+
+
+def drop_leftovers(conn: Any, prefix: str, keep: str | None = None) -> list[str]:
+    names = find_leftovers(conn, prefix, keep)
     for name in names:
         drop_database(conn, name)
     return names

@@ -1,0 +1,532 @@
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""SQL-file and Alembic migrations: discovery, statement splitting, apply, tracking table.
+
+Each SQL file runs in its own transaction, statement by statement (so a failure names the
+statement, its line and SQLSTATE), together with its row in the tracking table. A file whose
+leading comments hold `-- stagegate: no-transaction` runs statement by statement in autocommit
+(needed by CREATE INDEX CONCURRENTLY); such a file should hold one statement or be re-runnable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ansible_collections.stagegate.release.plugins.module_utils._pg import (
+    PgError,
+    PgTarget,
+    psycopg,
+    sql,
+)
+
+NO_TRANSACTION_MARK = re.compile(r"^\s*--\s*stagegate:\s*no-transaction\b", re.IGNORECASE | re.M)
+NEEDS_NO_TRANSACTION = re.compile(
+    r"\b(?:INDEX\s+CONCURRENTLY|REINDEX\b[^;]*\bCONCURRENTLY|ALTER\s+SYSTEM|VACUUM)\b"
+    r"|\bCREATE\s+DATABASE\b",
+    re.IGNORECASE,
+)
+TRACKING_COLUMNS = ("version", "filename", "checksum", "duration_ms", "statements")
+# Locks that block readers (ACCESS EXCLUSIVE) or writers on a table while the migration runs.
+BLOCKING_LOCKS = ("AccessExclusiveLock", "ExclusiveLock", "ShareRowExclusiveLock", "ShareLock")
+
+
+@dataclass
+class Statement:
+    text: str
+    line: int
+
+
+@dataclass
+class Migration:
+    version: str
+    path: Path
+    statements: list[Statement]
+    transactional: bool
+    checksum: str
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class MigrationResult:
+    """What one migration did: report.json-friendly through `as_dict`."""
+
+    version: str
+    filename: str
+    transactional: bool
+    status: str = "pending"
+    seconds: float = 0.0
+    statements: int = 0
+    statements_run: int = 0
+    locks: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def split_statements(text: str) -> list[Statement]:
+    """Split SQL on top-level `;`, honouring quotes, dollar quotes and comments."""
+    statements: list[Statement] = []
+    start = 0
+    i = 0
+    length = len(text)
+    while i < length:
+        char = text[i]
+        if text.startswith("--", i):
+            i = _end_of(text, "\n", i)
+        elif text.startswith("/*", i):
+            i = _end_of_block_comment(text, i)
+        elif char in "'\"":
+            escapes = char == "'" and i > 0 and text[i - 1] in "eE"
+            i = _end_of_quoted(text, i, char, escapes)
+        elif char == "$" and (match := re.match(r"\$[A-Za-z_]*\$", text[i:])):
+            i = _end_of(text, match.group(0), i + len(match.group(0)))
+        elif char == ";":
+            _append(statements, text, start, i)
+            start = i + 1
+            i += 1
+        else:
+            i += 1
+    _append(statements, text, start, length)
+    return statements
+
+
+def _end_of(text: str, terminator: str, after: int) -> int:
+    found = text.find(terminator, after)
+    return len(text) if found < 0 else found + len(terminator)
+
+
+def _end_of_block_comment(text: str, i: int) -> int:
+    depth = 0
+    while i < len(text):
+        if text.startswith("/*", i):
+            depth += 1
+            i += 2
+        elif text.startswith("*/", i):
+            depth -= 1
+            i += 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return i
+
+
+def _end_of_quoted(text: str, i: int, quote_char: str, escapes: bool) -> int:
+    i += 1
+    while i < len(text):
+        if escapes and text[i] == "\\":
+            i += 2
+        elif text[i] == quote_char:
+            if text.startswith(quote_char * 2, i):
+                i += 2
+            else:
+                return i + 1
+        else:
+            i += 1
+    return i
+
+
+def _append(statements: list[Statement], text: str, start: int, end: int) -> None:
+    chunk = text[start:end]
+    code = _strip_comments(chunk)
+    if not code.strip():
+        return
+    leading = len(chunk) - len(chunk.lstrip())
+    statements.append(Statement(chunk.strip(), text.count("\n", 0, start + leading) + 1))
+
+
+def _strip_comments(chunk: str) -> str:
+    return re.sub(r"--[^\n]*|/\*.*?\*/", "", chunk, flags=re.S)
+
+
+def discover(directory: str, pattern: str) -> list[Migration]:
+    """SQL migration files matching `pattern` in `directory`, in name order."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise PgError(f"migrations_dir {directory!r} is not a directory")
+    migrations = []
+    for path in sorted(p for p in root.glob(pattern) if p.is_file()):
+        text = path.read_text(encoding="utf-8")
+        statements = split_statements(text)
+        transactional = not NO_TRANSACTION_MARK.search(text)
+        if transactional and any(NEEDS_NO_TRANSACTION.search(s.text) for s in statements):
+            raise PgError(
+                f"{path.name}: a statement cannot run inside a transaction (e.g. CREATE INDEX "
+                "CONCURRENTLY); add the header line `-- stagegate: no-transaction` to run the "
+                "file statement by statement in autocommit",
+                file=path.name,
+            )
+        migrations.append(
+            Migration(
+                version=path.stem,
+                path=path,
+                statements=statements,
+                transactional=transactional,
+                checksum=hashlib.sha256(text.encode()).hexdigest(),
+            )
+        )
+    return migrations
+
+
+# -- tracking table -------------------------------------------------------------------
+
+
+def _table_ident(tracking_table: str) -> Any:
+    schema, _, name = tracking_table.rpartition(".")
+    return sql.Identifier(schema or "public", name)
+
+
+def tracking_columns(conn: Any, tracking_table: str) -> list[str]:
+    schema, _, name = tracking_table.rpartition(".")
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s",
+        (schema or "public", name),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def applied_versions(conn: Any, tracking_table: str) -> dict[str, str | None]:
+    """version -> checksum (None when the table has no checksum column) of applied migrations."""
+    columns = tracking_columns(conn, tracking_table)
+    if not columns:
+        return {}
+    if "version" not in columns:
+        raise PgError(f"tracking_table {tracking_table!r} exists but has no `version` column")
+    fields = [
+        sql.Identifier("version"),
+        sql.Identifier("checksum") if "checksum" in columns else sql.NULL,
+    ]
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(fields), _table_ident(tracking_table)
+    )
+    return {str(v): c for v, c in conn.execute(query).fetchall()}
+
+
+def is_applied(migration: Migration, applied: dict[str, str | None]) -> bool:
+    """Applied under its full stem (ours) or its numeric prefix (e.g. an existing `006`)."""
+    prefix = re.match(r"\d+", migration.version)
+    return migration.version in applied or bool(prefix and prefix.group(0) in applied)
+
+
+def ensure_tracking_table(conn: Any, tracking_table: str) -> None:
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (version text PRIMARY KEY, filename text, "
+            "checksum text, duration_ms integer, statements integer, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        ).format(_table_ident(tracking_table))
+    )
+
+
+def _record(conn: Any, tracking_table: str, columns: list[str], values: dict[str, Any]) -> None:
+    names = [c for c in TRACKING_COLUMNS if c in columns]
+    conn.execute(
+        sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            _table_ident(tracking_table),
+            sql.SQL(", ").join(map(sql.Identifier, names)),
+            sql.SQL(", ").join(sql.Placeholder() * len(names)),
+        ),
+        [values[c] for c in names],
+    )
+
+
+# -- apply ----------------------------------------------------------------------------
+
+
+def set_timeouts(conn: Any, lock_timeout: str | None, statement_timeout: str | None) -> None:
+    for setting, value in (
+        ("lock_timeout", lock_timeout),
+        ("statement_timeout", statement_timeout),
+    ):
+        if value:
+            conn.execute(
+                sql.SQL("SELECT set_config({}, {}, false)").format(
+                    sql.Literal(setting), sql.Literal(value)
+                )
+            )
+
+
+def apply_migration(
+    conn: Any, migration: Migration, tracking_table: str, record_locks: bool = False
+) -> MigrationResult:
+    """Apply one migration on an autocommit connection; never raises for SQL errors."""
+    result = MigrationResult(
+        migration.version,
+        migration.filename,
+        migration.transactional,
+        statements=len(migration.statements),
+    )
+    columns = tracking_columns(conn, tracking_table)
+    started = time.monotonic()
+    try:
+        if migration.transactional:
+            with conn.transaction():
+                _run_statements(conn, migration, result, record_locks)
+                _record(conn, tracking_table, columns, _tracking_values(migration, started))
+        else:
+            _run_statements(conn, migration, result, record_locks=False)
+            _record(conn, tracking_table, columns, _tracking_values(migration, started))
+        result.status = "applied"
+    except psycopg.Error as exc:
+        result.status = "failed"
+        result.error = _error_details(exc, migration, result.statements_run)
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def _tracking_values(migration: Migration, started: float) -> dict[str, Any]:
+    return {
+        "version": migration.version,
+        "filename": migration.filename,
+        "checksum": migration.checksum,
+        "duration_ms": int((time.monotonic() - started) * 1000),
+        "statements": len(migration.statements),
+    }
+
+
+def _run_statements(
+    conn: Any, migration: Migration, result: MigrationResult, record_locks: bool
+) -> None:
+    for statement in migration.statements:
+        began = time.monotonic()
+        conn.execute(statement.text)
+        result.statements_run += 1
+        if record_locks:
+            for relation, mode in conn.execute(
+                "SELECT relation::regclass::text, mode FROM pg_locks "
+                "WHERE pid = pg_backend_pid() AND locktype = 'relation' AND mode = ANY(%s)",
+                (list(BLOCKING_LOCKS),),
+            ).fetchall():
+                result.locks.append(
+                    {
+                        "relation": relation,
+                        "mode": mode,
+                        "line": statement.line,
+                        "statement_seconds": round(time.monotonic() - began, 3),
+                    }
+                )
+
+
+def _error_details(exc: Any, migration: Migration, index: int) -> dict[str, Any]:
+    statement = migration.statements[index] if index < len(migration.statements) else None
+    line = statement.line if statement else None
+    position = getattr(exc.diag, "statement_position", None)
+    if statement and position:
+        line = statement.line + statement.text[: int(position) - 1].count("\n")
+    sqlstate = exc.sqlstate
+    return {
+        "file": migration.filename,
+        "statement": statement.text if statement else None,
+        "statement_index": index + 1,
+        "line": line,
+        "sqlstate": sqlstate,
+        "message": (exc.diag.message_primary or str(exc)).strip(),
+        "lock_timeout": sqlstate == "55P03",
+        "statement_timeout": sqlstate == "57014",
+    }
+
+
+def run_verifications(conn: Any, checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run verification queries; each passes when it returns at least `min_rows` rows."""
+    results = []
+    for check in checks:
+        entry: dict[str, Any] = {"name": check["name"], "min_rows": check["min_rows"]}
+        try:
+            rows = conn.execute(check["query"]).fetchall()
+            entry.update(rows=len(rows), sample=[list(map(str, r)) for r in rows[:5]])
+            entry["ok"] = len(rows) >= check["min_rows"]
+        except psycopg.Error as exc:
+            entry.update(ok=False, sqlstate=exc.sqlstate, message=str(exc).strip())
+        results.append(entry)
+    return results
+
+
+# -- Alembic --------------------------------------------------------------------------
+
+
+@dataclass
+class Alembic:
+    """`alembic` on the host, given the database URL through an environment variable."""
+
+    config: str
+    target: PgTarget
+    url_env: str = "DATABASE_URL"
+    executable: str = "alembic"
+
+    def url(self) -> str:
+        params = self.target.params
+        auth = quote(self.target.user, safe="")
+        if self.target.password:
+            auth += ":" + quote(self.target.password, safe="")
+        return (
+            f"postgresql+psycopg://{auth}@{params.get('host', '127.0.0.1')}:"
+            f"{params.get('port', '5432')}/{quote(self.target.dbname, safe='')}"
+        )
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [self.executable, "-c", self.config, *args]
+        env = {**os.environ, self.url_env: self.url()}
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env=env, check=False, cwd=Path(self.config).parent
+        )
+        if proc.returncode != 0:
+            raise PgError(
+                f"alembic {' '.join(args)} failed (rc={proc.returncode}): "
+                f"{_redact_url(_alembic_error_line(proc.stderr), self)}",
+                cmd=argv,
+                rc=proc.returncode,
+                stdout=_redact_url(proc.stdout, self),
+                stderr=_redact_url(proc.stderr, self),
+                sqlstate=alembic_sqlstate(proc.stderr),
+            )
+        return proc
+
+    def current(self, conn: Any) -> str | None:
+        exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]
+        if not exists:
+            return None
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return str(row[0]) if row else None
+
+    def pending(self, conn: Any) -> list[str]:
+        """Revisions between the database's current one and head, oldest first."""
+        current = self.current(conn)
+        history = self.run("history", "-r", f"{current or 'base'}:head").stdout
+        revisions = [
+            line.split("->", 1)[1].split(",", 1)[0].replace("(head)", "").strip()
+            for line in history.splitlines()
+            if "->" in line
+        ]
+        return [rev for rev in reversed(revisions) if rev != current]
+
+    def upgrade(self, check_mode: bool, conn: Any) -> dict[str, Any]:
+        pending = self.pending(conn)
+        if not pending:
+            return {"pending": [], "changed": False}
+        if check_mode:
+            current = self.current(conn)
+            rng = f"{current}:head" if current else "head"
+            offline = self.run("upgrade", rng, "--sql").stdout
+            return {"pending": pending, "changed": True, "sql": offline[-20000:]}
+        started = time.monotonic()
+        self.run("upgrade", "head")
+        return {
+            "pending": pending,
+            "changed": True,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+
+def _redact_url(text: str, alembic: Alembic) -> str:
+    password = alembic.target.password
+    return (
+        text.replace(quote(password, safe=""), "***").replace(password, "***") if password else text
+    )
+
+
+def _alembic_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if "Error" in line or "error" in line]
+    return (lines or stderr.strip().splitlines()[-1:] or ["no output"])[-1].strip()
+
+
+def alembic_sqlstate(stderr: str) -> str | None:
+    """SQLSTATE of a psycopg error class named in SQLAlchemy's message, e.g. (psycopg.errors.X)."""
+    match = re.search(r"psycopg\.errors\.(\w+)", stderr)
+    if not match:
+        return None
+    error_class = getattr(psycopg.errors, match.group(1), None)
+    return getattr(error_class, "sqlstate", None)
+
+
+# -- the whole run, shared by pg_migrate and pg_migrate_dryrun -------------------------
+
+MIGRATION_ARGUMENT_SPEC: dict[str, Any] = {
+    "migrations_dir": {"type": "path"},
+    "pattern": {"type": "str", "default": "*.sql"},
+    "tracking_table": {"type": "str", "default": "public.stagegate_schema_migrations"},
+    "alembic_config": {"type": "path"},
+    "alembic_url_env": {"type": "str", "default": "DATABASE_URL"},
+    "alembic_executable": {"type": "path"},
+    "lock_timeout": {"type": "str"},
+    "statement_timeout": {"type": "str"},
+}
+
+
+@dataclass
+class MigrationRun:
+    """Pending SQL migrations and Alembic revisions of one database, and applying them."""
+
+    target: PgTarget
+    params: dict[str, Any]
+    migrations: list[Migration] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.params.get("migrations_dir") and not self.params.get("alembic_config"):
+            raise PgError("one of migrations_dir or alembic_config is required")
+        if self.params.get("migrations_dir"):
+            self.migrations = discover(self.params["migrations_dir"], self.params["pattern"])
+
+    @property
+    def alembic(self) -> Alembic | None:
+        config = self.params.get("alembic_config")
+        if not config:
+            return None
+        executable = self.params.get("alembic_executable") or _alembic_beside_python()
+        return Alembic(config, self.target, self.params["alembic_url_env"], executable)
+
+    def pending(self, conn: Any) -> tuple[list[Migration], list[str], list[str]]:
+        """(pending SQL migrations, applied files changed since, pending Alembic revisions)."""
+        applied = applied_versions(conn, self.params["tracking_table"])
+        pending = [m for m in self.migrations if not is_applied(m, applied)]
+        drifted = [
+            m.filename for m in self.migrations if applied.get(m.version) not in (None, m.checksum)
+        ]
+        alembic = self.alembic
+        return pending, drifted, alembic.pending(conn) if alembic else []
+
+    def apply(self, conn: Any, record_locks: bool = False) -> dict[str, Any]:
+        """Apply pending migrations in order, stop at the first failure; SQL errors are returned."""
+        set_timeouts(conn, self.params.get("lock_timeout"), self.params.get("statement_timeout"))
+        pending, _, _ = self.pending(conn)
+        if pending:
+            ensure_tracking_table(conn, self.params["tracking_table"])
+        results = []
+        failed = None
+        for migration in pending:
+            outcome = apply_migration(conn, migration, self.params["tracking_table"], record_locks)
+            results.append(outcome.as_dict())
+            if outcome.error:
+                failed = outcome.error
+                break
+        summary: dict[str, Any] = {"migrations": results, "error": failed}
+        if not failed and self.alembic:
+            try:
+                summary["alembic"] = self.alembic.upgrade(False, conn)
+            except PgError as exc:
+                summary["error"] = {
+                    "file": self.params["alembic_config"],
+                    "message": exc.msg,
+                    "sqlstate": exc.details.get("sqlstate"),
+                    "stderr": exc.details.get("stderr"),
+                }
+        return summary
+
+
+def _alembic_beside_python() -> str:
+    import sys  # noqa: PLC0415 - only needed to find the venv's alembic
+
+    beside = Path(sys.executable).parent / "alembic"
+    return str(beside) if beside.exists() else "alembic"

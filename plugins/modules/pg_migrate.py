@@ -1,0 +1,244 @@
+#!/usr/bin/python
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_migrate
+short_description: Apply pending SQL-file and Alembic migrations, with verification queries
+description:
+  - Applies the SQL files of O(migrations_dir) that match O(pattern), in name order
+    (C(006_composite_indexes.sql) before C(007_metrics_views.sql)), that the tracking table
+    does not list yet; then C(alembic upgrade head) when O(alembic_config) is set.
+  - >-
+    Each file runs statement by statement in B(its own transaction) together with its row in
+    the tracking table, so a failed file leaves nothing behind. A file whose leading comments
+    hold C(-- stagegate: no-transaction) runs in autocommit instead (required for
+    C(CREATE INDEX CONCURRENTLY); such statements in an unmarked file are refused up front).
+  - Stops at the first failure and reports the file, statement, line, SQLSTATE and whether a
+    O(lock_timeout) or O(statement_timeout) fired. Per migration it returns time and statement
+    counts.
+  - After applying, runs O(verify) queries (for example "indexes C(idx_%) exist", "views
+    C(v_%) exist", "a view answers") and fails when one returns too few rows.
+version_added: 0.1.0
+author: stagegate developers
+extends_documentation_fragment:
+  - stagegate.release.pg
+options:
+  migrations_dir:
+    description: Directory of SQL migration files. One of O(migrations_dir), O(alembic_config).
+    type: path
+  pattern:
+    description: Glob of migration files inside O(migrations_dir).
+    type: str
+    default: "*.sql"
+  tracking_table:
+    description:
+      - Table recording applied migrations (C(schema.name)); created when missing with
+        C(version), C(filename), C(checksum), C(duration_ms), C(statements), C(applied_at).
+      - An existing table (for example C(schema_migrations)) is used as it is when it has a
+        C(version) column; a file counts as applied when its stem (C(006_composite_indexes))
+        or its numeric prefix (C(006)) is listed.
+    type: str
+    default: public.stagegate_schema_migrations
+  alembic_config:
+    description:
+      - Path of an C(alembic.ini). C(alembic upgrade head) runs on the host with the database
+        URL (C(postgresql+psycopg://...)) in the environment variable O(alembic_url_env),
+        which the project's C(env.py) must read. Check mode runs C(alembic upgrade --sql).
+    type: path
+  alembic_url_env:
+    description: Environment variable that carries the SQLAlchemy URL to Alembic.
+    type: str
+    default: DATABASE_URL
+  alembic_executable:
+    description: The C(alembic) program; default the one beside the running Python, else PATH.
+    type: path
+  lock_timeout:
+    description: C(lock_timeout) for the migration session (for example C(5s)); a migration
+      that waits longer for a lock fails with SQLSTATE 55P03 instead of blocking traffic.
+    type: str
+  statement_timeout:
+    description: C(statement_timeout) for the migration session (for example C(5min)).
+    type: str
+  verify:
+    description: Verification queries run after applying (also when nothing was pending).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Name shown in the result.
+        type: str
+        required: true
+      query:
+        description: SQL returning rows.
+        type: str
+        required: true
+      min_rows:
+        description: Fewest rows that count as success.
+        type: int
+        default: 1
+attributes:
+  check_mode:
+    support: full
+    description: Lists the pending migrations (and Alembic's offline SQL); applies nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: Applied migrations are recorded; a second run finds nothing pending.
+seealso:
+  - name: lock_timeout
+    description: PostgreSQL client connection defaults.
+    link: https://www.postgresql.org/docs/15/runtime-config-client.html
+  - module: stagegate.release.pg_migrate_dryrun
+"""
+
+EXAMPLES = r"""
+- name: Apply the release's migrations (deploy phase)
+  stagegate.release.pg_migrate:
+    db: "{{ stagegate_db }}"
+    migrations_dir: "{{ stagegate_migrations_dir }}"
+    lock_timeout: 5s
+    verify:
+      - name: composite indexes exist
+        query: "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'idx_%'"
+      - name: metrics view answers
+        query: SELECT * FROM v_run_metrics_summary LIMIT 5
+        min_rows: 0
+
+- name: What would be applied
+  stagegate.release.pg_migrate:
+    db: "{{ stagegate_db }}"
+    migrations_dir: "{{ stagegate_migrations_dir }}"
+  check_mode: true
+  register: plan
+"""
+
+RETURN = r"""
+pending:
+  description: Migration files pending before the run, in the order they apply.
+  returned: always
+  type: list
+  elements: str
+alembic_pending:
+  description: Alembic revisions pending before the run.
+  returned: when alembic_config is set
+  type: list
+  elements: str
+drifted:
+  description: Applied files whose content changed since they were applied.
+  returned: always
+  type: list
+  elements: str
+migrations:
+  description: Per applied migration C(version, filename, status, seconds, statements, error).
+  returned: always
+  type: list
+  elements: dict
+error:
+  description: The failure (file, statement, line, sqlstate, message, lock_timeout).
+  returned: failure
+  type: dict
+verify:
+  description: Verification query results (name, rows, ok).
+  returned: always
+  type: list
+  elements: dict
+dsn:
+  description: The connection, without its password.
+  returned: always
+  type: str
+"""
+
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._pg import (
+    PgError,
+    PgTarget,
+    cleanup_on_signals,
+    fail_json_from,
+    pg_module,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import (
+    MIGRATION_ARGUMENT_SPEC,
+    MigrationRun,
+    run_verifications,
+)
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    **MIGRATION_ARGUMENT_SPEC,
+    "verify": {
+        "type": "list",
+        "elements": "dict",
+        "default": [],
+        "options": {
+            "name": {"type": "str", "required": True},
+            "query": {"type": "str", "required": True},
+            "min_rows": {"type": "int", "default": 1},
+        },
+    },
+}
+
+
+class MigrateManager:
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.target = PgTarget.from_module_params(module.params)
+        self.result: dict[str, Any] = {
+            "changed": False,
+            "dsn": self.target.redacted_dsn,
+            "pending": [],
+            "drifted": [],
+            "migrations": [],
+            "verify": [],
+        }
+
+    def run(self) -> dict[str, Any]:
+        migration_run = MigrationRun(self.target, self.module.params)
+        with self.target.connect() as conn:
+            pending, drifted, alembic_pending = migration_run.pending(conn)
+            self.result.update(pending=[m.filename for m in pending], drifted=drifted)
+            if migration_run.alembic:
+                self.result["alembic_pending"] = alembic_pending
+            self.result["changed"] = bool(pending or alembic_pending)
+            if self.module.check_mode:
+                if alembic_pending and migration_run.alembic:
+                    self.result["alembic_sql"] = migration_run.alembic.upgrade(True, conn)["sql"]
+                return self.result
+            if self.result["changed"]:
+                with cleanup_on_signals():
+                    outcome = migration_run.apply(conn)
+                self.result["migrations"] = outcome["migrations"]
+                if outcome["error"]:
+                    error = outcome["error"]
+                    raise PgError(
+                        f"migration {error['file']} failed"
+                        + (f" at line {error['line']}" if error.get("line") else "")
+                        + f" (SQLSTATE {error.get('sqlstate')}): {error['message']}",
+                        error=error,
+                    )
+            self._verify(conn)
+        return self.result
+
+    def _verify(self, conn: Any) -> None:
+        self.result["verify"] = run_verifications(conn, self.module.params["verify"])
+        failed = [v["name"] for v in self.result["verify"] if not v["ok"]]
+        if failed:
+            raise PgError(f"verification failed after migrating: {', '.join(failed)}")
+
+
+def main() -> None:
+    module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
+    manager = MigrateManager(module)
+    try:
+        result = manager.run()
+    except PgError as exc:
+        fail_json_from(module, exc, **manager.result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+#!/usr/bin/python
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_restore
+short_description: Restore a pg_backup archive into a named database and verify it
+description:
+  - Restores an archive made by M(stagegate.release.pg_backup) into O(name) (default the
+    database the manifest names), after checking the archive's sha256 against its manifest.
+  - O(mode=recreate) drops and re-creates the database; O(mode=clean) restores with
+    C(pg_restore --clean --if-exists) into the existing one. Parallel jobs with O(jobs).
+  - Other sessions on the database are ended only when O(terminate_sessions) is set B(and)
+    O(environment) is in O(terminate_environments); otherwise a busy database fails the task.
+  - Refuses an environment listed in O(production_environments) unless O(confirm_production).
+  - Verified afterwards. Every table of the manifest exists with the manifest's row count
+    (exact counts when the backup recorded them, else non-empty where rows were estimated).
+  - Progress (table by table) is parsed from C(pg_restore --verbose) into RV(progress) and
+    O(progress_file).
+version_added: 0.1.0
+author: stagegate developers
+extends_documentation_fragment:
+  - stagegate.release.pg
+options:
+  backup:
+    description: Archive path (its manifest is C(<backup>.manifest.json)).
+    type: path
+    required: true
+  name:
+    description: Database to restore into; default the manifest's C(database).
+    type: str
+  mode:
+    description: Re-create the database, or clean its objects and restore into it.
+    type: str
+    choices: [recreate, clean]
+    default: recreate
+  jobs:
+    description: Parallel restore jobs (C(pg_restore --jobs)).
+    type: int
+    default: 1
+  no_owner:
+    description: Skip ownership (C(--no-owner --no-privileges)), for restores under another role.
+    type: bool
+    default: false
+  terminate_sessions:
+    description: End other sessions on the database (only in O(terminate_environments)).
+    type: bool
+    default: false
+  environment:
+    description: The environment of the database (C(stagegate_environment)).
+    type: str
+    default: staging
+  terminate_environments:
+    description: Environments where O(terminate_sessions) may end sessions.
+    type: list
+    elements: str
+    default: [staging]
+  production_environments:
+    description: Environments that need O(confirm_production).
+    type: list
+    elements: str
+    default: [production]
+  confirm_production:
+    description: Explicit confirmation to restore over a production database.
+    type: bool
+    default: false
+  verify:
+    description: Compare tables and row counts with the manifest after restoring.
+    type: bool
+    default: true
+  force:
+    description: Restore even when the database already holds exactly this backup.
+    type: bool
+    default: false
+  progress_file:
+    description: File to append progress lines to while the restore runs.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Checks the archive, manifest, guards and sessions; restores nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description:
+      - The restored database is marked (C(COMMENT ON DATABASE) with the archive's sha256); a
+        database carrying the mark whose tables and row counts still match is left alone.
+seealso:
+  - name: pg_restore
+    description: The tool this module wraps.
+    link: https://www.postgresql.org/docs/15/app-pgrestore.html
+  - module: stagegate.release.pg_backup
+"""
+
+EXAMPLES = r"""
+- name: Roll the database back to the backup taken before the bad release
+  stagegate.release.pg_restore:
+    db: "{{ stagegate_db }}"
+    backup: "{{ release_manifest.backup.path }}"
+    jobs: 2
+    terminate_sessions: true
+    environment: "{{ stagegate_environment }}"
+"""
+
+RETURN = r"""
+database:
+  description: The database restored into.
+  returned: always
+  type: str
+verification:
+  description: Tables checked, mismatches (expected/actual rows), whether counts were exact.
+  returned: when verified
+  type: dict
+progress:
+  description: Progress events C({table, seconds}) from pg_restore --verbose.
+  returned: when a restore ran
+  type: list
+  elements: dict
+terminated:
+  description: Sessions ended before restoring.
+  returned: always
+  type: int
+seconds:
+  description: Restore time (pg_restore only).
+  returned: when a restore ran
+  type: float
+dsn:
+  description: The connection, without its password.
+  returned: always
+  type: str
+"""
+
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._pg import (
+    PgError,
+    PgTarget,
+    ProgressLog,
+    cleanup_on_signals,
+    count_rows,
+    create_database,
+    database_exists,
+    drop_database,
+    fail_json_from,
+    list_tables,
+    other_sessions,
+    pg_module,
+    sql,
+    terminate_sessions,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
+    compare_rows,
+    expected_rows,
+    read_manifest,
+    restore_into,
+    sha256_of,
+)
+
+ARGUMENT_SPEC: dict[str, Any] = {
+    "backup": {"type": "path", "required": True},
+    "name": {"type": "str"},
+    "mode": {"type": "str", "choices": ["recreate", "clean"], "default": "recreate"},
+    "jobs": {"type": "int", "default": 1},
+    "no_owner": {"type": "bool", "default": False},
+    "terminate_sessions": {"type": "bool", "default": False},
+    "environment": {"type": "str", "default": "staging"},
+    "terminate_environments": {"type": "list", "elements": "str", "default": ["staging"]},
+    "production_environments": {"type": "list", "elements": "str", "default": ["production"]},
+    "confirm_production": {"type": "bool", "default": False},
+    "verify": {"type": "bool", "default": True},
+    "force": {"type": "bool", "default": False},
+    "progress_file": {"type": "path"},
+}
+MARK = "stagegate-restore sha256="
+
+
+class RestoreManager:
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.params = module.params
+        self.backup = self.params["backup"]
+        self.manifest = read_manifest(self.backup) or {}
+        base = PgTarget.from_module_params(module.params)
+        self.target = base.for_database(
+            self.params["name"] or self.manifest.get("database") or base.dbname
+        )
+        self.result: dict[str, Any] = {
+            "changed": False,
+            "database": self.target.dbname,
+            "dsn": self.target.redacted_dsn,
+            "terminated": 0,
+        }
+
+    def run(self) -> dict[str, Any]:
+        self._guards()
+        sha256 = sha256_of(self.backup)
+        if self.manifest and sha256 != self.manifest.get("sha256"):
+            raise PgError(f"backup {self.backup} does not match its manifest's sha256 (corrupted?)")
+        with self.target.for_database("postgres").connect() as admin:
+            if not self.params["force"] and self._already_restored(admin, sha256):
+                return self.result
+            self.result["changed"] = True
+            sessions = other_sessions(admin, self.target.dbname)
+            self.result["sessions"] = sessions
+            if sessions and not self._may_terminate():
+                raise PgError(
+                    f"database {self.target.dbname!r} has {sessions} other session(s); set "
+                    f"terminate_sessions (allowed in {self.params['terminate_environments']})"
+                )
+            if self.module.check_mode:
+                return self.result
+            with cleanup_on_signals():
+                self._restore(admin, sessions)
+            self._verify()
+            admin.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                    sql.Identifier(self.target.dbname), sql.Literal(MARK + sha256)
+                )
+            )
+        return self.result
+
+    def _guards(self) -> None:
+        if not Path(self.backup).exists():
+            raise PgError(f"backup {self.backup!r} does not exist")
+        if self.params["verify"] and not self.manifest:
+            raise PgError(
+                f"backup {self.backup!r} has no manifest beside it; "
+                "set verify=false to restore anyway"
+            )
+        if self.manifest and not self.manifest.get("verified"):
+            raise PgError(f"backup {self.backup!r}: its manifest does not say verified")
+        env = self.params["environment"]
+        if env in self.params["production_environments"] and not self.params["confirm_production"]:
+            raise PgError(
+                f"refusing to restore into {self.target.dbname!r}: environment {env!r} is "
+                "production; set confirm_production=true to proceed"
+            )
+
+    def _may_terminate(self) -> bool:
+        return self.params["terminate_sessions"] and (
+            self.params["environment"] in self.params["terminate_environments"]
+        )
+
+    def _already_restored(self, admin: Any, sha256: str) -> bool:
+        row = admin.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (self.target.dbname,),
+        ).fetchone()
+        if not row or row[0] != MARK + sha256:
+            return False
+        return not self._mismatches()[0]
+
+    def _restore(self, admin: Any, sessions: int) -> None:
+        if sessions:
+            self.result["terminated"] = terminate_sessions(admin, self.target.dbname)
+        extra = ["--no-owner", "--no-privileges"] if self.params["no_owner"] else []
+        if self.params["mode"] == "recreate":
+            drop_database(admin, self.target.dbname, force=bool(sessions))
+            create_database(admin, self.target.dbname)
+        else:
+            if not database_exists(admin, self.target.dbname):
+                create_database(admin, self.target.dbname)
+            extra += ["--clean", "--if-exists"]
+        progress = ProgressLog(self.params["progress_file"])
+        run = restore_into(
+            self.target,
+            archive=self.backup,
+            dbname=self.target.dbname,
+            jobs=self.params["jobs"],
+            progress=progress,
+            extra=extra,
+        )
+        self.result.update(progress=run.progress, seconds=round(run.seconds, 3))
+
+    def _mismatches(self) -> tuple[dict[str, Any], dict[str, int], bool]:
+        expected, exact = expected_rows(self.manifest)
+        with self.target.connect() as conn:
+            present = set(list_tables(conn))
+            actual = count_rows(conn, sorted(set(expected) & present))
+        return compare_rows(expected, actual, exact), actual, exact
+
+    def _verify(self) -> None:
+        if not self.params["verify"]:
+            return
+        mismatched, actual, exact = self._mismatches()
+        self.result["verification"] = {
+            "tables": len(actual),
+            "exact": exact,
+            "rows": actual,
+            "mismatched": mismatched,
+        }
+        if mismatched:
+            raise PgError(
+                f"restored {self.target.dbname!r} differs from the backup manifest in "
+                f"{len(mismatched)} table(s): {', '.join(sorted(mismatched)[:10])}"
+            )
+
+
+def main() -> None:
+    module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
+    manager = RestoreManager(module)
+    try:
+        result = manager.run()
+    except PgError as exc:
+        fail_json_from(module, exc, **manager.result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
