@@ -1,0 +1,594 @@
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Compose v2 CLI: argv, runs that carry cmd/rc/stdout/stderr, and its JSON output parsed.
+
+There is no Python API for Compose, so build/up/stop go through `docker compose`; container
+state, health and logs go through the Docker SDK (`_docker.py`). Standard library only.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._docker import (
+    ContainerState,
+    last_log_lines,
+    service_containers,
+)
+
+# Compose warns about this on every build on machines without buildx and then builds with the
+# engine's own builder: it is noise, never an error.
+_HARMLESS_STDERR = re.compile(r"buildx isn't installed|Bake, but buildx")
+
+# A progress line of `docker compose up/stop/...` (also with --dry-run):
+#  " DRY-RUN MODE -  Container proj-web-1  Recreate" / " Network proj_default  Created"
+_PROGRESS_RE = re.compile(
+    r"^\s*(?:DRY-RUN MODE -\s+)?(?P<kind>Container|Network|Volume|Image)\s+(?P<name>\S+)\s+"
+    r"(?P<verb>[A-Za-z]+)\s*$"
+)
+# Verbs that report an existing, untouched object.
+_NO_CHANGE_VERBS = frozenset({"Running", "Healthy", "Waiting", "Exists", "Stopped"})
+
+COMPOSE_ARGSPEC: dict[str, Any] = {
+    "project_src": {"type": "path", "required": True},
+    "project_name": {"type": "str", "required": True},
+    "files": {"type": "list", "elements": "str", "default": ["compose.yaml"]},
+    "env": {"type": "dict", "default": {}},
+    "docker_cli": {"type": "path", "default": "docker"},
+}
+
+
+class ComposeError(Exception):
+    """A failed `docker compose` run (or a project that cannot be used), with the evidence."""
+
+    def __init__(
+        self,
+        msg: str,
+        cmd: list[str] | None = None,
+        rc: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+    ) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.cmd = cmd or []
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def fail_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `module.fail_json`."""
+        return {
+            "msg": self.msg,
+            "cmd": self.cmd,
+            "rc": self.rc,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+        }
+
+
+@dataclass
+class CommandResult:
+    cmd: list[str]
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def warnings(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if _HARMLESS_STDERR.search(line)]
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One object line of Compose's progress output: what it did, or would do (dry run)."""
+
+    kind: str
+    name: str
+    verb: str
+
+    @property
+    def changes(self) -> bool:
+        return self.verb not in _NO_CHANGE_VERBS
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "verb": self.verb}
+
+
+def parse_progress(text: str) -> list[ProgressEvent]:
+    """Object lines of Compose's progress output, last verb per object, in first-seen order."""
+    last: dict[tuple[str, str], str] = {}
+    for line in text.splitlines():
+        match = _PROGRESS_RE.match(line)
+        if match:
+            last[(match["kind"], match["name"])] = match["verb"]
+    return [ProgressEvent(kind, name, verb) for (kind, name), verb in last.items()]
+
+
+def split_image_ref(ref: str) -> tuple[str, str]:
+    """`registry:5000/app/api:v2` -> (`registry:5000/app/api`, `v2`); no tag -> `latest`."""
+    name, _, tail = ref.rpartition("/")
+    if ":" in tail:
+        repo_tail, tag = tail.rsplit(":", 1)
+        return (f"{name}/{repo_tail}" if name else repo_tail), tag
+    return ref, "latest"
+
+
+@dataclass
+class ComposeProject:
+    """One compose project as the CLI sees it: directory, name, files and environment."""
+
+    project_dir: str
+    name: str
+    files: list[str] = field(default_factory=lambda: ["compose.yaml"])
+    env: dict[str, str] = field(default_factory=dict)
+    docker_cli: str = "docker"
+    _config: dict[str, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ComposeProject:
+        """Build from a module's parameters (the COMPOSE_ARGSPEC options)."""
+        return cls(
+            project_dir=params["project_src"],
+            name=params["project_name"],
+            files=list(params["files"]),
+            env={str(k): str(v) for k, v in (params["env"] or {}).items()},
+            docker_cli=params["docker_cli"],
+        )
+
+    @property
+    def file_paths(self) -> list[str]:
+        return [os.path.join(self.project_dir, f) for f in self.files]
+
+    def argv(
+        self, *args: str, extra_files: tuple[str, ...] = (), dry_run: bool = False
+    ) -> list[str]:
+        cmd = [self.docker_cli, "compose", "--project-directory", self.project_dir]
+        cmd += ["--project-name", self.name, "--progress", "plain"]
+        for path in [*self.file_paths, *extra_files]:
+            cmd += ["--file", path]
+        if dry_run:
+            cmd.append("--dry-run")
+        return [*cmd, *args]
+
+    def run(
+        self,
+        *args: str,
+        extra_files: tuple[str, ...] = (),
+        dry_run: bool = False,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run `docker compose ...`; with `check`, a non-zero rc raises ComposeError."""
+        cmd = self.argv(*args, extra_files=extra_files, dry_run=dry_run)
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                env={**os.environ, **self.env},
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise ComposeError(
+                f"docker_cli={self.docker_cli!r} not found: expected the docker client with the "
+                "Compose v2 plugin (`docker compose version`)",
+                cmd=cmd,
+            ) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise ComposeError(
+                f"`{' '.join(args[:1])}` did not finish within {timeout} s",
+                cmd=cmd,
+                stdout=_text(exc.stdout),
+                stderr=_text(exc.stderr),
+            ) from exc
+        result = CommandResult(cmd, proc.returncode, proc.stdout, proc.stderr, 0.0)
+        result.seconds = round(time.monotonic() - started, 3)
+        if check and proc.returncode != 0:
+            raise ComposeError(
+                f"docker compose {args[0] if args else ''} failed (rc={proc.returncode}): "
+                f"{_last_error_line(proc.stderr)}",
+                cmd=cmd,
+                rc=proc.returncode,
+                stdout=proc.stdout,
+                stderr=proc.stderr,
+            )
+        return result
+
+    def config(self) -> dict[str, Any]:
+        """The resolved project (`docker compose config --format json`), cached."""
+        if self._config is None:
+            missing = [p for p in self.file_paths if not os.path.isfile(p)]
+            if missing:
+                raise ComposeError(
+                    f"files={self.files!r}: {', '.join(missing)} not found "
+                    f"(files are relative to project_src={self.project_dir!r})"
+                )
+            result = self.run("config", "--format", "json")
+            try:
+                self._config = json.loads(result.stdout)
+            except ValueError as exc:
+                raise ComposeError(
+                    "docker compose config printed no JSON",
+                    cmd=result.cmd,
+                    rc=result.rc,
+                    stdout=result.stdout,
+                    stderr=result.stderr,
+                ) from exc
+        return self._config
+
+    @property
+    def services(self) -> dict[str, dict[str, Any]]:
+        return dict(self.config().get("services") or {})
+
+    def require_services(self, names: list[str], option: str) -> None:
+        unknown = [n for n in names if n not in self.services]
+        if unknown:
+            raise ComposeError(
+                f"{option}: unknown service(s) {', '.join(unknown)}; the project "
+                f"{self.name!r} defines {', '.join(sorted(self.services))}"
+            )
+
+    def image_ref(self, service: str) -> str:
+        """The image a service runs: its `image:`, or Compose's default `<project>-<service>`."""
+        spec = self.services[service]
+        return str(spec.get("image") or f"{self.config().get('name', self.name)}-{service}")
+
+    def files_sha256(self) -> str:
+        """sha256 over the compose files' names and contents, in the order given."""
+        digest = hashlib.sha256()
+        for name, path in zip(self.files, self.file_paths, strict=True):
+            digest.update(name.encode() + b"\0")
+            with open(path, "rb") as fh:
+                digest.update(fh.read())
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    def config_sha256(self) -> str:
+        """sha256 of the resolved configuration (files after interpolation of the environment)."""
+        canonical = json.dumps(self.config(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _text(data: bytes | str | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln and not _HARMLESS_STDERR.search(ln)]
+    return lines[-1] if lines else "no error output"
+
+
+# --- build inputs: what check mode compares to tell whether a build would change an image ---
+
+BUILD_INPUTS_LABEL = "io.stagegate.build-inputs"
+_FROM_RE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(?P<ref>\S+)(?:\s+AS\s+(?P<stage>\S+))?", re.I)
+_ARG_RE = re.compile(r"^\s*ARG\s+(?P<name>[A-Za-z_]\w*)(?:=(?P<default>\S*))?", re.I)
+_VAR_RE = re.compile(r"\$\{(?P<braced>\w+)(?::?-(?P<default>[^}]*))?\}|\$(?P<bare>\w+)")
+
+
+def build_inputs_sha256(
+    build: dict[str, Any],
+    build_args: dict[str, str],
+    image_id_of: Any,
+) -> str | None:
+    """sha256 over everything a build reads: context files (minus .dockerignore), Dockerfile,
+    build args, target and the local IDs of its base images. None for remote contexts."""
+    context = str(build.get("context", "."))
+    if "://" in context or context.startswith("git@") or not os.path.isdir(context):
+        return None
+    args = {**{k: str(v) for k, v in (build.get("args") or {}).items()}, **build_args}
+    dockerfile_text = build.get("dockerfile_inline")
+    if dockerfile_text is None:
+        path = os.path.join(context, str(build.get("dockerfile") or "Dockerfile"))
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            dockerfile_text = fh.read()
+    digest = hashlib.sha256()
+    digest.update(json.dumps([dockerfile_text, args, build.get("target")], sort_keys=True).encode())
+    for ref in base_images(str(dockerfile_text), args):
+        digest.update(f"FROM {ref} {image_id_of(ref)}\0".encode())
+    for rel in context_files(context):
+        full = os.path.join(context, rel)
+        digest.update(f"{rel}\0{os.lstat(full).st_mode:o}\0".encode())
+        if os.path.islink(full):
+            digest.update(os.readlink(full).encode())
+        else:
+            with open(full, "rb") as fh:
+                digest.update(hashlib.sha256(fh.read()).digest())
+    return digest.hexdigest()
+
+
+def base_images(dockerfile: str, args: dict[str, str]) -> list[str]:
+    """Image references of the FROM lines (ARG defaults and build args substituted)."""
+    values: dict[str, str] = {}
+    stages: set[str] = set()
+    refs: list[str] = []
+    seen_from = False
+    for line in dockerfile.splitlines():
+        arg = _ARG_RE.match(line)
+        if arg and not seen_from:
+            values[arg["name"]] = args.get(arg["name"], arg["default"] or "")
+            continue
+        match = _FROM_RE.match(line)
+        if not match:
+            continue
+        seen_from = True
+        ref = _VAR_RE.sub(lambda m: _substitute(m, values), match["ref"])
+        if ref.lower() != "scratch" and ref not in stages:
+            refs.append(ref)
+        if match["stage"]:
+            stages.add(match["stage"])
+    return refs
+
+
+def _substitute(match: re.Match[str], values: dict[str, str]) -> str:
+    name = match["braced"] or match["bare"]
+    return values.get(name) or match["default"] or ""
+
+
+def context_files(context: str) -> list[str]:
+    """Relative paths of the files a build context sends, after .dockerignore, sorted."""
+    patterns = _dockerignore(context)
+    found: list[str] = []
+    for root, dirs, files in os.walk(context):
+        rel_root = os.path.relpath(root, context)
+        dirs[:] = sorted(d for d in dirs if not _ignored(_join(rel_root, d), patterns, True))
+        found.extend(
+            _join(rel_root, f) for f in files if not _ignored(_join(rel_root, f), patterns, False)
+        )
+    return sorted(found)
+
+
+def _join(rel_root: str, name: str) -> str:
+    return name if rel_root == "." else f"{rel_root}/{name}"
+
+
+def _dockerignore(context: str) -> list[tuple[bool, str]]:
+    path = os.path.join(context, ".dockerignore")
+    if not os.path.isfile(path):
+        return []
+    patterns = []
+    with open(path, encoding="utf-8") as fh:
+        for raw in fh:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            negated = line.startswith("!")
+            patterns.append((negated, os.path.normpath(line.lstrip("!").strip()).lstrip("/")))
+    return patterns
+
+
+def _ignored(rel: str, patterns: list[tuple[bool, str]], is_dir: bool) -> bool:
+    """Docker's rule: the last matching pattern wins; `!` re-includes. A directory that has an
+    exception below it is walked so the exception can apply."""
+    ignored = False
+    for negated, pattern in patterns:
+        if fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(rel, pattern + "/*"):
+            ignored = not negated
+    if ignored and is_dir and any(neg and p.startswith(rel + "/") for neg, p in patterns):
+        return False
+    return ignored
+
+
+# --- tiered startup: start a tier, wait for health, detect crash loops, then the next tier ---
+
+_UP_ARGS = ("up", "--detach", "--no-deps", "--no-build", "--pull", "never")
+_RECREATE_ARGS = {"auto": (), "always": ("--force-recreate",), "never": ("--no-recreate",)}
+
+
+@dataclass
+class Tier:
+    services: list[str]
+    timeout: float
+
+
+@dataclass
+class Readiness:
+    """An extra readiness probe for a service: an HTTP URL (expected status) or a TCP port."""
+
+    http: str | None = None
+    status: tuple[int, ...] = (200,)
+    tcp: tuple[str, int] | None = None
+
+    def probe(self) -> str | None:
+        """None when ready, else what failed."""
+        if self.http:
+            try:
+                with urllib.request.urlopen(self.http, timeout=1) as resp:  # noqa: S310 - operator's URL
+                    code = resp.status
+            except urllib.error.HTTPError as exc:
+                code = exc.code
+            except (OSError, ValueError) as exc:
+                return f"GET {self.http}: {exc}"
+            if code not in self.status:
+                return f"GET {self.http}: status {code}, expected {list(self.status)}"
+        if self.tcp:
+            try:
+                socket.create_connection(self.tcp, timeout=1).close()
+            except OSError as exc:
+                return f"TCP {self.tcp[0]}:{self.tcp[1]}: {exc}"
+        return None
+
+
+@dataclass
+class ServiceFailure:
+    """Why a service did not become ready, with the evidence an operator needs."""
+
+    service: str
+    reason: str
+    container: dict[str, Any] | None = None
+    logs: list[str] = field(default_factory=list)
+    health_output: list[str] = field(default_factory=list)
+    probe: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "reason": self.reason,
+            "container": self.container,
+            "logs": self.logs,
+            "health_output": self.health_output,
+            "probe": self.probe,
+        }
+
+
+class TieredStartup:
+    """Starts tier after tier and waits on the engine's state (never a fixed sleep).
+
+    A service is ready when its healthcheck says healthy, its readiness probe answers, or
+    (with neither) it has kept running for `stable_seconds`. It fails at once when a
+    container exits, restarts (restart count above what it was before this run), or turns
+    unhealthy; the tier fails when its timeout passes first.
+    """
+
+    def __init__(
+        self,
+        project: ComposeProject,
+        client: Any,
+        *,
+        readiness: dict[str, Readiness] | None = None,
+        stable_seconds: float = 1.0,
+        recreate: str = "auto",
+        log_lines: int = 40,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.project = project
+        self.client = client
+        self.readiness = readiness or {}
+        self.stable_seconds = stable_seconds
+        self.recreate_args = _RECREATE_ARGS[recreate]
+        self.log_lines = log_lines
+        self.poll_interval = poll_interval
+        self.commands: list[list[str]] = []
+
+    def plan(self, tier: Tier) -> list[ProgressEvent]:
+        """What `up` would do for the tier (Compose's own dry run)."""
+        result = self.project.run(*_UP_ARGS, *self.recreate_args, *tier.services, dry_run=True)
+        return parse_progress(result.stderr + result.stdout)
+
+    def start(self, tier: Tier) -> tuple[list[ProgressEvent], ServiceFailure | None, float]:
+        """Start one tier and wait for it: (what up did, the first failure or None, seconds)."""
+        started = time.monotonic()
+        restarts_before = self._restart_counts()
+        result = self.project.run(*_UP_ARGS, *self.recreate_args, *tier.services)
+        self.commands.append(result.cmd)
+        failure = self._wait(tier, restarts_before, started + tier.timeout)
+        return parse_progress(result.stderr + result.stdout), failure, time.monotonic() - started
+
+    def states(self, services: list[str]) -> dict[str, list[ContainerState]]:
+        found: dict[str, list[ContainerState]] = {name: [] for name in services}
+        for container in service_containers(self.client, self.project.name, services):
+            state = ContainerState.of(container)
+            found.setdefault(state.service, []).append(state)
+        return found
+
+    def _restart_counts(self) -> dict[str, int]:
+        return {
+            c.id: int(c.attrs.get("RestartCount") or 0)
+            for c in service_containers(self.client, self.project.name)
+        }
+
+    def _wait(
+        self, tier: Tier, restarts_before: dict[str, int], deadline: float
+    ) -> ServiceFailure | None:
+        while True:
+            waiting: dict[str, str] = {}
+            for service, states in self.states(tier.services).items():
+                failure, pending = self._assess(service, states, restarts_before)
+                if failure:
+                    return failure
+                if pending:
+                    waiting[service] = pending
+            if not waiting:
+                return None
+            if time.monotonic() >= deadline:
+                service, pending = next(iter(waiting.items()))
+                return self._failure(
+                    service,
+                    f"not ready within the tier timeout of {tier.timeout:g} s ({pending})",
+                    probe=pending if service in self.readiness else None,
+                )
+            time.sleep(self.poll_interval)
+
+    def _assess(
+        self, service: str, states: list[ContainerState], restarts_before: dict[str, int]
+    ) -> tuple[ServiceFailure | None, str | None]:
+        """(failure, None), (None, what it waits for) or (None, None) when ready."""
+        if not states:
+            return self._failure(service, "no container was created"), None
+        for state in states:
+            reason = _broken(state, restarts_before.get(state.id, 0))
+            if reason:
+                return self._failure(service, reason, state), None
+        return None, self._pending(service, states)
+
+    def _pending(self, service: str, states: list[ContainerState]) -> str | None:
+        for state in states:
+            if state.status != "running":
+                return f"status: {state.status}"
+            if state.health not in (None, "healthy"):
+                return f"health: {state.health}"
+        if service in self.readiness:
+            return self.readiness[service].probe()
+        if all(s.health is None for s in states) and not self._stable(states):
+            return f"running for less than {self.stable_seconds:g} s"
+        return None
+
+    def _stable(self, states: list[ContainerState]) -> bool:
+        now = datetime.now(UTC)
+        return all(
+            s.started_at is not None and (now - s.started_at).total_seconds() >= self.stable_seconds
+            for s in states
+        )
+
+    def _failure(
+        self,
+        service: str,
+        reason: str,
+        state: ContainerState | None = None,
+        probe: str | None = None,
+    ) -> ServiceFailure:
+        if state is None:
+            states = self.states([service]).get(service) or []
+            state = states[0] if states else None
+        if state is None:
+            return ServiceFailure(service, reason, probe=probe)
+        container = self.client.containers.get(state.id)
+        return ServiceFailure(
+            service=service,
+            reason=reason,
+            container=state.summary(),
+            logs=last_log_lines(container, self.log_lines),
+            health_output=state.health_output,
+            probe=probe,
+        )
+
+
+def _broken(state: ContainerState, restarts_before: int) -> str | None:
+    """Why a container can no longer become ready, or None."""
+    if state.status in ("exited", "dead"):
+        return f"exited with code {state.exit_code}"
+    if state.status == "restarting" or state.restart_count > restarts_before:
+        return (
+            f"crash loop: restarted {state.restart_count} time(s), last exit code {state.exit_code}"
+        )
+    if state.health == "unhealthy":
+        return "healthcheck reports unhealthy"
+    return None

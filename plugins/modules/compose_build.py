@@ -1,0 +1,355 @@
+#!/usr/bin/python
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: compose_build
+short_description: Build the images of a Compose v2 project and tag them with the release
+description:
+  - Builds all or the named services of a compose project with C(docker compose build), one
+    service after the other so each gets its own build time.
+  - Tags every built image C(<repository>:<release>) as well; tags of earlier releases are
+    kept, so rollback finds the previous images.
+  - Grades each image's size against a budget (PASS, WARN, FAIL) and fails on FAIL unless
+    O(fail_on_size_budget=false).
+  - Reports C(changed) only when an image ID changed or a release tag moved. Each image is
+    labelled with a hash of its build inputs (context files after C(.dockerignore),
+    Dockerfile, build args, target, local base image IDs), which is what check mode compares
+    to tell whether a build would change the image.
+version_added: "0.1.0"
+author: stagegate contributors
+extends_documentation_fragment:
+  - stagegate.release.compose
+options:
+  services:
+    description:
+      - Services to build. Default is every service of the project that has a C(build:) section.
+    type: list
+    elements: str
+    default: []
+  release:
+    description:
+      - Release version to tag each image with (C(<repository>:<release>)). No tag when omitted.
+      - Inventory variable C(stagegate_release).
+    type: str
+  no_cache:
+    description: Build without the layer cache (C(--no-cache)); every image ID changes.
+    type: bool
+    default: false
+  pull:
+    description: Try to pull newer base images before building (C(--pull)).
+    type: bool
+    default: false
+  build_args:
+    description: Build arguments for every built service (C(--build-arg KEY=VALUE)).
+    type: dict
+    default: {}
+  size_budgets:
+    description:
+      - Image size budget per service, key C(*) for every service not named.
+      - A size such as C(80MB) (PASS up to it, FAIL above) or a mapping with C(pass) and
+        C(warn) sizes (PASS, WARN up to C(warn), FAIL above). 1 MB is 1024*1024 bytes.
+    type: dict
+    default: {}
+  fail_on_size_budget:
+    description: Fail the task when an image's size grades FAIL.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds one service's build may take.
+    type: float
+    default: 1800
+attributes:
+  check_mode:
+    description: Computes the build inputs and reports which images would be built; builds nothing.
+    support: full
+  diff_mode:
+    description: Not supported; the result lists image IDs before and after.
+    support: none
+  idempotent:
+    description: A second build with unchanged inputs keeps every image ID and reports not changed.
+    support: full
+notes:
+  - Compose prints a warning that Bake needs buildx where buildx is missing and builds with the
+    engine's builder; the module ignores that warning.
+seealso:
+  - module: stagegate.release.compose_config
+  - name: docker compose build
+    link: https://docs.docker.com/reference/cli/docker/compose/build/
+"""
+
+EXAMPLES = r"""
+- name: Build the release and tag it
+  stagegate.release.compose_build:
+    project_src: "{{ stagegate_project_dir }}"
+    project_name: "{{ stagegate_compose_project }}"
+    files: "{{ stagegate_compose_files }}"
+    env: "{{ stagegate_compose_env }}"
+    release: "{{ stagegate_release }}"
+    no_cache: true
+    size_budgets:
+      api: {pass: 300MB, warn: 400MB}
+      "*": 500MB
+  register: build
+"""
+
+RETURN = r"""
+images:
+  description: Per service, the image built (or, in check mode, that would be built).
+  returned: always
+  type: dict
+  sample:
+    api:
+      image: sandbox/api:v2
+      release_image: sandbox/api:v2
+      id: "sha256:5cc0e43a..."
+      previous_id: "sha256:1d2f4c..."
+      size: 231000000
+      size_budget: {pass: 314572800, warn: 419430400}
+      size_grade: PASS
+      build_seconds: 12.4
+      changed: true
+      reason: build inputs changed
+built:
+  description: Services whose image ID changed or whose release tag moved (check mode, would).
+  returned: always
+  type: list
+  elements: str
+size_failures:
+  description: Services whose image size graded FAIL.
+  returned: always
+  type: list
+  elements: str
+build_seconds:
+  description: Wall time of all builds.
+  returned: always
+  type: float
+commands:
+  description: The C(docker compose build) command lines run (none in check mode).
+  returned: always
+  type: list
+  elements: list
+"""
+
+import os
+import tempfile
+import time
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.stagegate.release.plugins.module_utils._compose import (
+    BUILD_INPUTS_LABEL,
+    COMPOSE_ARGSPEC,
+    ComposeError,
+    ComposeProject,
+    build_inputs_sha256,
+    split_image_ref,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._docker import (
+    DOCKER_SDK_IMPORT_ERROR,
+    HAS_DOCKER_SDK,
+    DockerException,
+    docker_client,
+    grade_size,
+    image_facts,
+    parse_size,
+)
+
+
+class BuildManager:
+    """Plans each service's build (inputs hash vs the image's label), then builds and tags."""
+
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        params = module.params
+        self.project = ComposeProject.from_params(params)
+        self.requested: list[str] = params["services"]
+        self.release: str | None = params["release"]
+        self.no_cache: bool = params["no_cache"]
+        self.pull: bool = params["pull"]
+        self.build_args = {str(k): str(v) for k, v in params["build_args"].items()}
+        self.budgets = self._parse_budgets(params["size_budgets"])
+        self.timeout: float = params["timeout"]
+        self.client = docker_client()
+        self.commands: list[list[str]] = []
+
+    def _parse_budgets(self, raw: dict[str, Any]) -> dict[str, dict[str, int]]:
+        budgets = {}
+        for service, spec in raw.items():
+            bands = spec if isinstance(spec, dict) else {"pass": spec}
+            try:
+                budgets[service] = {k: parse_size(v) for k, v in bands.items()}
+            except ValueError as exc:
+                self.module.fail_json(msg=f"size_budgets.{service}: {exc}")
+            if "pass" not in budgets[service] or set(budgets[service]) - {"pass", "warn"}:
+                self.module.fail_json(
+                    msg=f"size_budgets.{service}={spec!r}: expected a size or {{pass, warn}}"
+                )
+        return budgets
+
+    def services(self) -> list[str]:
+        buildable = [n for n, spec in self.project.services.items() if spec.get("build")]
+        if not self.requested:
+            return sorted(buildable)
+        self.project.require_services(self.requested, "services")
+        not_buildable = [s for s in self.requested if s not in buildable]
+        if not_buildable:
+            raise ComposeError(
+                f"services: {', '.join(not_buildable)} have no build section "
+                f"(buildable: {', '.join(sorted(buildable)) or 'none'})"
+            )
+        return list(self.requested)
+
+    def _image_id(self, ref: str) -> str | None:
+        facts = image_facts(self.client, ref)
+        return facts["id"] if facts else None
+
+    def plan(self, service: str) -> dict[str, Any]:
+        ref = self.project.image_ref(service)
+        repo, tag = split_image_ref(ref)
+        release_ref = f"{repo}:{self.release}" if self.release else ref
+        current = image_facts(self.client, ref)
+        inputs = build_inputs_sha256(
+            self.project.services[service]["build"], self.build_args, self._image_id
+        )
+        reason = None
+        if current is None:
+            reason = "no image yet"
+        elif self.no_cache:
+            reason = "no_cache"
+        elif inputs is None or current["labels"].get(BUILD_INPUTS_LABEL) != inputs:
+            reason = "build inputs changed"
+        elif self._image_id(release_ref) != current["id"]:
+            reason = f"release tag {release_ref} not on the current image"
+        return {
+            "image": ref,
+            "release_image": release_ref,
+            "tag": tag,
+            "inputs": inputs,
+            "previous_id": current["id"] if current else None,
+            "previous_release_id": self._image_id(release_ref),
+            "size": current["size"] if current else None,
+            "reason": reason,
+        }
+
+    def build(self, service: str, plan: dict[str, Any], labels_file: str) -> dict[str, Any]:
+        args = ["build"]
+        if self.no_cache:
+            args.append("--no-cache")
+        if self.pull:
+            args.append("--pull")
+        for key, value in sorted(self.build_args.items()):
+            args += ["--build-arg", f"{key}={value}"]
+        result = self.project.run(*args, service, extra_files=(labels_file,), timeout=self.timeout)
+        self.commands.append(result.cmd)
+        built = image_facts(self.client, plan["image"])
+        if built is None:
+            raise ComposeError(
+                f"docker compose build {service} succeeded but image {plan['image']} is missing",
+                cmd=result.cmd,
+                rc=result.rc,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
+        if self.release and plan["release_image"] != plan["image"]:
+            repo, _ = split_image_ref(plan["image"])
+            self.client.images.get(built["id"]).tag(repo, self.release)
+        changed = built["id"] != plan["previous_id"] or built["id"] != plan["previous_release_id"]
+        return {
+            "id": built["id"],
+            "size": built["size"],
+            "build_seconds": result.seconds,
+            "changed": changed,
+        }
+
+    def write_labels_file(self, directory: str, plans: dict[str, dict[str, Any]]) -> str:
+        """A compose override that labels each image with its build-inputs hash."""
+        services = {
+            name: {"build": {"labels": {BUILD_INPUTS_LABEL: plan["inputs"]}}}
+            for name, plan in plans.items()
+            if plan["inputs"]
+        }
+        path = os.path.join(directory, "stagegate-build-labels.json")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(self.module.jsonify({"services": services}))
+        return path
+
+    def run(self) -> dict[str, Any]:
+        plans = {service: self.plan(service) for service in self.services()}
+        started = time.monotonic()
+        images: dict[str, dict[str, Any]] = {}
+        with tempfile.TemporaryDirectory(prefix="stagegate-build-") as tmp:
+            labels_file = self.write_labels_file(tmp, plans)
+            for service, plan in plans.items():
+                entry = {
+                    "image": plan["image"],
+                    "release_image": plan["release_image"],
+                    "previous_id": plan["previous_id"],
+                    "reason": plan["reason"],
+                }
+                if self.module.check_mode:
+                    entry.update(
+                        id=plan["previous_id"],
+                        size=plan["size"],
+                        build_seconds=0.0,
+                        changed=plan["reason"] is not None,
+                    )
+                else:
+                    entry.update(self.build(service, plan, labels_file))
+                    if not entry["changed"]:
+                        entry["reason"] = None
+                images[service] = {**entry, **self.grade(service, entry["size"])}
+        built = [s for s, e in images.items() if e["changed"]]
+        return {
+            "changed": bool(built),
+            "images": images,
+            "built": built,
+            "size_failures": [s for s, e in images.items() if e["size_grade"] == "FAIL"],
+            "build_seconds": round(time.monotonic() - started, 3),
+            "commands": self.commands,
+        }
+
+    def grade(self, service: str, size: int | None) -> dict[str, Any]:
+        budget = self.budgets.get(service) or self.budgets.get("*")
+        if budget is None or size is None:
+            return {"size_budget": budget, "size_grade": None}
+        return {"size_budget": budget, "size_grade": grade_size(size, budget)}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            **COMPOSE_ARGSPEC,
+            "services": {"type": "list", "elements": "str", "default": []},
+            "release": {"type": "str"},
+            "no_cache": {"type": "bool", "default": False},
+            "pull": {"type": "bool", "default": False},
+            "build_args": {"type": "dict", "default": {}},
+            "size_budgets": {"type": "dict", "default": {}},
+            "fail_on_size_budget": {"type": "bool", "default": True},
+            "timeout": {"type": "float", "default": 1800},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_DOCKER_SDK:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_SDK_IMPORT_ERROR)
+    try:
+        result = BuildManager(module).run()
+    except ComposeError as exc:
+        module.fail_json(**exc.fail_kwargs())
+    except DockerException as exc:
+        module.fail_json(msg=f"Docker engine error: {exc}")
+    if result["size_failures"] and module.params["fail_on_size_budget"]:
+        module.fail_json(
+            msg=f"image size over budget: {', '.join(result['size_failures'])} "
+            "(size_budgets; set fail_on_size_budget=false to only report)",
+            **result,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+#!/usr/bin/python
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_manifest
+short_description: Read or write a release manifest on the deploy host
+description:
+  - Writes C(<state_dir>/releases/<release>/manifest.json) after a deploy with what rollback
+    needs; the release, the release before it, the compose project with its files and their
+    hash, the image ID per service, the backup taken before it, the migrations applied, times.
+  - Writes atomically (temporary file in the same directory, fsync, rename), so a reader never
+    sees half a manifest; writes only when the content differs (C(written_at) aside).
+  - O(state=read) returns a release's manifest, or the latest one when O(release) is omitted,
+    with the list of recorded releases, newest first.
+version_added: "0.1.0"
+author: stagegate contributors
+options:
+  state_dir:
+    description: The deploy host's state directory (inventory variable C(stagegate_state_dir)).
+    type: path
+    required: true
+  release:
+    description:
+      - The release (inventory variable C(stagegate_release)). Required with O(state=present).
+      - With O(state=read), omitted means the latest recorded release.
+    type: str
+  state:
+    description:
+      - C(present) writes the manifest, C(read) returns it, C(absent) removes it.
+    type: str
+    choices: [present, read, absent]
+    default: present
+  previous_release:
+    description:
+      - The release this one replaces. Default is the newest other release recorded in
+        O(state_dir) (none for the first).
+    type: str
+  compose:
+    description: The compose project (C(project), C(files), C(files_sha256), C(config_sha256)).
+    type: dict
+    default: {}
+  images:
+    description: Image ID (or image reference) per service.
+    type: dict
+    default: {}
+  backup:
+    description: Reference to the backup taken before this release (path, checksum, ...).
+    type: raw
+  migrations_applied:
+    description: Migrations this release applied, in order.
+    type: list
+    elements: raw
+    default: []
+  started_at:
+    description: When the deploy started (ISO 8601).
+    type: str
+  finished_at:
+    description: When the deploy finished (ISO 8601).
+    type: str
+  extra:
+    description: Further facts to keep with the release (must not hold secrets).
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    description: Computes the manifest and reports whether it would be written; writes nothing.
+    support: full
+  diff_mode:
+    description: Returns the manifest before and after.
+    support: full
+  idempotent:
+    description: The same content is not written again.
+    support: full
+seealso:
+  - module: stagegate.release.compose_up_tiers
+"""
+
+EXAMPLES = r"""
+- name: Record the release
+  stagegate.release.release_manifest:
+    state_dir: "{{ stagegate_state_dir }}"
+    release: "{{ stagegate_release }}"
+    compose:
+      project: "{{ stagegate_compose_project }}"
+      files: "{{ stagegate_compose_files }}"
+      files_sha256: "{{ config.files_sha256 }}"
+    images: "{{ startup.services | dict2items | items2dict(value_name='value') }}"
+    migrations_applied: "{{ migrate.applied | default([]) }}"
+
+- name: Which release is live, and which one came before
+  stagegate.release.release_manifest:
+    state_dir: "{{ stagegate_state_dir }}"
+    state: read
+  register: current
+"""
+
+RETURN = r"""
+manifest:
+  description: The manifest written (check mode, that would be written) or read; null when none.
+  returned: always
+  type: dict
+  sample:
+    schema: 1
+    release: v2
+    previous_release: v1
+    compose: {project: sandbox, files: [compose.yaml], files_sha256: "9f2c..."}
+    images: {api: "sha256:5cc0e43a..."}
+    backup: {path: /var/lib/stagegate/staging/backups/app-v1.dump}
+    migrations_applied: [002_add_orders.sql]
+    started_at: "2026-11-22T12:00:00Z"
+    finished_at: "2026-11-22T12:01:10Z"
+    written_at: "2026-11-22T12:01:10Z"
+path:
+  description: The manifest file.
+  returned: when a release is known
+  type: str
+releases:
+  description: Recorded releases, newest first (by C(written_at)).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+# Set by the module on every write: not part of what makes two manifests differ.
+VOLATILE_KEYS = frozenset({"written_at"})
+
+
+class ManifestManager:
+    def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
+        self.params = module.params
+        self.releases_dir = os.path.join(self.params["state_dir"], "releases")
+
+    def path(self, release: str) -> str:
+        if not release or release in (".", "..") or "/" in release or "\0" in release:
+            self.module.fail_json(msg=f"release={release!r}: expected a release name, not a path")
+        return os.path.join(self.releases_dir, release, MANIFEST_NAME)
+
+    def load(self, release: str) -> dict[str, Any] | None:
+        path = self.path(release)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return dict(json.load(fh))
+        except (OSError, ValueError) as exc:
+            self.module.fail_json(msg=f"cannot read manifest {path}: {exc}")
+        return None  # not reached: fail_json exits
+
+    def recorded(self) -> list[dict[str, Any]]:
+        """Every readable manifest, newest first."""
+        if not os.path.isdir(self.releases_dir):
+            return []
+        found = []
+        for name in os.listdir(self.releases_dir):
+            if os.path.isfile(os.path.join(self.releases_dir, name, MANIFEST_NAME)):
+                manifest = self.load(name)
+                if manifest:
+                    found.append(manifest)
+        return sorted(found, key=lambda m: str(m.get("written_at", "")), reverse=True)
+
+    def desired(self, release: str, recorded: list[dict[str, Any]]) -> dict[str, Any]:
+        previous = self.params["previous_release"]
+        if previous is None:
+            previous = next((m["release"] for m in recorded if m.get("release") != release), None)
+        return {
+            "schema": SCHEMA_VERSION,
+            "release": release,
+            "previous_release": previous,
+            "compose": self.params["compose"],
+            "images": self.params["images"],
+            "backup": self.params["backup"],
+            "migrations_applied": self.params["migrations_applied"],
+            "started_at": self.params["started_at"],
+            "finished_at": self.params["finished_at"],
+            "extra": self.params["extra"],
+        }
+
+    def write(self, path: str, manifest: dict[str, Any]) -> None:
+        directory = os.path.dirname(path)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(manifest, fh, indent=2, sort_keys=True)
+                fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def run(self) -> dict[str, Any]:
+        state = self.params["state"]
+        release = self.params["release"]
+        recorded = self.recorded()
+        releases = [str(m.get("release")) for m in recorded]
+        if state == "read":
+            manifest = self.load(release) if release else (recorded[0] if recorded else None)
+            result = {"changed": False, "manifest": manifest, "releases": releases}
+            if manifest:
+                result["path"] = self.path(str(manifest["release"]))
+            return result
+        if not release:
+            self.module.fail_json(msg=f"release is required with state={state}")
+        path = self.path(release)
+        before = self.load(release)
+        if state == "absent":
+            return self._remove(path, before, releases)
+        after = self.desired(release, recorded)
+        changed = before is None or _content(before) != _content(after)
+        after["written_at"] = (
+            datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if changed
+            else before.get("written_at")  # type: ignore[union-attr]
+        )
+        if changed and not self.module.check_mode:
+            self.write(path, after)
+            releases = [str(m.get("release")) for m in self.recorded()]
+        return {
+            "changed": changed,
+            "manifest": after,
+            "path": path,
+            "releases": releases,
+            "diff": {"before": before or {}, "after": after},
+        }
+
+    def _remove(
+        self, path: str, before: dict[str, Any] | None, releases: list[str]
+    ) -> dict[str, Any]:
+        if before is not None and not self.module.check_mode:
+            os.unlink(path)
+            with contextlib.suppress(OSError):  # keep a directory that holds more than this
+                os.rmdir(os.path.dirname(path))
+            releases = [r for r in releases if r != before.get("release")]
+        return {
+            "changed": before is not None,
+            "manifest": None,
+            "path": path,
+            "releases": releases,
+            "diff": {"before": before or {}, "after": {}},
+        }
+
+
+def _content(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in manifest.items() if k not in VOLATILE_KEYS}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "state_dir": {"type": "path", "required": True},
+            "release": {"type": "str"},
+            "state": {
+                "type": "str",
+                "default": "present",
+                "choices": ["present", "read", "absent"],
+            },
+            "previous_release": {"type": "str"},
+            "compose": {"type": "dict", "default": {}},
+            "images": {"type": "dict", "default": {}},
+            "backup": {"type": "raw"},
+            "migrations_applied": {"type": "list", "elements": "raw", "default": []},
+            "started_at": {"type": "str"},
+            "finished_at": {"type": "str"},
+            "extra": {"type": "dict", "default": {}},
+        },
+        supports_check_mode=True,
+    )
+    module.exit_json(**ManifestManager(module).run())
+
+
+if __name__ == "__main__":
+    main()

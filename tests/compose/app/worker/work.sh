@@ -1,0 +1,2 @@
+echo "worker: started"
+exec sleep 3600
