@@ -97,7 +97,7 @@ previous:
   description: The record that was replaced or removed (the expired or broken holder), if any.
   returned: always
   type: dict
-path:
+lock_file:
   description: The lock file.
   returned: always
   type: str
@@ -153,7 +153,7 @@ class DeployLockManager:
         try:
             action, held, previous = self.acquire() if self.state == "acquired" else self.release()
         except LockHeldError as exc:
-            self.module.fail_json(msg=str(exc), holder=exc.holder, path=self.lock.path)
+            self.module.fail_json(msg=str(exc), holder=exc.holder, lock_file=self.lock.path)
         except OSError as exc:
             self.module.fail_json(msg=f"cannot change the deploy lock {self.lock.path}: {exc}")
         changed = action not in (ALREADY_HELD, NOT_HELD)
@@ -163,7 +163,7 @@ class DeployLockManager:
             action=action,
             lock=held or {},
             previous=previous if action in (TAKEN_OVER, BROKEN, "released") else {},
-            path=self.lock.path,
+            lock_file=self.lock.path,
             msg=MESSAGES[action].format(holder=holder),
             diff={"before": before, "after": held or {}},
         )

@@ -42,7 +42,6 @@ RUNTIME_FACTS = frozenset(
         "stagegate_previous_release",
         "stagegate_source_before",
         "stagegate_source_after",
-        "stagegate_lock",
     }
 )
 
@@ -166,51 +165,62 @@ ONE_OF: Mapping[str, tuple[str, ...]] = {
 def _spec_from_argument(option: Mapping[str, Any]) -> Spec:
     type_ = str(option.get("type", "str"))
     nested = option.get("options")
-    elements = option.get("elements")
-    choices = option.get("choices")
+    choices = tuple(option["choices"]) if option.get("choices") else None
+    if type_ == "list":
+        # As in Ansible's argument spec, a list's choices constrain its elements.
+        element = {"type": option.get("elements", "raw"), "options": nested, "choices": choices}
+        return Spec(type="list", elements=_spec_from_argument(element))
     return Spec(
         type=type_,
-        elements=(
-            _spec_from_argument({"type": elements, "options": nested})
-            if type_ == "list" and elements
-            else None
-        ),
-        options=(_fields_from_options(nested) if type_ == "dict" and nested else None),
-        choices=tuple(choices) if choices else None,
+        options=_fields_from_options(nested) if type_ == "dict" and nested else None,
+        choices=choices,
         secret=bool(option.get("no_log", False)),
     )
 
 
-def _fields_from_options(options: Mapping[str, Any], phase: str | None = None) -> dict[str, Field]:
-    fields = {}
-    for name, option in options.items():
-        required = bool(option.get("required", False))
-        fields[name] = Field(
+def _text(description: Any) -> str:
+    if isinstance(description, list):
+        return " ".join(str(line) for line in description)
+    return str(description or "")
+
+
+def _fields_from_options(options: Mapping[str, Any]) -> dict[str, Field]:
+    """Keys of a dict option: `required` means the key must be present."""
+    return {
+        name: Field(
             name=name,
             spec=_spec_from_argument(option),
-            description=str(option.get("description", "")),
-            required_for=frozenset({phase}) if (phase and required) else frozenset(),
-            required=required and phase is None,
+            description=_text(option.get("description")),
+            required=bool(option.get("required", False)),
         )
-    return fields
+        for name, option in options.items()
+    }
 
 
 def fields_from_argument_specs(roles_dir: Path) -> list[Field]:
     """The `stagegate_*` options declared in every role's `meta/argument_specs.yml`.
 
-    A role's name is its phase: a role-required option is required for that phase.
+    A role's name is its phase: an option its `main` entry point requires is required
+    for that phase. Other entry points (e.g. `tasks_from: release_lock`) only make
+    their options known.
     """
     found: list[Field] = []
     for spec_file in sorted(roles_dir.glob("*/meta/argument_specs.yml")):
         phase = spec_file.parent.parent.name
         data = yaml.safe_load(spec_file.read_text()) or {}
-        for entry in (data.get("argument_specs") or {}).values():
-            options = {
-                name: option
-                for name, option in (entry.get("options") or {}).items()
-                if name.startswith(PREFIX)
-            }
-            found.extend(_fields_from_options(options, phase).values())
+        for entry_name, entry in (data.get("argument_specs") or {}).items():
+            for name, option in (entry.get("options") or {}).items():
+                if not name.startswith(PREFIX):
+                    continue
+                required = entry_name == "main" and bool(option.get("required", False))
+                found.append(
+                    Field(
+                        name=name,
+                        spec=_spec_from_argument(option),
+                        description=_text(option.get("description")),
+                        required_for=frozenset({phase}) if required else frozenset(),
+                    )
+                )
     return found
 
 
@@ -258,7 +268,7 @@ class Schema:
                 errors.append(
                     ConfigError(
                         item.name,
-                        f"is required for the {', '.join(needed_by)} phase but is not set"
+                        f"is required for phase(s) {', '.join(needed_by)} but is not set"
                         f" (expected {describe(item.spec)}: {item.description})",
                     )
                 )
@@ -292,27 +302,32 @@ def _unknown(key: str, known: Iterable[str]) -> ConfigError:
 # --- checking one value -------------------------------------------------------------------
 
 
-def describe(spec: Spec) -> str:
+_WORDS = {
+    "str": ("a string", "strings"),
+    "path": ("a path", "paths"),
+    "int": ("an integer", "integers"),
+    "float": ("a number", "numbers"),
+    "bool": ("a boolean (true/false)", "booleans"),
+    "dict": ("a mapping", "mappings"),
+    "list": ("a list", "lists"),
+    "raw": ("any value", "values"),
+}
+
+
+def describe(spec: Spec, plural: bool = False) -> str:
     """The expected form of a value, in words a user reads in an error."""
     if spec.choices:
         return "one of " + ", ".join(repr(c) for c in spec.choices)
-    if spec.type == "list":
-        return f"a list of {describe(spec.elements)}s" if spec.elements else "a list"
-    if spec.type == "dict" and spec.options:
-        return "a mapping with keys " + ", ".join(spec.options)
-    words = {
-        "str": "a string",
-        "path": "a path",
-        "int": "an integer",
-        "float": "a number",
-        "bool": "a boolean (true/false)",
-        "dict": "a mapping",
-        "raw": "any value",
-    }
-    text = words.get(spec.type, spec.type)
+    singular, many = _WORDS.get(spec.type, (spec.type, spec.type))
+    text = many if plural else singular
+    if spec.type == "list" and spec.elements:
+        text += " of " + describe(spec.elements, plural=True)
+    elif spec.type == "dict" and spec.options:
+        text += " with keys " + ", ".join(spec.options)
     if spec.minimum is not None or spec.maximum is not None:
-        text += f" in {spec.minimum if spec.minimum is not None else '-inf'}.."
-        text += f"{spec.maximum if spec.maximum is not None else 'inf'}"
+        low = spec.minimum if spec.minimum is not None else "-inf"
+        high = spec.maximum if spec.maximum is not None else "inf"
+        text += f" in {low}..{high}"
     return text
 
 
@@ -374,8 +389,20 @@ def _check_dict(
 def _expected(key: str, value: Any, spec: Spec) -> ConfigError:
     return ConfigError(
         key,
-        f"got {shown(key, value, spec)} ({type(value).__name__}), expected {describe(spec)}",
+        f"got {shown(key, value, spec)} ({_yaml_type(value)}), expected {describe(spec)}",
     )
+
+
+def _yaml_type(value: Any) -> str:
+    """The YAML word for a value's type (templated values are tagged subclasses)."""
+    for kind, word in ((bool, "boolean"), (str, "string"), (int, "integer"), (float, "number")):
+        if isinstance(value, kind):
+            return word
+    if isinstance(value, Mapping):
+        return "mapping"
+    if isinstance(value, list | tuple):
+        return "list"
+    return "null" if value is None else type(value).__name__
 
 
 def _convert(value: Any, type_: str) -> tuple[Any, bool]:
