@@ -9,6 +9,7 @@ The `stagegate.release.gate` action is a thin wrapper around these two functions
 
 from __future__ import annotations
 
+import getpass
 import importlib
 import os
 from collections.abc import Iterable, Mapping
@@ -234,4 +235,7 @@ def who_ran(task_vars: Mapping[str, Any]) -> tuple[str, str | None]:
     if job:
         user = task_vars.get("awx_user_name") or task_vars.get("tower_user_name") or ""
         return (f"AWX job {job}" + (f" ({user})" if user else ""), str(job))
-    return (os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown", None)
+    try:
+        return (getpass.getuser(), None)
+    except (KeyError, OSError):  # no passwd entry for this uid (some containers)
+        return ("unknown", None)

@@ -1,0 +1,148 @@
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Controller side of stagegate.release.gate (documented in plugins/modules/gate.py)."""
+
+import re
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+try:
+    from stagegate.gatekeeper import (
+        GateRequest,
+        gate_plugin_manager,
+        run_gate,
+        validate_request,
+        who_ran,
+    )
+    from stagegate.gates import GateConfigError
+    from stagegate.reports import SECRET_KEY_RE, redact
+except ImportError as exc:  # the controller needs the stagegate package (pip install stagegate)
+    STAGEGATE_IMPORT_ERROR = exc
+else:
+    STAGEGATE_IMPORT_ERROR = None
+
+ARGUMENT_SPEC = {
+    "release": {"type": "str"},
+    "previous": {"type": "str"},
+    "checks": {"type": "list", "elements": "dict", "default": []},
+    "gates": {"type": "dict", "default": {}},
+    "catalog": {"type": "list", "elements": "dict"},
+    "manual_checks": {"type": "list", "elements": "dict", "default": []},
+    "manual_confirmations": {"type": "dict", "default": {}},
+    "baseline": {"type": "dict"},
+    "phases": {"type": "list", "elements": "dict", "default": []},
+    "stopped": {"type": "dict"},
+    "rollback_plan": {"type": "dict"},
+    "report_dir": {"type": "path"},
+    "environment": {"type": "str", "default": "staging"},
+    "started": {"type": "str"},
+    "secrets": {"type": "list", "elements": "str", "default": [], "no_log": True},
+    "strict": {"type": "bool", "default": False},
+    "webhook": {"type": "dict", "no_log": True},
+    "validate_only": {"type": "bool", "default": False},
+}
+_VAR_PREFIX = re.compile(r"^stagegate_")
+
+
+def _secret_values(value, key=""):
+    """Every string under a secret-named key (db password, tokens) of the stagegate_* vars."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _secret_values(v, str(k))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _secret_values(item, key)
+    elif key and isinstance(value, str) and SECRET_KEY_RE.search(key):
+        yield value
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        if STAGEGATE_IMPORT_ERROR is not None:
+            raise AnsibleError(
+                "stagegate.release.gate needs the stagegate Python package on the controller "
+                f"(pip install stagegate): {STAGEGATE_IMPORT_ERROR}"
+            )
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if not args["validate_only"]:
+            for key in ("release", "report_dir"):
+                if not args[key]:
+                    return {
+                        **result,
+                        "failed": True,
+                        "msg": f"{key}: required unless validate_only is true",
+                    }
+        request = self._request(args, task_vars)
+        pm = gate_plugin_manager()
+        try:
+            if args["validate_only"]:
+                config = validate_request(request, pm)
+                return {
+                    **result,
+                    "changed": False,
+                    "valid": True,
+                    "gate_names": [rule.name for rule in config.rules],
+                }
+            outcome = run_gate(request, pm)
+        except GateConfigError as exc:
+            return {**result, "failed": True, "msg": redact(str(exc), request.secrets)}
+        report = outcome.report
+        result.update(
+            changed=False,
+            verdict=str(outcome.verdict),
+            score=outcome.score,
+            report_dir=str(request.report_dir),
+            report_paths=outcome.report_paths,
+            failed_checks=outcome.failed_checks,
+            blockers=report["blockers"],
+            warnings=report["warnings"],
+            gates=[
+                {k: g[k] for k in ("name", "status", "critical", "message")}
+                for g in report["gates"]
+            ],
+            checks=[{k: c[k] for k in ("name", "group", "status")} for c in report["checks"]],
+            ledger_record=outcome.ledger_record,
+            notify_errors=outcome.notify_errors,
+        )
+        return redact(result, request.secrets)
+
+    def _request(self, args, task_vars):
+        run_by, job = who_ran(task_vars)
+        catalog = args["catalog"]
+        own_vars = {k: v for k, v in task_vars.items() if _VAR_PREFIX.match(k)}
+        try:
+            own_vars = self._templar.template(own_vars)
+        except AnsibleError:
+            own_vars = {}  # an unrenderable var cannot be printed either; nothing to mask
+        webhook = args["webhook"]
+        return GateRequest(
+            release=args["release"] or "",
+            report_dir=args["report_dir"] or "",
+            checks=args["checks"],
+            gates=args["gates"],
+            previous=args["previous"],
+            catalog=[str(c.get("name")) for c in catalog] if catalog is not None else None,
+            groups=[str(c.get("group", "default")) for c in catalog]
+            if catalog is not None
+            else None,
+            manual=args["manual_checks"],
+            confirmations=args["manual_confirmations"],
+            baseline=args["baseline"],
+            phases=args["phases"],
+            stopped=args["stopped"],
+            rollback_plan=args["rollback_plan"],
+            environment=args["environment"],
+            run_by=run_by,
+            awx_job_id=job,
+            started=args["started"],
+            secrets=[*args["secrets"], *_secret_values(own_vars)],
+            policy={"strict": args["strict"]},
+            webhook=webhook,
+        )
