@@ -141,9 +141,13 @@ setup_tiny_image() {
   done_step
 }
 
+# 6. The sandbox's releases as tags of a local git repository (prints only the tags it changed).
+setup_sandbox_repo() { bash "$ROOT/scripts/sandbox-repo.sh"; }
+
 setup_venv
 setup_postgres
 setup_docker
 setup_compose
 setup_base_image
 setup_tiny_image
+setup_sandbox_repo
