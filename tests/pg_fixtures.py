@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO_ROOT, PgCluster, unique_name
+from conftest import REPO_ROOT, PgCluster, start_pg_cluster, stop_pg_cluster, unique_name
 
 MODULES = REPO_ROOT / "plugins" / "modules"
 
 
-def run_module(name: str, args: dict[str, Any], check_mode: bool = False, tmp: Path | None = None) -> dict[str, Any]:
+def run_module(
+    name: str, args: dict[str, Any], check_mode: bool = False, tmp: Path | None = None
+) -> dict[str, Any]:
     """Run plugins/modules/<name>.py as Ansible runs it (its own process, JSON args file)."""
     payload = {"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check_mode}}
     args_file = (tmp or Path("/tmp")) / f"{unique_name('args')}.json"
@@ -24,7 +26,10 @@ def run_module(name: str, args: dict[str, Any], check_mode: bool = False, tmp: P
     try:
         proc = subprocess.run(
             [sys.executable, str(MODULES / f"{name}.py"), str(args_file)],
-            capture_output=True, text=True, check=False, timeout=300,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
         )
     finally:
         args_file.unlink()
@@ -60,3 +65,40 @@ def sample_db(pg_cluster: PgCluster) -> Iterator[str]:
         yield name
     finally:
         pg_cluster.drop_database(name)
+
+
+def count_scratch(cluster: PgCluster, prefix: str = "stagegate_") -> int:
+    """Databases a pg_* module created as scratch (verify/dry-run copies) still present."""
+    return int(cluster.psql(f"SELECT count(*) FROM pg_database WHERE datname LIKE '{prefix}%'"))
+
+
+def fingerprint(cluster: PgCluster, dbname: str) -> tuple[str, str]:
+    """Schema (pg_dump --schema-only) and per-table exact row counts of a database."""
+    schema = subprocess.run(
+        [str(cluster.bindir / "pg_dump"), "--schema-only", "-d", cluster.dsn(dbname)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    counts = cluster.psql(
+        "SELECT string_agg(t, ',' ORDER BY t) FROM (SELECT table_name || '=' || "
+        "(xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM ' || "
+        "quote_ident(table_schema) || '.' || quote_ident(table_name), false, true, '')))[1]::text AS t "
+        "FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE') s",
+        dbname,
+    )
+    return schema, counts
+
+
+@pytest.fixture(scope="module")
+def password_cluster() -> Iterator[PgCluster]:
+    """A cluster of its own with scram-sha-256 on TCP and a role `app` (password `s3cret-pw`)."""
+    cluster = start_pg_cluster()
+    try:
+        cluster.psql("CREATE ROLE app LOGIN CREATEDB PASSWORD 's3cret-pw'")
+        hba = cluster.datadir / "pg_hba.conf"
+        hba.write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        cluster.pg_ctl("reload")
+        yield cluster
+    finally:
+        stop_pg_cluster(cluster)

@@ -1,20 +1,32 @@
-"""pg_backup on a real PostgreSQL 15 server: verified dumps, faults, retention."""
+"""pg_backup on a real PostgreSQL 15 server: verified dumps, bad input, faults, retention."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import threading
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import PgCluster
-from pg_fixtures import db_arg, run_module
+from conftest import PgCluster, free_port
+from pg_fixtures import MODULES, count_scratch, db_arg, run_module
+
+from ansible_collections.stagegate.release.plugins.module_utils._pg import PgError, PgTarget
+from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
+    rehearse_restore,
+    verify_listing,
+)
 
 
-def test_backup_verified_with_manifest_and_idempotent(pg_cluster: PgCluster, sample_db: str, tmp_path: Path) -> None:
-    args = {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(tmp_path), "release": "v1", "verify": "restore"}
+def backup_args(cluster: PgCluster, db: str, tmp_path: Path, **extra: object) -> dict[str, object]:
+    return {"db": db_arg(cluster, db), "backup_dir": str(tmp_path / "backups"), **extra}
+
+
+def test_backup_verified_with_manifest_and_idempotent(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    args = backup_args(pg_cluster, sample_db, tmp_path, release="v1", verify="restore")
     first = run_module("pg_backup", args)
     assert first.get("failed") is not True, first
     assert first["changed"] is True
@@ -24,10 +36,201 @@ def test_backup_verified_with_manifest_and_idempotent(pg_cluster: PgCluster, sam
     assert manifest["tables"]["public.orders"]["rows"] == 1000
     assert manifest["tables"]["public.customers"]["rows"] == 200
     assert manifest["server_version"].startswith("15")
+    assert manifest["release"] == "v1"
     assert len(manifest["sha256"]) == 64
-    assert [e["table"] for e in first["progress"]]  # table-by-table progress parsed
+    assert manifest["size_bytes"] == Path(first["path"]).stat().st_size
+    assert {e["table"] for e in first["progress"]} >= {"public.orders", "public.customers"}
     again = run_module("pg_backup", args)
     assert again["changed"] is False
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".stagegate")]
-    scratch = pg_cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'stagegate_verify_%'")
-    assert scratch == "0"
+    assert not [p for p in Path(first["path"]).parent.iterdir() if p.name.startswith(".")]
+    assert count_scratch(pg_cluster) == 0
+
+
+def test_directory_format_with_parallel_jobs(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    args = backup_args(pg_cluster, sample_db, tmp_path, name="par", format="directory", jobs=2)
+    result = run_module("pg_backup", args)
+    assert result.get("failed") is not True, result
+    assert Path(result["path"]).is_dir()
+    assert (Path(result["path"]) / "toc.dat").exists()
+
+
+@pytest.mark.parametrize(
+    ("db_override", "expected"),
+    [
+        ({"password": "wrong-pw"}, "password authentication failed"),
+        ({"name": "no_such_db"}, 'database "no_such_db" does not exist'),
+        ({"port": None}, "Connection refused"),
+    ],
+    ids=["wrong-credentials", "unknown-database", "unreachable-host"],
+)
+def test_connection_failures_name_the_dsn_without_password(
+    password_cluster: PgCluster, tmp_path: Path, db_override: dict[str, object], expected: str
+) -> None:
+    db = db_arg(password_cluster, "postgres", user="app", password="s3cret-pw")
+    db.update({k: v if v is not None else free_port() for k, v in db_override.items()})
+    result = run_module("pg_backup", {"db": db, "backup_dir": str(tmp_path)})
+    assert result["failed"] is True
+    assert expected in result["msg"]
+    assert f"port={db['port']}" in result["msg"]
+    assert f"dbname={db['name']}" in result["msg"] and "user=app" in result["msg"]
+    text = json.dumps(result)
+    assert "s3cret-pw" not in text and "wrong-pw" not in text
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_server_stopped_mid_backup_leaves_nothing_good(
+    private_pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    db = private_pg_cluster.create_database("bigdb")
+    subprocess.run(
+        [
+            str(private_pg_cluster.bindir / "pgbench"),
+            "-i",
+            "-q",
+            "-s",
+            "8",
+            "-d",
+            private_pg_cluster.dsn(db),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    progress = tmp_path / "progress.log"
+    backup_dir = tmp_path / "backups"
+    args = {
+        "ANSIBLE_MODULE_ARGS": {
+            "db": db_arg(private_pg_cluster, db),
+            "backup_dir": str(backup_dir),
+            "release": "v9",
+            "compress": 9,
+            "row_counts": "estimate",
+            "progress_file": str(progress),
+        }
+    }
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps(args))
+    proc = subprocess.Popen(
+        [sys.executable, str(MODULES / "pg_backup.py"), str(args_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while "pgbench_accounts" not in (progress.read_text() if progress.exists() else ""):
+        assert proc.poll() is None, "the dump finished before the server could be stopped"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    private_pg_cluster.pg_ctl("stop")  # fast shutdown while pg_dump streams pgbench_accounts
+    out, _ = proc.communicate(timeout=60)
+    result = json.loads(out)
+    assert result["failed"] is True
+    assert "pg_dump failed" in result["msg"]
+    assert "stderr" in result and result["rc"] != 0
+    assert (
+        sorted(p.name for p in backup_dir.iterdir()) == []
+    )  # no final file, no manifest, no partial
+
+
+@pytest.fixture
+def good_backup(pg_cluster: PgCluster, sample_db: str, tmp_path: Path) -> tuple[PgTarget, Path]:
+    result = run_module("pg_backup", backup_args(pg_cluster, sample_db, tmp_path, name="good"))
+    assert result.get("failed") is not True, result
+    target = PgTarget.from_module_params({"db": db_arg(pg_cluster, sample_db)})
+    return target, Path(result["path"])
+
+
+def test_truncated_dump_fails_listing(good_backup: tuple[PgTarget, Path], tmp_path: Path) -> None:
+    target, archive = good_backup
+    truncated = tmp_path / "truncated.dump"
+    truncated.write_bytes(archive.read_bytes()[:200])
+    with pytest.raises(PgError, match="pg_restore --list cannot read"):
+        verify_listing(target, str(truncated), ["public.orders"])
+    empty = tmp_path / "empty.dump"
+    empty.write_bytes(b"")
+    with pytest.raises(PgError, match="is empty"):
+        verify_listing(target, str(empty), [])
+
+
+def test_truncated_data_fails_restore_rehearsal(
+    pg_cluster: PgCluster, good_backup: tuple[PgTarget, Path], tmp_path: Path
+) -> None:
+    target, archive = good_backup
+    data = archive.read_bytes()
+    truncated = tmp_path / "half.dump"
+    truncated.write_bytes(data[: len(data) * 3 // 4])  # the TOC survives, table data does not
+    with pg_cluster_admin(target) as admin, pytest.raises(PgError, match="pg_restore"):
+        rehearse_restore(
+            target,
+            admin=admin,
+            archive=str(truncated),
+            expected_rows={"public.orders": 1000, "public.customers": 200},
+            exact=True,
+            jobs=1,
+        )
+    assert count_scratch(pg_cluster) == 0
+
+
+def test_corrupted_dump_fails_verification_and_restore(
+    pg_cluster: PgCluster, good_backup: tuple[PgTarget, Path]
+) -> None:
+    target, archive = good_backup
+    data = bytearray(archive.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = b"\xff" * 64
+    archive.write_bytes(bytes(data))
+    with pg_cluster_admin(target) as admin, pytest.raises(PgError):
+        rehearse_restore(
+            target,
+            admin=admin,
+            archive=str(archive),
+            expected_rows={"public.orders": 1000, "public.customers": 200},
+            exact=True,
+            jobs=1,
+        )
+    restore = run_module(
+        "pg_restore",
+        {
+            "db": db_arg(pg_cluster, "postgres"),
+            "backup": str(archive),
+            "name": "sgt_never_restored",
+        },
+    )
+    assert restore["failed"] is True and "sha256" in restore["msg"]
+    assert count_scratch(pg_cluster) == 0
+
+
+def pg_cluster_admin(target: PgTarget):  # type: ignore[no-untyped-def]
+    return target.for_database("postgres").connect()
+
+
+def test_retention_keeps_newest_and_the_release_backup(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    paths = {}
+    for release in ("r1", "r2", "r3"):
+        result = run_module(
+            "pg_backup", backup_args(pg_cluster, sample_db, tmp_path, release=release)
+        )
+        paths[release] = result["path"]
+    state = tmp_path / "state"
+    (state / "releases" / "r4").mkdir(parents=True)
+    (state / "releases" / "r4" / "manifest.json").write_text(
+        json.dumps({"backup": {"path": paths["r1"]}})
+    )
+    args = backup_args(pg_cluster, sample_db, tmp_path, release="r4", keep=1, state_dir=str(state))
+    planned = run_module("pg_backup", args, check_mode=True)
+    assert sorted(planned["removed"]) == sorted([paths["r2"], paths["r3"]])
+    assert Path(paths["r2"]).exists()
+    done = run_module("pg_backup", args)
+    assert sorted(done["removed"]) == sorted([paths["r2"], paths["r3"]])
+    left = sorted(p.name for p in Path(paths["r1"]).parent.iterdir())
+    assert left == sorted(
+        [
+            Path(paths["r1"]).name,
+            Path(paths["r1"]).name + ".manifest.json",
+            Path(done["path"]).name,
+            Path(done["path"]).name + ".manifest.json",
+        ]
+    )

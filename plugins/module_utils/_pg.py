@@ -453,9 +453,8 @@ def drop_leftovers(conn: Any, prefix: str, keep: str | None = None) -> list[str]
 
 def fail_json_from(module: Any, exc: PgError, **result: Any) -> None:
     """Report a PgError the same way in every module."""
-    module.fail_json(
-        msg=exc.msg, **result, **{k: v for k, v in exc.details.items() if v is not None}
-    )
+    details = {k: v for k, v in exc.details.items() if v is not None}
+    module.fail_json(msg=exc.msg, **{**result, **details})
 
 
 def pg_module(argument_spec: dict[str, Any], **kwargs: Any) -> Any:
@@ -469,3 +468,21 @@ def pg_module(argument_spec: dict[str, Any], **kwargs: Any) -> Any:
     if not HAS_PSYCOPG:
         module.fail_json(msg=missing_required_lib("psycopg"), exception=PSYCOPG_IMPORT_ERROR)
     return module
+
+
+def run_manager(module: Any, manager: Any) -> None:
+    """Run a module's manager and exit: PgError and any psycopg error become fail_json."""
+    try:
+        result = manager.run()
+    except PgError as exc:
+        fail_json_from(module, exc, **manager.result)
+    except psycopg.Error as exc:
+        fail_json_from(
+            module,
+            PgError(
+                f"{manager.target.redacted_dsn}: {type(exc).__name__}: {str(exc).strip()}",
+                sqlstate=exc.sqlstate,
+            ),
+            **manager.result,
+        )
+    module.exit_json(**result)

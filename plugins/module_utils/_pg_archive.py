@@ -239,17 +239,20 @@ def protected_backups(state_dir: str | None, release: str | None, extra: list[st
     return protected
 
 
-def retention_plan(backup_dir: Path, database: str, keep: int, protected: set[str]) -> list[Path]:
-    """Archives of `database` beyond the newest `keep`, oldest first, minus protected ones."""
+def retention_plan(
+    backup_dir: Path, database: str, keep: int, current: Path, protected: set[str]
+) -> list[Path]:
+    """Archives of `database` beyond the newest `keep` (counting `current`, taken now), oldest
+    first, minus protected ones."""
     found = []
     for manifest in backup_dir.glob(f"*{MANIFEST_SUFFIX}"):
         try:
             data = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if data.get("database") != database:
-            continue
         archive = Path(str(manifest)[: -len(MANIFEST_SUFFIX)])
-        found.append((str(data.get("created", "")), archive))
+        if data.get("database") == database and archive != current:
+            found.append((str(data.get("created", "")), archive))
     found.sort(reverse=True)
-    return [archive for _, archive in found[keep:] if str(archive.resolve()) not in protected][::-1]
+    doomed = [archive for _, archive in found[max(keep - 1, 0) :]]
+    return [a for a in reversed(doomed) if str(a.resolve()) not in protected]

@@ -70,7 +70,9 @@ options:
     type: list
     elements: str
   keep:
-    description: Keep the newest N backups of this database in O(backup_dir); 0 keeps all.
+    description:
+      - Keep the newest N backups of this database in O(backup_dir), counting the one this
+        run takes or finds; 0 keeps all.
     type: int
     default: 0
   protect:
@@ -166,7 +168,6 @@ dsn:
 """
 
 import subprocess
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -177,11 +178,12 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     ProgressLog,
     cleanup_on_signals,
     count_rows,
-    fail_json_from,
     list_tables,
     pg_module,
+    psycopg,
     resolve_container,
     run_checked,
+    run_manager,
     run_tool,
     server_version,
 )
@@ -293,7 +295,11 @@ class BackupManager:
                     counts.update(count_rows(conn, sorted(tables)))
 
             run = self._dump(partial, snapshot, count_while_dumping)
-            conn.rollback()
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                if run.ok:  # else the dump's own failure (e.g. server gone) is the story
+                    raise
         self.result["progress"] = run.progress
         if not run.ok:
             raise run.failure("pg_dump")
@@ -372,8 +378,9 @@ class BackupManager:
         protected = protected_backups(
             self.params["state_dir"], self.params["release"], self.params["protect"]
         )
-        protected.add(str(self.archive.resolve()))
-        doomed = retention_plan(self.backup_dir, self.target.dbname, self.params["keep"], protected)
+        doomed = retention_plan(
+            self.backup_dir, self.target.dbname, self.params["keep"], self.archive, protected
+        )
         self.result["removed"] = [str(p) for p in doomed]
         if doomed:
             self.result["changed"] = True
@@ -386,14 +393,7 @@ class BackupManager:
 
 def main() -> None:
     module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
-    manager = BackupManager(module)
-    started = time.monotonic()
-    try:
-        result = manager.run()
-    except PgError as exc:
-        fail_json_from(module, exc, **manager.result)
-    result["seconds"] = round(time.monotonic() - started, 3)
-    module.exit_json(**result)
+    run_manager(module, BackupManager(module))
 
 
 if __name__ == "__main__":

@@ -113,9 +113,9 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     database_exists,
     drop_database,
     drop_leftovers,
-    fail_json_from,
     find_leftovers,
     pg_module,
+    run_manager,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_clone import (
     BUSY_POLICIES,
@@ -139,7 +139,7 @@ class CloneManager:
     def __init__(self, module: Any) -> None:
         self.module = module
         self.params = module.params
-        self.source = PgTarget.from_module_params(module.params)
+        self.target = self.source = PgTarget.from_module_params(module.params)
         self.result: dict[str, Any] = {
             "changed": False,
             "dsn": self.source.redacted_dsn,
@@ -186,12 +186,7 @@ class CloneManager:
 
 def main() -> None:
     module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
-    manager = CloneManager(module)
-    try:
-        result = manager.run()
-    except PgError as exc:
-        fail_json_from(module, exc, **manager.result)
-    module.exit_json(**result)
+    run_manager(module, CloneManager(module))
 
 
 if __name__ == "__main__":

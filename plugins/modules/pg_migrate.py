@@ -159,8 +159,8 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
     cleanup_on_signals,
-    fail_json_from,
     pg_module,
+    run_manager,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import (
     MIGRATION_ARGUMENT_SPEC,
@@ -232,12 +232,7 @@ class MigrateManager:
 
 def main() -> None:
     module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
-    manager = MigrateManager(module)
-    try:
-        result = manager.run()
-    except PgError as exc:
-        fail_json_from(module, exc, **manager.result)
-    module.exit_json(**result)
+    run_manager(module, MigrateManager(module))
 
 
 if __name__ == "__main__":

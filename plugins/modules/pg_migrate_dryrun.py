@@ -171,8 +171,8 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     cleanup_on_signals,
     drop_database,
     drop_leftovers,
-    fail_json_from,
     pg_module,
+    run_manager,
     scratch_name,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_clone import (
@@ -205,7 +205,7 @@ class DryRunManager:
     def __init__(self, module: Any) -> None:
         self.module = module
         self.params = module.params
-        self.source = PgTarget.from_module_params(module.params)
+        self.target = self.source = PgTarget.from_module_params(module.params)
         self.timings: dict[str, float] = {}
         self.result: dict[str, Any] = {
             "changed": False,
@@ -231,6 +231,8 @@ class DryRunManager:
         if outcome["error"]:
             self.result["error"] = outcome["error"]
         self.result["check"] = self._grade(outcome, schema_diff, self.timings["total"])
+        if self.params["fail_on_error"] and self.result["check"]["status"] == "FAIL":
+            raise PgError(f"migration dry-run failed: {self.result['check']['message']}")
         return self.result
 
     def _on_scratch_copy(
@@ -364,14 +366,7 @@ class DryRunManager:
 
 def main() -> None:
     module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
-    manager = DryRunManager(module)
-    try:
-        result = manager.run()
-    except PgError as exc:
-        fail_json_from(module, exc, **manager.result)
-    if module.params["fail_on_error"] and result["check"]["status"] == "FAIL":
-        module.fail_json(msg=f"migration dry-run failed: {result['check']['message']}", **result)
-    module.exit_json(**result)
+    run_manager(module, DryRunManager(module))
 
 
 if __name__ == "__main__":

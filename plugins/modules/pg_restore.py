@@ -145,10 +145,10 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     create_database,
     database_exists,
     drop_database,
-    fail_json_from,
     list_tables,
     other_sessions,
     pg_module,
+    run_manager,
     sql,
     terminate_sessions,
 )
@@ -302,12 +302,7 @@ class RestoreManager:
 
 def main() -> None:
     module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
-    manager = RestoreManager(module)
-    try:
-        result = manager.run()
-    except PgError as exc:
-        fail_json_from(module, exc, **manager.result)
-    module.exit_json(**result)
+    run_manager(module, RestoreManager(module))
 
 
 if __name__ == "__main__":
