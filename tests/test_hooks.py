@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO_ROOT
 
 from stagegate import hookspecs
 from stagegate.catalog import load_catalog
@@ -15,7 +16,6 @@ from stagegate.engine import run_checks
 from stagegate.hookspecs import hookimpl
 from stagegate.plugins import BLOCK_ENV, TRACE_ENV, Hooks, new_plugin_manager
 from stagegate.results import CheckResult, Status
-from tests.conftest import REPO_ROOT
 
 SPECS = sorted(
     name

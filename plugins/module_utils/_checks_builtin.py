@@ -5,14 +5,39 @@
 from __future__ import annotations
 
 from ansible_collections.stagegate.release.plugins.module_utils._checks_common import CheckType
+from ansible_collections.stagegate.release.plugins.module_utils._checks_docker import DOCKER, LOGS
+from ansible_collections.stagegate.release.plugins.module_utils._checks_host import (
+    COMMAND,
+    DISK,
+    ENV,
+    MEMORY,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._checks_http import (
     FLOW,
     HTTP,
     PROMETHEUS,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_net import TCP, TLS
+from ansible_collections.stagegate.release.plugins.module_utils._checks_pg import POSTGRES
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redis import REDIS
+from ansible_collections.stagegate.release.plugins.module_utils._checks_suite import SUITE
 
-BUILTIN_TYPES: tuple[CheckType, ...] = (HTTP, FLOW, PROMETHEUS, TCP, TLS)
+BUILTIN_TYPES: tuple[CheckType, ...] = (
+    HTTP,
+    FLOW,
+    PROMETHEUS,
+    TCP,
+    TLS,
+    POSTGRES,
+    DOCKER,
+    LOGS,
+    REDIS,
+    ENV,
+    DISK,
+    MEMORY,
+    COMMAND,
+    SUITE,
+)
 
 
 def builtin_types() -> dict[str, CheckType]:

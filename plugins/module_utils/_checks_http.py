@@ -65,16 +65,17 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 @functools.lru_cache(maxsize=32)
 def _opener(
-    validate_certs: bool, ca_file: str | None, follow: bool
+    https: bool, validate_certs: bool, ca_file: str | None, follow: bool
 ) -> urllib.request.OpenerDirector:
-    # Cached: loading the CA store costs far more than a request to a local endpoint.
-    context = ssl.create_default_context(cafile=ca_file)
-    if not validate_certs:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    handlers: list[Any] = [urllib.request.HTTPSHandler(context=context)]
-    if not follow:
-        handlers.append(_NoRedirect())
+    # Cached, and without a TLS context for plain http: loading the CA store costs far
+    # more than a request to a local endpoint.
+    handlers: list[Any] = [] if follow else [_NoRedirect()]
+    if https:
+        context = ssl.create_default_context(cafile=ca_file)
+        if not validate_certs:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        handlers.append(urllib.request.HTTPSHandler(context=context))
     return urllib.request.build_opener(*handlers)
 
 
@@ -103,9 +104,9 @@ def fetch(
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - scheme checked above
     started = time.perf_counter()
     try:
-        with _opener(validate_certs, ca_file, follow_redirects).open(
-            request, timeout=timeout
-        ) as resp:
+        with _opener(
+            url.lower().startswith("https:"), validate_certs, ca_file, follow_redirects
+        ).open(request, timeout=timeout) as resp:
             status, resp_headers, content = resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as exc:
         status, resp_headers, content = exc.code, exc.headers, exc.read()

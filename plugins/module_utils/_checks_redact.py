@@ -47,6 +47,9 @@ class Redactor:
         text = "" if value is None else str(value)
         if len(text) >= _MIN_SECRET_LEN:
             self._secrets.add(text)
+            _, _, credential = text.partition(" ")
+            if credential and len(credential) >= _MIN_SECRET_LEN:  # "Bearer <token>"
+                self._secrets.add(credential.strip())
 
     def text(self, value: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):

@@ -118,3 +118,64 @@ def attempts(
         number += 1
         result = attempt()
     return result, number
+
+
+def deadline_for(check: dict[str, Any]) -> float:
+    """Overall deadline of a check: every attempt's timeout, the delays, and a grace second."""
+    attempts_total = int(check.get("retries", 0)) + 1
+    return (
+        attempts_total * float(check["timeout"])
+        + (attempts_total - 1) * float(check["delay"])
+        + 1.0
+    )
+
+
+def run_checks_here(
+    checks: list[dict[str, Any]], types: dict[str, CheckType], concurrency: int, check_mode: bool
+) -> list[dict[str, Any]]:
+    """Run validated check dicts (CheckSpec.to_dict()) in this process: the host module's path.
+
+    Each returns an outcome dict plus `attempts` and `duration_ms`; bands are graded by the
+    controller. Checks that are not read-only are skipped in check mode.
+    """
+
+    def job(check: dict[str, Any]) -> Job[dict[str, Any]]:
+        check_type = types[check["type"]]
+
+        def run(cancelled: threading.Event) -> dict[str, Any]:
+            started = time.monotonic()
+            if check_mode and not check.get("read_only", check_type.read_only):
+                outcome, number = (
+                    Outcome("SKIP", "not run in check mode: the check is not read-only"),
+                    0,
+                )
+            else:
+                context = RunContext(
+                    name=check["name"],
+                    timeout=float(check["timeout"]),
+                    check_mode=check_mode,
+                    cancelled=cancelled,
+                    redactor=redactor_for(check_type, check["options"]),
+                )
+                outcome, number = attempts(
+                    int(check.get("retries", 0)) + 1,
+                    float(check["delay"]),
+                    cancelled,
+                    lambda: run_type(check_type, check["options"], context),
+                    lambda o: o.status in ("FAIL", ERROR),
+                )
+            data = outcome.to_dict()
+            data.update(attempts=number, duration_ms=round((time.monotonic() - started) * 1000, 1))
+            return data
+
+        def timed_out() -> dict[str, Any]:
+            seconds = deadline_for(check)
+            return {
+                **Outcome(ERROR, f"timed out after {seconds:g}s").to_dict(),
+                "attempts": int(check.get("retries", 0)) + 1,
+                "duration_ms": seconds * 1000,
+            }
+
+        return Job(run=run, deadline_s=deadline_for(check), on_timeout=timed_out)
+
+    return run_bounded([job(check) for check in checks], concurrency)

@@ -173,3 +173,19 @@ def run_checks(
         )
 
     return run_bounded([job(spec) for spec in specs], concurrency)
+
+
+def graded_host_results(
+    specs: list[CheckSpec], outcomes: list[dict[str, Any]], hooks: Hooks | None = None
+) -> list[CheckResult]:
+    """Results of checks that ran on the target host (the host_checks module's outcomes):
+    bands graded here, then the grading hook, as for controller checks."""
+    hooks = hooks or get_hooks()
+    graded = []
+    for spec, outcome in zip(specs, outcomes, strict=True):
+        result = result_from_outcome(spec, outcome)
+        result.attempts = int(outcome.get("attempts", 1))
+        result.duration_ms = float(outcome.get("duration_ms", 0.0))
+        result.details["ran_on"] = "host"
+        graded.append(_graded(spec, result, hooks))
+    return graded

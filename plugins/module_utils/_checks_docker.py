@@ -1,0 +1,285 @@
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Docker check types (Docker SDK): `docker` (compose services running and healthy,
+restart counts, CPU/memory from stats against limits, image sizes against budgets) and
+`logs` (container logs since a time scanned for patterns, with an allow-list)."""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
+    PASS,
+    Assertions,
+    CheckError,
+    CheckType,
+    Outcome,
+    RunContext,
+)
+
+try:
+    import docker
+    from docker.errors import DockerException, NotFound
+
+    HAS_DOCKER = True
+except ImportError:
+    HAS_DOCKER = False
+
+_PROJECT_LABEL = "com.docker.compose.project"
+_SERVICE_LABEL = "com.docker.compose.service"
+_SELECT_OPTIONS: dict[str, dict[str, Any]] = {
+    "project": {"type": "str", "description": "compose project name"},
+    "services": {
+        "type": "list",
+        "elements": "str",
+        "default": [],
+        "description": "compose services (default: every service of the project)",
+    },
+    "containers": {
+        "type": "list",
+        "elements": "str",
+        "default": [],
+        "description": "container names or IDs (instead of, or besides, a project)",
+    },
+}
+
+
+def client(timeout: float) -> Any:
+    if not HAS_DOCKER:
+        raise CheckError("the docker (Docker SDK for Python) library is required")
+    try:
+        engine = docker.from_env(timeout=max(1, int(timeout)))
+        engine.ping()
+    except DockerException as exc:
+        raise CheckError(f"Docker engine not reachable: {exc}") from None
+    return engine
+
+
+def select_containers(engine: Any, opts: dict[str, Any]) -> list[Any]:
+    if not opts.get("project") and not opts.get("containers"):
+        raise CheckError(
+            "option 'project' or 'containers' is required: expected a compose "
+            "project name or a list of container names"
+        )
+    found: list[Any] = []
+    if opts.get("project"):
+        found = engine.containers.list(
+            all=True, filters={"label": f"{_PROJECT_LABEL}={opts['project']}"}
+        )
+        if opts.get("services"):
+            found = [c for c in found if c.labels.get(_SERVICE_LABEL) in opts["services"]]
+    for name in opts.get("containers") or []:
+        try:
+            found.append(engine.containers.get(name))
+        except NotFound:
+            raise CheckError(f"container {name!r} does not exist") from None
+    return found
+
+
+def _label(container: Any) -> str:
+    return str(container.labels.get(_SERVICE_LABEL) or container.name)
+
+
+def _cpu_memory(container: Any) -> tuple[float, float, float]:
+    """(CPU %, memory MB, memory % of limit) from one stats sample."""
+    stats = container.stats(stream=False)
+    cpu, pre = stats.get("cpu_stats", {}), stats.get("precpu_stats", {})
+    cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get(
+        "total_usage", 0
+    )
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    cpus = cpu.get("online_cpus") or len(cpu.get("cpu_usage", {}).get("percpu_usage") or [1])
+    cpu_percent = 100.0 * cpu_delta / system_delta * cpus if system_delta > 0 else 0.0
+    memory = stats.get("memory_stats", {})
+    used = memory.get("usage", 0) - memory.get("stats", {}).get("cache", 0)
+    limit = memory.get("limit") or 0
+    return cpu_percent, used / 1024**2, (100.0 * used / limit if limit else 0.0)
+
+
+def _state(
+    containers: list[Any], opts: dict[str, Any], checks: Assertions, outcome: Outcome
+) -> None:
+    for service in opts.get("services") or []:
+        checks.expect(
+            any(_label(c) == service for c in containers),
+            f"{service} exists",
+            f"service {service} has no container",
+        )
+    for c in containers:
+        state = c.attrs.get("State", {})
+        health = (state.get("Health") or {}).get("Status")
+        restarts = int(c.attrs.get("RestartCount", 0))
+        outcome.details.setdefault("containers", {})[_label(c)] = {
+            "status": state.get("Status"),
+            "health": health,
+            "restarts": restarts,
+        }
+        if opts["running"]:
+            checks.expect(
+                state.get("Status") == "running",
+                f"{_label(c)} running",
+                f"{_label(c)} is {state.get('Status')}, expected running",
+            )
+        if opts["healthy"] and health is not None:
+            checks.expect(
+                health == "healthy",
+                f"{_label(c)} healthy",
+                f"{_label(c)} health is {health}, expected healthy",
+            )
+        if opts.get("max_restarts") is not None:
+            checks.expect(
+                restarts <= opts["max_restarts"],
+                f"{_label(c)} restarts {restarts}",
+                f"{_label(c)} restarted {restarts} times, expected at most {opts['max_restarts']}",
+            )
+
+
+def _resources(containers: list[Any], opts: dict[str, Any], outcome: Outcome) -> None:
+    running = [c for c in containers if c.attrs.get("State", {}).get("Status") == "running"]
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(running)))) as pool:
+        samples = list(pool.map(_cpu_memory, running))
+    for c, (cpu, memory_mb, memory_percent) in zip(running, samples, strict=True):
+        outcome.measure(f"{_label(c)}.cpu_percent", cpu, "%", opts.get("cpu_percent"))
+        outcome.measure(f"{_label(c)}.memory_mb", memory_mb, "mb", opts.get("memory"))
+        outcome.measure(
+            f"{_label(c)}.memory_percent", memory_percent, "%", opts.get("memory_percent")
+        )
+
+
+def _image_sizes(engine: Any, opts: dict[str, Any], outcome: Outcome) -> None:
+    for ref, budget in (opts.get("image_size") or {}).items():
+        try:
+            size = engine.images.get(ref).attrs.get("Size", 0)
+        except NotFound:
+            raise CheckError(f"image_size: image {ref!r} does not exist") from None
+        outcome.measure(f"{ref}.size_mb", size / 1024**2, "mb", budget)
+
+
+def run_docker(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    engine = client(ctx.timeout)
+    try:
+        containers = (
+            select_containers(engine, opts) if opts.get("project") or opts.get("containers") else []
+        )
+        checks = Assertions()
+        measured = Outcome(PASS)
+        if opts.get("project") or opts.get("containers"):
+            checks.expect(
+                bool(containers), "containers found", "no container matches project/containers"
+            )
+            _state(containers, opts, checks, measured)
+        if opts.get("cpu_percent") or opts.get("memory") or opts.get("memory_percent"):
+            _resources(containers, opts, measured)
+        _image_sizes(engine, opts, measured)
+    except DockerException as exc:
+        raise CheckError(f"Docker: {exc}") from None
+    finally:
+        engine.close()
+    return checks.outcome(
+        f"{len(containers)} containers: " + ", ".join(checks.passed[:8]),
+        value=len(containers),
+        metrics=measured.metrics,
+        details=measured.details,
+        measurements=measured.measurements,
+    )
+
+
+DOCKER = CheckType(
+    name="docker",
+    description="compose services running and healthy, restart counts, CPU/memory from stats "
+    "against bands, image sizes against budgets",
+    options={
+        **_SELECT_OPTIONS,
+        "running": {"type": "bool", "default": True},
+        "healthy": {
+            "type": "bool",
+            "default": True,
+            "description": "containers that have a healthcheck must be healthy",
+        },
+        "max_restarts": {"type": "int", "default": 0},
+        "cpu_percent": {"type": "bands", "description": "per container, e.g. '<= 80%'"},
+        "memory": {"type": "bands", "description": "memory use per container, e.g. '<= 512mb'"},
+        "memory_percent": {"type": "bands", "description": "memory use as a share of the limit"},
+        "image_size": {"type": "dict", "default": {}, "description": "image -> size band"},
+    },
+    run=run_docker,
+)
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def since_epoch(value: Any) -> float:
+    """An epoch, an ISO-8601 time, or a duration ago such as '15m'."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    match = _RELATIVE.match(text)
+    if match:
+        return time.time() - int(match[1]) * _SECONDS[match[2]]
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise CheckError(
+            f"option 'since' = {value!r}: expected an epoch, an ISO time or "
+            "a duration such as '15m'"
+        ) from None
+
+
+def run_logs(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    engine = client(ctx.timeout)
+    try:
+        containers = select_containers(engine, opts)
+        since = int(since_epoch(opts["since"])) if opts.get("since") is not None else None
+        patterns = [re.compile(p) for p in opts["patterns"]]
+        allowed = [re.compile(p) for p in opts.get("allow") or []]
+        matches: list[str] = []
+        for c in containers:
+            text = c.logs(since=since, stdout=True, stderr=True).decode("utf-8", "replace")
+            for line in text.splitlines():
+                if any(p.search(line) for p in patterns) and not any(
+                    a.search(line) for a in allowed
+                ):
+                    matches.append(f"{_label(c)}: {line[:300]}")
+    except DockerException as exc:
+        raise CheckError(f"Docker: {exc}") from None
+    finally:
+        engine.close()
+    checks = Assertions()
+    checks.expect(
+        len(matches) <= opts["max_matches"],
+        "log lines",
+        f"{len(matches)} log lines match {', '.join(opts['patterns'])}, "
+        f"expected at most {opts['max_matches']}",
+    )
+    outcome = checks.outcome(
+        f"{len(matches)} matching lines in {len(containers)} containers", value=len(matches)
+    )
+    outcome.metrics["matches"] = len(matches)
+    outcome.details["sample"] = matches[: opts["show"]]
+    return outcome
+
+
+LOGS = CheckType(
+    name="logs",
+    description="container logs since a time scanned for patterns, with an allow-list and a "
+    "maximum count",
+    options={
+        **_SELECT_OPTIONS,
+        "since": {"type": "raw", "description": "epoch, ISO time, or a duration ago like '15m'"},
+        "patterns": {"type": "list", "elements": "str", "default": [r"\bERROR\b", r"\bCRITICAL\b"]},
+        "allow": {
+            "type": "list",
+            "elements": "str",
+            "default": [],
+            "description": "regexes of matching lines that are fine",
+        },
+        "max_matches": {"type": "int", "default": 0},
+        "show": {"type": "int", "default": 5, "description": "matching lines kept in details"},
+    },
+    run=run_logs,
+)

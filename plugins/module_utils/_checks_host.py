@@ -1,0 +1,244 @@
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Host check types: `env` (variables present and well-formed, values never shown),
+`disk` and `memory` (free space graded against bands), `command` (exit code, JMESPath on
+JSON stdout). Standard library only (jmespath when JSON assertions are used)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
+    PASS,
+    Assertions,
+    CheckError,
+    CheckType,
+    Outcome,
+    RunContext,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._checks_http import search
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (comments, `export `, quotes handled)."""
+    values: dict[str, str] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CheckError(f"env file {path}: cannot read: {exc.strerror or exc}") from None
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def run_env(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    source = read_env_file(opts["path"]) if opts.get("path") else dict(os.environ)
+    named = set(opts.get("required") or [])
+    for key in ("min_length", "must_not_contain", "pattern"):
+        named |= set(opts.get(key) or {})
+    for name in named:
+        ctx.redactor.add(source.get(name))  # messages name variables; values stay masked anyway
+    checks = Assertions()
+    for name in opts.get("required") or []:
+        checks.expect(bool(source.get(name)), f"{name} set", f"{name} is missing or empty")
+    for name, minimum in (opts.get("min_length") or {}).items():
+        length = len(source.get(name, ""))
+        checks.expect(
+            length >= int(minimum),
+            f"{name} long enough",
+            f"{name} has {length} characters, expected at least {minimum}",
+        )
+    for name, forbidden in (opts.get("must_not_contain") or {}).items():
+        for needle in forbidden if isinstance(forbidden, list) else [forbidden]:
+            checks.expect(
+                needle not in source.get(name, ""),
+                f"{name} excludes {needle}",
+                f"{name} contains {needle!r}, which is not allowed",
+            )
+    for name, pattern in (opts.get("pattern") or {}).items():
+        checks.expect(
+            re.fullmatch(str(pattern), source.get(name, "")) is not None,
+            f"{name} well-formed",
+            f"{name} does not match {pattern!r}",
+        )
+    where = opts.get("path") or "process environment"
+    outcome = checks.outcome(
+        f"{len(checks.passed)} expectations hold in {where}", value=len(checks.failures)
+    )
+    outcome.details["source"] = where
+    return outcome
+
+
+ENV = CheckType(
+    name="env",
+    description="environment variables (process or a .env file) present and well-formed; "
+    "values are never shown",
+    options={
+        "path": {"type": "str", "description": "a .env file; default: the process environment"},
+        "required": {"type": "list", "elements": "str", "default": []},
+        "min_length": {"type": "dict", "default": {}, "description": "name -> minimum length"},
+        "must_not_contain": {
+            "type": "dict",
+            "default": {},
+            "description": "name -> substring or list that must not appear",
+        },
+        "pattern": {"type": "dict", "default": {}, "description": "name -> regex to fullmatch"},
+    },
+    run=run_env,
+)
+
+
+def run_disk(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    try:
+        usage = shutil.disk_usage(opts["path"])
+    except OSError as exc:
+        raise CheckError(f"disk {opts['path']}: {exc.strerror or exc}") from None
+    share = 100.0 * usage.free / usage.total if usage.total else 0.0
+    outcome = Outcome(
+        PASS,
+        f"{opts['path']}: {usage.free / 1024**3:.1f} GiB free ({share:.0f}%)",
+        value=usage.free,
+    )
+    outcome.measure("free_mb", usage.free / 1024**2, "mb", opts.get("free"))
+    outcome.measure("free_percent", share, "%", opts.get("free_percent"))
+    return outcome
+
+
+DISK = CheckType(
+    name="disk",
+    description="free space on the filesystem holding a path, graded against bands",
+    options={
+        "path": {"type": "str", "default": "/"},
+        "free": {"type": "bands", "description": "e.g. {pass: '>= 5gb', warn: '>= 1gb'}"},
+        "free_percent": {"type": "bands", "description": "e.g. '>= 10%'"},
+    },
+    run=run_disk,
+)
+
+
+def meminfo(path: str = "/proc/meminfo") -> dict[str, int]:
+    """/proc/meminfo in bytes."""
+    values: dict[str, int] = {}
+    try:
+        for line in Path(path).read_text().splitlines():
+            key, _, rest = line.partition(":")
+            values[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError) as exc:
+        raise CheckError(f"cannot read {path}: {exc}") from None
+    return values
+
+
+def run_memory(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    info = meminfo()
+    available = info.get("MemAvailable", info.get("MemFree", 0))
+    share = 100.0 * available / info["MemTotal"] if info.get("MemTotal") else 0.0
+    outcome = Outcome(
+        PASS, f"{available / 1024**3:.1f} GiB available ({share:.0f}%)", value=available
+    )
+    outcome.measure("available_mb", available / 1024**2, "mb", opts.get("available"))
+    outcome.measure("available_percent", share, "%", opts.get("available_percent"))
+    return outcome
+
+
+MEMORY = CheckType(
+    name="memory",
+    description="available memory on the host (MemAvailable), graded against bands",
+    options={
+        "available": {"type": "bands", "description": "e.g. {pass: '>= 1gb', warn: '>= 512mb'}"},
+        "available_percent": {"type": "bands"},
+    },
+    run=run_memory,
+)
+
+_TAIL = 2000
+
+
+def run_process(opts: dict[str, Any], ctx: RunContext) -> subprocess.CompletedProcess[str]:
+    """Run `cmd` (a list, or a string split like a shell would, never through one)."""
+    cmd = opts["cmd"] if isinstance(opts["cmd"], list) else shlex.split(opts["cmd"])
+    env = {**os.environ, **{k: str(v) for k, v in (opts.get("env") or {}).items()}}
+    try:
+        return subprocess.run(
+            [str(c) for c in cmd],
+            cwd=opts.get("chdir"),
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=ctx.timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise CheckError(f"cmd {cmd[0]!r}: command not found") from None
+    except subprocess.TimeoutExpired:
+        raise CheckError(
+            f"cmd {shlex.join(map(str, cmd))}: no exit within {ctx.timeout:g}s"
+        ) from None
+    except OSError as exc:
+        raise CheckError(f"cmd {cmd[0]!r}: cannot run: {exc}") from None
+
+
+def process_details(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    return {
+        "cmd": proc.args,
+        "rc": proc.returncode,
+        "stdout": proc.stdout[-_TAIL:],
+        "stderr": proc.stderr[-_TAIL:],
+    }
+
+
+def run_command(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    proc = run_process(opts, ctx)
+    checks = Assertions()
+    expected = opts["rc"] if isinstance(opts["rc"], list) else [opts["rc"]]
+    checks.expect(
+        proc.returncode in expected,
+        f"rc {proc.returncode}",
+        f"rc {proc.returncode}, expected {' or '.join(map(str, expected))}",
+    )
+    for pattern in opts.get("stdout_regex") or []:
+        checks.expect(
+            re.search(pattern, proc.stdout) is not None,
+            f"stdout ~ {pattern}",
+            f"stdout does not match {pattern!r}",
+        )
+    if opts.get("json"):
+        try:
+            document = json.loads(proc.stdout)
+        except ValueError:
+            raise CheckError(f"stdout is not JSON; starts with {proc.stdout[:80]!r}") from None
+        for expression in opts["json"]:
+            found = search(expression, document)
+            checks.expect(bool(found), expression, f"JSON {expression!r} is {json.dumps(found)}")
+    outcome = checks.outcome(", ".join(checks.passed), value=proc.returncode)
+    outcome.details.update(process_details(proc))
+    return outcome
+
+
+COMMAND = CheckType(
+    name="command",
+    description="run a command (no shell): exit code, stdout regex, JMESPath on JSON stdout",
+    options={
+        "cmd": {"type": "raw", "required": True, "description": "argument list or string"},
+        "chdir": {"type": "str"},
+        "env": {"type": "dict", "default": {}},
+        "rc": {"type": "intlist", "default": 0},
+        "stdout_regex": {"type": "list", "elements": "str", "default": []},
+        "json": {"type": "list", "elements": "str", "default": []},
+    },
+    run=run_command,
+    read_only=False,
+)

@@ -1,0 +1,371 @@
+"""HTTP, flow, prometheus, tcp and TLS checks against real local servers, through the engine."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from checks_fixtures import PASSWORD, TOKEN, App, AppState, Handler
+from conftest import free_port
+
+from stagegate.catalog import CatalogError, load_catalog
+from stagegate.engine import run_checks
+from stagegate.plugins import Hooks, new_plugin_manager
+from stagegate.results import CheckResult, Status
+
+HOOKS = Hooks(new_plugin_manager(entry_points=False))
+
+
+def run(*entries: dict[str, Any], check_mode: bool = False) -> list[CheckResult]:
+    specs = load_catalog(list(entries), HOOKS.check_types())
+    return run_checks(specs, hooks=HOOKS, check_mode=check_mode)
+
+
+def one(**entry: Any) -> CheckResult:
+    entry.setdefault("name", "c")
+    (result,) = run(entry)
+    return result
+
+
+def test_http_status_json_and_headers_pass(http_app: App) -> None:
+    result = one(
+        type="http",
+        url=f"{http_app.url}/health",
+        json=["checks.database.status == 'healthy'", "status == 'ok'"],
+        headers_present=["X-Frame-Options", "Strict-Transport-Security"],
+        headers_absent=["X-Powered-By"],
+        header_values={"X-Frame-Options": "^(DENY|SAMEORIGIN)$"},
+        body_regex=['"status"'],
+    )
+    assert result.status is Status.PASS, result.message
+    assert result.value == 200
+    assert result.duration_ms > 0
+
+
+def test_http_failed_assertions_are_named(http_app: App) -> None:
+    result = one(
+        type="http",
+        url=f"{http_app.url}/degraded",
+        status=[200, 204],
+        json=["checks.database.status == 'healthy'"],
+        headers_present=["X-Frame-Options"],
+    )
+    assert result.status is Status.FAIL
+    assert "status 503, expected 200 or 204" in result.message
+    assert "checks.database.status == 'healthy'" in result.message
+    assert "header X-Frame-Options missing" in result.message
+
+
+def test_non_json_body_where_json_asserted_is_an_error(http_app: App) -> None:
+    result = one(type="http", url=f"{http_app.url}/text", json=["status == 'ok'"])
+    assert result.status is Status.ERROR
+    assert "not JSON" in result.message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:{port}/", "cannot connect"),
+        ("http://no-such-host.invalid/", "DNS lookup failed"),
+    ],
+)
+def test_unreachable_and_dns_failures_are_errors(url: str, expected: str) -> None:
+    result = one(type="http", url=url.format(port=free_port()), timeout=3)
+    assert result.status is Status.ERROR
+    assert expected in result.message
+
+
+def test_latency_bands_pass_and_warn(http_app: App) -> None:
+    passing, warning = run(
+        {
+            "name": "fast",
+            "type": "http",
+            "url": f"{http_app.url}/health",
+            "latency": {"requests": 20, "concurrency": 4, "p95": {"pass": "<= 5s"}, "avg": "<= 5s"},
+        },
+        {
+            "name": "slow",
+            "type": "http",
+            "url": f"{http_app.url}/slow",
+            "latency": {
+                "requests": 6,
+                "concurrency": 2,
+                "p95": {"pass": "<= 1ms", "warn": "<= 60s"},
+            },
+        },
+    )
+    assert passing.status is Status.PASS, passing.message
+    assert {"avg_ms", "p50_ms", "p95_ms", "max_ms"} <= set(passing.metrics)
+    assert passing.metrics["latency_requests"] == 20
+    assert "p95_ms: PASS <= 5 s" in (passing.threshold or "")
+    assert warning.status is Status.WARN
+    assert warning.metrics["p95_ms"] >= 50
+    assert "outside PASS <= 1 ms" in warning.message
+
+
+def test_rate_limit_probe_counts_429(http_app: App) -> None:
+    limited = one(
+        type="http",
+        url=f"{http_app.url}/limited",
+        status=[200, 429],
+        rate_limit={"requests": 12, "concurrency": 4, "min_429": 3},
+    )
+    assert limited.status is Status.PASS, limited.message
+    assert limited.metrics["rate_limited"] >= 3
+    unlimited = one(
+        type="http", url=f"{http_app.url}/health", rate_limit={"requests": 5, "concurrency": 5}
+    )
+    assert unlimited.status is Status.FAIL
+    assert "0 of 5 requests got 429, expected at least 1" in unlimited.message
+
+
+def test_flow_captures_a_token_and_never_shows_it(http_app: App) -> None:
+    entry = {
+        "name": "login-flow",
+        "type": "flow",
+        "group": "authentication",
+        "base_url": http_app.url,
+        "steps": [
+            {
+                "name": "login",
+                "url": "/login",
+                "method": "POST",
+                "body": {"user": "alice", "password": PASSWORD},
+                "capture": {"token": "access_token"},
+            },
+            {
+                "name": "me",
+                "url": "/me",
+                "headers": {"Authorization": "Bearer [[ token ]]"},
+                "json": ["user == 'alice'"],
+            },
+        ],
+    }
+    (result,) = run(entry)
+    assert result.status is Status.PASS, result.message
+    assert result.details["steps_passed"] == ["login", "me"]
+    bad = {**entry, "name": "bad-flow"}
+    bad["steps"] = [entry["steps"][0], {**entry["steps"][1], "json": ["user == 'bob'"]}]
+    (failed,) = run(bad)
+    assert failed.status is Status.FAIL
+    assert "me:" in failed.message
+    for shown in (result, failed):
+        text = json.dumps(shown.to_dict())
+        assert TOKEN not in text
+        assert PASSWORD not in text
+
+
+def test_secret_headers_are_redacted_in_failures(http_app: App) -> None:
+    result = one(
+        type="http",
+        url=f"{http_app.url}/me",
+        headers={"Authorization": f"Bearer {TOKEN}-wrong"},
+        body_regex=[f"{TOKEN}-wrong"],
+    )
+    assert result.status is Status.FAIL
+    assert TOKEN not in json.dumps(result.to_dict())
+
+
+def test_prometheus_format_and_required_metrics(http_app: App) -> None:
+    good, missing, broken = run(
+        {
+            "name": "m1",
+            "type": "prometheus",
+            "url": f"{http_app.url}/metrics",
+            "required": ["http_requests_total", "process_resident_memory_bytes"],
+        },
+        {
+            "name": "m2",
+            "type": "prometheus",
+            "url": f"{http_app.url}/metrics",
+            "required": ["no_such_metric"],
+        },
+        {"name": "m3", "type": "prometheus", "url": f"{http_app.url}/bad-metrics"},
+    )
+    assert good.status is Status.PASS, good.message
+    assert missing.status is Status.FAIL
+    assert "no_such_metric" in missing.message
+    assert broken.status is Status.FAIL
+    assert "do not parse" in broken.message
+
+
+def test_tcp_connect_and_refused(http_app: App) -> None:
+    port = int(http_app.url.rsplit(":", 1)[1])
+    up, down = run(
+        {"name": "up", "type": "tcp", "host": "127.0.0.1", "port": port},
+        {"name": "down", "type": "tcp", "host": "127.0.0.1", "port": free_port()},
+    )
+    assert up.status is Status.PASS
+    assert down.status is Status.ERROR
+    assert "refused" in down.message.lower()
+
+
+def test_a_hung_endpoint_times_out_and_others_finish(http_app: App) -> None:
+    hung, fine = run(
+        {"name": "hung", "type": "http", "url": f"{http_app.url}/hang", "timeout": 1},
+        {"name": "fine", "type": "http", "url": f"{http_app.url}/health"},
+    )
+    assert hung.status is Status.ERROR
+    assert "timed out" in hung.message
+    assert fine.status is Status.PASS
+
+
+def test_retries_wait_until_healthy(http_app: App) -> None:
+    # /limited answers 200 five times then 429: a check expecting 429 passes after retries.
+    result = one(type="http", url=f"{http_app.url}/limited", status=429, retries=8, delay=0.01)
+    assert result.status is Status.PASS
+    assert result.attempts == 6
+
+
+def test_severity_warning_failure_grades_warn(http_app: App) -> None:
+    result = one(type="http", url=f"{http_app.url}/degraded", severity="warning")
+    assert result.status is Status.WARN
+    assert result.details["check_status"] == "FAIL"
+
+
+def test_catalog_errors_name_check_key_value_and_expectation() -> None:
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(
+            [
+                {"name": "a", "type": "htp", "url": "http://x"},
+                {"name": "b", "type": "http"},
+                {"name": "c", "type": "http", "url": "http://x", "status": "ok"},
+                {"name": "d", "type": "http", "url": "http://x", "timeout": -1, "group": "misc"},
+                {
+                    "name": "e",
+                    "type": "http",
+                    "url": "http://x",
+                    "latency": {"requests": 3, "p95": "fast"},
+                },
+                {"name": "e", "type": "tcp", "host": "h", "port": 1, "colour": "red"},
+                {"name": "f", "type": "tls", "host": "h", "days_to_expiry": "soon"},
+            ],
+            HOOKS.check_types(),
+        )
+    text = str(caught.value)
+    assert "check 'a': 'type' = 'htp': expected one of" in text
+    assert "check 'b' (type http): option 'url' is required" in text
+    assert "check 'c' (type http): option 'status' = 'ok': expected an integer or a list" in text
+    assert "check 'd': 'timeout' = -1: expected a number" in text
+    assert "check 'd': 'group' = 'misc': expected one of" in text
+    assert "check 'e': 'name' is used twice" in text
+    assert "unknown option 'colour'" in text
+    assert (
+        "check 'f' (type tls): option 'days_to_expiry' = 'soon': expected cannot parse band" in text
+    )
+
+
+def test_nothing_runs_when_the_catalog_is_invalid(http_app: App) -> None:
+    with pytest.raises(CatalogError):
+        run(
+            {"name": "ok", "type": "http", "url": f"{http_app.url}/limited"},
+            {"name": "bad", "type": "nope"},
+        )
+    assert http_app.state.limited_hits == 0
+
+
+def test_check_mode_runs_read_only_checks_and_skips_commands(http_app: App) -> None:
+    http_result, command_result = run(
+        {"name": "h", "type": "http", "url": f"{http_app.url}/health"},
+        {"name": "cmd", "type": "command", "cmd": ["touch", "/nonexistent/x"]},
+        check_mode=True,
+    )
+    assert http_result.status is Status.PASS
+    assert command_result.status is Status.SKIP
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server with a throwaway self-signed certificate for localhost."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "10",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    handler = type("H", (Handler,), {"state": AppState()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1]), cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_tls_expiry_bands_and_verification(tls_server: tuple[int, Path]) -> None:
+    port, cert = tls_server
+    trusted, untrusted, wrong_name, https = run(
+        {
+            "name": "trusted",
+            "type": "tls",
+            "host": "127.0.0.1",
+            "port": port,
+            "server_name": "localhost",
+            "ca_file": str(cert),
+            "min_version": "TLSv1.2",
+        },
+        {
+            "name": "untrusted",
+            "type": "tls",
+            "host": "127.0.0.1",
+            "port": port,
+            "server_name": "localhost",
+        },
+        {
+            "name": "wrong-name",
+            "type": "tls",
+            "host": "127.0.0.1",
+            "port": port,
+            "server_name": "example.org",
+            "ca_file": str(cert),
+        },
+        {
+            "name": "https",
+            "type": "http",
+            "url": f"https://localhost:{port}/health",
+            "ca_file": str(cert),
+        },
+    )
+    # 10 days left: outside the default PASS band (>= 30d), inside WARN (>= 7d)
+    assert trusted.status is Status.WARN, trusted.message
+    assert 9 <= trusted.metrics["days_to_expiry"] <= 10
+    assert untrusted.status is Status.FAIL
+    assert "verification failed" in untrusted.message
+    assert wrong_name.status is Status.FAIL
+    assert "hostname" in wrong_name.message.lower() or "match" in wrong_name.message.lower()
+    assert https.status is Status.PASS, https.message
+
+
+def test_https_with_an_untrusted_certificate_is_a_tls_error(tls_server: tuple[int, Path]) -> None:
+    port, _ = tls_server
+    result = one(type="http", url=f"https://localhost:{port}/health")
+    assert result.status is Status.ERROR
+    assert "TLS error" in result.message
