@@ -630,8 +630,11 @@ def key_check_gates(config: GateConfig, checks: Mapping[str, CheckResult]) -> li
         if check is None:
             status, message = Status.ERROR, f"key check {name!r} did not run"
         else:
-            status = Status.FAIL if is_failure(check.status) else check.status
-            message = f"key check {name}: {check.status}" + (
+            # A key check fails the release even when its severity capped the grade at WARN.
+            raw = check.details.get("raw_status") or check.details.get("check_status")
+            failed = is_failure(check.status) or raw in (Status.FAIL, Status.ERROR)
+            status = Status.FAIL if failed else check.status
+            message = f"key check {name}: {raw if failed and raw else check.status}" + (
                 f" ({check.message})" if check.message else ""
             )
         out.append(
