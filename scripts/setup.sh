@@ -141,6 +141,15 @@ setup_tiny_image() {
   done_step
 }
 
+# 7. Headless Chromium: the tests open report.html in a real browser (Debian's package).
+setup_chromium() {
+  command -v chromium >/dev/null && return 0
+  need_root_apt "Chromium (headless report checks)" "chromium"
+  step "Chromium (apt chromium)"
+  apt_install chromium fonts-dejavu-core
+  done_step
+}
+
 # 6. The sandbox's releases as tags of a local git repository (prints only the tags it changed).
 setup_sandbox_repo() { bash "$ROOT/scripts/sandbox-repo.sh"; }
 
@@ -151,3 +160,4 @@ setup_compose
 setup_base_image
 setup_tiny_image
 setup_sandbox_repo
+setup_chromium
