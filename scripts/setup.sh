@@ -141,6 +141,9 @@ setup_tiny_image() {
   done_step
 }
 
+# 6. The sandbox's releases as tags of a local git repository (prints only the tags it changed).
+setup_sandbox_repo() { bash "$ROOT/scripts/sandbox-repo.sh"; }
+
 # 7. Headless Chromium: the tests open report.html in a real browser (Debian's package).
 setup_chromium() {
   command -v chromium >/dev/null && return 0
@@ -149,9 +152,6 @@ setup_chromium() {
   apt_install chromium fonts-dejavu-core
   done_step
 }
-
-# 6. The sandbox's releases as tags of a local git repository (prints only the tags it changed).
-setup_sandbox_repo() { bash "$ROOT/scripts/sandbox-repo.sh"; }
 
 setup_venv
 setup_postgres
