@@ -21,7 +21,13 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Topic fixtures live in tests/<topic>_fixtures.py (add yours here).
-pytest_plugins = ["pg_fixtures", "checks_fixtures", "sandbox_fixtures"]
+pytest_plugins = [
+    "pg_fixtures",
+    "compose_fixtures",
+    "checks_fixtures",
+    "sandbox_fixtures",
+    "preflight_fixtures",
+]
 
 
 def free_port() -> int:

@@ -1,0 +1,188 @@
+"""The variable contract in stagegate.config: types, nested keys, phases, typos, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stagegate.config import (
+    CORE_FIELDS,
+    Schema,
+    SecretRule,
+    check_secret,
+    parse_dotenv,
+)
+
+ROLES = Path(__file__).resolve().parent.parent / "roles"
+
+VALID = {
+    "stagegate_environment": "staging",
+    "stagegate_state_dir": "/var/lib/stagegate/staging",
+    "stagegate_release": "v2",
+    "stagegate_source_repo": "/srv/repo.git",
+    "stagegate_compose_project": "shop",
+    "stagegate_compose_files": ["compose.yaml"],
+    "stagegate_tiers": [["postgres", "redis"], ["api", "worker"]],
+    "stagegate_app_services": ["api", "worker"],
+    "stagegate_db": {
+        "host": "127.0.0.1",
+        "port": 5432,
+        "name": "shop",
+        "user": "shop",
+        "password": "correct horse battery staple",
+    },
+}
+ALL_PHASES = ["preflight", "source", "backup", "migration_dryrun", "build", "deploy"]
+
+
+@pytest.fixture(scope="module")
+def schema() -> Schema:
+    return Schema.load(ROLES)
+
+
+def messages(schema: Schema, values: dict[str, object], phases: list[str] = ALL_PHASES) -> str:
+    errors, _ = schema.validate(values, phases)
+    return "\n".join(str(e) for e in errors)
+
+
+def test_a_complete_configuration_is_valid(schema: Schema) -> None:
+    assert schema.validate(VALID, ALL_PHASES) == ([], [])
+
+
+def test_unknown_key_is_named_with_a_suggestion(schema: Schema) -> None:
+    text = messages(schema, {**VALID, "stagegate_relase": "v2"})
+    assert "stagegate_relase: unknown stagegate_ variable" in text
+    assert "did you mean stagegate_release?" in text
+
+
+def test_unknown_keys_can_be_warnings(schema: Schema) -> None:
+    errors, warnings = schema.validate(
+        {**VALID, "stagegate_relase": "v2"}, ALL_PHASES, unknown_keys_fatal=False
+    )
+    assert errors == []
+    assert [w.key for w in warnings] == ["stagegate_relase"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("stagegate_compose_files", "compose.yaml", "got 'compose.yaml' (string), expected a list"),
+        ("stagegate_tiers", ["postgres"], "stagegate_tiers[0]: got 'postgres' (string)"),
+        ("stagegate_app_services", {"api": 1}, "expected a list of strings"),
+        ("stagegate_compose_env", ["A=1"], "expected a mapping"),
+        ("stagegate_release", ["v2"], "got ['v2'] (list), expected a string"),
+    ],
+)
+def test_wrong_type_names_key_value_and_form(
+    schema: Schema, key: str, value: object, expected: str
+) -> None:
+    text = messages(schema, {**VALID, key: value})
+    assert key in text
+    assert expected in text
+
+
+def test_nested_database_keys_are_checked(schema: Schema) -> None:
+    db = {"host": "db", "port": "abc", "name": "shop", "pasword": "x"}
+    text = messages(schema, {**VALID, "stagegate_db": db})
+    assert "stagegate_db.port: got 'abc' (string), expected an integer in 1..65535" in text
+    assert "stagegate_db.pasword: unknown key; did you mean password?" in text
+    assert "stagegate_db.user: is required but not set" in text
+
+
+def test_scalars_given_as_strings_convert_like_ansible(schema: Schema) -> None:
+    db = {**VALID["stagegate_db"], "port": "5433"}  # type: ignore[dict-item]
+    assert messages(schema, {**VALID, "stagegate_db": db}) == ""
+    assert "65535" in messages(schema, {**VALID, "stagegate_db": {**db, "port": 70000}})
+
+
+def test_secret_values_are_never_shown(schema: Schema) -> None:
+    db = {**VALID["stagegate_db"], "password": ["hunter2-but-in-a-list"]}  # type: ignore[dict-item]
+    text = messages(schema, {**VALID, "stagegate_db": db})
+    assert "stagegate_db.password: got <secret, not shown> (list)" in text
+    assert "hunter2" not in text
+
+
+def test_required_keys_depend_on_the_phases(schema: Schema) -> None:
+    partial = {k: v for k, v in VALID.items() if k not in ("stagegate_tiers", "stagegate_db")}
+    text = messages(schema, partial)
+    assert "stagegate_tiers: is required for phase(s) deploy but is not set" in text
+    assert "stagegate_db: is required for phase(s) backup, deploy, migration_dryrun" in text
+    assert messages(schema, partial, ["preflight", "source", "build"]) == ""
+
+
+def test_exactly_one_source(schema: Schema) -> None:
+    neither = {k: v for k, v in VALID.items() if k != "stagegate_source_repo"}
+    assert "one of stagegate_source_repo, stagegate_source_dir is required" in messages(
+        schema, neither
+    )
+    both = {**VALID, "stagegate_source_dir": "/src"}
+    assert "exclude each other" in messages(schema, both)
+    assert messages(schema, neither, ["backup"]).count("stagegate_source") == 0
+
+
+def test_role_argument_specs_extend_the_contract(schema: Schema) -> None:
+    # preflight's own knobs come from its meta/argument_specs.yml, with their types and choices
+    assert "stagegate_lock_ttl" in schema.fields
+    assert "expected an integer" in messages(schema, {**VALID, "stagegate_lock_ttl": "soon"})
+    assert "one of 'error', 'warn'" in messages(
+        schema, {**VALID, "stagegate_preflight_unknown_keys": "ignore"}
+    )
+    bad_phase = messages(schema, {**VALID, "stagegate_preflight_phases": ["deploy", "deplyo"]})
+    assert "stagegate_preflight_phases[1]: got 'deplyo'" in bad_phase
+    bad_rule = messages(schema, {**VALID, "stagegate_required_secrets": [{"file": "/x/.env"}]})
+    assert "stagegate_required_secrets[0].name: is required but not set" in bad_rule
+
+
+def test_core_fields_come_first(schema: Schema) -> None:
+    # a role restating a core variable (with a looser type) does not override the contract
+    for field in CORE_FIELDS:
+        assert schema.fields[field.name] is field
+
+
+def test_runtime_facts_are_not_typos(schema: Schema) -> None:
+    values = {**VALID, "stagegate_run_id": "r1", "stagegate_previous_release": "v1"}
+    assert messages(schema, values) == ""
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "problem"),
+    [
+        (SecretRule("JWT_SECRET", min_length=32), "s3cr3t-v4lue", "is shorter than 32 characters"),
+        (SecretRule("JWT_SECRET"), None, "is missing or empty"),
+        (
+            SecretRule("CORS_ORIGINS", must_not_contain=("localhost",)),
+            "https://a.example,http://LOCALHOST:3000",
+            "must not contain 'localhost'",
+        ),
+        (SecretRule("API_KEY", pattern=r"^sk_[a-z0-9]+$"), "pk_123", "does not match the pattern"),
+    ],
+)
+def test_secret_rules_describe_problems_without_the_value(
+    rule: SecretRule, value: str | None, problem: str
+) -> None:
+    errors = check_secret(rule, value)
+    assert [problem in str(e) for e in errors] == [True]
+    assert value is None or value not in str(errors[0])
+
+
+def test_a_well_formed_secret_passes() -> None:
+    rule = SecretRule("JWT_SECRET", min_length=32, must_not_contain=("changeme",))
+    assert check_secret(rule, "x" * 40) == []
+
+
+def test_dotenv_parsing_follows_compose() -> None:
+    text = (
+        "# comment\n"
+        "export JWT_SECRET='a b#c'\n"
+        'CORS_ORIGINS="https://a.example"\n'
+        "PLAIN=value # trailing comment\n"
+        "EMPTY=\n"
+        "not a line\n"
+    )
+    assert parse_dotenv(text) == {
+        "JWT_SECRET": "a b#c",
+        "CORS_ORIGINS": "https://a.example",
+        "PLAIN": "value",
+        "EMPTY": "",
+    }
