@@ -80,6 +80,10 @@ def fingerprint(cluster: PgCluster, dbname: str) -> tuple[str, str]:
         text=True,
         check=True,
     ).stdout
+    # pg_dump 15.14+ brackets the script with \restrict/\unrestrict and a random key per run
+    schema = "\n".join(
+        line for line in schema.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))
+    )
     counts = cluster.psql(
         "SELECT string_agg(t, ',' ORDER BY t) FROM (SELECT table_name || '=' || "
         "(xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM ' || "
@@ -97,7 +101,10 @@ def password_cluster() -> Iterator[PgCluster]:
     try:
         cluster.psql("CREATE ROLE app LOGIN CREATEDB PASSWORD 's3cret-pw'")
         hba = cluster.datadir / "pg_hba.conf"
-        hba.write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        hba.write_text(
+            "local all all trust\nhost all postgres 127.0.0.1/32 trust\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+        )
         cluster.pg_ctl("reload")
         yield cluster
     finally:

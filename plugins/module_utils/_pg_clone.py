@@ -59,27 +59,29 @@ def clone_database(
         "terminated": 0,
     }
     while True:
-        try:
-            create_database(admin, scratch, template=source.dbname, strategy=strategy)
+        # Look before CREATE DATABASE: the server itself waits 5 s before refusing a busy template.
+        busy = other_sessions(admin, source.dbname)
+        if busy and when_busy == "dump_restore":
+            info["method"] = "dump_restore"
+            _dump_restore(admin, source, scratch)
             break
-        except psycopg.errors.ObjectInUse as exc:
-            waited = time.monotonic() - started
-            if when_busy == "dump_restore":
-                info["method"] = "dump_restore"
-                _dump_restore(admin, source, scratch)
-                break
-            if waited > busy_timeout:
-                raise PgError(
-                    f"source database {source.dbname!r} stayed in use by "
-                    f"{other_sessions(admin, source.dbname)} other session(s) for {busy_timeout}s "
-                    f"(when_busy={when_busy}): {exc.diag.message_primary}",
-                    sqlstate=exc.sqlstate,
-                ) from exc
+        if busy and time.monotonic() - started > busy_timeout:
+            raise PgError(
+                f"source database {source.dbname!r} stayed in use by {busy} other session(s) "
+                f"for {busy_timeout}s (when_busy={when_busy}; the template copy needs it idle)",
+                sqlstate="55006",
+            )
+        if busy:
             info["retries"] += 1
             if when_busy == "terminate":
                 info["terminated"] += terminate_sessions(admin, source.dbname)
-            else:
-                time.sleep(0.5)
+            time.sleep(0.2)
+            continue
+        try:
+            create_database(admin, scratch, template=source.dbname, strategy=strategy)
+            break
+        except psycopg.errors.ObjectInUse:
+            continue  # a session arrived between the look and the copy: look again
     info["seconds"] = round(time.monotonic() - started, 3)
     return info
 

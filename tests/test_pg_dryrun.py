@@ -1,0 +1,163 @@
+"""pg_migrate_dryrun and pg_clone on a real PostgreSQL 15 server."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import PgCluster
+from pg_fixtures import MODULES, count_scratch, db_arg, fingerprint, run_module
+from test_pg_migrate import INDEXES, VIEWS, write_migrations
+
+DROP_AND_ADD = """
+ALTER TABLE orders DROP COLUMN created_at;
+CREATE TABLE invoices (id serial PRIMARY KEY, order_id int REFERENCES orders(id));
+"""
+
+
+def dryrun(
+    cluster: PgCluster, db: str, directory: Path, check: bool = False, **extra: object
+) -> dict:
+    args = {"db": db_arg(cluster, db), "migrations_dir": str(directory), **extra}
+    return run_module("pg_migrate_dryrun", args, check_mode=check)
+
+
+@pytest.mark.slow
+def test_dryrun_diff_graded_and_source_untouched(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    directory = write_migrations(
+        tmp_path / "m",
+        {"006_idx.sql": INDEXES, "007_views.sql": VIEWS, "008_drop.sql": DROP_AND_ADD},
+    )
+    before = fingerprint(pg_cluster, sample_db)
+    result = dryrun(pg_cluster, sample_db, directory, warn_lock_seconds=0)
+    assert result.get("failed") is not True, result
+    assert result["changed"] is False
+    diff = result["schema_diff"]
+    assert diff["tables"]["added"] == ["public.invoices"]
+    # 008 drops created_at, and with it the composite index 006 made: only the other survives
+    assert set(diff["indexes"]["added"]) == {"public.idx_customers_name", "public.invoices_pkey"}
+    assert diff["views"]["added"] == ["public.v_customer_orders"]
+    assert diff["columns"]["removed"] == ["public.orders.created_at"]
+    assert "public.invoices.invoices_order_id_fkey" in diff["constraints"]["added"]
+    assert diff["destructive"] is True
+    check = result["check"]
+    assert check["status"] == "WARN"
+    assert "destructive" in check["message"]
+    locks = {(lock["relation"], lock["mode"]) for m in result["migrations"] for lock in m["locks"]}
+    assert ("orders", "AccessExclusiveLock") in locks  # the DROP COLUMN would block readers
+    assert set(result["timings"]) >= {"clone", "migrations", "drop", "total"}
+    assert result["scratch"]["dropped"] is True
+    assert fingerprint(pg_cluster, sample_db) == before
+    assert count_scratch(pg_cluster) == 0
+
+
+@pytest.mark.slow
+def test_dryrun_error_reported_staging_unchanged_no_scratch(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    directory = write_migrations(
+        tmp_path / "m",
+        {
+            "006_idx.sql": INDEXES,
+            "007_broken.sql": "CREATE VIEW v_bad AS\n  SELECT nope FROM orders;\n",
+        },
+    )
+    before = fingerprint(pg_cluster, sample_db)
+    result = dryrun(pg_cluster, sample_db, directory)
+    assert result.get("failed") is not True, result  # graded, the gate decides
+    assert result["check"]["status"] == "FAIL"
+    error = result["error"]
+    assert (error["file"], error["sqlstate"], error["line"]) == ("007_broken.sql", "42703", 2)
+    assert error["statement"].startswith("CREATE VIEW v_bad")
+    assert "007_broken.sql" in result["check"]["message"]
+    assert fingerprint(pg_cluster, sample_db) == before
+    assert count_scratch(pg_cluster) == 0
+    strict = dryrun(pg_cluster, sample_db, directory, fail_on_error=True)
+    assert strict["failed"] is True and "42703" in strict["msg"]
+    assert count_scratch(pg_cluster) == 0
+
+
+def test_dryrun_check_mode_lists_pending_without_copy(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    directory = write_migrations(tmp_path / "m", {"006_idx.sql": INDEXES})
+    result = dryrun(pg_cluster, sample_db, directory, check=True)
+    assert result["pending"] == ["006_idx.sql"]
+    assert result["check"]["status"] == "SKIP"
+    assert count_scratch(pg_cluster) == 0
+
+
+@pytest.mark.slow
+def test_busy_source_policies(pg_cluster: PgCluster, sample_db: str, tmp_path: Path) -> None:
+    clone = {"db": db_arg(pg_cluster, sample_db), "name": f"{sample_db}_copy"}
+    with psycopg.connect(pg_cluster.dsn(sample_db), autocommit=True):
+        waited = run_module("pg_clone", {**clone, "when_busy": "wait", "busy_timeout": 1})
+        assert waited["failed"] is True and "other session" in waited["msg"]
+        refused = run_module(
+            "pg_clone", {**clone, "when_busy": "terminate", "environment": "production"}
+        )
+        assert refused["failed"] is True and "refused" in refused["msg"]
+        copied = run_module("pg_clone", {**clone, "when_busy": "dump_restore"})
+        assert copied.get("failed") is not True, copied
+        assert copied["clone"]["method"] == "dump_restore"
+    assert pg_cluster.psql("SELECT count(*) FROM orders", f"{sample_db}_copy") == "1000"
+    run_module("pg_clone", {**clone, "state": "absent"})
+    session = psycopg.connect(pg_cluster.dsn(sample_db), autocommit=True)
+    try:
+        ended = run_module("pg_clone", {**clone, "when_busy": "terminate", "strategy": "file_copy"})
+        assert ended.get("failed") is not True, ended
+        assert ended["clone"]["terminated"] >= 1
+    finally:
+        session.close()
+        run_module("pg_clone", {**clone, "state": "absent"})
+
+
+def test_leftovers_dropped_by_prefix(pg_cluster: PgCluster, sample_db: str, tmp_path: Path) -> None:
+    pg_cluster.create_database("stagegate_dryrun_leftover1")
+    directory = write_migrations(tmp_path / "m", {"006_idx.sql": INDEXES})
+    result = dryrun(pg_cluster, sample_db, directory)
+    assert result["scratch"]["leftovers_dropped"] == ["stagegate_dryrun_leftover1"]
+    assert count_scratch(pg_cluster) == 0
+
+
+@pytest.mark.slow
+def test_interrupted_dryrun_drops_scratch(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    directory = write_migrations(tmp_path / "m", {"001_slow.sql": "SELECT pg_sleep(30);"})
+    args_file = tmp_path / "args.json"
+    args_file.write_text(
+        json.dumps(
+            {
+                "ANSIBLE_MODULE_ARGS": {
+                    "db": db_arg(pg_cluster, sample_db),
+                    "migrations_dir": str(directory),
+                }
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(MODULES / "pg_migrate_dryrun.py"), str(args_file)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while (
+        pg_cluster.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'"
+        )
+        == "0"
+    ):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert count_scratch(pg_cluster) == 0
