@@ -300,8 +300,13 @@ def build_inputs_sha256(
         path = os.path.join(context, str(build.get("dockerfile") or "Dockerfile"))
         with open(path, encoding="utf-8", errors="replace") as fh:
             dockerfile_text = fh.read()
+    # Docker ignores build args the Dockerfile does not declare; so does the hash.
+    declared = {m["name"] for m in map(_ARG_RE.match, str(dockerfile_text).splitlines()) if m}
+    used_args = {k: v for k, v in args.items() if k in declared}
     digest = hashlib.sha256()
-    digest.update(json.dumps([dockerfile_text, args, build.get("target")], sort_keys=True).encode())
+    digest.update(
+        json.dumps([dockerfile_text, used_args, build.get("target")], sort_keys=True).encode()
+    )
     for ref in base_images(str(dockerfile_text), args):
         digest.update(f"FROM {ref} {image_id_of(ref)}\0".encode())
     for rel in context_files(context):

@@ -103,8 +103,8 @@ EXAMPLES = r"""
 RETURN = r"""
 tiers:
   description:
-    - Per tier, its services, outcome (ready, failed, planned, not started), seconds and
-      Compose's actions.
+    - Per tier, its services, outcome (ready, failed, planned, not started), seconds,
+      when it finished (C(finished_at), UTC) and Compose's actions.
   returned: always
   type: list
   elements: dict
@@ -148,6 +148,7 @@ commands:
   elements: list
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -238,7 +239,11 @@ class TiersManager:
                 entry.update(status="planned", seconds=0.0)
             else:
                 events, failure, seconds = self.startup.start(tier)
-                entry.update(status="failed" if failure else "ready", seconds=round(seconds, 3))
+                entry.update(
+                    status="failed" if failure else "ready",
+                    seconds=round(seconds, 3),
+                    finished_at=datetime.now(UTC).isoformat(),
+                )
             entry["actions"] = [e.as_dict() for e in events]
             changed = changed or any(e.changes for e in events)
             if failure:

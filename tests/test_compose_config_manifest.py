@@ -1,0 +1,80 @@
+"""compose_config and release_manifest through real ansible-playbook."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from compose_fixtures import ComposeTestProject
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.mark.docker
+def test_compose_config_returns_services_hashes_and_compose_errors(
+    app_project: ComposeTestProject, tmp_path: Path
+) -> None:
+    run = app_project.playbook("compose_config.yml", tmp_path)
+    assert run.rc == 0, run.describe()
+    valid = run.results["valid"]
+    assert valid["changed"] is False
+    assert valid["services"]["web"] == {
+        "image": f"sgt/{app_project.name}/web:latest",
+        "build": True,
+        "healthcheck": True,
+    }
+    assert valid["services"]["worker"]["healthcheck"] is False
+    assert len(valid["files_sha256"]) == len(valid["config_sha256"]) == 64
+
+    missing = run.results["missing_variable"]
+    assert missing["rc"] != 0
+    assert "SGT_IMAGE_PREFIX" in missing["stderr"]
+    assert "SGT_IMAGE_PREFIX" in missing["msg"]
+    assert missing["cmd"][:2] == ["docker", "compose"]
+
+    unknown_key = run.results["unknown_key"]
+    assert "restart_policy" in unknown_key["stderr"]
+    assert "restart_policy" in unknown_key["msg"]
+
+    unknown_service = run.results["unknown_service"]
+    assert "required_services: unknown service(s) api" in unknown_service["msg"]
+
+
+def test_release_manifest_ladder_previous_release_read_and_remove(
+    app_project: ComposeTestProject, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    run = app_project.playbook("compose_release_manifest.yml", tmp_path, state_dir=str(state_dir))
+    assert run.rc == 0, run.describe()
+    res = run.results
+    assert [res[k]["changed"] for k in ("check1", "real1", "check2", "real2")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    v1_file = state_dir / "releases" / "v1" / "manifest.json"
+    on_disk = json.loads(v1_file.read_text())
+    assert on_disk == res["real1"]["manifest"]
+    assert on_disk["previous_release"] is None
+    assert on_disk["images"] == {"api": "sha256:1111"}
+    # Re-writing the same content kept the first write (and its time).
+    assert res["real2"]["manifest"]["written_at"] == on_disk["written_at"]
+
+    v2 = res["v2"]["manifest"]
+    assert v2["previous_release"] == "v1"
+    assert v2["backup"] == {"path": "/backups/app-v1.dump", "sha256": "feed"}
+    assert res["latest"]["manifest"]["release"] == "v2"
+    assert res["latest"]["releases"] == ["v2", "v1"]
+    assert res["read_v1"]["manifest"] == on_disk
+
+    assert [res[k]["changed"] for k in ("remove_check", "remove_real", "remove_again")] == [
+        True,
+        True,
+        False,
+    ]
+    assert not (state_dir / "releases" / "v2").exists()
+    assert "expected a release name, not a path" in res["bad_name"]["msg"]
+    # Atomic writes leave no temporary files behind.
+    assert sorted(p.name for p in (state_dir / "releases" / "v1").iterdir()) == ["manifest.json"]
