@@ -6,6 +6,7 @@ restart counts, CPU/memory from stats against limits, image sizes against budget
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,13 +22,18 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_common i
     RunContext,
 )
 
-try:
-    import docker
-    from docker.errors import DockerException, NotFound
+# The Docker SDK is imported when a docker or logs check runs (it pulls in requests).
+HAS_DOCKER = importlib.util.find_spec("docker") is not None
 
-    HAS_DOCKER = True
-except ImportError:
-    HAS_DOCKER = False
+
+def _sdk() -> Any:
+    if not HAS_DOCKER:
+        raise CheckError("the docker (Docker SDK for Python) library is required")
+    import docker  # noqa: PLC0415
+    import docker.errors  # noqa: PLC0415
+
+    return docker
+
 
 _PROJECT_LABEL = "com.docker.compose.project"
 _SERVICE_LABEL = "com.docker.compose.service"
@@ -49,12 +55,11 @@ _SELECT_OPTIONS: dict[str, dict[str, Any]] = {
 
 
 def client(timeout: float) -> Any:
-    if not HAS_DOCKER:
-        raise CheckError("the docker (Docker SDK for Python) library is required")
+    docker = _sdk()
     try:
         engine = docker.from_env(timeout=max(1, int(timeout)))
         engine.ping()
-    except DockerException as exc:
+    except docker.errors.DockerException as exc:
         raise CheckError(f"Docker engine not reachable: {exc}") from None
     return engine
 
@@ -75,7 +80,7 @@ def select_containers(engine: Any, opts: dict[str, Any]) -> list[Any]:
     for name in opts.get("containers") or []:
         try:
             found.append(engine.containers.get(name))
-        except NotFound:
+        except _sdk().errors.NotFound:
             raise CheckError(f"container {name!r} does not exist") from None
     return found
 
@@ -154,7 +159,7 @@ def _image_sizes(engine: Any, opts: dict[str, Any], outcome: Outcome) -> None:
     for ref, budget in (opts.get("image_size") or {}).items():
         try:
             size = engine.images.get(ref).attrs.get("Size", 0)
-        except NotFound:
+        except _sdk().errors.NotFound:
             raise CheckError(f"image_size: image {ref!r} does not exist") from None
         outcome.measure(f"{ref}.size_mb", size / 1024**2, "mb", budget)
 
@@ -175,7 +180,7 @@ def run_docker(opts: dict[str, Any], ctx: RunContext) -> Outcome:
         if opts.get("cpu_percent") or opts.get("memory") or opts.get("memory_percent"):
             _resources(containers, opts, measured)
         _image_sizes(engine, opts, measured)
-    except DockerException as exc:
+    except _sdk().errors.DockerException as exc:
         raise CheckError(f"Docker: {exc}") from None
     finally:
         engine.close()
@@ -245,7 +250,7 @@ def run_logs(opts: dict[str, Any], ctx: RunContext) -> Outcome:
                     a.search(line) for a in allowed
                 ):
                     matches.append(f"{_label(c)}: {line[:300]}")
-    except DockerException as exc:
+    except _sdk().errors.DockerException as exc:
         raise CheckError(f"Docker: {exc}") from None
     finally:
         engine.close()

@@ -7,6 +7,7 @@ transaction, so the type is truthfully read-only and runs in check mode."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from typing import Any
 
@@ -21,14 +22,20 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_common i
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_http import search
 
-try:
-    import psycopg
-    from psycopg import sql
-    from psycopg.rows import dict_row
+# psycopg is imported when a postgres check runs: importing it costs half a second, which
+# every run of the engine and of the host module would otherwise pay.
+HAS_PSYCOPG = importlib.util.find_spec("psycopg") is not None
 
-    HAS_PSYCOPG = True
-except ImportError:
-    HAS_PSYCOPG = False
+
+def _psycopg() -> Any:
+    if not HAS_PSYCOPG:
+        raise CheckError("the psycopg (version 3) library is required for postgres checks")
+    import psycopg  # noqa: PLC0415
+    import psycopg.rows  # noqa: PLC0415
+    import psycopg.sql  # noqa: PLC0415
+
+    return psycopg
+
 
 _EXISTS = {
     "tables": "SELECT to_regclass(%s) IS NOT NULL AND "
@@ -46,8 +53,7 @@ _SLOW = (
 
 
 def _connect(opts: dict[str, Any], timeout: float) -> Any:
-    if not HAS_PSYCOPG:
-        raise CheckError("the psycopg (version 3) library is required for postgres checks")
+    psycopg = _psycopg()
     params = {k: opts[k] for k in ("host", "port", "dbname", "user", "password") if opts.get(k)}
     try:
         conn = psycopg.connect(
@@ -56,12 +62,16 @@ def _connect(opts: dict[str, Any], timeout: float) -> Any:
     except psycopg.Error as exc:
         raise CheckError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from None
     conn.read_only = True
-    conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(timeout * 1000))))
+    conn.execute(
+        psycopg.sql.SQL("SET statement_timeout = {}").format(
+            psycopg.sql.Literal(int(timeout * 1000))
+        )
+    )
     return conn
 
 
 def _query(conn: Any, opts: dict[str, Any], checks: Assertions, outcome: Outcome) -> None:
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=_psycopg().rows.dict_row) as cur:
         cur.execute(opts["query"], opts.get("params") or None)
         rows = [dict(r) for r in cur.fetchall()] if cur.description else []
     rows = json.loads(json.dumps(rows, default=str))  # dates, decimals -> JSON for JMESPath
@@ -105,10 +115,10 @@ def _slow_statements(conn: Any, opts: dict[str, Any], outcome: Outcome) -> bool:
     ).fetchone()
     if installed is None:
         return False
-    with conn.cursor(row_factory=dict_row) as cur:
+    with conn.cursor(row_factory=_psycopg().rows.dict_row) as cur:
         try:
             cur.execute(_SLOW, (int(spec.get("limit", 5)),))
-        except psycopg.Error as exc:  # installed but not in shared_preload_libraries
+        except _psycopg().Error as exc:  # installed but not in shared_preload_libraries
             raise CheckError(f"pg_stat_statements cannot be read: {str(exc).strip()}") from None
         slow = [dict(r) for r in cur.fetchall()]
     worst = float(slow[0]["mean_ms"]) if slow else 0.0
@@ -133,7 +143,7 @@ def run_postgres(opts: dict[str, Any], ctx: RunContext) -> Outcome:
             _schema_version(conn, opts, checks, measured)
         if opts.get("slow_statements") and not _slow_statements(conn, opts, measured):
             skipped.append("pg_stat_statements is not installed: slow statements not checked")
-    except psycopg.Error as exc:
+    except _psycopg().Error as exc:
         raise CheckError(f"query failed: {str(exc).strip()}") from None
     finally:
         conn.rollback()

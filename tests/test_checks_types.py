@@ -1,0 +1,382 @@
+"""postgres, docker, logs, redis, env, disk, memory, command and suite checks on real components."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PgCluster, free_port, unique_name
+
+from stagegate.catalog import load_catalog
+from stagegate.engine import run_checks
+from stagegate.plugins import Hooks, new_plugin_manager
+from stagegate.results import CheckResult, Status
+
+HOOKS = Hooks(new_plugin_manager(entry_points=False))
+BUSYBOX = "stagegate/busybox:latest"
+BASE = "stagegate/base:bookworm"
+
+
+def run(*entries: dict[str, Any]) -> list[CheckResult]:
+    specs = load_catalog(
+        [{"name": f"c{i}", **e} for i, e in enumerate(entries)], HOOKS.check_types()
+    )
+    return run_checks(specs, hooks=HOOKS)
+
+
+@pytest.fixture
+def schema_db(pg_cluster: PgCluster, pg_database: str) -> str:
+    pg_cluster.psql(
+        "CREATE TABLE report_schedules (id int PRIMARY KEY, name text);"
+        "CREATE INDEX report_schedules_name_idx ON report_schedules (name);"
+        "CREATE VIEW active_schedules AS SELECT * FROM report_schedules;"
+        "CREATE TABLE alembic_version (version_num text);"
+        "INSERT INTO alembic_version VALUES ('0042_cohesion');"
+        "INSERT INTO report_schedules VALUES (1, 'daily'), (2, 'weekly');",
+        dbname=pg_database,
+    )
+    return pg_database
+
+
+def test_postgres_schema_query_and_version(pg_cluster: PgCluster, schema_db: str) -> None:
+    conn = {"host": "127.0.0.1", "port": pg_cluster.port, "user": "postgres", "dbname": schema_db}
+    good, missing, query_error, slow = run(
+        {
+            "type": "postgres",
+            "group": "data",
+            **conn,
+            "tables": ["report_schedules"],
+            "indexes": ["report_schedules_name_idx"],
+            "views": ["active_schedules"],
+            "schema_version": "0042_cohesion",
+            "query": "SELECT count(*) AS n FROM report_schedules",
+            "json": ["[0].n == `2`"],
+        },
+        {
+            "type": "postgres",
+            **conn,
+            "tables": ["nope", "active_schedules"],
+            "schema_version": "0043",
+        },
+        {"type": "postgres", **conn, "query": "SELECT * FROM no_such_table"},
+        {"type": "postgres", **conn, "slow_statements": {"mean_ms": "<= 100ms"}},
+    )
+    assert good.status is Status.PASS, good.message
+    assert good.details["schema_version"] == "0042_cohesion"
+    assert missing.status is Status.FAIL
+    assert "table nope does not exist" in missing.message
+    assert "table active_schedules does not exist" in missing.message  # a view is not a table
+    assert "schema version 0042_cohesion, expected 0043" in missing.message
+    assert query_error.status is Status.ERROR
+    assert "no_such_table" in query_error.message
+    assert slow.status is Status.SKIP
+    assert "pg_stat_statements is not installed" in slow.message
+
+
+def test_postgres_is_read_only_and_hides_the_password(
+    pg_cluster: PgCluster, pg_database: str
+) -> None:
+    dsn = f"host=127.0.0.1 port={pg_cluster.port} user=postgres dbname={pg_database}"
+    dsn += " password=s3cr3t-pw"
+    (write,) = run({"type": "postgres", "dsn": dsn, "query": "CREATE TABLE sneaky (id int)"})
+    assert write.status is Status.ERROR
+    assert "read-only transaction" in write.message
+    assert "s3cr3t-pw" not in json.dumps(write.to_dict())
+    (down,) = run(
+        {
+            "type": "postgres",
+            "dsn": f"host=127.0.0.1 port={free_port()} user=postgres password=s3cr3t-pw",
+            "query": "SELECT 1",
+            "timeout": 3,
+        }
+    )
+    assert down.status is Status.ERROR
+    assert "cannot connect" in down.message
+    assert "s3cr3t-pw" not in json.dumps(down.to_dict())
+
+
+@pytest.fixture
+def containers(docker_client: Any) -> Iterator[tuple[str, Any]]:
+    """A fake compose project: a healthy `web`, a `worker` that logs errors, an exited `job`."""
+    project = unique_name("sgtck")
+    made = []
+
+    def start(service: str, command: str, **extra: Any) -> Any:
+        container = docker_client.containers.run(
+            BUSYBOX,
+            ["sh", "-c", command],
+            name=f"{project}-{service}",
+            detach=True,
+            labels={"com.docker.compose.project": project, "com.docker.compose.service": service},
+            **extra,
+        )
+        made.append(container)
+        return container
+
+    try:
+        start(
+            "web",
+            "sleep 300",
+            mem_limit="64m",
+            healthcheck={"test": ["CMD", "true"], "interval": 200_000_000, "start_period": 0},
+        )
+        start(
+            "worker",
+            "echo 'INFO ready'; echo 'ERROR db timeout'; echo 'ERROR known-flaky probe';"
+            " echo 'CRITICAL disk'; sleep 300",
+        )
+        start("job", "exit 3")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            web = docker_client.containers.get(f"{project}-web")
+            if web.attrs["State"].get("Health", {}).get("Status") == "healthy":
+                break
+            time.sleep(0.2)
+        yield project, docker_client
+    finally:
+        for container in made:
+            container.remove(force=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_services_health_stats_and_image_budget(containers: tuple[str, Any]) -> None:
+    project, _ = containers
+    healthy, with_exited, budget = run(
+        {
+            "type": "docker",
+            "group": "infrastructure",
+            "project": project,
+            "services": ["web", "worker"],
+            "memory_percent": {"pass": "<= 90%"},
+            "memory": "<= 64mb",
+        },
+        {"type": "docker", "project": project},
+        {
+            "type": "docker",
+            "image_size": {BUSYBOX: "<= 10mb", BASE: {"pass": "<= 1mb", "warn": "<= 10gb"}},
+        },
+    )
+    assert healthy.status is Status.PASS, healthy.message
+    assert healthy.details["containers"]["web"]["health"] == "healthy"
+    assert "web.memory_percent" in healthy.metrics
+    assert with_exited.status is Status.FAIL
+    assert "job is exited, expected running" in with_exited.message
+    assert budget.status is Status.WARN
+    assert budget.metrics[f"{BUSYBOX}.size_mb"] < 10
+
+
+@pytest.mark.docker
+def test_logs_scan_with_allow_list(containers: tuple[str, Any]) -> None:
+    project, _ = containers
+    time.sleep(0.5)  # let the worker print
+    strict, allowed = run(
+        {"type": "logs", "project": project, "services": ["worker"], "since": "10m"},
+        {
+            "type": "logs",
+            "project": project,
+            "services": ["worker"],
+            "since": "10m",
+            "allow": ["known-flaky", "CRITICAL disk"],
+            "max_matches": 1,
+        },
+    )
+    assert strict.status is Status.FAIL
+    assert strict.metrics["matches"] == 3
+    assert any("ERROR db timeout" in line for line in strict.details["sample"])
+    assert allowed.status is Status.PASS, allowed.message
+
+
+def test_docker_down_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    (result,) = run({"type": "docker", "project": "anything", "timeout": 3})
+    assert result.status is Status.ERROR
+    assert "Docker engine not reachable" in result.message
+
+
+@pytest.fixture
+def redis_port(docker_client: Any) -> Iterator[int]:
+    port = free_port()
+    container = docker_client.containers.run(
+        BASE,
+        ["redis-server", "--port", "6379", "--protected-mode", "no", "--save", ""],
+        name=unique_name("sgtredis"),
+        detach=True,
+        ports={"6379/tcp": ("127.0.0.1", port)},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while b"Ready to accept" not in container.logs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        container.exec_run(["redis-cli", "set", "k", "v"])
+        for key in ("k", "k", "k", "missing"):
+            container.exec_run(["redis-cli", "get", key])
+        yield port
+    finally:
+        container.remove(force=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_redis_ping_and_hit_rate(redis_port: int) -> None:
+    good, strict, down = run(
+        {"type": "redis", "port": redis_port, "hit_rate": {"pass": ">= 50%"}},
+        {"type": "redis", "port": redis_port, "hit_rate": {"pass": ">= 90%", "warn": ">= 10%"}},
+        {"type": "redis", "port": free_port(), "timeout": 2},
+    )
+    assert good.status is Status.PASS, good.message
+    assert good.metrics["hit_rate"] == 75.0
+    assert strict.status is Status.WARN
+    assert down.status is Status.ERROR
+
+
+def test_env_file_checks_never_print_values(tmp_path: Path) -> None:
+    secret = "short-jwt-secret-value"
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"JWT_SECRET={secret}\nexport CORS_ORIGINS='https://app.example.com,http://localhost:3000'\n"
+        "APP_ENV=staging\n# REDIS_URL=commented\n"
+    )
+    bad, good = run(
+        {
+            "type": "env",
+            "group": "security",
+            "path": str(env_file),
+            "required": ["JWT_SECRET", "REDIS_URL"],
+            "min_length": {"JWT_SECRET": 32},
+            "must_not_contain": {"CORS_ORIGINS": ["localhost", "*"]},
+        },
+        {
+            "type": "env",
+            "path": str(env_file),
+            "required": ["APP_ENV"],
+            "pattern": {"APP_ENV": "staging|production"},
+        },
+    )
+    assert bad.status is Status.FAIL
+    assert "REDIS_URL is missing" in bad.message
+    assert "JWT_SECRET has 22 characters, expected at least 32" in bad.message
+    assert "CORS_ORIGINS contains 'localhost'" in bad.message
+    text = json.dumps(bad.to_dict())
+    assert secret not in text
+    assert "app.example.com" not in text
+    assert good.status is Status.PASS
+
+
+def test_process_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SGT_TOKEN", "abcdefghijklmnopqrstuvwxyz0123456789")
+    (result,) = run({"type": "env", "required": ["SGT_TOKEN"], "min_length": {"SGT_TOKEN": 32}})
+    assert result.status is Status.PASS
+
+
+def test_disk_and_memory_bands() -> None:
+    disk, disk_huge, memory = run(
+        {"type": "disk", "path": "/", "free": ">= 1mb"},
+        {"type": "disk", "path": "/", "free": {"pass": ">= 1000000gb", "warn": ">= 1mb"}},
+        {"type": "memory", "available": ">= 1mb", "available_percent": ">= 0.1%"},
+    )
+    assert disk.status is Status.PASS
+    assert disk_huge.status is Status.WARN
+    assert memory.status is Status.PASS
+    assert memory.metrics["available_mb"] > 1
+
+
+def test_command_rc_and_json_stdout() -> None:
+    code = "import json; print(json.dumps({'ok': True, 'count': 3}))"
+    good, bad_rc, missing = run(
+        {"type": "command", "cmd": [sys.executable, "-c", code], "json": ["ok", "count > `2`"]},
+        {"type": "command", "cmd": "sh -c 'echo oops >&2; exit 2'"},
+        {"type": "command", "cmd": ["no-such-binary-sgt"]},
+    )
+    assert good.status is Status.PASS, good.message
+    assert bad_rc.status is Status.FAIL
+    assert bad_rc.details["rc"] == 2
+    assert "oops" in bad_rc.details["stderr"]
+    assert missing.status is Status.ERROR
+    assert "command not found" in missing.message
+
+
+@pytest.mark.slow
+def test_suite_pytest_junit_pass_rate(tmp_path: Path) -> None:
+    (tmp_path / "test_smoke.py").write_text(
+        "import pytest\n"
+        "def test_a(): pass\n"
+        "def test_b(): pass\n"
+        "def test_c(): pass\n"
+        "def test_d(): assert False\n"
+        "@pytest.mark.skip\n"
+        "def test_e(): pass\n"
+    )
+    junit = tmp_path / "junit.xml"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+        "--rootdir",
+        str(tmp_path),
+        str(tmp_path),
+    ]
+    (warn,) = run(
+        {
+            "type": "suite",
+            "group": "tests",
+            "cmd": cmd,
+            "junit": str(junit),
+            "timeout": 60,
+            "min_pass_rate": {"pass": ">= 95%", "warn": ">= 70%"},
+        },
+    )
+    (strict,) = run(
+        {"type": "suite", "junit": str(junit), "min_pass_rate": ">= 95%", "read_only": True}
+    )
+    assert warn.status is Status.WARN, warn.message
+    assert warn.value == 75.0
+    assert warn.metrics["failures"] == 1
+    assert strict.status is Status.FAIL
+
+
+def test_suite_k6_and_json_results(tmp_path: Path) -> None:
+    k6 = tmp_path / "k6.json"
+    k6.write_text(
+        json.dumps(
+            {
+                "metrics": {
+                    "checks": {"passes": 990, "fails": 10},
+                    "http_req_duration": {"avg": 120.5, "p(95)": 480.0, "max": 900.0},
+                    "http_req_failed": {"value": 0.004},
+                    "http_reqs": {"count": 1000},
+                }
+            }
+        )
+    )
+    results = tmp_path / "smoke.json"
+    results.write_text(json.dumps({"summary": {"passed": 18, "total": 20}}))
+    k6_result, json_result, missing = run(
+        {
+            "type": "suite",
+            "k6": str(k6),
+            "min_pass_rate": ">= 98%",
+            "bands": {"http_req_duration_p95_ms": "<= 500ms", "http_req_failed_percent": "<= 1%"},
+        },
+        {
+            "type": "suite",
+            "json_file": str(results),
+            "json_metrics": {"passed": "summary.passed", "tests": "summary.total"},
+            "min_pass_rate": {"pass": ">= 95%", "warn": ">= 85%"},
+        },
+        {"type": "suite", "json_file": str(tmp_path / "nope.json"), "json_metrics": {"x": "a"}},
+    )
+    assert k6_result.status is Status.PASS, k6_result.message
+    assert k6_result.metrics["http_req_duration_p95_ms"] == 480.0
+    assert json_result.status is Status.WARN
+    assert json_result.value == 90.0
+    assert missing.status is Status.ERROR
