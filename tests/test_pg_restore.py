@@ -1,0 +1,96 @@
+"""pg_restore on a real PostgreSQL 15 server: round trip against the manifest, guards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import PgCluster
+from pg_fixtures import db_arg, fingerprint, run_module
+
+
+@pytest.fixture
+def exact_backup(pg_cluster: PgCluster, sample_db: str, tmp_path: Path) -> Path:
+    result = run_module(
+        "pg_backup",
+        {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(tmp_path), "name": "rt"},
+    )
+    assert result.get("failed") is not True, result
+    return Path(result["path"])
+
+
+@pytest.mark.slow
+def test_round_trip_equals_manifest_and_is_idempotent(
+    pg_cluster: PgCluster, sample_db: str, exact_backup: Path
+) -> None:
+    target = f"{sample_db}_restored"
+    args = {
+        "db": db_arg(pg_cluster, "postgres"),
+        "backup": str(exact_backup),
+        "name": target,
+        "jobs": 2,
+    }
+    try:
+        restored = run_module("pg_restore", args)
+        assert restored.get("failed") is not True, restored
+        manifest = json.loads(Path(f"{exact_backup}.manifest.json").read_text())
+        assert restored["verification"]["exact"] is True
+        assert restored["verification"]["rows"] == {
+            t: i["rows"] for t, i in manifest["tables"].items()
+        }
+        assert restored["verification"]["mismatched"] == {}
+        assert {e["table"] for e in restored["progress"]} >= {"public.orders", "public.customers"}
+        assert fingerprint(pg_cluster, target)[1] == fingerprint(pg_cluster, sample_db)[1]
+        assert run_module("pg_restore", args, check_mode=True)["changed"] is False
+        assert run_module("pg_restore", args)["changed"] is False
+        pg_cluster.psql("DELETE FROM orders WHERE id <= 10", target)  # drifted: restore again
+        assert run_module("pg_restore", args, check_mode=True)["changed"] is True
+        again = run_module("pg_restore", {**args, "mode": "clean"})
+        assert again.get("failed") is not True, again
+        assert again["changed"] is True and again["verification"]["mismatched"] == {}
+    finally:
+        pg_cluster.drop_database(target)
+
+
+def test_production_refused_without_confirmation(pg_cluster: PgCluster, exact_backup: Path) -> None:
+    args = {
+        "db": db_arg(pg_cluster, "postgres"),
+        "backup": str(exact_backup),
+        "name": "sgt_prod_never",
+        "environment": "production",
+    }
+    refused = run_module("pg_restore", args)
+    assert refused["failed"] is True and "confirm_production" in refused["msg"]
+    assert (
+        pg_cluster.psql("SELECT count(*) FROM pg_database WHERE datname = 'sgt_prod_never'") == "0"
+    )
+
+
+@pytest.mark.slow
+def test_sessions_ended_only_where_allowed(
+    pg_cluster: PgCluster, sample_db: str, exact_backup: Path
+) -> None:
+    args = {"db": db_arg(pg_cluster, "postgres"), "backup": str(exact_backup), "name": sample_db}
+    session = psycopg.connect(pg_cluster.dsn(sample_db), autocommit=True)
+    try:
+        busy = run_module("pg_restore", {**args, "force": True})
+        assert busy["failed"] is True and "other session" in busy["msg"]
+        not_here = run_module(
+            "pg_restore", {**args, "force": True, "terminate_sessions": True, "environment": "qa"}
+        )
+        assert not_here["failed"] is True
+        done = run_module("pg_restore", {**args, "force": True, "terminate_sessions": True})
+        assert done.get("failed") is not True, done
+        assert done["terminated"] == 1
+    finally:
+        session.close()
+
+
+def test_missing_manifest_refused(pg_cluster: PgCluster, exact_backup: Path) -> None:
+    Path(f"{exact_backup}.manifest.json").unlink()
+    result = run_module(
+        "pg_restore", {"db": db_arg(pg_cluster, "postgres"), "backup": str(exact_backup)}
+    )
+    assert result["failed"] is True and "no manifest" in result["msg"]
