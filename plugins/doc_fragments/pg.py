@@ -55,6 +55,11 @@ options:
   container:
     description: Overrides O(db.container).
     type: str
+  compose_project:
+    description:
+      - Compose project of O(db.container) when it names a compose service, so the right
+        container is found while several projects run the same service name.
+    type: str
   bin_dir:
     description:
       - Directory of the host's client tools. Default is the newest

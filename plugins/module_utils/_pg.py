@@ -57,6 +57,7 @@ DB_ARGUMENT_SPEC: dict[str, Any] = {
     },
     "dsn": {"type": "str", "no_log": True},
     "container": {"type": "str"},
+    "compose_project": {"type": "str"},
     "bin_dir": {"type": "path"},
 }
 
@@ -97,6 +98,7 @@ class PgTarget:
     password: str | None = None
     container: str | None = None
     bin_dir: str | None = None
+    compose_project: str | None = None
 
     @classmethod
     def from_module_params(cls, module_params: dict[str, Any]) -> PgTarget:
@@ -117,6 +119,7 @@ class PgTarget:
             password=password,
             container=module_params.get("container") or db.get("container"),
             bin_dir=module_params.get("bin_dir"),
+            compose_project=module_params.get("compose_project"),
         )
 
     @property
@@ -163,10 +166,9 @@ class PgTarget:
         name = dbname or self.dbname
         if self.container:
             exec_env = ["-e", "PGPASSWORD"] if self.password else []
-            return [
-                "docker", "exec", "-i", *exec_env, resolve_container(self.container),
-                tool, "-U", self.user, "-d", name, *args,
-            ]  # fmt: skip
+            container = resolve_container(self.container, self.compose_project)
+            connection = ["-U", self.user, "-d", name]
+            return ["docker", "exec", "-i", *exec_env, container, tool, *connection, *args]
         conninfo = make_conninfo(
             **{k: v for k, v in self.params.items() if k != "dbname"}, dbname=name
         )
@@ -187,8 +189,8 @@ class PgTarget:
         return on_path
 
 
-def resolve_container(name: str) -> str:
-    """A container id from a container name or a compose service name."""
+def resolve_container(name: str, compose_project: str | None = None) -> str:
+    """A container id from a container name, or a compose service name (within a project)."""
     inspect = subprocess.run(
         ["docker", "inspect", "--type", "container", "--format", "{{.Id}}", name],
         capture_output=True,
@@ -197,8 +199,11 @@ def resolve_container(name: str) -> str:
     )
     if inspect.returncode == 0:
         return inspect.stdout.strip()
+    filters = ["--filter", f"label=com.docker.compose.service={name}"]
+    if compose_project:
+        filters += ["--filter", f"label=com.docker.compose.project={compose_project}"]
     listed = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.service={name}"],
+        ["docker", "ps", "-q", *filters],
         capture_output=True,
         text=True,
         check=False,
@@ -207,7 +212,7 @@ def resolve_container(name: str) -> str:
     if len(ids) != 1:
         raise PgError(
             f"container {name!r}: expected one running container or compose service of that "
-            f"name, found {len(ids)}",
+            f"name (compose_project={compose_project!r}), found {len(ids)}",
             cmd=listed.args,
             rc=listed.returncode,
             stderr=inspect.stderr + listed.stderr,
@@ -346,7 +351,7 @@ def path_in_container(target: PgTarget, host_path: str) -> Iterator[str]:
     if not target.container:
         yield host_path
         return
-    container = resolve_container(target.container)
+    container = resolve_container(target.container, target.compose_project)
     inside = f"/tmp/stagegate-{uuid.uuid4().hex[:12]}"  # noqa: S108 - removed below
     run_checked(["docker", "exec", container, "mkdir", "-p", inside])
     try:

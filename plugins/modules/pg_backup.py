@@ -341,7 +341,7 @@ class BackupManager:
     def _dump_directory_in_container(
         self, partial: Path, args: list[str], env: dict[str, str], progress: Any, while_running: Any
     ) -> Any:
-        container = resolve_container(str(self.target.container))
+        container = resolve_container(str(self.target.container), self.target.compose_project)
         inside = f"/tmp/{partial.name}"  # noqa: S108 - removed in the finally below
         try:
             argv = self.target.tool_argv("pg_dump", [*args, f"--file={inside}"])
