@@ -102,7 +102,7 @@ class ActionModule(ActionBase):
             report_paths=outcome.report_paths,
             failed_checks=outcome.failed_checks,
             blockers=report["blockers"],
-            warnings=report["warnings"],
+            findings=report["warnings"],
             gates=[
                 {k: g[k] for k in ("name", "status", "critical", "message")}
                 for g in report["gates"]

@@ -174,6 +174,11 @@ blockers:
   returned: unless validate_only
   type: list
   elements: str
+findings:
+  description: What made the verdict GO_WITH_WARNINGS (warned checks and gates).
+  returned: unless validate_only
+  type: list
+  elements: str
 ledger_record:
   description: The record to append with C(stagegate.release.ledger).
   returned: unless validate_only

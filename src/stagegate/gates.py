@@ -542,9 +542,12 @@ def validate_gates(
                 )
     try:
         score = Bands.parse(spec["score"]) if spec.get("score") else None
+    except BandError as exc:
+        raise GateConfigError(f"stagegate_gates.score: {exc}") from exc
+    try:
         thresholds = parse_thresholds(spec.get("thresholds"))
-    except (BandError, ThresholdError) as exc:
-        raise GateConfigError(f"stagegate_gates.score/thresholds: {exc}") from exc
+    except ThresholdError as exc:
+        raise GateConfigError(str(exc)) from exc
     for check in thresholds:
         if names is not None and check not in names:
             raise GateConfigError(

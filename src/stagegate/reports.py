@@ -29,7 +29,7 @@ REPORT_FILES = ("report.json", "report.md", "junit.xml", "report.html")
 MASK = "********"
 # Keys whose values are secrets wherever they appear in check details or plans.
 SECRET_KEY_RE = re.compile(
-    r"(^|[_-])(pass|passwd|password|secret|token|api[_-]?key|private[_-]?key|credentials?)"
+    r"(^|[_-])(passwd|password|secret|token|api[_-]?key|private[_-]?key|credentials?)"
     r"($|[_-])",
     re.IGNORECASE,
 )

@@ -1,0 +1,263 @@
+"""The gate_report role through real Ansible runs: each verdict, exit codes, ledger, artifacts.
+
+GO and GO_WITH_WARNINGS run through `ansible_runner.run` (the way AWX runs a job template) so
+the `set_stats` artifacts are read back as AWX reads them; NO_GO runs through the
+`ansible-playbook` command to show the exit code a CI job sees.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import pytest
+
+from stagegate import ledger
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+BIN = Path(sys.executable).parent
+ENV = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+
+pytestmark = pytest.mark.slow
+
+PLAYBOOK = """
+- name: Gate and report
+  hosts: deploy
+  gather_facts: false
+  roles:
+    - role: stagegate.release.gate_report
+"""
+VALIDATE_PLAYBOOK = """
+- name: Validate the gates up front
+  hosts: deploy
+  gather_facts: false
+  tasks:
+    - name: Validate
+      ansible.builtin.include_role:
+        name: stagegate.release.gate_report
+        tasks_from: validate
+"""
+
+CATALOG = [
+    {"name": "api_health", "group": "infrastructure"},
+    {"name": "api_latency", "group": "performance"},
+    {"name": "security_headers", "group": "security"},
+]
+
+
+def results(p95: float = 48.0, headers: str = "PASS", health: str = "PASS") -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "api_health",
+            "group": "infrastructure",
+            "type": "http",
+            "status": health,
+            "duration_ms": 11.0,
+            "value": 200 if health == "PASS" else 503,
+        },
+        {
+            "name": "api_latency",
+            "group": "performance",
+            "type": "latency",
+            "status": "PASS",
+            "duration_ms": 640.0,
+            "metrics": {"avg_ms": p95 / 2, "p95_ms": p95},
+        },
+        {
+            "name": "security_headers",
+            "group": "security",
+            "type": "headers",
+            "status": headers,
+            "severity": "warning",
+            "message": "" if headers == "PASS" else "X-Frame-Options missing",
+        },
+    ]
+
+
+def extravars(
+    tmp_path: Path, run: str, checks: list[dict[str, Any]], **more: Any
+) -> dict[str, Any]:
+    return {
+        "ansible_python_interpreter": sys.executable,
+        "stagegate_release": run,
+        "stagegate_state_dir": str(tmp_path / "state"),
+        "stagegate_report_dir": str(tmp_path / "reports" / run),
+        "stagegate_checks": CATALOG,
+        "stagegate_gate_report_results": checks,
+        "stagegate_gate_report_phases": [{"name": "validate", "status": "ok", "seconds": 3.2}],
+        "stagegate_gates": {
+            "key_checks": ["api_health"],
+            "thresholds": {
+                "api_latency": {"metric": "p95_ms", "pass": "<= 1200ms", "warn": "<= 2000ms"}
+            },
+            "rules": [
+                {
+                    "name": "p95 regression",
+                    "type": "baseline",
+                    "check": "api_latency",
+                    "metric": "p95_ms",
+                    "max_regression": "10%",
+                    "critical": False,
+                }
+            ],
+        },
+        **more,
+    }
+
+
+def run_awx_style(tmp_path: Path, variables: dict[str, Any]) -> tuple[Any, dict[str, Any], str]:
+    """Run like an AWX job: ansible-runner, reading the set_stats artifacts."""
+    private = tmp_path / f"runner-{variables['stagegate_release']}"
+    (private / "project").mkdir(parents=True)
+    (private / "project" / "gate.yml").write_text(PLAYBOOK)
+    runner = ansible_runner.run(
+        private_data_dir=str(private),
+        playbook="gate.yml",
+        inventory="[deploy]\nlocalhost ansible_connection=local\n",
+        extravars=variables,
+        envvars=ENV,
+        quiet=True,
+    )
+    artifacts: dict[str, Any] = {}
+    for event in runner.events:
+        if event.get("event") == "playbook_on_stats":
+            artifacts = event["event_data"].get("artifact_data") or {}
+    return runner, artifacts, runner.stdout.read()
+
+
+def run_cli(
+    tmp_path: Path, playbook_text: str, variables: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    playbook = tmp_path / "gate.yml"
+    playbook.write_text(playbook_text)
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps(variables))
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[deploy]\nlocalhost ansible_connection=local\n")
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), "-e", f"@{extra}", str(playbook)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **ENV},
+        check=False,
+    )
+
+
+def test_go_then_warnings_with_baseline_ledger_and_awx_artifacts(tmp_path: Path) -> None:
+    runner, artifacts, stdout = run_awx_style(tmp_path, extravars(tmp_path, "v1", results()))
+    assert runner.rc == 0, stdout
+    assert artifacts["stagegate_verdict"] == "GO"
+    assert artifacts["stagegate_failed_checks"] == []
+    report_json = Path(artifacts["stagegate_report"])
+    assert json.loads(report_json.read_text())["verdict"] == "GO"
+    assert "stagegate: [infrastructure] 1 checks: 1 PASS" in stdout  # progress callback
+    assert "stagegate: verdict GO, readiness score 100.0%" in stdout  # end summary
+
+    # v2: p95 regresses 25 % against v1 (the ledger's last good release), headers warn
+    runner, artifacts, stdout = run_awx_style(
+        tmp_path, extravars(tmp_path, "v2", results(p95=60.0, headers="FAIL"))
+    )
+    assert runner.rc == 0, stdout
+    assert artifacts["stagegate_verdict"] == "GO_WITH_WARNINGS"
+    report = json.loads(Path(artifacts["stagegate_report"]).read_text())
+    assert report["release"] == {"version": "v2", "previous": "v1", "baseline": "v1"}
+    regression = next(g for g in report["gates"] if g["name"] == "p95 regression")
+    assert regression["status"] == "WARN"  # a non-critical gate outside its band warns
+    assert "+25.0%" in regression["message"]
+    records = ledger.read(tmp_path / "state" / "ledger.jsonl")
+    assert [(r["release"], r["verdict"]) for r in records] == [
+        ("v1", "GO"),
+        ("v2", "GO_WITH_WARNINGS"),
+    ]
+    assert records[1]["metrics"]["api_latency"]["p95_ms"] == 60.0
+
+
+def test_warnings_only_go_with_warnings_and_strict_policy_says_no_go(tmp_path: Path) -> None:
+    variables = extravars(tmp_path, "v3", results(headers="FAIL"))
+    runner, artifacts, stdout = run_awx_style(tmp_path, variables)
+    assert runner.rc == 0, stdout
+    assert artifacts["stagegate_verdict"] == "GO_WITH_WARNINGS"
+    strict = run_cli(
+        tmp_path,
+        PLAYBOOK,
+        extravars(tmp_path, "v3-strict", results(headers="FAIL"), stagegate_strict=True),
+    )
+    assert strict.returncode == 2, strict.stdout
+    report = json.loads((tmp_path / "reports" / "v3-strict" / "report.json").read_text())
+    assert report["verdict"] == "NO_GO"
+    assert report["policy"] == "GO_WITH_WARNINGS -> NO_GO by a verdict policy"
+
+
+def test_no_go_exits_non_zero_after_reports_and_ledger(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, PLAYBOOK, extravars(tmp_path, "v4", results(health="FAIL")))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "NO_GO for v4" in proc.stdout
+    assert "stagegate: verdict NO_GO" in proc.stdout
+    assert "stagegate: failed checks: api_health" in proc.stdout
+    report_dir = tmp_path / "reports" / "v4"
+    for name in ("report.json", "report.md", "junit.xml", "report.html"):
+        assert (report_dir / name).exists()
+    assert ledger.read(tmp_path / "state" / "ledger.jsonl")[0]["verdict"] == "NO_GO"
+
+
+def test_seed003_profile_through_the_role(tmp_path: Path) -> None:
+    variables = extravars(tmp_path, "v5", results())
+    variables["stagegate_gates"] = {
+        "profiles": ["seed003_load_simulation"],
+        "results_files": {"load_simulation": str(FIXTURES / "seed003_fail.json")},
+    }
+    proc = run_cli(tmp_path, PLAYBOOK, variables)
+    assert proc.returncode == 2
+    text = (tmp_path / "reports" / "v5" / "report.md").read_text()
+    assert "| load: retry cap | ❌ FAIL |" in text
+    assert "Increase worker concurrency" in text
+
+
+@pytest.mark.parametrize(
+    ("gates", "needle"),
+    [
+        (
+            {
+                "rules": [
+                    {"name": "suite", "type": "pass_rate", "checks": ["smoke_tests"], "min": "99%"}
+                ]
+            },
+            "gate 'suite' (pass_rate), key 'checks': names check 'smoke_tests'",
+        ),
+        (
+            {
+                "rules": [
+                    {
+                        "name": "p95",
+                        "type": "value",
+                        "file": "load",
+                        "query": "a[?",
+                        "pass": "<= 1s",
+                    }
+                ],
+                "results_files": {"load": "/x.json"},
+            },
+            "gate 'p95' (value), key 'query': JMESPath 'a[?' does not compile",
+        ),
+        (
+            {"thresholds": {"api_latency": {"metric": "p95_ms", "pass": "quick"}}},
+            "stagegate_gates.thresholds.api_latency: cannot parse band 'quick'",
+        ),
+    ],
+)
+def test_validate_entry_point_rejects_bad_gates_naming_gate_and_key(
+    tmp_path: Path, gates: dict[str, Any], needle: str
+) -> None:
+    variables = extravars(tmp_path, "v6", [])
+    variables["stagegate_gates"] = gates
+    proc = run_cli(tmp_path, VALIDATE_PLAYBOOK, variables)
+    assert proc.returncode == 2
+    assert needle in proc.stdout
+    assert not (tmp_path / "reports").exists()
