@@ -1,0 +1,442 @@
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rollback plan and the rollback state file, computed on the deploy host.
+
+Standard library only. The plan answers, from the ledger, the release manifests and git, the
+questions an on-call engineer asks before touching anything: which release is running, which
+one comes back (and why that one), which files differ, which images start (and whether they
+still exist), which backup is restored and why. `<state_dir>/rollback.json` records the plan
+and the steps done, so a run killed half-way is resumed by the next one with the same plan
+(not a new plan computed from a half-rolled-back host).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
+    GOOD_VERDICTS,
+    ledger_path,
+    read,
+)
+
+UTC = timezone.utc  # noqa: UP017 - runs on deploy hosts with Python older than 3.11
+STATE_FILE = "rollback.json"
+# Written in the checkout by the source role: the release it holds.
+RELEASE_MARKER = ".stagegate-release"
+IN_PROGRESS = "in_progress"
+DONE = "done"
+FAILED = "failed"
+# A rollback in these states is finished by the next run with the plan it recorded.
+RESUMABLE = (IN_PROGRESS, FAILED)
+# The steps of a rollback, in order; the role has one task file (and tag) per step.
+STEPS = ("stop", "source", "images", "database", "start", "verify", "record")
+
+
+class RollbackError(Exception):
+    """The plan cannot be made; the message says what is missing and how to choose."""
+
+    def __init__(self, message, **details):
+        super().__init__(message)
+        self.details = details
+
+
+def utc_now():
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- release manifests (written by the deploy phase) -------------------------------------
+
+
+def manifest_path(state_dir, release):
+    return os.path.join(state_dir, "releases", release, "manifest.json")
+
+
+def read_manifest(state_dir, release):
+    """The release manifest as a dict, or None when the release was never deployed here."""
+    path = manifest_path(state_dir, release)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise RollbackError(f"release manifest {path} cannot be read: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise RollbackError(f"release manifest {path}: expected a JSON object")
+    return manifest
+
+
+def manifest_images(manifest):
+    """{service: {"id": image id, "ref": repository:tag or ""}} from a manifest's `images`."""
+    images = {}
+    for service, value in sorted((manifest or {}).get("images", {}).items()):
+        if isinstance(value, dict):
+            ref = value.get("ref") or value.get("image") or value.get("tag") or ""
+            images[service] = {"id": value.get("id") or value.get("image_id") or "", "ref": ref}
+        else:
+            images[service] = {"id": str(value), "ref": ""}
+    return images
+
+
+def manifest_migrations(manifest):
+    """Names of the migrations the release applied (an empty list when it changed no schema)."""
+    applied = (manifest or {}).get("migrations_applied", (manifest or {}).get("migrations", []))
+    names = []
+    for item in applied or []:
+        if isinstance(item, dict):
+            names.append(str(item.get("filename") or item.get("version") or item.get("name")))
+        else:
+            names.append(str(item))
+    return names
+
+
+def manifest_backup(manifest):
+    """(archive path, backup manifest path) of the backup taken before the release, or Nones."""
+    backup = (manifest or {}).get("backup")
+    if not backup:
+        return None, None
+    if isinstance(backup, str):
+        return backup, None
+    return backup.get("path") or backup.get("archive"), backup.get("manifest_path")
+
+
+# --- choosing the releases ---------------------------------------------------------------
+
+
+def rolled_back_releases(records):
+    """Releases a later rollback moved away from (newer than their last good record)."""
+    bad = set()
+    for record in records:
+        if record.get("kind") == "rollback" and record.get("rolled_back_from"):
+            bad.add(record["rolled_back_from"])
+        elif record.get("verdict") in GOOD_VERDICTS and record.get("kind") != "rollback":
+            bad.discard(record.get("release"))
+    return bad
+
+
+def choose_target(records, current, state_dir):
+    """The newest good release in the ledger that is not `current`, not rolled back from since,
+    and has a manifest on this host; returns (release, reason)."""
+    excluded = rolled_back_releases(records) | {current}
+    skipped = []
+    for record in reversed(records):
+        release = record.get("release")
+        if record.get("verdict") not in GOOD_VERDICTS or release in excluded:
+            continue
+        if read_manifest(state_dir, release) is None:
+            skipped.append(release)
+            continue
+        when = record.get("finished") or record.get("end") or record.get("started") or ""
+        return release, f"last good release in the ledger ({record['verdict']} {when})".strip()
+    hint = f" (good releases without a manifest here: {', '.join(skipped)})" if skipped else ""
+    raise RollbackError(
+        f"no previous good release to roll back to from {current or 'the current release'} in "
+        f"{ledger_path(state_dir)}{hint}; name one with stagegate_rollback_to=<release>"
+    )
+
+
+# --- git on the deploy host --------------------------------------------------------------
+
+
+class Git:
+    """Read-only git queries against the checkout, falling back to a local source repository."""
+
+    def __init__(self, checkout, source_repo=None, runner=subprocess.run):
+        self.checkout = checkout
+        self.source_repo = source_repo
+        self.runner = runner
+
+    def _run(self, args):
+        places = []
+        if os.path.isdir(os.path.join(self.checkout, ".git")):
+            places.append(["git", "-C", self.checkout])
+        if self.source_repo and os.path.isdir(self.source_repo):
+            places.append(["git", "--git-dir", self._git_dir(self.source_repo)])
+        for prefix in places:
+            proc = self.runner(prefix + args, capture_output=True, text=True, check=False)
+            if proc.returncode == 0:
+                return proc.stdout
+        return None
+
+    @staticmethod
+    def _git_dir(repo):
+        dot_git = os.path.join(repo, ".git")
+        return dot_git if os.path.isdir(dot_git) else repo
+
+    def commit_of(self, ref):
+        out = self._run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])
+        return out.strip() if out else None
+
+    def head_release(self):
+        """The tag checked out in the checkout (None when HEAD is not exactly at a tag)."""
+        if not os.path.isdir(os.path.join(self.checkout, ".git")):
+            return None
+        proc = self.runner(
+            ["git", "-C", self.checkout, "describe", "--tags", "--exact-match", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def diff(self, old, new):
+        """(changed file names, `git diff --stat` text) between two commits."""
+        names = self._run(["diff", "--name-only", old, new]) or ""
+        stat = self._run(["diff", "--stat", old, new]) or ""
+        return [n for n in names.splitlines() if n], stat.rstrip()
+
+
+# --- images -------------------------------------------------------------------------------
+
+
+def image_action(image, inspect):
+    """`present`, `retag` (the image ID exists, its tag points elsewhere) or `rebuild` (gone).
+
+    `inspect(ref)` returns {"id": ..} or None, e.g. through the Docker SDK.
+    """
+    by_ref = inspect(image["ref"]) if image["ref"] else None
+    if not image["id"]:
+        return "present" if by_ref else "rebuild"
+    by_id = inspect(image["id"])
+    if by_id is None:
+        return "rebuild"
+    if image["ref"] and (by_ref is None or by_ref["id"] != by_id["id"]):
+        return "retag"
+    return "present"
+
+
+def image_actions(wanted, inspect):
+    return {
+        service: dict(image, action=image_action(image, inspect))
+        for service, image in wanted.items()
+    }
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """What the plan needs besides the host's files: the options of the rollback_plan module."""
+
+    state_dir: str
+    project_dir: str
+    source_repo: str | None = None
+    target: str | None = None
+    database: str = "auto"
+    environment: str = "staging"
+
+
+def current_release(inputs, git, recorded_releases):
+    """What runs now: the checkout's release marker (written by the source role), else the tag
+    checked out, else the newest manifest written on this host; returns (release, how found)."""
+    try:
+        with open(os.path.join(inputs.project_dir, RELEASE_MARKER), encoding="utf-8") as handle:
+            marked = handle.read().strip()
+    except OSError:
+        marked = ""
+    if marked:
+        return marked, f"{RELEASE_MARKER} in the project directory"
+    release = git.head_release()
+    if release:
+        return release, "tag checked out in the project directory"
+    paths = [manifest_path(inputs.state_dir, name) for name in recorded_releases]
+    paths = [p for p in paths if os.path.exists(p)]
+    if paths:
+        newest = max(paths, key=os.path.getmtime)
+        return os.path.basename(os.path.dirname(newest)), "newest release manifest on the host"
+    raise RollbackError(
+        f"cannot tell which release runs: {inputs.project_dir} has no {RELEASE_MARKER}, is not a "
+        f"git checkout at a tag, and {os.path.join(inputs.state_dir, 'releases')} holds no manifest"
+    )
+
+
+def database_plan(inputs, bad_manifest, bad_release):
+    """What happens to the database: restore the backup taken before the bad release, or nothing
+    (the bad release changed no schema, or the operator said so)."""
+    migrations = manifest_migrations(bad_manifest)
+    archive, backup_manifest = manifest_backup(bad_manifest)
+    plan = {
+        "action": "none",
+        "migrations_reverted": migrations,
+        "backup": archive,
+        "backup_manifest": backup_manifest,
+    }
+    if inputs.database == "none" or (inputs.database == "auto" and not migrations):
+        plan["reason"] = (
+            "disabled (stagegate_rollback_database=none)"
+            if inputs.database == "none"
+            else f"{bad_release} applied no migrations"
+        )
+        plan["migrations_reverted"] = [] if inputs.database == "auto" else migrations
+        return plan
+    if not archive:
+        raise RollbackError(
+            f"{bad_release} applied migrations ({', '.join(migrations)}) but its manifest "
+            f"{manifest_path(inputs.state_dir, bad_release)} names no backup to restore; set "
+            "stagegate_rollback_database=none to keep the database as it is"
+        )
+    if not os.path.exists(archive):
+        raise RollbackError(
+            f"the backup {archive} taken before {bad_release} is missing on the deploy host"
+        )
+    plan.update(
+        action="restore",
+        reason=f"{bad_release} applied {len(migrations)} migration(s)"
+        if migrations
+        else "forced (stagegate_rollback_database=restore)",
+    )
+    return plan
+
+
+def nothing_to_do(release, reason):
+    return {
+        "nothing_to_do": True,
+        "current": {"release": release},
+        "target": {"release": release, "reason": reason},
+    }
+
+
+def build_plan(inputs, inspect_image, git=None, state=None):
+    """The whole plan as a dict (see the rollback_plan module's RETURN)."""
+    git = git or Git(inputs.project_dir, inputs.source_repo)
+    releases_dir = os.path.join(inputs.state_dir, "releases")
+    known = sorted(os.listdir(releases_dir)) if os.path.isdir(releases_dir) else []
+    records = read(ledger_path(inputs.state_dir))
+
+    current, current_reason = current_release(inputs, git, known)
+    finished = state and state.get("status") == DONE and state.get("to") == current
+    if finished and inputs.target in (None, current):
+        return nothing_to_do(current, f"already rolled back from {state.get('from')}")
+    if inputs.target:
+        target, reason = inputs.target, "named by stagegate_rollback_to"
+    else:
+        target, reason = choose_target(records, current, inputs.state_dir)
+    if target == current:
+        return nothing_to_do(current, f"{target} is already running")
+
+    target_manifest = read_manifest(inputs.state_dir, target)
+    bad_manifest = read_manifest(inputs.state_dir, current)
+    current_ref, target_ref = git.commit_of(current), git.commit_of(target)
+    if not target_ref:
+        raise RollbackError(
+            f"stagegate_rollback_to: release {target!r} is not a tag of {inputs.project_dir}"
+            + (f" nor of {inputs.source_repo}" if inputs.source_repo else "")
+        )
+    files, stat = git.diff(target_ref, current_ref) if current_ref else ([], "")
+    images = image_actions(manifest_images(target_manifest), inspect_image)
+    return {
+        "nothing_to_do": False,
+        "environment": inputs.environment,
+        "current": {
+            "release": current,
+            "ref": current_ref,
+            "found_by": current_reason,
+            "manifest": manifest_path(inputs.state_dir, current) if bad_manifest else None,
+        },
+        "target": {
+            "release": target,
+            "ref": target_ref,
+            "reason": reason,
+            "manifest": manifest_path(inputs.state_dir, target) if target_manifest else None,
+        },
+        "files_changed": files,
+        "diff_stat": stat,
+        "images": images,
+        "rebuild": sorted(s for s, i in images.items() if i["action"] == "rebuild"),
+        "database": database_plan(inputs, bad_manifest, current),
+        "steps": list(STEPS),
+    }
+
+
+# --- the state file ------------------------------------------------------------------------
+
+
+class RollbackState:
+    """`<state_dir>/rollback.json`: the plan being carried out and the steps done so far."""
+
+    def __init__(self, state_dir):
+        self.path = os.path.join(state_dir, STATE_FILE)
+
+    def read(self):
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise RollbackError(f"rollback state {self.path} cannot be read: {exc}") from exc
+
+    def write(self, record):
+        os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
+        temp = f"{self.path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.path)  # atomic: a kill never leaves half a state file
+
+    @staticmethod
+    def begin(plan, run_id, controller):
+        return {
+            "status": IN_PROGRESS,
+            "run_id": run_id,
+            "controller": controller or {},
+            "from": plan["current"]["release"],
+            "to": plan["target"]["release"],
+            "plan": plan,
+            "steps_done": {},
+            "started": utc_now(),
+        }
+
+
+# --- the plan as an on-call engineer reads it -----------------------------------------------
+
+
+def _short(ref):
+    return (ref or "?")[:12]
+
+
+def summary_lines(plan, app_services):
+    """The plan as text, in the shape of a runbook's rollback dry-run."""
+    current, target = plan["current"], plan["target"]
+    if plan.get("nothing_to_do"):
+        return [f"Nothing to roll back: {target['release']} runs ({target['reason']})."]
+    database = plan["database"]
+    lines = [
+        f"Current release:  {current['release']} ({_short(current['ref'])}), {current['found_by']}",
+        f"Rollback target:  {target['release']} ({_short(target['ref'])}), {target['reason']}",
+        f"Files affected:   {len(plan['files_changed'])}",
+    ]
+    lines += [f"  {name}" for name in plan["files_changed"]]
+    lines.append("Images:")
+    for service, image in sorted(plan["images"].items()):
+        what = "rebuild from the target tag" if image["action"] == "rebuild" else image["action"]
+        lines.append(f"  {service:<12} {_short(image['id'].split(':')[-1])}  {what}")
+    if not plan["images"]:
+        lines.append("  (none recorded in the target's manifest: the target tag's compose file)")
+    lines.append(f"Database:         {database['action']} ({database['reason']})")
+    if database["action"] == "restore":
+        lines.append(f"  backup: {database['backup']}")
+    if database["migrations_reverted"]:
+        lines.append(f"  migrations reverted: {', '.join(database['migrations_reverted'])}")
+    services = ", ".join(app_services) or "the app tier"
+    lines += [
+        "Steps:",
+        f"  1. stop {services} of {current['release']} (the database keeps running)",
+        f"  2. check out {target['release']} ({_short(target['ref'])})",
+        f"  3. images: {', '.join(plan['rebuild']) or 'all present'}"
+        + (" (rebuilt)" if plan["rebuild"] else ""),
+        f"  4. database: {database['action']}",
+        f"  5. start in tiers with the images of {target['release']}",
+        "  6. verify with the release checks, report",
+        "  7. record the rollback in the ledger, release the lock",
+    ]
+    return lines

@@ -1,0 +1,247 @@
+#!/usr/bin/python
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: rollback_plan
+short_description: Compute the rollback plan from the ledger, the release manifests and git
+version_added: 0.1.0
+description:
+  - Reads, on the deploy host, the release ledger (C(<state_dir>/ledger.jsonl)), the release
+    manifests (C(<state_dir>/releases/<release>/manifest.json)) and the git checkout, and says
+    what a rollback would do. It changes nothing, in check mode or not.
+  - The current release is the tag checked out in O(project_dir) (else the newest manifest).
+    The target is O(target) when set, else the newest release with a C(GO) or
+    C(GO_WITH_WARNINGS) verdict in the ledger that is not the current one, was not rolled back
+    from since, and has a manifest on this host.
+  - The plan names both releases and their commits, the files that differ (C(git diff --stat)),
+    the target's images per service and whether each still exists locally (else it is rebuilt
+    from the target tag), and what happens to the database (restore of the backup the bad
+    release's manifest references when that release applied migrations, or nothing).
+  - When C(<state_dir>/rollback.json) holds a rollback in progress (a run killed half-way), the
+    plan stored there is returned with RV(resumed=true), so the next run finishes that rollback
+    instead of planning a new one from a half-rolled-back host. When it records a finished
+    rollback to the release that runs now, RV(plan.nothing_to_do) is true.
+  - The action plugin of the same name adds the controller's identity, and the run id of the
+    interrupted run when that run's controller process is gone, so the re-run can adopt its
+    deploy lock.
+options:
+  state_dir:
+    description: The environment's state directory on the deploy host (C(stagegate_state_dir)).
+    type: path
+    required: true
+  project_dir:
+    description: The git checkout of the deployed release (C(stagegate_project_dir)).
+    type: path
+    required: true
+  source_repo:
+    description:
+      - The release repository (C(stagegate_source_repo)); git queries fall back to it when the
+        checkout lacks a tag and it is a local path.
+    type: str
+  target:
+    description:
+      - Release to roll back to (C(stagegate_rollback_to)); default the previous good release.
+    type: str
+  database:
+    description:
+      - V(auto) restores the backup when the bad release applied migrations, else leaves the
+        database alone; V(restore) always restores; V(none) never touches the database.
+    type: str
+    choices: [auto, restore, none]
+    default: auto
+  app_services:
+    description: The app tier stopped first (C(stagegate_app_services)), named in RV(summary).
+    type: list
+    elements: str
+    default: []
+  environment:
+    description: The environment's name (C(stagegate_environment)), recorded in the plan.
+    type: str
+    default: staging
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; check mode returns the same plan.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: Never changes anything.
+author:
+  - stagegate developers
+seealso:
+  - module: stagegate.release.rollback_state
+  - module: stagegate.release.ledger
+  - module: stagegate.release.deploy_lock
+"""
+
+EXAMPLES = r"""
+- name: Plan the rollback (previous good release, or stagegate_rollback_to)
+  stagegate.release.rollback_plan:
+    state_dir: "{{ stagegate_state_dir }}"
+    project_dir: "{{ stagegate_project_dir }}"
+    source_repo: "{{ stagegate_source_repo }}"
+    target: "{{ stagegate_rollback_to | default(omit) }}"
+  register: rollback
+"""
+
+RETURN = r"""
+plan:
+  description: The plan.
+  returned: always
+  type: dict
+  contains:
+    nothing_to_do:
+      description: True when the target release already runs (a re-run after success).
+      type: bool
+    current:
+      description: C(release), C(ref) (commit), C(found_by), C(manifest) of the running release.
+      type: dict
+    target:
+      description: C(release), C(ref), C(reason) (why this release), C(manifest).
+      type: dict
+    files_changed:
+      description: Files that differ between the two commits.
+      type: list
+      elements: str
+    diff_stat:
+      description: C(git diff --stat) between the target and the current commit.
+      type: str
+    images:
+      description: Per service C(id), C(ref) and C(action) (V(present), V(retag), V(rebuild)).
+      type: dict
+    rebuild:
+      description: Services whose target image is gone and is rebuilt from the target tag.
+      type: list
+      elements: str
+    database:
+      description:
+        - C(action) (V(restore), V(none)), C(reason), C(backup) (archive path),
+          C(backup_manifest), C(migrations_reverted).
+      type: dict
+    steps:
+      description: The rollback's steps in order.
+      type: list
+      elements: str
+  sample:
+    current: {release: v2, ref: 3f2a..., found_by: tag checked out in the project directory}
+    target: {release: v1, ref: 9c1e..., reason: last good release in the ledger (GO)}
+    files_changed: [.env, app/sandbox_app/reporting.py, migrations/006_composite_indexes.sql]
+    database: {action: restore, backup: /var/lib/stagegate/staging/backups/app-v2.dump,
+               migrations_reverted: [006_composite_indexes.sql, 007_reporting_views.sql]}
+summary:
+  description: The plan as lines of text, as a runbook's rollback dry-run shows it.
+  returned: always
+  type: list
+  elements: str
+  sample: ["Current release:  v2 (3f2a1b2c4d5e), tag checked out in the project directory"]
+resumed:
+  description: True when the plan comes from a rollback in progress in C(rollback.json).
+  returned: always
+  type: bool
+state:
+  description: The rollback state record (C(status), C(run_id), C(steps_done), ...), or empty.
+  returned: always
+  type: dict
+controller:
+  description: C(host), C(pid) and C(pid_start) of the controller's C(ansible-playbook) process
+    (added by the action plugin).
+  returned: always
+  type: dict
+resume_run_id:
+  description: The run id of the interrupted rollback when its controller process is gone on
+    this controller, so this run adopts its deploy lock; empty otherwise (added by the action
+    plugin).
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.stagegate.release.plugins.module_utils._docker import (
+    DOCKER_SDK_IMPORT_ERROR,
+    HAS_DOCKER_SDK,
+    DockerException,
+    docker_client,
+    image_facts,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._ledger import LedgerError
+from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
+    RESUMABLE,
+    PlanInputs,
+    RollbackError,
+    RollbackState,
+    build_plan,
+    summary_lines,
+)
+
+
+class RollbackPlanManager:
+    def __init__(self, module):
+        self.module = module
+        params = module.params
+        self.inputs = PlanInputs(
+            state_dir=params["state_dir"],
+            project_dir=params["project_dir"],
+            source_repo=params["source_repo"],
+            target=params["target"] or None,
+            database=params["database"],
+            environment=params["environment"],
+        )
+        self.state = RollbackState(params["state_dir"])
+
+    def run(self):
+        try:
+            record = self.state.read() or {}
+            resumed = record.get("status") in RESUMABLE and (
+                not self.inputs.target or self.inputs.target == record.get("to")
+            )
+            plan = (
+                record["plan"] if resumed else build_plan(self.inputs, self.inspect, state=record)
+            )
+        except (RollbackError, LedgerError) as exc:
+            self.module.fail_json(msg=str(exc), **getattr(exc, "details", {}))
+        except DockerException as exc:
+            self.module.fail_json(msg=f"cannot inspect the target's images: {exc}")
+        summary = summary_lines(plan, self.module.params["app_services"])
+        if resumed:
+            summary.insert(
+                0, f"Resuming the rollback {record.get('run_id')} started {record.get('started')}"
+            )
+        self.module.exit_json(
+            changed=False, plan=plan, summary=summary, resumed=resumed, state=record
+        )
+
+    def inspect(self, ref):
+        if not hasattr(self, "_client"):
+            self._client = docker_client()
+        return image_facts(self._client, ref)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "state_dir": {"type": "path", "required": True},
+            "project_dir": {"type": "path", "required": True},
+            "source_repo": {"type": "str"},
+            "target": {"type": "str"},
+            "database": {
+                "type": "str",
+                "choices": ["auto", "restore", "none"],
+                "default": "auto",
+            },
+            "environment": {"type": "str", "default": "staging"},
+            "app_services": {"type": "list", "elements": "str", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_DOCKER_SDK:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_SDK_IMPORT_ERROR)
+    RollbackPlanManager(module).run()
+
+
+if __name__ == "__main__":
+    main()
