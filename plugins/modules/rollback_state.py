@@ -10,12 +10,12 @@ module: rollback_state
 short_description: Record a rollback's plan and progress in C(<state_dir>/rollback.json)
 version_added: 0.1.0
 description:
-  - Keeps the state that lets a rollback killed half-way be finished by the next run: the plan,
-    the run id, the controller process, and the steps done so far. Every write replaces the
+  - Keeps the state that lets a rollback killed half-way be finished by the next run (the plan,
+    the run id, the controller process, and the steps done so far). Every write replaces the
     file atomically (temporary file, fsync, rename).
   - O(state=started) records O(plan) as the rollback in progress. When the file already holds a
     rollback in progress to the same release, it is kept (with its steps done) and only the run
-    id and controller are updated: the rollback resumes. A rollback whose verification failed
+    id and controller are updated, so the rollback resumes. A rollback whose verification failed
     resumes the same way (its C(verify) and C(record) steps run again).
   - O(state=step_done) adds O(step) to the steps done. O(state=finished) marks the rollback
     V(done) (or V(failed) with O(verdict) C(NO_GO)) with the verdict and the report location.
