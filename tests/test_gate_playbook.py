@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 BIN = Path(sys.executable).parent
 ENV = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+PLANTED = "planted-db-Secret-81c3"  # must never reach a report or the output
 
 pytestmark = pytest.mark.slow
 
@@ -261,3 +264,82 @@ def test_validate_entry_point_rejects_bad_gates_naming_gate_and_key(
     assert proc.returncode == 2
     assert needle in proc.stdout
     assert not (tmp_path / "reports").exists()
+
+
+CHECKS_THEN_GATE = """
+- name: Checks, then gate and report
+  hosts: deploy
+  gather_facts: false
+  vars:
+    stagegate_checks:
+      - name: api_health
+        type: http
+        group: infrastructure
+        options:
+          url: "{{ app_url }}/health?api_key={{ stagegate_db.password }}"
+          json: ["status == 'ok'"]
+      - name: api_latency
+        type: http
+        group: performance
+        options: {url: "{{ app_url }}/health", latency: {requests: 8, p95: {pass: "<= 5s"}}}
+      - name: security_headers
+        type: http
+        group: security
+        severity: warning
+        options: {url: "{{ app_url }}/health", headers_present: [X-Frame-Options]}
+  tasks:
+    - name: Run the checks
+      stagegate.release.checks:
+      register: checks
+    - name: Gate and report
+      ansible.builtin.include_role:
+        name: stagegate.release.gate_report
+      vars:
+        stagegate_gate_report_results: "{{ checks.results }}"
+"""
+
+
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"status": "ok"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_check_engine_results_graded_by_the_role_against_a_real_endpoint(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        variables = extravars(
+            tmp_path,
+            "v7",
+            [],
+            app_url=f"http://127.0.0.1:{server.server_port}",
+            stagegate_db={"password": PLANTED},
+        )
+        for from_the_play in ("stagegate_checks", "stagegate_gate_report_results"):
+            variables.pop(from_the_play)  # extra vars would override the play's values
+        proc = run_cli(tmp_path, CHECKS_THEN_GATE, variables)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "stagegate: [security] 1 checks: 1 WARN (security_headers WARN)" in proc.stdout
+    assert "stagegate: verdict GO_WITH_WARNINGS" in proc.stdout
+    report_dir = tmp_path / "reports" / "v7"
+    report = json.loads((report_dir / "report.json").read_text())
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert statuses == {"api_health": "PASS", "api_latency": "PASS", "security_headers": "WARN"}
+    latency = next(c for c in report["checks"] if c["name"] == "api_latency")
+    assert latency["metrics"]["p95_ms"] > 0
+    assert "| api_latency |" in (report_dir / "report.md").read_text()  # performance table
+    for name in ("report.json", "report.md", "junit.xml", "report.html"):
+        assert PLANTED not in (report_dir / name).read_text(), name
+    assert PLANTED not in proc.stdout
