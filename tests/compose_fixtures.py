@@ -62,8 +62,11 @@ class ComposeTestProject:
             "env": self.env,
         }
 
-    def playbook(self, name: str, tmp_path: Path, **extra: Any) -> PlaybookRun:
-        """Run tests/playbooks/<name> on localhost; the playbook writes `results` to a file."""
+    def playbook(
+        self, name: str, tmp_path: Path, *, check: bool = False, **extra: Any
+    ) -> PlaybookRun:
+        """Run tests/playbooks/<name> on localhost (`--check` with `check`); the playbook
+        writes its registered results to `result_file`."""
         result_file = tmp_path / f"{Path(name).stem}-{unique_name('r')}.json"
         extra_vars = {
             "ansible_python_interpreter": sys.executable,
@@ -83,6 +86,7 @@ class ComposeTestProject:
                 str(PLAYBOOK_DIR / name),
                 "-e",
                 f"@{vars_file}",
+                *(["--check"] if check else []),
             ],
             capture_output=True,
             text=True,

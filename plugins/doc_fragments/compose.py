@@ -29,6 +29,8 @@ options:
     description:
       - Extra environment for every C(docker compose) call (interpolated into the compose
         files), for example release tags, published ports and fault switches.
+      - Values of names that look secret (C(PASSWORD), C(SECRET), C(TOKEN), C(API_KEY), ...)
+        are masked wherever they would appear in the result, container logs included.
       - Inventory variable C(stagegate_compose_env).
     type: dict
     default: {}

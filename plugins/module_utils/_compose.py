@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
+    is_secret_name,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._docker import (
+    DOCKER_SDK_IMPORT_ERROR,
+    HAS_DOCKER_SDK,
     ContainerState,
     last_log_lines,
     service_containers,
@@ -48,6 +54,24 @@ COMPOSE_ARGSPEC: dict[str, Any] = {
     "env": {"type": "dict", "default": {}},
     "docker_cli": {"type": "path", "default": "docker"},
 }
+
+
+def compose_module(argument_spec: dict[str, Any], needs_docker_sdk: bool = True) -> AnsibleModule:
+    """An AnsibleModule with the shared compose options (check mode supported).
+
+    `env` mixes plain settings (release, ports) with secrets (database passwords): values of
+    secret-looking names are masked wherever they would appear in the result (logs
+    included), without masking the plain values as `no_log` on the whole option would.
+    """
+    module = AnsibleModule(
+        argument_spec={**COMPOSE_ARGSPEC, **argument_spec}, supports_check_mode=True
+    )
+    for name, value in (module.params["env"] or {}).items():
+        if is_secret_name(str(name)) and value not in (None, ""):
+            module.no_log_values.add(str(value))
+    if needs_docker_sdk and not HAS_DOCKER_SDK:
+        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_SDK_IMPORT_ERROR)
+    return module
 
 
 class ComposeError(Exception):
@@ -248,6 +272,14 @@ class ComposeProject:
         """The image a service runs: its `image:`, or Compose's default `<project>-<service>`."""
         spec = self.services[service]
         return str(spec.get("image") or f"{self.config().get('name', self.name)}-{service}")
+
+    def service_of_container(self, container: str) -> str | None:
+        """The service a container name belongs to (`container_name:` or `<project>-<svc>-<n>`)."""
+        for service, spec in self.services.items():
+            pattern = rf"{re.escape(self.name)}[-_]{re.escape(service)}[-_]\d+"
+            if spec.get("container_name") == container or re.fullmatch(pattern, container):
+                return service
+        return None
 
     def files_sha256(self) -> str:
         """sha256 over the compose files' names and contents, in the order given."""

@@ -139,18 +139,16 @@ import tempfile
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stagegate.release.plugins.module_utils._compose import (
     BUILD_INPUTS_LABEL,
-    COMPOSE_ARGSPEC,
     ComposeError,
     ComposeProject,
     build_inputs_sha256,
+    compose_module,
     split_image_ref,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._docker import (
-    DOCKER_SDK_IMPORT_ERROR,
-    HAS_DOCKER_SDK,
     DockerException,
     docker_client,
     grade_size,
@@ -320,9 +318,8 @@ class BuildManager:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            **COMPOSE_ARGSPEC,
+    module = compose_module(
+        {
             "services": {"type": "list", "elements": "str", "default": []},
             "release": {"type": "str"},
             "no_cache": {"type": "bool", "default": False},
@@ -331,11 +328,8 @@ def main() -> None:
             "size_budgets": {"type": "dict", "default": {}},
             "fail_on_size_budget": {"type": "bool", "default": True},
             "timeout": {"type": "float", "default": 1800},
-        },
-        supports_check_mode=True,
+        }
     )
-    if not HAS_DOCKER_SDK:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_SDK_IMPORT_ERROR)
     try:
         result = BuildManager(module).run()
     except ComposeError as exc:

@@ -79,9 +79,9 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stagegate.release.plugins.module_utils._compose import (
-    COMPOSE_ARGSPEC,
     ComposeError,
     ComposeProject,
+    compose_module,
 )
 
 
@@ -113,12 +113,11 @@ class ConfigManager:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            **COMPOSE_ARGSPEC,
+    module = compose_module(
+        {
             "required_services": {"type": "list", "elements": "str", "default": []},
         },
-        supports_check_mode=True,
+        needs_docker_sdk=False,
     )
     try:
         module.exit_json(**ConfigManager(module).run())

@@ -87,15 +87,13 @@ commands:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stagegate.release.plugins.module_utils._compose import (
-    COMPOSE_ARGSPEC,
     ComposeError,
     ComposeProject,
+    compose_module,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._docker import (
-    DOCKER_SDK_IMPORT_ERROR,
-    HAS_DOCKER_SDK,
     ContainerState,
     DockerException,
     docker_client,
@@ -181,9 +179,8 @@ class ServicesManager:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            **COMPOSE_ARGSPEC,
+    module = compose_module(
+        {
             "services": {"type": "list", "elements": "str", "required": True},
             "state": {
                 "type": "str",
@@ -191,11 +188,8 @@ def main() -> None:
                 "choices": ["started", "stopped", "restarted"],
             },
             "stop_timeout": {"type": "int"},
-        },
-        supports_check_mode=True,
+        }
     )
-    if not HAS_DOCKER_SDK:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_SDK_IMPORT_ERROR)
     try:
         module.exit_json(**ServicesManager(module).run())
     except ComposeError as exc:

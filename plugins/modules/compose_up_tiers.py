@@ -137,6 +137,16 @@ failure:
     health_output: []
     probe: null
     container: {container: proj-api-1, status: restarting, exit_code: 3}
+changed_services:
+  description: Services whose containers were (check mode, would be) created, recreated or started.
+  returned: always
+  type: list
+  elements: str
+images:
+  description: Per service, the image its container runs (C(id)) and its reference (C(ref)).
+  returned: always
+  type: dict
+  sample: {api: {id: "sha256:5cc0e43a...", ref: "sandbox/api:v2"}}
 failed_service:
   description: Name of the service in RV(failure).
   returned: failed
@@ -151,18 +161,17 @@ commands:
 from datetime import UTC, datetime
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stagegate.release.plugins.module_utils._compose import (
-    COMPOSE_ARGSPEC,
     ComposeError,
     ComposeProject,
+    ProgressEvent,
     Readiness,
     Tier,
     TieredStartup,
+    compose_module,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._docker import (
-    DOCKER_SDK_IMPORT_ERROR,
-    HAS_DOCKER_SDK,
     DockerException,
     docker_client,
 )
@@ -245,25 +254,36 @@ class TiersManager:
                     finished_at=datetime.now(UTC).isoformat(),
                 )
             entry["actions"] = [e.as_dict() for e in events]
+            entry["changed_services"] = self._changed_services(events)
             changed = changed or any(e.changes for e in events)
             if failure:
                 break
         states = self.startup.states(all_services)
         result: dict[str, Any] = {
             "changed": changed,
+            "changed_services": sorted({s for t in report for s in t.get("changed_services", [])}),
             "tiers": report,
             "services": {n: s[0].summary() if s else None for n, s in states.items()},
+            "images": {n: {"id": s[0].image_id, "ref": s[0].image} for n, s in states.items() if s},
             "commands": self.startup.commands,
         }
         if failure:
             result.update(failure=failure.as_dict(), failed_service=failure.service)
         return result
 
+    def _changed_services(self, events: list[ProgressEvent]) -> list[str]:
+        """Services whose containers Compose created, recreated or started (or would)."""
+        names = {
+            self.project.service_of_container(e.name)
+            for e in events
+            if e.kind == "Container" and e.changes
+        }
+        return sorted(n for n in names if n)
+
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            **COMPOSE_ARGSPEC,
+    module = compose_module(
+        {
             "tiers": {"type": "list", "elements": "raw", "required": True},
             "timeout": {"type": "float", "default": 120},
             "readiness": {"type": "dict", "default": {}},
@@ -271,11 +291,8 @@ def main() -> None:
             "recreate": {"type": "str", "default": "auto", "choices": ["auto", "always", "never"]},
             "log_lines": {"type": "int", "default": 40},
             "poll_interval": {"type": "float", "default": 0.25},
-        },
-        supports_check_mode=True,
+        }
     )
-    if not HAS_DOCKER_SDK:
-        module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_SDK_IMPORT_ERROR)
     try:
         result = TiersManager(module).run()
     except ComposeError as exc:
