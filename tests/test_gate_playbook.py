@@ -343,3 +343,36 @@ def test_check_engine_results_graded_by_the_role_against_a_real_endpoint(tmp_pat
     for name in ("report.json", "report.md", "junit.xml", "report.html"):
         assert PLANTED not in (report_dir / name).read_text(), name
     assert PLANTED not in proc.stdout
+
+
+def test_check_mode_under_awx_reports_but_leaves_the_ledger_alone(tmp_path: Path) -> None:
+    variables = extravars(
+        tmp_path,
+        "v8",
+        results(),
+        awx_job_id=4711,
+        stagegate_manual_checks=[
+            {"name": "owasp_review", "category": "security", "survey_var": "confirm_owasp_review"}
+        ],
+        confirm_owasp_review="alice@2026-11-22T10:00Z",  # an AWX survey answer
+    )
+    private = tmp_path / "runner-check"
+    (private / "project").mkdir(parents=True)
+    (private / "project" / "gate.yml").write_text(PLAYBOOK)
+    runner = ansible_runner.run(
+        private_data_dir=str(private),
+        playbook="gate.yml",
+        cmdline="--check",
+        inventory="[deploy]\nlocalhost ansible_connection=local\n",
+        extravars=variables,
+        envvars=ENV,
+        quiet=True,
+    )
+    assert runner.rc == 0, runner.stdout.read()
+    assert not (tmp_path / "state" / "ledger.jsonl").exists()
+    report = json.loads((tmp_path / "reports" / "v8" / "report.json").read_text())
+    assert report["verdict"] == "GO"
+    assert report["run_by"] == "AWX job 4711"
+    manual = report["manual"][0]
+    assert manual["status"] == "PASS"
+    assert manual["message"] == "confirmed by alice at 2026-11-22T10:00Z"

@@ -113,6 +113,16 @@ class ActionModule(ActionBase):
         )
         return redact(result, request.secrets)
 
+    def _confirmations(self, args, task_vars):
+        """Confirmations by name, plus AWX survey answers: an item's `survey_var` names a
+        plain variable (e.g. `confirm_owasp_review`) holding "who@when"."""
+        confirmations = dict(args["manual_confirmations"])
+        for item in args["manual_checks"]:
+            answer = task_vars.get(item.get("survey_var") or "")
+            if answer and item.get("name") not in confirmations:
+                confirmations[item["name"]] = self._templar.template(answer)
+        return confirmations
+
     def _request(self, args, task_vars):
         run_by, job = who_ran(task_vars)
         catalog = args["catalog"]
@@ -133,7 +143,7 @@ class ActionModule(ActionBase):
             if catalog is not None
             else None,
             manual=args["manual_checks"],
-            confirmations=args["manual_confirmations"],
+            confirmations=self._confirmations(args, task_vars),
             baseline=args["baseline"],
             phases=args["phases"],
             stopped=args["stopped"],

@@ -49,8 +49,11 @@ options:
     type: list
     elements: dict
   manual_checks:
-    description: Checklist items no machine can check (C(name), C(description), C(category),
-      C(blocking)); pending until confirmed in O(manual_confirmations).
+    description:
+      - Checklist items no machine can check (C(name), C(description), C(category),
+        C(blocking)); pending until confirmed in O(manual_confirmations).
+      - C(survey_var) names a plain variable (an AWX survey answer, e.g.
+        C(confirm_owasp_review)) whose value C(who@when) confirms the item.
     type: list
     elements: dict
     default: []
