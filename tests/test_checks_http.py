@@ -271,14 +271,27 @@ def test_nothing_runs_when_the_catalog_is_invalid(http_app: App) -> None:
     assert http_app.state.limited_hits == 0
 
 
-def test_check_mode_runs_read_only_checks_and_skips_commands(http_app: App) -> None:
-    http_result, command_result = run(
+def test_check_mode_runs_read_only_checks_and_skips_the_others(http_app: App) -> None:
+    http_result, post_result, forced, command_result, results_file = run(
         {"name": "h", "type": "http", "url": f"{http_app.url}/health"},
+        {"name": "post", "type": "http", "url": f"{http_app.url}/login", "method": "POST"},
+        {
+            "name": "forced",
+            "type": "http",
+            "url": f"{http_app.url}/login",
+            "method": "POST",
+            "status": 401,
+            "read_only": True,
+        },
         {"name": "cmd", "type": "command", "cmd": ["touch", "/nonexistent/x"]},
+        {"name": "junit", "type": "suite", "junit": "/nonexistent/junit.xml"},
         check_mode=True,
     )
     assert http_result.status is Status.PASS
+    assert forced.status is Status.PASS
+    assert post_result.status is Status.SKIP
     assert command_result.status is Status.SKIP
+    assert results_file.status is Status.ERROR  # reading a file is read-only: it ran
 
 
 @pytest.fixture

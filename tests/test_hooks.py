@@ -198,3 +198,12 @@ def test_run_context_is_what_run_functions_get() -> None:
     context = RunContext(name="x", timeout=1.5)
     assert context.timeout == 1.5
     assert not context.check_mode
+
+
+def test_docs_describe_every_builtin_type_and_option() -> None:
+    docs = (REPO_ROOT / "docs" / "checks.md").read_text()
+    for check_type in Hooks(new_plugin_manager(entry_points=False)).check_types().values():
+        assert f"### `{check_type.name}`" in docs, f"docs/checks.md lacks type {check_type.name}"
+        section = docs.split(f"### `{check_type.name}`", 1)[1].split("\n### ", 1)[0]
+        for option in check_type.options:
+            assert f"| `{option}` |" in section, f"docs/checks.md: {check_type.name}.{option}"

@@ -98,7 +98,8 @@ class CheckType:
 
     `options` maps option names to specs like Ansible's argument_spec:
     {type: str|int|float|bool|list|dict|intlist|bands|raw, required, default, choices,
-    elements, no_log, description}. `read_only` types also run in check mode.
+    elements, no_log, description}. `read_only` (a bool, or a function of the options)
+    says whether a check only observes: only those run in check mode.
     `host_capable` types may run on the target host through the module.
     """
 
@@ -106,8 +107,12 @@ class CheckType:
     options: Mapping[str, Mapping[str, Any]]
     run: RunFunction
     description: str = ""
-    read_only: bool = True
+    read_only: bool | Callable[[dict[str, Any]], bool] = True
     host_capable: bool = True
+
+    def is_read_only(self, options: dict[str, Any]) -> bool:
+        """Whether a check with these options only observes (and so runs in check mode)."""
+        return self.read_only(options) if callable(self.read_only) else self.read_only
 
     def secret_options(self) -> list[str]:
         return [name for name, spec in self.options.items() if spec.get("no_log")]

@@ -302,6 +302,13 @@ def run_http(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     return final
 
 
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _safe(method: Any) -> bool:
+    return str(method or "GET").upper() in _SAFE_METHODS
+
+
 HTTP = CheckType(
     name="http",
     description="an HTTP request with status, JSON (JMESPath), header and body assertions, "
@@ -321,6 +328,7 @@ HTTP = CheckType(
         },
     },
     run=run_http,
+    read_only=lambda opts: _safe(opts.get("method")) and not opts.get("rate_limit"),
 )
 
 
@@ -409,6 +417,7 @@ FLOW = CheckType(
         },
     },
     run=run_flow,
+    read_only=lambda opts: all(_safe(step.get("method")) for step in opts.get("steps") or []),
 )
 
 _METRIC_LINE = re.compile(

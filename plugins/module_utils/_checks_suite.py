@@ -147,5 +147,5 @@ SUITE = CheckType(
         },
     },
     run=run_suite,
-    read_only=False,
+    read_only=lambda opts: not opts.get("cmd"),  # reading a results file only observes
 )
