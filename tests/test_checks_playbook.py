@@ -130,6 +130,13 @@ def test_playbook_runs_controller_host_and_plugin_checks(
     assert recorded["all"]["summary"]["PASS"] == 6
     assert recorded["all"]["changed"] is False
     assert [r["name"] for r in recorded["security"]["results"]] == ["host-env"]
+    direct = recorded["direct"]
+    assert direct["changed"] is False
+    assert [(o["name"], o["status"]) for o in direct["outcomes"]] == [
+        ("direct-disk", "PASS"),
+        ("direct-command", "PASS"),
+    ]
+    assert direct["outcomes"][0]["measurements"][0]["bands"] == ">= 1mb"  # graded by the action
     everything = proc.stdout + proc.stderr + Path(catalog_inputs["result_file"]).read_text()
     for secret in (TOKEN, PASSWORD, "too-short-secret"):
         assert secret not in everything
@@ -141,10 +148,14 @@ def test_check_mode_runs_read_only_checks_for_real(
 ) -> None:
     proc = playbook("checks_run.yml", tmp_path, catalog_inputs, "--check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = by_name(json.loads(Path(catalog_inputs["result_file"]).read_text())["all"]["results"])
+    recorded = json.loads(Path(catalog_inputs["result_file"]).read_text())
+    results = by_name(recorded["all"]["results"])
     assert results["api-health"].status is Status.PASS
     assert results["host-disk"].status is Status.PASS
     assert results["migrations-applied"].status is Status.SKIP
+    assert results["login-flow"].status is Status.SKIP  # POST: not read-only
+    direct = {o["name"]: o["status"] for o in recorded["direct"]["outcomes"]}
+    assert direct == {"direct-disk": "PASS", "direct-command": "SKIP"}
 
 
 @pytest.mark.slow

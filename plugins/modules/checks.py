@@ -45,16 +45,14 @@ options:
     type: list
     elements: str
     default: []
-  concurrency:
-    description: How many checks run at once (per side).
-    type: int
-    default: 16
   fail_on:
     description: Fail the task when a check's grade is one of these.
     type: list
     elements: str
     choices: [WARN, FAIL, ERROR, SKIP]
     default: []
+extends_documentation_fragment:
+  - stagegate.release.checks
 attributes:
   check_mode:
     support: full

@@ -25,10 +25,8 @@ options:
     type: list
     elements: dict
     required: true
-  concurrency:
-    description: How many checks run at once.
-    type: int
-    default: 8
+extends_documentation_fragment:
+  - stagegate.release.checks
 attributes:
   check_mode:
     support: full
@@ -157,7 +155,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "checks": {"type": "list", "elements": "dict", "required": True},
-            "concurrency": {"type": "int", "default": 8},
+            "concurrency": {"type": "int", "default": 16},
         },
         supports_check_mode=True,
     )
