@@ -67,3 +67,52 @@ def test_ladders_through_ansible_playbook(
         pg_cluster.psql(f"SELECT count(*) FROM pg_database WHERE datname LIKE '{sample_db}_%'")
         == "0"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
+    """backup.yml and migrate_dryrun.yml on an isolated sandbox, pg_dump through docker exec."""
+    from pg_fixtures import run_module  # noqa: PLC0415 - beside the sandbox imports below
+    from sandbox_fixtures import run_playbook, sandbox_secrets  # noqa: PLC0415
+
+    password = sandbox_secrets()["sandbox_db_password"]
+    sandbox_stack.up("v1", "postgres")
+    db = {
+        "host": "127.0.0.1",
+        "port": sandbox_stack.pg_port,
+        "name": "app",
+        "user": "app",
+        "password": password,
+    }
+    migrations = str(sandbox_stack.project_dir / "migrations")
+    applied = run_module("pg_migrate", {"db": db, "migrations_dir": migrations})
+    assert applied.get("failed") is not True, applied
+    sandbox_stack.checkout("v2")
+    before = run_module("pg_migrate", {"db": db, "migrations_dir": migrations}, check_mode=True)
+    assert before["pending"] == ["006_composite_indexes.sql", "007_reporting_views.sql"]
+
+    dryrun = run_playbook("migrate_dryrun.yml", sandbox_stack.extra_vars(stagegate_release="v2"))
+    assert dryrun.rc == 0, dryrun.output[-4000:]
+    assert "Migration dry-run PASS: 2 pending" in dryrun.output
+    backup = run_playbook("backup.yml", sandbox_stack.extra_vars(stagegate_release="v2"))
+    assert backup.rc == 0, backup.output[-4000:]
+    manifest_path = sandbox_stack.state_dir / "backups" / "app-v2.dump.manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["verified"] is True and "public.items" in manifest["tables"]
+
+    sandbox_stack.checkout("v2-broken-migration")
+    broken = run_playbook(
+        "migrate_dryrun.yml", sandbox_stack.extra_vars(stagegate_release="v2-broken-migration")
+    )
+    assert broken.rc != 0
+    assert "008_item_owners.sql" in broken.output and "42P01" in broken.output
+    assert password not in dryrun.output + backup.output + broken.output
+    after = run_module("pg_migrate", {"db": db, "migrations_dir": migrations}, check_mode=True)
+    assert after["pending"] == [*before["pending"], "008_item_owners.sql"]  # staging untouched
+    leftover = run_module(
+        "pg_clone",
+        {"db": db, "name": "unused", "state": "absent", "drop_prefix": "stagegate_"},
+        check_mode=True,
+    )
+    assert leftover["leftovers"] == []
