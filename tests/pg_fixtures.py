@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import REPO_ROOT, PgCluster, start_pg_cluster, stop_pg_cluster, unique_name
 
 MODULES = REPO_ROOT / "plugins" / "modules"
@@ -69,7 +68,8 @@ def sample_db(pg_cluster: PgCluster) -> Iterator[str]:
 
 def count_scratch(cluster: PgCluster, prefix: str = "stagegate_") -> int:
     """Databases a pg_* module created as scratch (verify/dry-run copies) still present."""
-    return int(cluster.psql(f"SELECT count(*) FROM pg_database WHERE datname LIKE '{prefix}%'"))
+    query = f"SELECT count(*) FROM pg_database WHERE datname LIKE '{prefix}%'"  # noqa: S608 - test-made prefix
+    return int(cluster.psql(query))
 
 
 def fingerprint(cluster: PgCluster, dbname: str) -> tuple[str, str]:
@@ -87,8 +87,9 @@ def fingerprint(cluster: PgCluster, dbname: str) -> tuple[str, str]:
     counts = cluster.psql(
         "SELECT string_agg(t, ',' ORDER BY t) FROM (SELECT table_name || '=' || "
         "(xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM ' || "
-        "quote_ident(table_schema) || '.' || quote_ident(table_name), false, true, '')))[1]::text AS t "
-        "FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE') s",
+        "quote_ident(table_schema) || '.' || quote_ident(table_name), false, true, '')))[1]::text "
+        "AS t FROM information_schema.tables "
+        "WHERE table_schema = 'public' AND table_type = 'BASE TABLE') s",
         dbname,
     )
     return schema, counts

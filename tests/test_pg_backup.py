@@ -9,14 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PgCluster, free_port
-from pg_fixtures import MODULES, count_scratch, db_arg, run_module
-
 from ansible_collections.stagegate.release.plugins.module_utils._pg import PgError, PgTarget
 from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
     rehearse_restore,
     verify_listing,
 )
+from conftest import PgCluster, free_port
+from pg_fixtures import MODULES, count_scratch, db_arg, run_module
 
 
 def backup_args(cluster: PgCluster, db: str, tmp_path: Path, **extra: object) -> dict[str, object]:
@@ -74,9 +73,11 @@ def test_connection_failures_name_the_dsn_without_password(
     assert result["failed"] is True
     assert expected in result["msg"]
     assert f"port={db['port']}" in result["msg"]
-    assert f"dbname={db['name']}" in result["msg"] and "user=app" in result["msg"]
+    assert f"dbname={db['name']}" in result["msg"]
+    assert "user=app" in result["msg"]
     text = json.dumps(result)
-    assert "s3cret-pw" not in text and "wrong-pw" not in text
+    assert "s3cret-pw" not in text
+    assert "wrong-pw" not in text
     assert not list(tmp_path.iterdir())
 
 
@@ -127,7 +128,8 @@ def test_server_stopped_mid_backup_leaves_nothing_good(
     result = json.loads(out)
     assert result["failed"] is True
     assert "pg_dump failed" in result["msg"]
-    assert "stderr" in result and result["rc"] != 0
+    assert "stderr" in result
+    assert result["rc"] != 0
     assert (
         sorted(p.name for p in backup_dir.iterdir()) == []
     )  # no final file, no manifest, no partial
@@ -197,7 +199,8 @@ def test_corrupted_dump_fails_verification_and_restore(
             "name": "sgt_never_restored",
         },
     )
-    assert restore["failed"] is True and "sha256" in restore["msg"]
+    assert restore["failed"] is True
+    assert "sha256" in restore["msg"]
     assert count_scratch(pg_cluster) == 0
 
 

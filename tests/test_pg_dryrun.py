@@ -81,7 +81,8 @@ def test_dryrun_error_reported_staging_unchanged_no_scratch(
     assert fingerprint(pg_cluster, sample_db) == before
     assert count_scratch(pg_cluster) == 0
     strict = dryrun(pg_cluster, sample_db, directory, fail_on_error=True)
-    assert strict["failed"] is True and "42703" in strict["msg"]
+    assert strict["failed"] is True
+    assert "42703" in strict["msg"]
     assert count_scratch(pg_cluster) == 0
 
 
@@ -100,11 +101,13 @@ def test_busy_source_policies(pg_cluster: PgCluster, sample_db: str, tmp_path: P
     clone = {"db": db_arg(pg_cluster, sample_db), "name": f"{sample_db}_copy"}
     with psycopg.connect(pg_cluster.dsn(sample_db), autocommit=True):
         waited = run_module("pg_clone", {**clone, "when_busy": "wait", "busy_timeout": 1})
-        assert waited["failed"] is True and "other session" in waited["msg"]
+        assert waited["failed"] is True
+        assert "other session" in waited["msg"]
         refused = run_module(
             "pg_clone", {**clone, "when_busy": "terminate", "environment": "production"}
         )
-        assert refused["failed"] is True and "refused" in refused["msg"]
+        assert refused["failed"] is True
+        assert "refused" in refused["msg"]
         copied = run_module("pg_clone", {**clone, "when_busy": "dump_restore"})
         assert copied.get("failed") is not True, copied
         assert copied["clone"]["method"] == "dump_restore"
@@ -156,7 +159,8 @@ def test_interrupted_dryrun_drops_scratch(
         )
         == "0"
     ):
-        assert time.monotonic() < deadline and proc.poll() is None
+        assert time.monotonic() < deadline
+        assert proc.poll() is None
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)

@@ -18,7 +18,8 @@ CREATE INDEX idx_customers_name ON customers (name);
 """
 VIEWS = """
 CREATE VIEW v_customer_orders AS
-  SELECT c.id, c.name, count(o.id) AS orders FROM customers c LEFT JOIN orders o ON o.customer_id = c.id
+  SELECT c.id, c.name, count(o.id) AS orders
+  FROM customers c LEFT JOIN orders o ON o.customer_id = c.id
   GROUP BY c.id, c.name;
 """
 CONCURRENT = """-- stagegate: no-transaction
@@ -85,7 +86,8 @@ def test_apply_in_order_with_verification_and_idempotence(
     )
     for check in (True, False):
         again = migrate(pg_cluster, sample_db, directory, check=check, verify=verify)
-        assert again["changed"] is False and again["pending"] == []
+        assert again["changed"] is False
+        assert again["pending"] == []
 
 
 def test_failure_names_file_statement_line_and_sqlstate(
@@ -95,7 +97,10 @@ def test_failure_names_file_statement_line_and_sqlstate(
         tmp_path / "m",
         {
             "001_ok.sql": "CREATE TABLE audit (id int);\n",
-            "002_broken.sql": "ALTER TABLE orders ADD COLUMN note text;\n\nUPDATE orders\n   SET note = missing_column;\n",
+            "002_broken.sql": (
+                "ALTER TABLE orders ADD COLUMN note text;\n\n"
+                "UPDATE orders\n   SET note = missing_column;\n"
+            ),
             "003_never.sql": "CREATE TABLE never (id int);\n",
         },
     )
@@ -106,7 +111,8 @@ def test_failure_names_file_statement_line_and_sqlstate(
     assert error["sqlstate"] == "42703"
     assert error["line"] == 4
     assert error["statement"].startswith("UPDATE orders")
-    assert "002_broken.sql" in result["msg"] and "42703" in result["msg"]
+    assert "002_broken.sql" in result["msg"]
+    assert "42703" in result["msg"]
     assert [m["status"] for m in result["migrations"]] == ["applied", "failed"]
     # 001 stays applied; 002 rolled back as a whole (its first statement too); 003 never ran
     columns = pg_cluster.psql(
@@ -142,14 +148,16 @@ def test_concurrently_without_marker_refused(
     )
     result = migrate(pg_cluster, sample_db, directory, check=True)
     assert result["failed"] is True
-    assert "no-transaction" in result["msg"] and "001_idx.sql" in result["msg"]
+    assert "no-transaction" in result["msg"]
+    assert "001_idx.sql" in result["msg"]
 
 
 def test_existing_tracking_table_with_numeric_versions(
     pg_cluster: PgCluster, sample_db: str, tmp_path: Path
 ) -> None:
     pg_cluster.psql(
-        "CREATE TABLE schema_migrations (version text PRIMARY KEY); INSERT INTO schema_migrations VALUES ('006')",
+        "CREATE TABLE schema_migrations (version text PRIMARY KEY); "
+        "INSERT INTO schema_migrations VALUES ('006')",
         sample_db,
     )
     directory = write_migrations(
@@ -227,11 +235,13 @@ def test_alembic_check_then_upgrade(password_cluster: PgCluster, alembic_project
     password_cluster.psql(f'ALTER DATABASE "{db}" OWNER TO app')
     plan = run_module("pg_migrate", args, check_mode=True)
     assert plan.get("failed") is not True, plan
-    assert plan["changed"] is True and plan["alembic_pending"] == ["a1", "b2"]
+    assert plan["changed"] is True
+    assert plan["alembic_pending"] == ["a1", "b2"]
     assert "CREATE TABLE alembic_made" in plan["alembic_sql"]
     applied = run_module("pg_migrate", args)
     assert applied.get("failed") is not True, applied
     assert password_cluster.psql("SELECT version_num FROM alembic_version", db) == "b2"
     assert "s3cret-pw" not in json.dumps(applied) + json.dumps(plan)
     again = run_module("pg_migrate", args)
-    assert again["changed"] is False and again["alembic_pending"] == []
+    assert again["changed"] is False
+    assert again["alembic_pending"] == []

@@ -44,7 +44,8 @@ def test_ansible_doc(module: str) -> None:
         env=ansible_env(), capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "check_mode" in proc.stdout and "EXAMPLES" in proc.stdout
+    assert "check_mode" in proc.stdout
+    assert "EXAMPLES" in proc.stdout
 
 
 @pytest.mark.slow
@@ -64,7 +65,7 @@ def test_ladders_through_ansible_playbook(
     assert "failed=0" in proc.stdout
     assert count_scratch(pg_cluster) == 0
     assert (
-        pg_cluster.psql(f"SELECT count(*) FROM pg_database WHERE datname LIKE '{sample_db}_%'")
+        pg_cluster.psql(f"SELECT count(*) FROM pg_database WHERE datname LIKE '{sample_db}_%'")  # noqa: S608
         == "0"
     )
 
@@ -99,14 +100,16 @@ def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
     assert backup.rc == 0, backup.output[-4000:]
     manifest_path = sandbox_stack.state_dir / "backups" / "app-v2.dump.manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    assert manifest["verified"] is True and "public.items" in manifest["tables"]
+    assert manifest["verified"] is True
+    assert "public.items" in manifest["tables"]
 
     sandbox_stack.checkout("v2-broken-migration")
     broken = run_playbook(
         "migrate_dryrun.yml", sandbox_stack.extra_vars(stagegate_release="v2-broken-migration")
     )
     assert broken.rc != 0
-    assert "008_item_owners.sql" in broken.output and "42P01" in broken.output
+    assert "008_item_owners.sql" in broken.output
+    assert "42P01" in broken.output
     assert password not in dryrun.output + backup.output + broken.output
     after = run_module("pg_migrate", {"db": db, "migrations_dir": migrations}, check_mode=True)
     assert after["pending"] == [*before["pending"], "008_item_owners.sql"]  # staging untouched

@@ -49,7 +49,8 @@ def test_round_trip_equals_manifest_and_is_idempotent(
         assert run_module("pg_restore", args, check_mode=True)["changed"] is True
         again = run_module("pg_restore", {**args, "mode": "clean"})
         assert again.get("failed") is not True, again
-        assert again["changed"] is True and again["verification"]["mismatched"] == {}
+        assert again["changed"] is True
+        assert again["verification"]["mismatched"] == {}
     finally:
         pg_cluster.drop_database(target)
 
@@ -62,7 +63,8 @@ def test_production_refused_without_confirmation(pg_cluster: PgCluster, exact_ba
         "environment": "production",
     }
     refused = run_module("pg_restore", args)
-    assert refused["failed"] is True and "confirm_production" in refused["msg"]
+    assert refused["failed"] is True
+    assert "confirm_production" in refused["msg"]
     assert (
         pg_cluster.psql("SELECT count(*) FROM pg_database WHERE datname = 'sgt_prod_never'") == "0"
     )
@@ -76,7 +78,8 @@ def test_sessions_ended_only_where_allowed(
     session = psycopg.connect(pg_cluster.dsn(sample_db), autocommit=True)
     try:
         busy = run_module("pg_restore", {**args, "force": True})
-        assert busy["failed"] is True and "other session" in busy["msg"]
+        assert busy["failed"] is True
+        assert "other session" in busy["msg"]
         not_here = run_module(
             "pg_restore", {**args, "force": True, "terminate_sessions": True, "environment": "qa"}
         )
@@ -93,4 +96,5 @@ def test_missing_manifest_refused(pg_cluster: PgCluster, exact_backup: Path) -> 
     result = run_module(
         "pg_restore", {"db": db_arg(pg_cluster, "postgres"), "backup": str(exact_backup)}
     )
-    assert result["failed"] is True and "no manifest" in result["msg"]
+    assert result["failed"] is True
+    assert "no manifest" in result["msg"]
