@@ -55,18 +55,18 @@ extends_documentation_fragment:
   - stagegate.release.checks
 attributes:
   check_mode:
+    description: Read-only checks (see docs/checks.md) run for real in check mode; the others
+      are reported as SKIP.
     support: full
-    details: Read-only checks (all but command, suite, and those marked C(read_only=false))
-      run for real in check mode; the others are reported as SKIP.
   diff_mode:
+    description: Checks observe; there is nothing to diff.
     support: none
   idempotent:
+    description: Checks observe and never change anything; C(changed) is always false.
     support: full
-    details: Checks observe; RV(changed) is always false.
 requirements:
   - the stagegate Python package on the controller
-author:
-  - stagegate contributors
+author: stagegate contributors (@stagegate)
 seealso:
   - module: stagegate.release.host_checks
 """
@@ -106,7 +106,7 @@ results:
     type: {description: Check type., type: str}
     status: {description: "PASS, WARN, FAIL, SKIP or ERROR.", type: str}
     severity: {description: "critical, warning or info.", type: str}
-    message: {description: What was found, secrets masked., type: str}
+    message: {description: "What was found, secrets masked.", type: str}
     value: {description: The measured value., type: raw}
     threshold: {description: The bands or expectation held against., type: str}
     duration_ms: {description: Time taken., type: float}

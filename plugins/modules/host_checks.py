@@ -29,19 +29,19 @@ extends_documentation_fragment:
   - stagegate.release.checks
 attributes:
   check_mode:
+    description: Read-only checks run for real in check mode; the others are reported as SKIP.
     support: full
-    details: Read-only checks run for real in check mode; the others are reported as SKIP.
   diff_mode:
+    description: Checks observe; there is nothing to diff.
     support: none
   idempotent:
+    description: The module never changes the host; C(changed) is always false.
     support: full
-    details: The module never changes the host; RV(changed) is always false.
 requirements:
   - python >= 3.11 on the host
   - jmespath for JSON assertions, psycopg 3 for postgres checks, docker (SDK) for docker and
     logs checks
-author:
-  - stagegate contributors
+author: stagegate contributors (@stagegate)
 seealso:
   - module: stagegate.release.checks
 """
@@ -74,7 +74,7 @@ outcomes:
     message: {description: What was found., type: str}
     value: {description: The measured value., type: raw}
     metrics: {description: Named figures., type: dict}
-    measurements: {description: Figures with their bands, graded by the controller., type: list}
+    measurements: {description: "Figures with their bands, graded by the controller.", type: list, elements: dict}
     details: {description: Anything else a report may show., type: dict}
     attempts: {description: Attempts made., type: int}
     duration_ms: {description: Time taken., type: float}
