@@ -44,16 +44,18 @@ def schema_ready(settings: Settings) -> bool:
 
 
 def run_once(settings: Settings, log: Log, queue: redis.Redis) -> None:
-    """One poll: prove both dependencies answer, take at most one job, beat the heart."""
-    if not schema_ready(settings):
-        # Before migrations there is nothing to do yet; keep the queue untouched.
-        time.sleep(POLL_SECONDS)
-    else:
-        popped = queue.brpop([JOBS_QUEUE], timeout=POLL_SECONDS)
-        if popped is not None:
-            process(settings, log, int(popped[1]))
+    """One poll: prove both dependencies answer, beat the heart, take at most one job."""
+    migrated = schema_ready(settings)
+    queue.ping()
     if "unhealthy" not in settings.faults:
         HEARTBEAT_FILE.touch()
+    if not migrated:
+        # Before migrations there is nothing to do yet; keep the queue untouched.
+        time.sleep(POLL_SECONDS)
+        return
+    popped = queue.brpop([JOBS_QUEUE], timeout=POLL_SECONDS)
+    if popped is not None:
+        process(settings, log, int(popped[1]))
 
 
 def main() -> None:

@@ -1,0 +1,78 @@
+"""`ansible-playbook playbooks/staging.yml -i inventory/sandbox` against isolated sandbox stacks."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sandbox_fixtures import PlaybookRun, SandboxStack, run_playbook, sandbox_secrets
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def assert_no_secret_printed(run: PlaybookRun) -> None:
+    for name, value in sandbox_secrets().items():
+        if "password" in name or "secret" in name:
+            assert value not in run.output, f"{name} printed"
+
+
+def task_result(run: PlaybookRun, task: str) -> str:
+    """The first status line (ok/changed/skipping/failed) after the task's banner."""
+    match = re.search(rf"TASK \[{re.escape(task)}\] \*+\n(\w+)", run.stdout)
+    assert match, f"task {task!r} not in the output:\n{run.stdout}"
+    return match.group(1)
+
+
+def test_staging_promotes_v2_with_its_migrations(
+    sandbox_stack: SandboxStack,
+) -> None:
+    run = run_playbook("staging.yml", sandbox_stack.extra_vars())
+    assert run.rc == 0, run.output
+    assert_no_secret_printed(run)
+    assert task_result(run, "Apply the pending migrations in order") == "changed"
+
+    assert sandbox_stack.request("/version").json()["version"] == "v2"
+    summary = sandbox_stack.request("/api/v1/reports/summary")
+    assert summary.status == 200
+    assert {row["status"] for row in summary.json()["summary"]} == {"processed", "queued"}
+    applied = sandbox_stack.compose(
+        "exec", "-T", "postgres", "psql", "-At", "-U", "app", "-d", "app",
+        "-c", "SELECT name FROM stagegate_sandbox_migrations ORDER BY name",
+    ).stdout.split()  # fmt: skip
+    assert applied[0] == "001_initial_schema.sql"
+    assert applied[-2:] == ["006_composite_indexes.sql", "007_reporting_views.sql"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected", "service", "logged"),
+    [
+        pytest.param(
+            {"stagegate_release": "v2-crashloop"},
+            r"Services not healthy: api \(",  # restarting, exited or starting again
+            "api",
+            r"level=CRITICAL service=api msg=\"crashing on start",
+            id="crash-loop-release",
+        ),
+        pytest.param(
+            {"sandbox_faults": "api:unhealthy"},
+            r"Services not healthy: api \(running, unhealthy\)",
+            "api",
+            r"level=ERROR service=api msg=\"readiness check failed\" dependencies=database",
+            id="unhealthy-switch",
+        ),
+    ],
+)
+def test_staging_fails_naming_what_is_wrong(
+    sandbox_stack: SandboxStack, overrides: dict[str, str], expected: str, service: str, logged: str
+) -> None:
+    run = run_playbook(
+        "staging.yml", sandbox_stack.extra_vars(sandbox_wait_timeout=60, **overrides)
+    )
+    assert run.rc != 0
+    # The last failure is the rescue's summary; the one before it is the raw failed task.
+    failures = re.findall(r"fatal: \[localhost\]: FAILED! => (.*)", run.stdout)
+    assert failures, run.output
+    assert re.search(expected, failures[-1]), failures[-1]
+    assert_no_secret_printed(run)
+    # The fault is real: the service's own log says what went wrong.
+    assert re.search(logged, sandbox_stack.logs(service))
