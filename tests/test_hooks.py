@@ -207,3 +207,32 @@ def test_docs_describe_every_builtin_type_and_option() -> None:
         section = docs.split(f"### `{check_type.name}`", 1)[1].split("\n### ", 1)[0]
         for option in check_type.options:
             assert f"| `{option}` |" in section, f"docs/checks.md: {check_type.name}.{option}"
+
+
+class HangingType:
+    """A check type that ignores its timeout, as a buggy plugin might."""
+
+    @hookimpl
+    def stagegate_check_types(self) -> list[CheckType]:
+        def hang(options: dict[str, object], context: RunContext) -> Outcome:
+            context.cancelled.wait(60)
+            return Outcome("PASS", "too late")
+
+        return [CheckType("hang", {}, hang)]
+
+
+def test_a_check_that_ignores_its_timeout_never_hangs_the_run() -> None:
+    pm = new_plugin_manager(entry_points=False)
+    pm.register(HangingType())
+    hooks = Hooks(pm)
+    specs = load_catalog(
+        [
+            {"name": "stuck", "type": "hang", "timeout": 0.2, "retries": 1, "delay": 0.1},
+            {"name": "disk", "type": "disk"},
+        ],
+        hooks.check_types(),
+    )
+    stuck, disk = run_checks(specs, hooks=hooks, concurrency=1)
+    assert stuck.status is Status.ERROR
+    assert "timed out after 1.5s (timeout 0.2s x 2 attempts)" in stuck.message
+    assert disk.status is Status.PASS  # its slot was freed for it

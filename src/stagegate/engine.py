@@ -108,15 +108,13 @@ def _run_one(
     cancelled: threading.Event,
 ) -> CheckResult:
     started = time.monotonic()
-    check_type = types.get(spec.type)
-    redactor = redactor_for(check_type, spec.options) if check_type else None
     context = RunContext(
         name=spec.name,
         timeout=spec.timeout,
         check_mode=check_mode,
         cancelled=cancelled,
+        redactor=redactor_for(types[spec.type], spec.options),  # the catalog checked the type
         extra={"types": types},
-        **({"redactor": redactor} if redactor else {}),
     )
     result, number = attempts(
         spec.retries + 1,
