@@ -53,7 +53,10 @@ class ActionModule(ActionBase):
         catalog = args["checks"]
         if catalog is None:
             catalog = self._templar.template(task_vars.get("stagegate_checks", []))
-        hooks = get_hooks()
+        try:
+            hooks = get_hooks()
+        except Exception as exc:  # a broken third-party plugin: say which, not a traceback
+            raise AnsibleActionFail(f"loading stagegate plugins failed: {exc}") from exc
         try:
             specs = load_catalog(catalog, hooks.check_types())
         except CatalogError as exc:
