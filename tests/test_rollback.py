@@ -1,0 +1,314 @@
+"""playbooks/rollback.yml against one isolated sandbox stack, in the order of an incident.
+
+The stack is deployed v1 -> v2 with the real modules (tests/playbooks/rollback_deploy.yml), then:
+`--check` prints the plan and changes nothing; a rollback over an expired lock is SIGKILLed after
+its database step and the re-run (through ansible_runner) finishes it; a second re-run changes
+nothing. Then v2-crashloop is deployed on top (NO_GO, it migrated): production refuses without
+confirmation, a live lock refuses naming its holder, break-lock proceeds and brings v1 back.
+The tests share the stack (a deploy costs ~20 s) and run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import psycopg
+import pytest
+from conftest import REPO_ROOT
+from psycopg import sql
+from sandbox_fixtures import (
+    INVENTORY,
+    VENV_BIN,
+    SandboxStack,
+    run_playbook,
+    sandbox_secrets,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+
+V2_OBJECTS = {"v_item_status_summary", "item_events"}
+
+
+class Rollout:
+    """The stack plus the `-e` variables that point inventory/sandbox at it."""
+
+    def __init__(self, stack: SandboxStack) -> None:
+        self.stack = stack
+        secrets = sandbox_secrets()
+        self.password = secrets["sandbox_db_password"]
+        self.vars = stack.extra_vars(
+            stagegate_db={
+                "host": "127.0.0.1",
+                "port": stack.pg_port,
+                "name": "app",
+                "user": "app",
+                "password": self.password,
+                # the container itself: other sandbox stacks also have a `postgres` service
+                "container": f"{stack.project}-postgres-1",
+            },
+            stagegate_report_dir=str(stack.state_dir / "reports"),
+        )
+
+    @property
+    def state_dir(self) -> Path:
+        return self.stack.state_dir
+
+    def deploy(self, release: str) -> None:
+        run = run_playbook(
+            "../tests/playbooks/rollback_deploy.yml", {**self.vars, "stagegate_release": release}
+        )
+        assert run.rc == 0, run.output[-4000:]
+
+    def rollback(self, *args: str, **extra: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.rollback_argv(*args, **extra),
+            cwd=REPO_ROOT,
+            env=playbook_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def rollback_argv(self, *args: str, **extra: Any) -> list[str]:
+        return [
+            str(VENV_BIN / "ansible-playbook"),
+            "playbooks/rollback.yml",
+            "-i",
+            str(INVENTORY),
+            "-e",
+            json.dumps({**self.vars, **extra}),
+            *args,
+        ]
+
+    def sql(self, query: str | sql.Composed) -> list[tuple[Any, ...]]:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=self.stack.pg_port,
+            dbname="app",
+            user="app",
+            password=self.password,
+            connect_timeout=10,
+        ) as conn:
+            return conn.execute(query).fetchall()
+
+    def schema(self) -> set[str]:
+        rows = self.sql(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'i', 'm')"
+        )
+        return {name for (name,) in rows}
+
+    def row_counts(self) -> dict[str, int]:
+        tables = self.sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'stagegate_schema_migrations'"
+        )
+        count = sql.SQL("SELECT count(*) FROM {}")
+        return {t: self.sql(count.format(sql.Identifier(t)))[0][0] for (t,) in tables}
+
+    def containers(self) -> list[tuple[str, str, str]]:
+        out = self.stack.compose("ps", "--all", "--format", "json").stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return sorted((r["Name"], r["ID"], r["Image"]) for r in rows)
+
+    def images(self) -> list[str]:
+        return subprocess.run(
+            ["docker", "image", "ls", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}",
+             "--filter", f"reference={self.stack.image_prefix}/*"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split("\n")  # fmt: skip
+
+    def ledger(self) -> list[dict[str, Any]]:
+        path = self.state_dir / "ledger.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def rollback_state(self) -> dict[str, Any]:
+        path = self.state_dir / "rollback.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "containers": self.containers(),
+            "images": sorted(self.images()),
+            "schema": sorted(self.schema()),
+            "rows": self.row_counts(),
+            "ledger": (self.state_dir / "ledger.jsonl").read_text(),
+            "rollback.json": self.rollback_state(),
+            "lock": (self.state_dir / "lock.json").exists(),
+        }
+
+    def api_version(self) -> str:
+        reply = self.stack.wait_for("/version")
+        return str(reply.json()["version"])
+
+    def write_lock(self, owner: str, age: timedelta, ttl: timedelta) -> None:
+        now = datetime.now(UTC)
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        record = {
+            "owner": owner,
+            "run_id": "staging-20261122-dead",
+            "acquired_at": (now - age).strftime(fmt),
+            "expires_at": (now - age + ttl).strftime(fmt),
+            "ttl": int(ttl.total_seconds()),
+        }
+        (self.state_dir / "lock.json").write_text(json.dumps(record))
+
+
+def playbook_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+
+
+def grant_superuser(stack: SandboxStack) -> None:
+    """The sandbox creates pg_stat_statements as the superuser inside the app database; only a
+    superuser can create it again when the restore re-creates the database. A real staging
+    restores with a role that can (see docs/rollback.md)."""
+    stack.compose(
+        "exec", "-T", "postgres", "psql", "-X", "-q", "-U", "postgres", "-d", "postgres",
+        "-c", "ALTER ROLE app SUPERUSER",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rollout(sandbox_repo: Path) -> Iterator[Rollout]:
+    state_dir = Path(os.environ.get("TMPDIR", "/var/tmp")) / f"sgt-rollback-{os.getpid()}"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    stack = SandboxStack(repo=sandbox_repo, state_dir=state_dir)
+    try:
+        out = Rollout(stack)
+        out.deploy("v1")
+        grant_superuser(stack)
+        out.v1_rows = out.row_counts()  # type: ignore[attr-defined]
+        out.deploy("v2")
+        yield out
+    finally:
+        stack.teardown()
+
+
+def test_check_mode_prints_the_plan_and_changes_nothing(rollout: Rollout) -> None:
+    assert rollout.schema() >= V2_OBJECTS, "v2 deployed its migrations"
+    before = rollout.snapshot()
+
+    run = rollout.rollback("--check")
+
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "Current release:  v2" in run.stdout
+    assert "Rollback target:  v1" in run.stdout
+    assert "migrations/007_reporting_views.sql" in run.stdout  # files that differ
+    assert "backups/app-before-v2.dump" in run.stdout
+    assert "migrations reverted: 006_composite_indexes.sql, 007_reporting_views.sql" in run.stdout
+    assert rollout.snapshot() == before
+
+
+def test_rollback_killed_half_way_is_finished_by_a_rerun(rollout: Rollout) -> None:
+    # A dead staging run left its lock behind, already expired: the rollback takes it over.
+    rollout.write_lock("deploy@ci-7", age=timedelta(hours=2), ttl=timedelta(hours=1))
+    proc = subprocess.Popen(
+        rollout.rollback_argv(),
+        cwd=REPO_ROOT,
+        env=playbook_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while "database" not in rollout.rollback_state().get("steps_done", {}):
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the rollback never reached its database step"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        output = proc.communicate()[0]
+    assert "took over an expired deploy lock from deploy@ci-7" in output
+
+    interrupted = rollout.rollback_state()
+    assert interrupted["status"] == "in_progress"
+    assert "start" not in interrupted["steps_done"]
+    assert (
+        json.loads((rollout.state_dir / "lock.json").read_text())["run_id"]
+        == (interrupted["run_id"])
+    ), "the killed run still holds the lock"
+
+    # The re-run, as AWX runs it: resumes the same rollback and adopts the dead run's lock.
+    runner = ansible_runner.run(
+        private_data_dir=str(rollout.state_dir / "runner"),
+        project_dir=str(REPO_ROOT),
+        playbook=str(REPO_ROOT / "playbooks" / "rollback.yml"),
+        inventory=str(INVENTORY),
+        extravars=rollout.vars,
+        envvars={"ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        quiet=True,
+    )
+    stdout = runner.stdout.read()
+    assert runner.rc == 0, stdout[-4000:]
+    assert "Resuming the rollback " + interrupted["run_id"] in stdout
+
+    assert rollout.api_version() == "v1"
+    assert not V2_OBJECTS & rollout.schema(), "v2's table and view are gone"
+    assert rollout.row_counts() == rollout.v1_rows  # type: ignore[attr-defined]
+    finished = rollout.rollback_state()
+    assert (finished["status"], finished["verdict"]) == ("done", "GO")
+    assert not (rollout.state_dir / "lock.json").exists()
+    records = [r for r in rollout.ledger() if r.get("kind") == "rollback"]
+    assert [(r["release"], r["rolled_back_from"], r["verdict"]) for r in records] == [
+        ("v1", "v2", "GO")
+    ]
+    report = json.loads((Path(finished["report"]) / "report.json").read_text())
+    assert report["verdict"] == "GO"
+    assert report["rollback_plan"]["database"]["action"] == "restore"
+
+
+def test_rerun_after_success_changes_nothing(rollout: Rollout) -> None:
+    before = rollout.snapshot()
+
+    run = rollout.rollback()
+
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "Nothing to roll back: v1 runs (already rolled back from v2)" in run.stdout
+    assert "changed=0" in run.stdout
+    assert rollout.snapshot() == before
+
+
+def test_crash_looping_release_is_rolled_back_despite_a_live_lock(rollout: Rollout) -> None:
+    rollout.deploy("v2-crashloop")  # migrates, then the API crash-loops: recorded NO_GO
+    assert rollout.ledger()[-1]["verdict"] == "NO_GO"
+    assert rollout.schema() >= V2_OBJECTS
+    before = rollout.snapshot()
+
+    refused = rollout.rollback(stagegate_environment="production")
+    assert refused.returncode != 0
+    assert "re-run with -e stagegate_confirm_production=true" in refused.stdout
+    rollout.write_lock("oncall@bastion", age=timedelta(minutes=5), ttl=timedelta(hours=1))
+    locked = rollout.rollback()
+    assert locked.returncode != 0
+    assert "held by oncall@bastion (run staging-20261122-dead), held for 5m" in locked.stdout
+    after = rollout.snapshot()
+    assert {k: v for k, v in after.items() if k != "lock"} == {
+        k: v for k, v in before.items() if k != "lock"
+    }
+
+    run = rollout.rollback(stagegate_break_lock=True)
+
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "Current release:  v2-crashloop" in run.stdout
+    assert "Rollback target:  v1" in run.stdout
+    assert not (rollout.state_dir / "lock.json").exists(), "broke the lock, released its own"
+    assert rollout.api_version() == "v1"
+    assert not V2_OBJECTS & rollout.schema()
+    assert rollout.row_counts() == rollout.v1_rows  # type: ignore[attr-defined]
+    assert rollout.ledger()[-1]["rolled_back_from"] == "v2-crashloop"
