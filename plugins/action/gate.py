@@ -151,6 +151,7 @@ class ActionModule(ActionBase):
             environment=args["environment"],
             run_by=run_by,
             awx_job_id=job,
+            run_id=task_vars.get("stagegate_run_id"),
             started=args["started"],
             secrets=[*args["secrets"], *_secret_values(own_vars)],
             policy={"strict": args["strict"]},

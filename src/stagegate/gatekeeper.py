@@ -69,6 +69,7 @@ class GateRequest:
     environment: str = "staging"
     run_by: str = ""
     awx_job_id: str | None = None
+    run_id: str | None = None
     started: str | None = None
     secrets: list[str] = field(default_factory=list)
     policy: Mapping[str, Any] = field(default_factory=dict)
@@ -144,6 +145,7 @@ def _ledger_record(
         "finished": report["finished"],
         "run_by": request.run_by,
         "awx_job_id": request.awx_job_id,
+        "run_id": request.run_id,
         "report_dir": str(Path(request.report_dir).resolve()),
         "reports": dict(paths),
         "failed_checks": [c["name"] for c in report["checks"] if c["status"] in ("FAIL", "ERROR")],
@@ -235,6 +237,8 @@ def who_ran(task_vars: Mapping[str, Any]) -> tuple[str, str | None]:
     if job:
         user = task_vars.get("awx_user_name") or task_vars.get("tower_user_name") or ""
         return (f"AWX job {job}" + (f" ({user})" if user else ""), str(job))
+    if task_vars.get("stagegate_run_owner"):  # set by preflight (validate_config)
+        return (str(task_vars["stagegate_run_owner"]), None)
     try:
         return (getpass.getuser(), None)
     except (KeyError, OSError):  # no passwd entry for this uid (some containers)
