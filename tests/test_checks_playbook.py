@@ -56,12 +56,12 @@ def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def playbook(
-    name: str, tmp_path: Path, extra: dict[str, str], *args: str
+    name: str, tmp_path: Path, extra: dict[str, str], *args: str, python: str = sys.executable
 ) -> subprocess.CompletedProcess[str]:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-        f"      ansible_python_interpreter: {sys.executable}\n"
+        f"      ansible_python_interpreter: {python}\n"
     )
     env = {
         **os.environ,
@@ -166,6 +166,28 @@ def test_a_bad_catalog_fails_naming_every_problem(tmp_path: Path, http_app: App)
     assert "check 'no-url': 'severity' = 'fatal': expected critical, warning or info" in proc.stdout
     assert "option 'url' is required" in proc.stdout
     assert http_app.state.limited_hits == 0  # nothing ran
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="needs a system python3")
+def test_a_library_missing_on_the_host_gives_error_results(tmp_path: Path, http_app: App) -> None:
+    bare = subprocess.run(
+        ["/usr/bin/python3", "-c", "import psycopg"], capture_output=True, check=False
+    )
+    if bare.returncode == 0:
+        pytest.skip("the system python3 has psycopg: nothing is missing")
+    result_file = tmp_path / "results.json"
+    proc = playbook(
+        "checks_host_missing_lib.yml",
+        tmp_path,
+        {"app_url": http_app.url, "result_file": str(result_file)},
+        python="/usr/bin/python3",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = by_name(json.loads(result_file.read_text())["results"])
+    assert results["db-schema"].status is Status.ERROR
+    assert "psycopg" in results["db-schema"].message
+    assert results["api"].status is Status.PASS  # controller checks are unaffected
 
 
 def test_the_installed_plugin_adds_a_type_and_a_verdict_policy(example_plugin: None) -> None:

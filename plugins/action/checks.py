@@ -112,7 +112,10 @@ class ActionModule(ActionBase):
             module_args={"checks": [s.to_dict() for s in specs], "concurrency": concurrency},
             task_vars=task_vars,
         )
-        if reply.get("failed"):
-            reply.pop("invocation", None)
-            raise AnsibleActionFail(f"{_HOST_MODULE} failed: {reply.get('msg')}", result=reply)
+        if reply.get("failed") or reply.get("unreachable") or "outcomes" not in reply:
+            # e.g. a library missing on the host: every host check is an ERROR that says so
+            host = task_vars.get("inventory_hostname")
+            reason = f"{_HOST_MODULE} on {host} failed: {reply.get('msg')}"
+            error = {"status": "ERROR", "message": reason, "attempts": 0}
+            return graded_host_results(specs, [error] * len(specs), hooks)
         return graded_host_results(specs, reply["outcomes"], hooks)
