@@ -376,3 +376,39 @@ def test_check_mode_under_awx_reports_but_leaves_the_ledger_alone(tmp_path: Path
     manual = report["manual"][0]
     assert manual["status"] == "PASS"
     assert manual["message"] == "confirmed by alice at 2026-11-22T10:00Z"
+
+
+RESCUE_PLAYBOOK = """
+- name: A run whose deploy phase fails
+  hosts: deploy
+  gather_facts: false
+  tasks:
+    - name: Phases
+      block:
+        - name: Start the app tier
+          ansible.builtin.fail:
+            msg: "api did not become healthy within 60 s (password {{ stagegate_db.password }})"
+          tags: [deploy]
+      rescue:
+        - name: Reports for the failed run, then fail
+          ansible.builtin.include_role:
+            name: stagegate.release.gate_report
+"""
+
+
+def test_failed_run_reports_where_and_why_it_stopped(tmp_path: Path) -> None:
+    variables = extravars(tmp_path, "v9", [], stagegate_db={"password": PLANTED})
+    proc = run_cli(tmp_path, RESCUE_PLAYBOOK, variables)
+    assert proc.returncode == 2
+    report_dir = tmp_path / "reports" / "v9"
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["verdict"] == "NO_GO"
+    assert report["stopped"] == {
+        "phase": "deploy",
+        "reason": "task 'Start the app tier' failed: api did not become healthy within 60 s "
+        "(password ********)",
+    }
+    assert "The run **stopped in phase `deploy`**" in (report_dir / "report.md").read_text()
+    assert ledger.read(tmp_path / "state" / "ledger.jsonl")[0]["stopped"]["phase"] == "deploy"
+    for name in ("report.json", "report.md", "junit.xml", "report.html"):
+        assert PLANTED not in (report_dir / name).read_text(), name

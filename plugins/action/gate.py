@@ -9,6 +9,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 try:
+    from stagegate.config import PHASES
     from stagegate.gatekeeper import (
         GateRequest,
         gate_plugin_manager,
@@ -56,6 +57,18 @@ def _secret_values(value, key=""):
             yield from _secret_values(item, key)
     elif key and isinstance(value, str) and SECRET_KEY_RE.search(key):
         yield value
+
+
+def _stopped_from_failure(task_vars):
+    """In a play's `rescue:`, where and why the run stopped, from Ansible's failure variables."""
+    task = task_vars.get("ansible_failed_task")
+    if not isinstance(task, dict):
+        return None
+    failure = task_vars.get("ansible_failed_result") or {}
+    phases = [tag for tag in task.get("tags") or [] if tag in PHASES]
+    name = task.get("name") or task.get("action") or "a task"
+    reason = failure.get("msg") or "failed"
+    return {"phase": phases[0] if phases else name, "reason": f"task '{name}' failed: {reason}"}
 
 
 class ActionModule(ActionBase):
@@ -146,7 +159,7 @@ class ActionModule(ActionBase):
             confirmations=self._confirmations(args, task_vars),
             baseline=args["baseline"],
             phases=args["phases"],
-            stopped=args["stopped"],
+            stopped=args["stopped"] or _stopped_from_failure(task_vars),
             rollback_plan=args["rollback_plan"],
             environment=args["environment"],
             run_by=run_by,

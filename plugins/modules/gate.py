@@ -71,7 +71,10 @@ options:
     elements: dict
     default: []
   stopped:
-    description: Where and why the run stopped, C({phase, reason}); the verdict is then NO_GO.
+    description:
+      - Where and why the run stopped, C({phase, reason}); the verdict is then NO_GO.
+      - When omitted in a play's C(rescue:) section, it is taken from C(ansible_failed_task) (its
+        phase tag, or its name) and C(ansible_failed_result.msg).
     type: dict
   rollback_plan:
     description: The rollback plan shown in the reports (target release, images, database action).
