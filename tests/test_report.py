@@ -252,6 +252,7 @@ def test_report_html_renders_in_headless_chromium(report_dir: Path) -> None:
     assert 'data-chart="drawn"' in dom  # the script ran to the end
     assert '<svg id="latency-chart"' in dom
     assert '<svg id="phase-chart"' in dom
+    assert '<button id="filter-issues"' in dom
     assert len(re.findall(r'<rect class="bar"', dom)) >= 4 + 3  # phases + latency figures
     assert '<div id="js-errors"></div>' in dom  # the page's own error sink stayed empty
     console = [line for line in dump.stderr.splitlines() if ":CONSOLE" in line]
