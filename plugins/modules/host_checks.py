@@ -74,7 +74,10 @@ outcomes:
     message: {description: What was found., type: str}
     value: {description: The measured value., type: raw}
     metrics: {description: Named figures., type: dict}
-    measurements: {description: "Figures with their bands, graded by the controller.", type: list, elements: dict}
+    measurements:
+      description: Figures with their bands, graded by the controller.
+      type: list
+      elements: dict
     details: {description: Anything else a report may show., type: dict}
     attempts: {description: Attempts made., type: int}
     duration_ms: {description: Time taken., type: float}
