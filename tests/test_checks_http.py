@@ -256,6 +256,7 @@ def test_catalog_errors_name_check_key_value_and_expectation() -> None:
     assert "check 'd': 'timeout' = -1: expected a number" in text
     assert "check 'd': 'group' = 'misc': expected one of" in text
     assert "check 'e': 'name' is used twice" in text
+    assert "check 'e' (type http) option 'latency': option 'p95' = 'fast': expected cannot" in text
     assert "unknown option 'colour'" in text
     assert (
         "check 'f' (type tls): option 'days_to_expiry' = 'soon': expected cannot parse band" in text

@@ -167,35 +167,52 @@ def validate_options(
     """Check `options` against `schema`; return (options with defaults, errors).
 
     Each error names `where` (the check), the key, the value (masked for no_log options)
-    and what was expected.
+    and what was expected. A `dict` option with its own `options` is checked the same way.
     """
-    errors: list[str] = []
-    for key in sorted(set(options) - set(schema)):
-        errors.append(
-            f"{where}: unknown option '{key}'; expected one of: {', '.join(sorted(schema))}"
-        )
+    errors = [
+        f"{where}: unknown option '{key}'; expected one of: {', '.join(sorted(schema))}"
+        for key in sorted(set(options) - set(schema))
+    ]
     normal: dict[str, Any] = {}
     for key, spec in schema.items():
         if key not in options or options[key] is None:
             if spec.get("required"):
-                errors.append(
-                    f"{where}: option '{key}' is required ({spec.get('description', spec['type'])})"
-                )
+                described = spec.get("description", spec["type"])
+                errors.append(f"{where}: option '{key}' is required ({described})")
             normal[key] = spec.get("default")
             continue
-        value = options[key]
-        shown = "***" if spec.get("no_log") else repr(value)
-        if isinstance(value, int) and not isinstance(value, bool) and spec["type"] == "float":
-            value = float(value)
-        expected = _type_error(value, spec["type"], spec.get("elements"))
-        if expected is None and "choices" in spec and value not in spec["choices"]:
-            expected = "one of " + ", ".join(map(str, spec["choices"]))
-        if expected is None and spec["type"] == "bands" and band_parser is not None:
-            try:
-                band_parser(value)
-            except ValueError as exc:
-                expected = str(exc)
+        normal[key], expected = _checked_value(
+            where, key, value=options[key], spec=spec, band_parser=band_parser, errors=errors
+        )
         if expected is not None:
+            shown = "***" if spec.get("no_log") else repr(options[key])
             errors.append(f"{where}: option '{key}' = {shown}: expected {expected}")
-        normal[key] = value
     return normal, errors
+
+
+def _checked_value(
+    where: str,
+    key: str,
+    *,
+    value: Any,
+    spec: Mapping[str, Any],
+    band_parser: Callable[[Any], Any] | None,
+    errors: list[str],
+) -> tuple[Any, str | None]:
+    """(the normalised value, what was expected when it is wrong, else None)."""
+    if isinstance(value, int) and not isinstance(value, bool) and spec["type"] == "float":
+        value = float(value)
+    expected = _type_error(value, spec["type"], spec.get("elements"))
+    if expected is None and "choices" in spec and value not in spec["choices"]:
+        expected = "one of " + ", ".join(map(str, spec["choices"]))
+    if expected is None and spec["type"] == "bands" and band_parser is not None:
+        try:
+            band_parser(value)
+        except ValueError as exc:
+            expected = str(exc)
+    if expected is None and spec["type"] == "dict" and "options" in spec:
+        value, nested = validate_options(
+            f"{where} option '{key}'", value, spec["options"], band_parser
+        )
+        errors.extend(nested)
+    return value, expected

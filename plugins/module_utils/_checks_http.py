@@ -245,7 +245,7 @@ def _burst(
 
 def _latency(opts: dict[str, Any], ctx: RunContext, outcome: Outcome) -> None:
     spec = opts["latency"]
-    samples = _burst(opts, ctx, int(spec.get("requests", 10)), int(spec.get("concurrency", 1)))
+    samples = _burst(opts, ctx, spec["requests"], spec["concurrency"])
     times = [s.elapsed_ms for s in samples if isinstance(s, Response)]
     errors = [s for s in samples if not isinstance(s, Response)]
     if not times:
@@ -268,18 +268,16 @@ def _latency(opts: dict[str, Any], ctx: RunContext, outcome: Outcome) -> None:
 
 
 def _rate_limit(
-    opts: dict[str, Any], ctx: RunContext, checks: Assertions, outcome: Outcome
+    opts: dict[str, Any], ctx: RunContext, checks: Assertions, metrics: dict[str, float]
 ) -> None:
     spec = opts["rate_limit"]
-    samples = _burst(opts, ctx, int(spec.get("requests", 50)), int(spec.get("concurrency", 10)))
+    samples = _burst(opts, ctx, spec["requests"], spec["concurrency"])
     limited = sum(1 for s in samples if isinstance(s, Response) and s.status == 429)
-    outcome.metrics["rate_limited"] = limited
-    outcome.metrics["burst_requests"] = len(samples)
-    minimum = int(spec.get("min_429", 1))
+    metrics.update(rate_limited=limited, burst_requests=len(samples))
     checks.expect(
-        limited >= minimum,
+        limited >= spec["min_429"],
         f"{limited} of {len(samples)} requests got 429",
-        f"{limited} of {len(samples)} requests got 429, expected at least {minimum}",
+        f"{limited} of {len(samples)} requests got 429, expected at least {spec['min_429']}",
     )
 
 
@@ -287,19 +285,18 @@ def run_http(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     resp = _request(opts, ctx)
     checks = Assertions()
     assert_response(resp, opts, checks)
-    outcome = Outcome(PASS, "", value=resp.status)
-    outcome.measure("response_ms", resp.elapsed_ms, "ms")
+    metrics = {"response_ms": round(resp.elapsed_ms, 3)}
     if opts.get("rate_limit"):
-        _rate_limit(opts, ctx, checks, outcome)
-    final = checks.outcome(
+        _rate_limit(opts, ctx, checks, metrics)
+    outcome = checks.outcome(
         f"{opts.get('method') or 'GET'} {opts['url']}: " + ", ".join(checks.passed),
         value=resp.status,
-        metrics=outcome.metrics,
+        metrics=metrics,
+        details={"url": opts["url"]},
     )
-    if opts.get("latency") and final.status == PASS:
-        _latency(opts, ctx, final)
-    final.details["url"] = opts["url"]
-    return final
+    if opts.get("latency") and outcome.status == PASS:
+        _latency(opts, ctx, outcome)
+    return outcome
 
 
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -320,11 +317,21 @@ HTTP = CheckType(
             "type": "dict",
             "description": "{requests, concurrency, avg, p50, p95, max}: "
             "bands per figure, e.g. p95: {pass: '<= 200ms', warn: '<= 500ms'}",
+            "options": {
+                "requests": {"type": "int", "default": 10},
+                "concurrency": {"type": "int", "default": 1},
+                **{figure: {"type": "bands"} for figure in ("avg", "p50", "p95", "max")},
+            },
         },
         "rate_limit": {
             "type": "dict",
             "description": "{requests, concurrency, min_429}: a burst "
             "that must see at least min_429 responses with status 429",
+            "options": {
+                "requests": {"type": "int", "default": 50},
+                "concurrency": {"type": "int", "default": 10},
+                "min_429": {"type": "int", "default": 1},
+            },
         },
     },
     run=run_http,

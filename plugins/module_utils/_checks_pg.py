@@ -117,7 +117,7 @@ def _slow_statements(conn: Any, opts: dict[str, Any], outcome: Outcome) -> bool:
         return False
     with conn.cursor(row_factory=_psycopg().rows.dict_row) as cur:
         try:
-            cur.execute(_SLOW, (int(spec.get("limit", 5)),))
+            cur.execute(_SLOW, (spec["limit"],))
         except _psycopg().Error as exc:  # installed but not in shared_preload_libraries
             raise CheckError(f"pg_stat_statements cannot be read: {str(exc).strip()}") from None
         slow = [dict(r) for r in cur.fetchall()]
@@ -189,7 +189,11 @@ POSTGRES = CheckType(
             "type": "str",
             "default": "SELECT version_num FROM alembic_version",
         },
-        "slow_statements": {"type": "dict", "description": "{limit, mean_ms: bands}"},
+        "slow_statements": {
+            "type": "dict",
+            "description": "{limit, mean_ms: bands} for the slowest statements by mean time",
+            "options": {"limit": {"type": "int", "default": 5}, "mean_ms": {"type": "bands"}},
+        },
     },
     run=run_postgres,
 )
