@@ -144,7 +144,10 @@ def run_checks_here(
 
         def run(cancelled: threading.Event) -> dict[str, Any]:
             started = time.monotonic()
-            if check_mode and not check.get("read_only", check_type.is_read_only(check["options"])):
+            read_only = check.get("read_only")
+            if read_only is None:
+                read_only = check_type.is_read_only(check["options"])
+            if check_mode and not read_only:
                 outcome, number = (
                     Outcome("SKIP", "not run in check mode: the check is not read-only"),
                     0,

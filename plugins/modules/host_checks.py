@@ -110,7 +110,17 @@ _LIBRARIES = {
     "docker": ("docker", _checks_docker.HAS_DOCKER),
     "logs": ("docker", _checks_docker.HAS_DOCKER),
 }
-_COMMON_DEFAULTS = {"timeout": 10.0, "retries": 0, "delay": 1.0}
+# The keys of one entry besides its options (the controller's catalog sends them all).
+_ENTRY_SCHEMA: dict[str, dict[str, Any]] = {
+    "name": {"type": "str", "required": True},
+    "type": {"type": "str", "required": True},
+    "timeout": {"type": "float", "default": 10.0},
+    "retries": {"type": "int", "default": 0},
+    "delay": {"type": "float", "default": 1.0},
+    "read_only": {"type": "bool"},
+    "options": {"type": "dict", "default": {}},
+    **{key: {"type": "raw"} for key in ("group", "severity", "tags", "run_on", "description")},
+}
 
 
 class HostChecksManager:
@@ -126,24 +136,25 @@ class HostChecksManager:
 
     def _validated(self, index: int, entry: dict[str, Any]) -> dict[str, Any]:
         where = f"checks[{index}] ({entry.get('name', '?')})"
-        check_type = self.types.get(entry.get("type", ""))
+        common, errors = validate_options(where, entry, _ENTRY_SCHEMA)
+        check_type = self.types.get(str(common["type"]))
         if check_type is None:
             self.module.fail_json(
                 msg=f"{where}: 'type' = {entry.get('type')!r}: expected one of "
                 f"{', '.join(sorted(self.types))} (plugin types run on the controller)"
             )
         library, present = _LIBRARIES.get(check_type.name, ("", True))
-        needs_jmespath = bool((entry.get("options") or {}).get("json"))
+        needs_jmespath = bool(common["options"].get("json"))
         if not present or (needs_jmespath and not _checks_http.HAS_JMESPATH):
             self.module.fail_json(msg=f"{where}: " + missing_required_lib(library or "jmespath"))
-        options, errors = validate_options(where, entry.get("options") or {}, check_type.options)
-        if errors:
-            self.module.fail_json(msg="; ".join(errors))
+        options, option_errors = validate_options(where, common["options"], check_type.options)
+        if errors or option_errors:
+            self.module.fail_json(msg="; ".join(errors + option_errors))
         for key, value in options.items():
             secret = key in check_type.secret_options() or is_secret_name(key)
             if secret and isinstance(value, str) and value:
                 self.module.no_log_values.add(value)  # masked in the returned invocation too
-        return {**_COMMON_DEFAULTS, **entry, "options": options}
+        return {**common, "options": options}
 
     def run(self) -> dict[str, Any]:
         outcomes = run_checks_here(
