@@ -136,6 +136,11 @@ def put_db(key: str, value: object):  # type: ignore[no-untyped-def]
             id="missing-required",
         ),
         pytest.param(
+            put("stagegate_report_dir", "{{ no_such_variable }}/reports"),
+            "stagegate_report_dir: cannot be templated",
+            id="broken-template",
+        ),
+        pytest.param(
             put_db("password", [DB_PASSWORD]),
             "stagegate_db.password: got <secret, not shown> (list), expected a string",
             id="secret-wrong-type",

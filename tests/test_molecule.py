@@ -1,0 +1,30 @@
+"""Every Molecule scenario (molecule/<role>/) passes its full sequence: syntax, prepare,
+converge, idempotence, verify, cleanup, against this machine from the shared base config."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from preflight_fixtures import REPO_ROOT, playbook_env
+
+SCENARIOS = sorted(p.parent.name for p in (REPO_ROOT / "molecule").glob("*/molecule.yml"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_molecule_scenario(scenario: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        ["molecule", "test", "--scenario-name", scenario],
+        cwd=REPO_ROOT,
+        env={**playbook_env(), "MOLECULE_NO_LOG": "false", "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    (tmp_path / "molecule.log").write_text(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    for step in ("converge", "idempotence", "verify"):
+        assert f"{scenario} ➜ {step}: Executed: Successful" in proc.stdout + proc.stderr
