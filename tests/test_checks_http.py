@@ -323,6 +323,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2  # so a TLSv1.3 minimum is refused
     handler = type("H", (Handler,), {"state": AppState()})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -371,11 +372,27 @@ def test_tls_expiry_bands_and_verification(tls_server: tuple[int, Path]) -> None
     # 10 days left: outside the default PASS band (>= 30d), inside WARN (>= 7d)
     assert trusted.status is Status.WARN, trusted.message
     assert 9 <= trusted.metrics["days_to_expiry"] <= 10
+    assert trusted.details["protocol"] == "TLSv1.2"
     assert untrusted.status is Status.FAIL
     assert "verification failed" in untrusted.message
     assert wrong_name.status is Status.FAIL
     assert "hostname" in wrong_name.message.lower() or "match" in wrong_name.message.lower()
     assert https.status is Status.PASS, https.message
+
+
+def test_tls_minimum_version_is_enforced(tls_server: tuple[int, Path]) -> None:
+    port, cert = tls_server
+    result = one(
+        type="tls",
+        host="127.0.0.1",
+        port=port,
+        server_name="localhost",
+        ca_file=str(cert),
+        min_version="TLSv1.3",
+    )
+    assert result.status is Status.ERROR
+    assert "TLS handshake" in result.message
+    assert "minimum TLSv1.3" in result.message
 
 
 def test_https_with_an_untrusted_certificate_is_a_tls_error(tls_server: tuple[int, Path]) -> None:
