@@ -66,6 +66,7 @@ class DeployHost:
         self.state_dir = root / "state"
         self.project_dir = root / "project"
         self.inventory = root / "inventory.yml"
+        self.hosts = ["localhost"]  # more names are aliases of this machine
         self.vars: dict[str, Any] = {
             "stagegate_state_dir": str(self.state_dir),
             "stagegate_project_dir": str(self.project_dir),
@@ -79,7 +80,8 @@ class DeployHost:
 
     def write_inventory(self) -> Path:
         host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
-        data = {"all": {"children": {"deploy": {"hosts": {"localhost": host}}}, "vars": self.vars}}
+        hosts = dict.fromkeys(self.hosts, host)
+        data = {"all": {"children": {"deploy": {"hosts": hosts}}, "vars": self.vars}}
         self.inventory.write_text(json.dumps(data, indent=2))
         return self.inventory
 

@@ -5,6 +5,7 @@ secrets are checked without ever being printed."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 
 import pytest
@@ -187,3 +188,28 @@ def test_unreachable_database_is_reported_before_the_lock(host: DeployHost) -> N
     assert run.rc != 0
     assert "stagegate_db: 127.0.0.1:1 refused or did not answer within 1 s" in run.output
     assert not host.state_dir.exists()
+
+
+def identities(host: DeployHost, *args: str, **extra: object) -> list[dict[str, str]]:
+    result_dir = host.root / "identity"
+    result_dir.mkdir(exist_ok=True)
+    run = host.play("preflight_identity.yml", *args, result_dir=str(result_dir), **extra)
+    assert run.rc == 0, run.output
+    return [json.loads((result_dir / f"{name}.json").read_text()) for name in host.hosts]
+
+
+def test_every_host_of_one_run_shares_the_run_identity(deploy_host: DeployHost) -> None:
+    deploy_host.hosts = ["localhost", "deploy-alias"]
+    first, second = identities(deploy_host)
+    assert first == second
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", first["run_id"])
+    assert "@" in first["owner"]
+    (again,) = identities(DeployHost(deploy_host.root))
+    assert again["run_id"] != first["run_id"]  # another ansible-playbook, another run
+
+
+def test_awx_job_names_the_run_and_its_owner(deploy_host: DeployHost) -> None:
+    (identity,) = identities(deploy_host, awx_job_id=4242, awx_user_name="release-bot")
+    assert identity["run_id"] == "awx-4242"
+    assert identity["owner"].startswith("release-bot@")
+    assert identity["owner"].endswith("(AWX job 4242)")
