@@ -1,0 +1,133 @@
+"""The rollback plan from a real ledger, real manifests and a real git repository (no Docker)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ansible_collections.stagegate.release.plugins.module_utils._ledger import append
+from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
+    PlanInputs,
+    RollbackError,
+    build_plan,
+    image_action,
+    summary_lines,
+)
+
+IMAGES = {"sha256:v1api": {"id": "sha256:v1api"}, "app/api:v1": {"id": "sha256:v1api"}}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> PlanInputs:
+    """A deploy host after v1 (GO) and v2 (migrated, checked out), as the deploy phase leaves it."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    git(checkout, "init", "-q")
+    for release, files in (("v1", ["app.py"]), ("v2", ["app.py", "migrations/006_x.sql"])):
+        for name in files:
+            (checkout / name).parent.mkdir(exist_ok=True)
+            (checkout / name).write_text(f"{release} {name}\n")
+        git(checkout, "add", ".")
+        git(checkout, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", release)
+        git(checkout, "tag", release)
+    state = tmp_path / "state"
+    backup = state / "backups" / "app-before-v2.dump"
+    backup.parent.mkdir(parents=True)
+    backup.write_bytes(b"dump")
+    write_manifest(state, "v1", images={"api": {"id": "sha256:v1api", "image": "app/api:v1"}})
+    write_manifest(
+        state,
+        "v2",
+        images={"api": "sha256:v2api"},
+        backup={"path": str(backup)},
+        migrations_applied=["006_x.sql"],
+    )
+    for release in ("v1", "v2"):
+        append(str(state / "ledger.jsonl"), {"release": release, "verdict": "GO"})
+    return PlanInputs(state_dir=str(state), project_dir=str(checkout))
+
+
+def write_manifest(state: Path, release: str, **fields: Any) -> None:
+    path = state / "releases" / release / "manifest.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"release": release, **fields}))
+
+
+def inspect(ref: str) -> dict[str, str] | None:
+    return IMAGES.get(ref)
+
+
+def test_plan_goes_back_to_the_previous_good_release_and_restores(host: PlanInputs) -> None:
+    plan = build_plan(host, inspect)
+
+    assert plan["current"]["release"] == "v2"
+    assert plan["target"]["release"] == "v1"
+    assert plan["target"]["reason"].startswith("last good release in the ledger")
+    assert plan["files_changed"] == ["app.py", "migrations/006_x.sql"]
+    assert "2 files changed" in plan["diff_stat"]
+    assert plan["images"]["api"]["action"] == "present"
+    assert plan["database"]["action"] == "restore"
+    assert plan["database"]["migrations_reverted"] == ["006_x.sql"]
+    lines = summary_lines(plan, ["api"])
+    assert lines[0].startswith("Current release:  v2")
+    assert any("backup: " in line and "app-before-v2.dump" in line for line in lines)
+
+
+def test_marker_names_the_current_release_and_rolled_back_ones_are_skipped(
+    host: PlanInputs,
+) -> None:
+    # v2 was rolled back to v1: from v1, v2 is no candidate, and v1 is the current release.
+    append(
+        str(Path(host.state_dir) / "ledger.jsonl"),
+        {"release": "v1", "verdict": "GO", "kind": "rollback", "rolled_back_from": "v2"},
+    )
+    Path(host.project_dir, ".stagegate-release").write_text("v1\n")
+
+    with pytest.raises(RollbackError, match="no previous good release to roll back to from v1"):
+        build_plan(host, inspect)
+
+
+def test_finished_rollback_leaves_nothing_to_do(host: PlanInputs) -> None:
+    git(Path(host.project_dir), "checkout", "-q", "v1")
+    plan = build_plan(host, inspect, state={"status": "done", "from": "v2", "to": "v1"})
+
+    assert plan["nothing_to_do"]
+    assert summary_lines(plan, []) == [
+        "Nothing to roll back: v1 runs (already rolled back from v2)."
+    ]
+
+
+def test_missing_backup_and_unknown_target_are_named(host: PlanInputs) -> None:
+    Path(host.state_dir, "backups", "app-before-v2.dump").unlink()
+    with pytest.raises(
+        RollbackError, match="backup .*app-before-v2.dump taken before v2 is missing"
+    ):
+        build_plan(host, inspect)
+
+    unknown = PlanInputs(state_dir=host.state_dir, project_dir=host.project_dir, target="v0")
+    with pytest.raises(RollbackError, match="stagegate_rollback_to: release 'v0' is not a tag"):
+        build_plan(unknown, inspect)
+
+
+@pytest.mark.parametrize(
+    ("image", "action"),
+    [
+        ({"id": "sha256:v1api", "ref": "app/api:v1"}, "present"),
+        ({"id": "sha256:v1api", "ref": ""}, "present"),
+        ({"id": "sha256:v1api", "ref": "app/api:moved"}, "retag"),
+        ({"id": "sha256:gone", "ref": "app/api:v1"}, "rebuild"),
+        ({"id": "", "ref": "app/api:v1"}, "present"),
+        ({"id": "", "ref": "app/api:gone"}, "rebuild"),
+    ],
+)
+def test_image_actions(image: dict[str, str], action: str) -> None:
+    assert image_action(image, inspect) == action
