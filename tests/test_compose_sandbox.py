@@ -64,7 +64,10 @@ def test_sandbox_build_v1_v2_deploy_tiers_and_crash_on_start(
             "password": secrets["sandbox_db_password"],
         },
         "stagegate_deploy_tier_timeout": TIER_TIMEOUT,
-        "stagegate_deploy_readiness": {"api": {"http": f"{stack.base_url}/health"}},
+        # The sandbox's healthchecks start python3 with a 3 s timeout: on a host loaded by
+        # parallel test runs one can time out; let Docker's next check decide.
+        "stagegate_deploy_unhealthy_grace": 60,
+        "stagegate_deploy_readiness": {"api": {"http": f"{stack.base_url}/health/ready"}},
     }
     deployed = project.playbook("compose_deploy.yml", tmp_path, **role_vars)
     assert deployed.rc == 0, deployed.describe()

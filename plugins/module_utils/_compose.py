@@ -492,7 +492,8 @@ class TieredStartup:
     A service is ready when its healthcheck says healthy, its readiness probe answers, or
     (with neither) it has kept running for `stable_seconds`. It fails at once when a
     container exits, restarts (restart count above what it was before this run), or turns
-    unhealthy; the tier fails when its timeout passes first.
+    unhealthy (or has stayed unhealthy `unhealthy_grace` seconds: Docker keeps checking and an
+    overloaded host may flap); the tier fails when its timeout passes first.
     """
 
     def __init__(
@@ -502,6 +503,7 @@ class TieredStartup:
         *,
         readiness: dict[str, Readiness] | None = None,
         stable_seconds: float = 1.0,
+        unhealthy_grace: float = 0.0,
         recreate: str = "auto",
         log_lines: int = 40,
         poll_interval: float = 0.25,
@@ -510,6 +512,8 @@ class TieredStartup:
         self.client = client
         self.readiness = readiness or {}
         self.stable_seconds = stable_seconds
+        self.unhealthy_grace = unhealthy_grace
+        self._unhealthy_since: dict[str, float] = {}
         self.recreate_args = _RECREATE_ARGS[recreate]
         self.log_lines = log_lines
         self.poll_interval = poll_interval
@@ -571,10 +575,20 @@ class TieredStartup:
         if not states:
             return self._failure(service, "no container was created"), None
         for state in states:
-            reason = _broken(state, restarts_before.get(state.id, 0))
+            reason = _broken(state, restarts_before.get(state.id, 0)) or self._unhealthy(state)
             if reason:
                 return self._failure(service, reason, state), None
         return None, self._pending(service, states)
+
+    def _unhealthy(self, state: ContainerState) -> str | None:
+        if state.health != "unhealthy":
+            self._unhealthy_since.pop(state.id, None)
+            return None
+        since = self._unhealthy_since.setdefault(state.id, time.monotonic())
+        if time.monotonic() - since < self.unhealthy_grace:
+            return None
+        grace = f" for {self.unhealthy_grace:g} s" if self.unhealthy_grace else ""
+        return f"healthcheck reports unhealthy{grace}"
 
     def _pending(self, service: str, states: list[ContainerState]) -> str | None:
         for state in states:
@@ -626,6 +640,4 @@ def _broken(state: ContainerState, restarts_before: int) -> str | None:
         return (
             f"crash loop: restarted {state.restart_count} time(s), last exit code {state.exit_code}"
         )
-    if state.health == "unhealthy":
-        return "healthcheck reports unhealthy"
     return None

@@ -49,6 +49,13 @@ options:
       - How long a service without healthcheck or probe must keep running to count as ready.
     type: float
     default: 1.0
+  unhealthy_grace:
+    description:
+      - Seconds a container may stay C(unhealthy) before its tier fails. Docker keeps running
+        the healthcheck and a container on an overloaded host may flap back to C(healthy).
+      - C(0) fails at once, as C(docker compose up --wait) does.
+    type: float
+    default: 0
   recreate:
     description:
       - C(auto) recreates containers whose configuration or image changed (Compose's default),
@@ -188,6 +195,7 @@ class TiersManager:
             docker_client(),
             readiness=self._parse_readiness(params["readiness"]),
             stable_seconds=params["stable_seconds"],
+            unhealthy_grace=params["unhealthy_grace"],
             recreate=params["recreate"],
             log_lines=params["log_lines"],
             poll_interval=params["poll_interval"],
@@ -288,6 +296,7 @@ def main() -> None:
             "timeout": {"type": "float", "default": 120},
             "readiness": {"type": "dict", "default": {}},
             "stable_seconds": {"type": "float", "default": 1.0},
+            "unhealthy_grace": {"type": "float", "default": 0.0},
             "recreate": {"type": "str", "default": "auto", "choices": ["auto", "always", "never"]},
             "log_lines": {"type": "int", "default": 40},
             "poll_interval": {"type": "float", "default": 0.25},
