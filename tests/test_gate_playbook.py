@@ -223,46 +223,66 @@ def test_seed003_profile_through_the_role(tmp_path: Path) -> None:
     assert "Increase worker concurrency" in text
 
 
-@pytest.mark.parametrize(
-    ("gates", "needle"),
-    [
-        (
-            {
-                "rules": [
-                    {"name": "suite", "type": "pass_rate", "checks": ["smoke_tests"], "min": "99%"}
-                ]
-            },
-            "gate 'suite' (pass_rate), key 'checks': names check 'smoke_tests'",
-        ),
-        (
-            {
-                "rules": [
-                    {
-                        "name": "p95",
-                        "type": "value",
-                        "file": "load",
-                        "query": "a[?",
-                        "pass": "<= 1s",
-                    }
-                ],
-                "results_files": {"load": "/x.json"},
-            },
-            "gate 'p95' (value), key 'query': JMESPath 'a[?' does not compile",
-        ),
-        (
-            {"thresholds": {"api_latency": {"metric": "p95_ms", "pass": "quick"}}},
-            "stagegate_gates.thresholds.api_latency: cannot parse band 'quick'",
-        ),
-    ],
-)
-def test_validate_entry_point_rejects_bad_gates_naming_gate_and_key(
-    tmp_path: Path, gates: dict[str, Any], needle: str
-) -> None:
-    variables = extravars(tmp_path, "v6", [])
-    variables["stagegate_gates"] = gates
-    proc = run_cli(tmp_path, VALIDATE_PLAYBOOK, variables)
-    assert proc.returncode == 2
-    assert needle in proc.stdout
+BAD_GATES = [
+    (
+        {
+            "rules": [
+                {"name": "suite", "type": "pass_rate", "checks": ["smoke_tests"], "min": "99%"}
+            ]
+        },
+        "gate 'suite' (pass_rate), key 'checks': names check 'smoke_tests'",
+    ),
+    (
+        {
+            "rules": [
+                {"name": "p95", "type": "value", "file": "load", "query": "a[?", "pass": "<= 1s"}
+            ],
+            "results_files": {"load": "/x.json"},
+        },
+        "gate 'p95' (value), key 'query': JMESPath 'a[?' does not compile",
+    ),
+    (
+        {"thresholds": {"api_latency": {"metric": "p95_ms", "pass": "quick"}}},
+        "stagegate_gates.thresholds.api_latency: cannot parse band 'quick'",
+    ),
+]
+VALIDATE_EACH_PLAYBOOK = """
+- name: Validate several gate configurations up front
+  hosts: deploy
+  gather_facts: false
+  tasks:
+    - name: Validate
+      stagegate.release.gate:
+        validate_only: true
+        gates: "{{ item }}"
+        catalog: "{{ stagegate_checks }}"
+      loop: "{{ bad_gates }}"
+      register: validations
+      ignore_errors: true
+    - name: Record the results
+      ansible.builtin.copy:
+        content: "{{ validations.results | map(attribute='msg') | list | to_json }}"
+        dest: "{{ result_file }}"
+        mode: "0600"
+"""
+
+
+def test_validate_entry_point_rejects_bad_gates_naming_gate_and_key(tmp_path: Path) -> None:
+    proc = run_cli(
+        tmp_path,
+        VALIDATE_PLAYBOOK,
+        extravars(tmp_path, "v6", []) | {"stagegate_gates": BAD_GATES[0][0]},
+    )
+    assert proc.returncode == 2  # the role's validate entry point fails the play
+    assert BAD_GATES[0][1] in proc.stdout
+    result_file = tmp_path / "validations.json"
+    variables = extravars(tmp_path, "v6", [], result_file=str(result_file))
+    variables["bad_gates"] = [gates for gates, _ in BAD_GATES]
+    proc = run_cli(tmp_path, VALIDATE_EACH_PLAYBOOK, variables)
+    assert proc.returncode == 0, proc.stdout
+    messages = json.loads(result_file.read_text())
+    for (_, needle), message in zip(BAD_GATES, messages, strict=True):
+        assert needle in message
     assert not (tmp_path / "reports").exists()
 
 
