@@ -319,6 +319,14 @@ def test_manual_items_pending_until_confirmed_by_a_named_person() -> None:
     assert results["alerts"].status is Status.PASS
     assert results["dr_drill"].status is Status.FAIL  # blocking and pending
     assert "pending" in results["dr_drill"].message
+    emails = manual_items(
+        [{"name": "a"}, {"name": "b"}],
+        {"a": "carol@example.com@2026-11-21", "b": "dave@example.com"},
+    )
+    assert [r.details["confirmed"] for r in emails] == [
+        {"by": "carol@example.com", "at": "2026-11-21"},
+        {"by": "dave@example.com", "at": ""},
+    ]
     pending = manual_items([{"name": "x"}], {})[0]
     assert pending.status is Status.WARN
 

@@ -130,7 +130,10 @@ def _confirmation(raw: Any) -> dict[str, str] | None:
     if isinstance(raw, Mapping) and raw.get("by"):
         return {"by": str(raw["by"]), "at": str(raw.get("at", ""))}
     if isinstance(raw, str) and raw.strip():
-        by, _, at = raw.strip().partition("@")
+        # "who@when": split at the last '@' followed by a date, so an e-mail stays whole.
+        by, sep, at = raw.strip().rpartition("@")
+        if not sep or not at[:1].isdigit():
+            by, at = raw.strip(), ""
         return {"by": by.strip(), "at": at.strip()}
     return None
 
