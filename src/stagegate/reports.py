@@ -325,7 +325,7 @@ def _md_summary(report: Mapping[str, Any]) -> list[str]:
         f"- {'✅' if s['gates_passed'] == s['gates'] else '⚠️'} **{s['gates_passed']} of "
         f"{s['gates']} gates passed**",
         f"- {'✅' if s['critical_issues'] == 0 else '❌'} **{s['critical_issues']} critical "
-        "issues** identified",
+        f"issue{'' if s['critical_issues'] == 1 else 's'}** identified",
     ]
     for row in report["performance"][:3]:
         figure = row.get("p95_ms", row.get("value_ms", row.get("avg_ms")))
