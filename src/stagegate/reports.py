@@ -331,7 +331,7 @@ def _md_summary(report: Mapping[str, Any]) -> list[str]:
         figure = row.get("p95_ms", row.get("value_ms", row.get("avg_ms")))
         label = "p95" if "p95_ms" in row else "value" if "value_ms" in row else "avg"
         lines.append(
-            f"- {_STATUS_ICON[row['status']]} **{row['name']}:** {label} {figure:g} ms"
+            f"- {_STATUS_ICON[row['status']]} **{row['name']}:** {label} {_ms(figure)}"
             + (f" ({row['threshold']})" if row.get("threshold") else "")
         )
     if report["release"].get("baseline"):
@@ -513,7 +513,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
 
 
 def _ms(value: Any) -> str:
-    return f"{value:g} ms" if isinstance(value, int | float) else ""
+    return f"{round(value, 1):g} ms" if isinstance(value, int | float) else ""
 
 
 def _approval(verdict: str) -> str:
