@@ -400,3 +400,9 @@ def test_https_with_an_untrusted_certificate_is_a_tls_error(tls_server: tuple[in
     result = one(type="http", url=f"https://localhost:{port}/health")
     assert result.status is Status.ERROR
     assert "TLS error" in result.message
+
+
+def test_a_band_in_the_wrong_unit_is_an_error(http_app: App) -> None:
+    result = one(type="http", url=f"{http_app.url}/health", latency={"requests": 2, "p95": "<= 5%"})
+    assert result.status is Status.ERROR
+    assert "p95_ms: cannot compare 'ms' with '%'" in result.message

@@ -58,8 +58,9 @@ def result_from_outcome(spec: CheckSpec, outcome: Outcome | dict[str, Any]) -> C
         try:
             bands = Bands.parse(measured["bands"])
             band_status = bands.grade(float(measured["value"]), measured.get("unit", ""))
-        except BandError as exc:
-            band_status, messages = Status.ERROR, [*messages, str(exc)]
+        except BandError as exc:  # e.g. a unit that does not fit the figure (ms vs %)
+            status = _worse(status, Status.ERROR)
+            messages.append(f"{measured['name']}: {exc}")
             continue
         thresholds.append(f"{measured['name']}: {bands}")
         if band_status is not Status.PASS:
