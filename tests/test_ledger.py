@@ -100,7 +100,7 @@ PLAYBOOK = """
       stagegate.release.ledger:
         state_dir: "{{ state_dir }}"
         state: present
-        record: {release: v1, verdict: GO, score: 99.0}
+        record: {release: v1, verdict: GO, score: 99.0, run_id: r1}
       check_mode: true
       diff: true
       register: check_append
@@ -112,8 +112,14 @@ PLAYBOOK = """
       stagegate.release.ledger:
         state_dir: "{{ state_dir }}"
         state: present
-        record: {release: v1, verdict: GO, score: 99.0}
+        record: {release: v1, verdict: GO, score: 99.0, run_id: r1}
       register: real_append
+    - name: Append the same run again (a retried recording step)
+      stagegate.release.ledger:
+        state_dir: "{{ state_dir }}"
+        state: present
+        record: {release: v1, verdict: GO, score: 99.0, run_id: r1}
+      register: again
     - name: Read
       stagegate.release.ledger:
         state_dir: "{{ state_dir }}"
@@ -122,14 +128,15 @@ PLAYBOOK = """
     - name: Record the results
       ansible.builtin.copy:
         content: "{{ {'check_append': check_append, 'check_read': check_read,
-                      'real_append': real_append, 'real_read': real_read} | to_json }}"
+                      'real_append': real_append, 'again': again,
+                      'real_read': real_read} | to_json }}"
         dest: "{{ result_file }}"
         mode: "0600"
 """
 
 
 @pytest.mark.slow
-def test_ledger_module_check_mode_writes_nothing_then_appends(tmp_path: Path) -> None:
+def test_ledger_module_check_mode_then_append_once_per_run(tmp_path: Path) -> None:
     playbook = tmp_path / "ledger.yml"
     playbook.write_text(PLAYBOOK)
     state_dir, result_file = tmp_path / "state", tmp_path / "result.json"
@@ -154,4 +161,6 @@ def test_ledger_module_check_mode_writes_nothing_then_appends(tmp_path: Path) ->
     assert result["check_read"]["records"] == []  # check mode wrote nothing
     assert result["real_append"]["changed"] is True
     assert result["real_read"]["last_good"]["release"] == "v1"
+    assert result["again"]["changed"] is False  # one record per run (idempotent)
+    assert len(result["real_read"]["records"]) == 1
     assert ledger.read(state_dir / "ledger.jsonl")[0]["score"] == 99.0

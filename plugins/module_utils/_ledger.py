@@ -78,6 +78,17 @@ def read(path: str) -> list[dict[str, Any]]:
     return records
 
 
+def same_run(records: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of the same run already in the ledger (same run_id, release and kind)."""
+    if not record.get("run_id"):
+        return None
+    key = (record["run_id"], record.get("release"), record.get("kind"))
+    for existing in records:
+        if (existing.get("run_id"), existing.get("release"), existing.get("kind")) == key:
+            return existing
+    return None
+
+
 def last_good(
     records: list[dict[str, Any]], before_release: str | None = None
 ) -> dict[str, Any] | None:

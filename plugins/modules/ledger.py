@@ -14,7 +14,8 @@ description:
     release, verdict, score, start and end, who ran it or the AWX job id, report location,
     key metrics), append-only.
   - I(state=present) appends one record under an exclusive C(flock), so two concurrent runs never
-    interleave or lose a record. I(state=read) returns all records and the last good one (verdict
+    interleave or lose a record; a run already recorded (same C(run_id), C(release), C(kind)) is
+    not appended again. I(state=read) returns all records and the last good one (verdict
     C(GO) or C(GO_WITH_WARNINGS)), which baseline comparison and rollback use.
 options:
   state_dir:
@@ -43,8 +44,11 @@ attributes:
     support: full
     description: The diff shows the line appended to the ledger.
   idempotent:
-    support: none
-    description: Every run is a new record by design (I(state=read) never changes anything).
+    support: full
+    description:
+      - A record whose C(run_id) is set is appended once per run (same C(run_id), C(release) and
+        C(kind)), so re-running the recording step does not duplicate it. Records without
+        C(run_id) are always appended.
 author:
   - stagegate contributors
 seealso:
@@ -112,6 +116,9 @@ class LedgerManager:
             )
         try:
             line = _ledger.validate_record(self.record) + "\n"
+            recorded = _ledger.same_run(_ledger.read(self.path), self.record)
+            if recorded is not None:
+                return {"changed": False, "path": self.path, "record": recorded}
             if not self.module.check_mode:
                 _ledger.append(self.path, self.record)
         except (_ledger.LedgerError, OSError) as exc:
