@@ -213,3 +213,12 @@ def test_awx_job_names_the_run_and_its_owner(deploy_host: DeployHost) -> None:
     assert identity["run_id"] == "awx-4242"
     assert identity["owner"].startswith("release-bot@")
     assert identity["owner"].endswith("(AWX job 4242)")
+
+
+def test_a_run_limited_by_tags_demands_only_its_phases_keys(host: DeployHost) -> None:
+    del host.vars["stagegate_compose_project"]  # needed by build/deploy, not by backup
+    run = host.play("preflight_run.yml", "--tags", "preflight_config,backup")
+    assert run.rc == 0, run.output
+    run = host.play("preflight_run.yml", "--tags", "preflight_config,deploy")
+    assert run.rc != 0
+    assert "stagegate_compose_project: is required for phase(s) deploy" in run.output
