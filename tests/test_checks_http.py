@@ -295,9 +295,10 @@ def test_check_mode_runs_read_only_checks_and_skips_the_others(http_app: App) ->
     assert results_file.status is Status.ERROR  # reading a file is read-only: it ran
 
 
-@pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """An HTTPS server with a throwaway self-signed certificate for localhost."""
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server (TLSv1.2 at most) with a throwaway self-signed certificate for localhost."""
+    tmp_path = tmp_path_factory.mktemp("tls")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [

@@ -172,6 +172,7 @@ def test_docker_services_health_stats_and_image_budget(containers: tuple[str, An
 
 
 @pytest.mark.docker
+@pytest.mark.slow
 def test_logs_scan_with_allow_list(containers: tuple[str, Any]) -> None:
     project, _ = containers
     time.sleep(0.5)  # let the worker print
