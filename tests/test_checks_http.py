@@ -407,3 +407,12 @@ def test_a_band_in_the_wrong_unit_is_an_error(http_app: App) -> None:
     result = one(type="http", url=f"{http_app.url}/health", latency={"requests": 2, "p95": "<= 5%"})
     assert result.status is Status.ERROR
     assert "p95_ms: cannot compare 'ms' with '%'" in result.message
+
+
+def test_numbers_and_booleans_written_as_text_are_accepted() -> None:
+    (spec,) = load_catalog(
+        [{"name": "t", "type": "tls", "host": "h", "port": "8443", "verify": "false"}],
+        HOOKS.check_types(),
+    )
+    assert spec.options["port"] == 8443
+    assert spec.options["verify"] is False

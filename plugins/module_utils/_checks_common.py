@@ -10,6 +10,7 @@ grades against PASS/WARN bands (`stagegate.bands`), so band logic lives in one p
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -190,6 +191,25 @@ def validate_options(
     return normal, errors
 
 
+_FLOAT_RE = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)$")
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def _coerce(value: Any, kind: str) -> Any:
+    """Numbers and booleans written as text (as templating without native types gives),
+    converted the way Ansible's argument spec does; anything else is left to be rejected."""
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text is None:
+        return value
+    if kind == "int" and text.lstrip("-").isdigit():
+        return int(text)
+    if kind == "float" and _FLOAT_RE.match(text):
+        return float(text)
+    return _BOOL_WORDS.get(text, value) if kind == "bool" else value
+
+
 def _checked_value(
     where: str,
     key: str,
@@ -200,8 +220,7 @@ def _checked_value(
     errors: list[str],
 ) -> tuple[Any, str | None]:
     """(the normalised value, what was expected when it is wrong, else None)."""
-    if isinstance(value, int) and not isinstance(value, bool) and spec["type"] == "float":
-        value = float(value)
+    value = _coerce(value, spec["type"])
     expected = _type_error(value, spec["type"], spec.get("elements"))
     if expected is None and "choices" in spec and value not in spec["choices"]:
         expected = "one of " + ", ".join(map(str, spec["choices"]))
