@@ -237,7 +237,7 @@ def test_catalog_errors_name_check_key_value_and_expectation() -> None:
                 {"name": "a", "type": "htp", "url": "http://x"},
                 {"name": "b", "type": "http"},
                 {"name": "c", "type": "http", "url": "http://x", "status": "ok"},
-                {"name": "d", "type": "http", "url": "http://x", "timeout": -1, "group": "misc"},
+                {"name": "d", "type": "http", "url": "http://x", "timeout": -1, "group": "Misc!"},
                 {
                     "name": "e",
                     "type": "http",
@@ -254,7 +254,7 @@ def test_catalog_errors_name_check_key_value_and_expectation() -> None:
     assert "check 'b' (type http): option 'url' is required" in text
     assert "check 'c' (type http): option 'status' = 'ok': expected an integer or a list" in text
     assert "check 'd': 'timeout' = -1: expected a number" in text
-    assert "check 'd': 'group' = 'misc': expected one of" in text
+    assert "check 'd': 'group' = 'Misc!': expected a lower-case name" in text
     assert "check 'e': 'name' is used twice" in text
     assert "check 'e' (type http) option 'latency': option 'p95' = 'fast': expected cannot" in text
     assert "unknown option 'colour'" in text

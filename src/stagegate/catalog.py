@@ -4,7 +4,7 @@ Each entry::
 
     - name: api-health            # unique
       type: http                  # a registered check type
-      group: functionality        # infrastructure, authentication, functionality, ...
+      group: functionality        # infrastructure, authentication, ... (GROUPS) or your own
       severity: critical          # critical | warning | info
       tags: [smoke]
       run_on: controller          # controller | host
@@ -19,6 +19,7 @@ Options may also be written inline beside the common keys; `options:` wins on co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from stagegate.bands import Bands
 from stagegate.checks import CheckType
 from stagegate.results import Severity
 
+GROUP_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 GROUPS = (
     "infrastructure",
     "authentication",
@@ -113,8 +115,10 @@ def _number(where: str, key: str, value: Any, minimum: float, errors: list[str])
 
 def _common(where: str, entry: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
     group = entry.get("group", "functionality")
-    if group not in GROUPS:
-        errors.append(f"{where}: 'group' = {group!r}: expected one of {', '.join(GROUPS)}")
+    if not isinstance(group, str) or not GROUP_RE.match(group):
+        errors.append(
+            f"{where}: 'group' = {group!r}: expected a lower-case name such as {', '.join(GROUPS)}"
+        )
     severity = entry.get("severity", "critical")
     if severity not in {s.value for s in Severity}:
         errors.append(f"{where}: 'severity' = {severity!r}: expected critical, warning or info")
