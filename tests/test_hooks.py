@@ -6,6 +6,7 @@ import inspect
 import subprocess
 import sys
 
+import pluggy
 import pytest
 from conftest import REPO_ROOT
 
@@ -236,3 +237,15 @@ def test_a_check_that_ignores_its_timeout_never_hangs_the_run() -> None:
     assert stuck.status is Status.ERROR
     assert "timed out after 1.5s (timeout 0.2s x 2 attempts)" in stuck.message
     assert disk.status is Status.PASS  # its slot was freed for it
+
+
+def test_check_pending_rejects_a_misspelt_hook() -> None:
+    class Typo:
+        @hookimpl
+        def stagegate_check_type(self) -> list[CheckType]:  # missing "s"
+            return []
+
+    pm = new_plugin_manager(entry_points=False)
+    pm.register(Typo())
+    with pytest.raises(pluggy.PluginValidationError, match="stagegate_check_type"):
+        pm.check_pending()
