@@ -212,7 +212,7 @@ def redis_port(docker_client: Any) -> Iterator[int]:
         ports={"6379/tcp": ("127.0.0.1", port)},
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while b"Ready to accept" not in container.logs() and time.monotonic() < deadline:
             time.sleep(0.1)
         container.exec_run(["redis-cli", "set", "k", "v"])
