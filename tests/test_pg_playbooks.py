@@ -102,6 +102,14 @@ def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
     manifest = json.loads(manifest_path.read_text())
     assert manifest["verified"] is True
     assert "public.items" in manifest["tables"]
+    restored = run_module(
+        "pg_restore",
+        {"db": {**db, "container": "postgres"}, "compose_project": sandbox_stack.project,
+         "backup": str(manifest_path.with_suffix("").with_suffix("")), "name": "app_restored"},
+    )  # fmt: skip
+    assert restored.get("failed") is not True, (restored["msg"], restored.get("stderr"))
+    assert restored["verification"]["mismatched"] == {}
+    run_module("pg_clone", {"db": db, "name": "app_restored", "state": "absent"})
 
     sandbox_stack.checkout("v2-broken-migration")
     broken = run_playbook(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PgCluster
-from pg_fixtures import db_arg, fingerprint, run_module
+from conftest import PgCluster, unique_name
+from pg_fixtures import SAMPLE_SCHEMA, db_arg, fingerprint, run_module
 
 
 @pytest.fixture
@@ -98,3 +98,31 @@ def test_missing_manifest_refused(pg_cluster: PgCluster, exact_backup: Path) -> 
     )
     assert result["failed"] is True
     assert "no manifest" in result["msg"]
+
+
+def test_non_superuser_skips_extensions_it_cannot_create(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    role = unique_name("r_")
+    dbname = unique_name("sgtest_")
+    pg_cluster.psql(f'CREATE ROLE "{role}" LOGIN CREATEDB')
+    pg_cluster.psql(f'CREATE DATABASE "{dbname}" OWNER "{role}"')
+    pg_cluster.psql(f'SET ROLE "{role}"; {SAMPLE_SCHEMA}', dbname)
+    pg_cluster.psql("CREATE EXTENSION pg_stat_statements", dbname)  # made by the superuser
+    try:
+        db = {**db_arg(pg_cluster, dbname), "user": role}
+        backup = run_module(
+            "pg_backup", {"db": db, "backup_dir": str(tmp_path), "name": "ext", "verify": "restore"}
+        )
+        assert backup.get("failed") is not True, (backup["msg"], backup.get("stderr"))
+        assert backup["manifest"]["verification"]["skipped_extensions"] == ["pg_stat_statements"]
+        restore_args = {"db": {**db, "name": "postgres"}, "backup": backup["path"], "mode": "clean"}
+        restored = run_module("pg_restore", {**restore_args, "name": dbname, "force": True})
+        assert restored.get("failed") is not True, (restored["msg"], restored.get("stderr"))
+        assert restored["skipped_extensions"] == ["pg_stat_statements"]
+        assert restored["verification"]["mismatched"] == {}
+        installed = "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"
+        assert pg_cluster.psql(installed, dbname) == "1"
+    finally:
+        pg_cluster.drop_database(dbname)
+        pg_cluster.psql(f'DROP ROLE "{role}"')

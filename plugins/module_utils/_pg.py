@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,9 +136,7 @@ class PgTarget:
         return make_conninfo(**shown) + (" password=***" if self.password else "")
 
     def for_database(self, dbname: str) -> PgTarget:
-        return PgTarget(
-            {**self.params, "dbname": dbname}, self.password, self.container, self.bin_dir
-        )
+        return replace(self, params={**self.params, "dbname": dbname})
 
     def connect(self, autocommit: bool = True) -> Any:
         try:

@@ -13,8 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -87,21 +90,48 @@ def read_manifest(archive: str | Path) -> dict[str, Any] | None:
     return data
 
 
+def archive_listing(target: PgTarget, archive: str) -> str:
+    """The archive's table of contents as `pg_restore --list` prints it."""
+    with path_in_container(target, archive) as seen:
+        # --list takes no connection: drop the -d/-U the helper adds
+        argv = _without_connection(target.tool_argv("pg_restore", ["--list", seen]))
+        return _run_capture(argv, target.tool_env())
+
+
 def archive_tables(target: PgTarget, archive: str) -> list[str]:
     """`schema.table` of every TABLE DATA entry `pg_restore --list` reads from the archive."""
-    with path_in_container(target, archive) as seen:
-        argv = target.tool_argv("pg_restore", ["--list", seen])
-        # --list takes no connection: drop the -d/-U the helper adds
-        argv = _without_connection(argv)
-        listing = _run_capture(argv, target.tool_env())
     tables = []
-    for line in listing.splitlines():
+    for line in archive_listing(target, archive).splitlines():
         if line.startswith(";") or " TABLE DATA " not in line:
             continue
         rest = line.split(" TABLE DATA ", 1)[1].rsplit(" ", 1)[0]  # drop the owner
         schema, _, name = rest.partition(" ")
         tables.append(f"{schema}.{name}")
     return tables
+
+
+EXTENSION_ENTRY = re.compile(r"^\d+; \d+ \d+ (?:EXTENSION - |COMMENT - EXTENSION )(\S+)")
+
+
+def archive_extensions(listing: str) -> set[str]:
+    return {m.group(1) for line in listing.splitlines() if (m := EXTENSION_ENTRY.match(line))}
+
+
+def extensions_to_skip(admin: Any, wanted: set[str], installed: set[str]) -> set[str]:
+    """Extensions a non-superuser cannot (re)create: untrusted ones, and installed ones it
+    does not own (a clean restore would drop them). A superuser skips none."""
+    superuser = admin.execute(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if superuser and superuser[0]:
+        return set()
+    trusted = {
+        row[0]
+        for row in admin.execute(
+            "SELECT DISTINCT name FROM pg_available_extension_versions WHERE trusted"
+        ).fetchall()
+    }
+    return {name for name in wanted if name in installed or name not in trusted}
 
 
 def _without_connection(argv: list[str]) -> list[str]:
@@ -158,10 +188,27 @@ def restore_into(
     jobs: int,
     progress: ProgressLog | None,
     extra: list[str] | None = None,
+    skip_extensions: set[str] | None = None,
 ) -> Any:
-    """pg_restore the archive into `dbname`; raises with cmd/rc/stderr on any error."""
-    with path_in_container(target, archive) as seen:
-        args = ["--verbose", "--exit-on-error", f"--jobs={jobs}", *(extra or []), seen]
+    """pg_restore the archive into `dbname`; raises with cmd/rc/stderr on any error.
+
+    `skip_extensions` leaves those extensions' entries out (through --use-list)."""
+    with ExitStack() as stack:
+        args = ["--verbose", "--exit-on-error", f"--jobs={jobs}", *(extra or [])]
+        if skip_extensions:
+            kept = [
+                line
+                for line in archive_listing(target, archive).splitlines()
+                if not ((m := EXTENSION_ENTRY.match(line)) and m.group(1) in skip_extensions)
+            ]
+            work = stack.enter_context(tempfile.TemporaryDirectory(prefix="stagegate-"))
+            use_list = Path(work) / "use.list"
+            use_list.write_text("\n".join(kept) + "\n", encoding="utf-8")
+            use_list.chmod(0o644)
+            args.append(
+                f"--use-list={stack.enter_context(path_in_container(target, str(use_list)))}"
+            )
+        args.append(stack.enter_context(path_in_container(target, archive)))
         run = run_tool(target.tool_argv("pg_restore", args, dbname), target.tool_env(), progress)
     if not run.ok:
         raise run.failure("pg_restore")
@@ -180,6 +227,7 @@ def rehearse_restore(
     """Restore into a scratch database, compare row counts, always drop the scratch."""
     started = time.monotonic()
     scratch = scratch_name(VERIFY_PREFIX)
+    skipped = extensions_to_skip(admin, archive_extensions(archive_listing(target, archive)), set())
     create_database(admin, scratch)
     try:
         restore_into(
@@ -189,6 +237,7 @@ def rehearse_restore(
             jobs=jobs,
             progress=None,
             extra=["--no-owner", "--no-privileges"],
+            skip_extensions=skipped,
         )
         with target.for_database(scratch).connect() as conn:
             restored = count_rows(conn, sorted(expected_rows))
@@ -204,6 +253,7 @@ def rehearse_restore(
     return {
         "level": "restore",
         "rows": restored,
+        "skipped_extensions": sorted(skipped),
         "seconds": round(time.monotonic() - started, 3),
     }
 

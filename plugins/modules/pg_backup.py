@@ -245,8 +245,8 @@ class BackupManager:
     def run(self) -> dict[str, Any]:
         if self.params["jobs"] > 1 and self.params["format"] != "directory":
             raise PgError("jobs > 1 needs format=directory (pg_dump dumps in parallel only then)")
-        existing = self._existing_good_manifest()
-        if existing and not self.params["force"]:
+        existing = None if self.params["force"] else self._existing_good_manifest()
+        if existing:
             self.result["manifest"] = existing
         else:
             self.result["changed"] = True

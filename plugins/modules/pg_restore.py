@@ -119,6 +119,14 @@ progress:
   returned: when a restore ran
   type: list
   elements: dict
+skipped_extensions:
+  description:
+    - Extensions left out of the restore because the connecting role is not a superuser and
+      cannot create them (untrusted) or drop them (installed, owned by another role). Those
+      missing afterwards are also reported as a warning.
+  returned: when a restore ran
+  type: list
+  elements: str
 terminated:
   description: Sessions ended before restoring.
   returned: always
@@ -153,8 +161,11 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     terminate_sessions,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
+    archive_extensions,
+    archive_listing,
     compare_rows,
     expected_rows,
+    extensions_to_skip,
     read_manifest,
     restore_into,
     sha256_of,
@@ -257,6 +268,7 @@ class RestoreManager:
     def _restore(self, admin: Any, sessions: int) -> None:
         if sessions:
             self.result["terminated"] = terminate_sessions(admin, self.target.dbname)
+        skipped = self._extensions_to_skip(admin)
         extra = ["--no-owner", "--no-privileges"] if self.params["no_owner"] else []
         if self.params["mode"] == "recreate":
             drop_database(admin, self.target.dbname, force=bool(sessions))
@@ -273,8 +285,25 @@ class RestoreManager:
             jobs=self.params["jobs"],
             progress=progress,
             extra=extra,
+            skip_extensions=skipped,
         )
         self.result.update(progress=run.progress, seconds=round(run.seconds, 3))
+
+    def _extensions_to_skip(self, admin: Any) -> set[str]:
+        """Extensions this role cannot create or drop; missing ones afterwards are warned about."""
+        wanted = archive_extensions(archive_listing(self.target, self.backup))
+        installed: set[str] = set()
+        if database_exists(admin, self.target.dbname):
+            with self.target.connect() as conn:
+                installed = {row[0] for row in conn.execute("SELECT extname FROM pg_extension")}
+        skipped = extensions_to_skip(admin, wanted, installed)
+        self.result["skipped_extensions"] = sorted(skipped)
+        missing = sorted(skipped - installed)
+        if missing:
+            self.module.warn(
+                f"extensions {', '.join(missing)} not restored: creating them needs a superuser"
+            )
+        return skipped
 
     def _mismatches(self) -> tuple[dict[str, Any], dict[str, int], bool]:
         expected, exact = expected_rows(self.manifest)
