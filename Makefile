@@ -6,13 +6,17 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint
+.PHONY: setup demo demo-faulty test test-fast lint
 
 setup:
 	@bash scripts/setup.sh
 
 demo: setup
 	@bash scripts/demo.sh
+
+# A faulty release (v2-crashloop) promoted with auto-rollback: NO_GO, then back to the good one.
+demo-faulty: setup
+	@bash scripts/demo-faulty.sh
 
 lint: setup
 	$(BIN)/ruff check src plugins tests bench sandbox
