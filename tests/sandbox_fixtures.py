@@ -84,6 +84,10 @@ class SandboxStack:
         return self.state_dir / "checkout"
 
     @property
+    def report_dir(self) -> Path:
+        return self.state_dir / "reports"
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
@@ -107,6 +111,7 @@ class SandboxStack:
         return {
             "stagegate_source_repo": str(self.repo),
             "stagegate_state_dir": str(self.state_dir),
+            "stagegate_report_dir": str(self.report_dir),
             "stagegate_compose_project": self.project,
             "sandbox_image_prefix": self.image_prefix,
             "sandbox_api_port": self.api_port,

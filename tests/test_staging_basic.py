@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -16,31 +17,23 @@ def assert_no_secret_printed(run: PlaybookRun) -> None:
             assert value not in run.output, f"{name} printed"
 
 
-def task_result(run: PlaybookRun, task: str) -> str:
-    """The first status line (ok/changed/skipping/failed) after the task's banner."""
-    match = re.search(rf"TASK \[{re.escape(task)}\] \*+\n(\w+)", run.stdout)
-    assert match, f"task {task!r} not in the output:\n{run.stdout}"
-    return match.group(1)
-
-
-def test_staging_promotes_v2_with_its_migrations(
-    sandbox_stack: SandboxStack,
-) -> None:
+def test_staging_promotes_v2_with_its_migrations(sandbox_stack: SandboxStack) -> None:
     run = run_playbook("staging.yml", sandbox_stack.extra_vars())
     assert run.rc == 0, run.output
     assert_no_secret_printed(run)
-    assert task_result(run, "Apply the pending migrations in order") == "changed"
+    report = json.loads((sandbox_stack.report_dir / "report.json").read_text())
+    assert report["verdict"] in ("GO", "GO_WITH_WARNINGS"), report["verdict"]
 
     assert sandbox_stack.request("/version").json()["version"] == "v2"
     summary = sandbox_stack.request("/api/v1/reports/summary")
     assert summary.status == 200
     assert {row["status"] for row in summary.json()["summary"]} == {"processed", "queued"}
-    applied = sandbox_stack.compose(
-        "exec", "-T", "postgres", "psql", "-At", "-U", "app", "-d", "app",
-        "-c", "SELECT name FROM stagegate_sandbox_migrations ORDER BY name",
-    ).stdout.split()  # fmt: skip
-    assert applied[0] == "001_initial_schema.sql"
-    assert applied[-2:] == ["006_composite_indexes.sql", "007_reporting_views.sql"]
+    schema = sandbox_stack.compose(
+        "exec", "-T", "postgres", "psql", "-At", "-U", "app", "-d", "app", "-c",
+        "SELECT to_regclass('item_events') IS NOT NULL"
+        " AND to_regclass('idx_item_events_item_created') IS NOT NULL",
+    ).stdout.strip()  # fmt: skip
+    assert schema == "t"
 
 
 @pytest.mark.parametrize(
@@ -48,14 +41,14 @@ def test_staging_promotes_v2_with_its_migrations(
     [
         pytest.param(
             {"stagegate_release": "v2-crashloop"},
-            r"Services not healthy: api \(",  # restarting, exited or starting again
+            r"\bapi\b.*crash",
             "api",
             r"level=CRITICAL service=api msg=\"crashing on start",
             id="crash-loop-release",
         ),
         pytest.param(
             {"sandbox_faults": "api:unhealthy"},
-            r"Services not healthy: api \(running, unhealthy\)",
+            r"\bapi\b.*unhealthy",
             "api",
             r"level=ERROR service=api msg=\"readiness check failed\" dependencies=database",
             id="unhealthy-switch",
@@ -69,9 +62,10 @@ def test_staging_fails_naming_what_is_wrong(
         "staging.yml", sandbox_stack.extra_vars(sandbox_wait_timeout=60, **overrides)
     )
     assert run.rc != 0
-    # The last failure is the rescue's summary; the one before it is the raw failed task.
+    # The last failure is the run's verdict; it names the service and what is wrong with it.
     failures = re.findall(r"fatal: \[localhost\]: FAILED! => (.*)", run.stdout)
     assert failures, run.output
+    assert "NO_GO" in failures[-1]
     assert re.search(expected, failures[-1]), failures[-1]
     assert_no_secret_printed(run)
     # The fault is real: the service's own log says what went wrong.

@@ -22,9 +22,9 @@ import psycopg2
 
 from sandbox_app.common import (
     JOBS_QUEUE,
+    ConnectionPool,
     Log,
     Settings,
-    db_connection,
     monotonic_ms,
     redis_client,
     start_service,
@@ -180,6 +180,7 @@ class App:
         self.log = log
         self.started = time.monotonic()
         self.metrics = Metrics(settings.service, settings.release)
+        self.db = ConnectionPool(settings)
         self.limiter = RateLimiter(int(os.environ.get("SANDBOX_RATE_LIMIT_RPS") or 20))
         self.tokens = Tokens(os.environ.get("SANDBOX_JWT_SECRET", ""))
         self.admin_user = os.environ.get("SANDBOX_ADMIN_USER", "admin")
@@ -224,7 +225,7 @@ class App:
             return {"status": "unhealthy", "error": "connection refused (fault switch unhealthy)"}
         start = time.monotonic()
         try:
-            with db_connection(self.settings, timeout=2) as conn, conn.cursor() as cur:
+            with self.db.connection() as conn, conn.cursor() as cur:
                 cur.execute("SELECT 1")
         except psycopg2.Error as exc:
             return self._unhealthy("database", exc)
@@ -319,7 +320,7 @@ class App:
                 "unhandled exception in data endpoint", "fault switch http_500"
             )
         try:
-            with db_connection(self.settings) as conn:
+            with self.db.connection() as conn:
                 if not table_exists(conn, table):
                     self.log.error("schema not migrated", missing_table=table)
                     return Response(503, {"detail": f"table {table} missing: migrations pending"})
@@ -414,12 +415,23 @@ class Request(BaseHTTPRequestHandler):
         """Silence http.server's own access log; handle_request logs structured lines."""
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        super().__init__(("0.0.0.0", LISTEN_PORT), type("BoundRequest", (Request,), {"app": app}))
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (a probe's timeout) is not a server error: one WARNING line."""
+        exc = sys.exc_info()[1]
+        self.app.log.warning("request aborted", client=client_address[0], detail=repr(exc))
+
+
 def serve() -> None:
     settings, log = start_service("api")
     app = App(settings, log)
-    handler = type("BoundRequest", (Request,), {"app": app})
-    server = ThreadingHTTPServer(("0.0.0.0", LISTEN_PORT), handler)
-    server.daemon_threads = True
+    server = Server(app)
     # PID 1 in a container ignores SIGTERM unless it handles it; stop promptly on `compose stop`.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info("listening", port=LISTEN_PORT, routes=len(app.routes))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 import time
@@ -128,22 +129,53 @@ def _emit_fault_errors(log: Log) -> None:
         time.sleep(5)
 
 
-@contextmanager
-def db_connection(settings: Settings, timeout: int = 3) -> Iterator[psycopg2.extensions.connection]:
-    conn = psycopg2.connect(
-        host=settings.db_host,
-        port=settings.db_port,
-        dbname=settings.db_name,
-        user=settings.db_user,
-        password=settings.db_password,
-        connect_timeout=timeout,
-        application_name=f"sandbox-{settings.service}",
-    )
-    try:
-        with conn:
-            yield conn
-    finally:
-        conn.close()
+class ConnectionPool:
+    """Reuses idle connections: a new one costs a SCRAM handshake, far more than a query."""
+
+    def __init__(self, settings: Settings, size: int = 4, timeout: int = 3) -> None:
+        self.settings = settings
+        self.size = size
+        self.timeout = timeout
+        self.idle: queue.LifoQueue[psycopg2.extensions.connection] = queue.LifoQueue()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        """A connection in a transaction that commits on success; broken ones are dropped."""
+        conn = self._checkout()
+        try:
+            with conn:
+                yield conn
+        except BaseException:
+            conn.close()
+            raise
+        if self.idle.qsize() < self.size:
+            self.idle.put(conn)
+        else:
+            conn.close()
+
+    def _checkout(self) -> psycopg2.extensions.connection:
+        while True:
+            try:
+                conn = self.idle.get_nowait()
+            except queue.Empty:
+                return self._connect()
+            try:
+                conn.poll()  # raises when the server ended the session (restart, terminate)
+            except psycopg2.Error:
+                conn.close()
+                continue
+            return conn
+
+    def _connect(self) -> psycopg2.extensions.connection:
+        return psycopg2.connect(
+            host=self.settings.db_host,
+            port=self.settings.db_port,
+            dbname=self.settings.db_name,
+            user=self.settings.db_user,
+            password=self.settings.db_password,
+            connect_timeout=self.timeout,
+            application_name=f"sandbox-{self.settings.service}",
+        )
 
 
 def redis_client(settings: Settings, timeout: float = 2.0) -> redis.Redis:
