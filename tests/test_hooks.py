@@ -249,3 +249,21 @@ def test_check_pending_rejects_a_misspelt_hook() -> None:
     pm.register(Typo())
     with pytest.raises(pluggy.PluginValidationError, match="stagegate_check_type"):
         pm.check_pending()
+
+
+def test_failure_budget_skips_checks_not_yet_started() -> None:
+    hooks = Hooks(new_plugin_manager(entry_points=False))
+    refused = {"type": "tcp", "host": "127.0.0.1", "port": 9}
+    specs = load_catalog(
+        [
+            {"name": "a", **refused},
+            {"name": "b", **refused, "severity": "info"},  # not critical: does not count
+            {"name": "c", **refused},
+            {"name": "d", "type": "disk"},
+        ],
+        hooks.check_types(),
+    )
+    results = run_checks(specs, hooks=hooks, concurrency=1, max_failures=2)
+    assert [str(r.status) for r in results] == ["ERROR", "ERROR", "ERROR", "SKIP"]
+    assert "failure budget of 2" in results[3].message
+    assert results[3].attempts == 0

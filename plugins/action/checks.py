@@ -26,7 +26,9 @@ _HOST_MODULE = "stagegate.release.host_checks"
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("checks", "names", "groups", "tags", "concurrency", "fail_on"))
+    _VALID_ARGS = frozenset(
+        ("checks", "names", "groups", "tags", "concurrency", "max_failures", "fail_on")
+    )
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -42,6 +44,7 @@ class ActionModule(ActionBase):
                 "groups": {"type": "list", "elements": "str", "default": []},
                 "tags": {"type": "list", "elements": "str", "default": []},
                 "concurrency": {"type": "int", "default": 16},
+                "max_failures": {"type": "int"},
                 "fail_on": {
                     "type": "list",
                     "elements": "str",
@@ -62,7 +65,7 @@ class ActionModule(ActionBase):
         except CatalogError as exc:
             return {**result, "failed": True, "msg": str(exc), "errors": exc.errors}
         selected = select(specs, names=args["names"], groups=args["groups"], tags=args["tags"])
-        results = self._run(selected, hooks, args["concurrency"], task_vars)
+        results = self._run(selected, hooks, args, task_vars)
         summary = {str(status): 0 for status in Status}
         for check_result in results:
             summary[str(check_result.status)] += 1
@@ -81,9 +84,10 @@ class ActionModule(ActionBase):
         return result
 
     def _run(
-        self, specs: list[CheckSpec], hooks: Any, concurrency: int, task_vars: dict[str, Any]
+        self, specs: list[CheckSpec], hooks: Any, args: dict[str, Any], task_vars: dict[str, Any]
     ) -> list[CheckResult]:
         check_mode = bool(self._task.check_mode)
+        concurrency = args["concurrency"]
         local = [s for s in specs if s.run_on == "controller"]
         remote = [s for s in specs if s.run_on == "host"]
         by_name: dict[str, CheckResult] = {}
@@ -92,7 +96,11 @@ class ActionModule(ActionBase):
             target=lambda: by_name.update(
                 (r.name, r)
                 for r in run_checks(
-                    local, hooks=hooks, check_mode=check_mode, concurrency=concurrency
+                    local,
+                    hooks=hooks,
+                    check_mode=check_mode,
+                    concurrency=concurrency,
+                    max_failures=args["max_failures"],
                 )
             )
         )

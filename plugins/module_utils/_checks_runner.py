@@ -34,25 +34,43 @@ T = TypeVar("T")
 
 @dataclass
 class Job(Generic[T]):
-    """One unit of work: `run(cancelled)` returns a T; `on_timeout()` replaces it when late."""
+    """One unit of work: `run(cancelled)` returns a T; `on_timeout()` replaces it when late,
+    `on_skip()` when it never started because the run stopped early."""
 
     run: Callable[[threading.Event], T]
     deadline_s: float
     on_timeout: Callable[[], T]
+    on_skip: Callable[[], T] | None = None
 
 
-def run_bounded(jobs: list[Job[T]], concurrency: int) -> list[T]:
-    """Run every job, at most `concurrency` at once; results in the jobs' order."""
+def run_bounded(
+    jobs: list[Job[T]], concurrency: int, stop: Callable[[list[T]], bool] | None = None
+) -> list[T]:
+    """Run every job, at most `concurrency` at once; results in the jobs' order.
+
+    When `stop(finished results)` turns true, jobs not yet started are not started: each
+    gets its `on_skip()` result (a failure budget). Running jobs still finish.
+    """
     results: list[Any] = [None] * len(jobs)
     finished: queue.Queue[tuple[int, T]] = queue.Queue()
     running: dict[int, tuple[float, threading.Event]] = {}
     pending = list(range(len(jobs)))
-    done = 0
+    completed: list[T] = []
 
     def worker(index: int, cancelled: threading.Event) -> None:
         finished.put((index, jobs[index].run(cancelled)))
 
-    while done < len(jobs):
+    def record(index: int, result: T) -> None:
+        results[index] = result
+        completed.append(result)
+
+    while len(completed) < len(jobs):
+        if pending and stop is not None and stop(completed):
+            for index in pending:
+                skip = jobs[index].on_skip or jobs[index].on_timeout
+                record(index, skip())
+            pending = []
+            continue
         while pending and len(running) < max(1, concurrency):
             index = pending.pop(0)
             cancelled = threading.Event()
@@ -63,16 +81,14 @@ def run_bounded(jobs: list[Job[T]], concurrency: int) -> list[T]:
             index, result = finished.get(timeout=wait)
             if index in running:
                 del running[index]
-                results[index] = result
-                done += 1
+                record(index, result)
         except queue.Empty:
             now = time.monotonic()
             for index, (deadline, cancelled) in list(running.items()):
                 if deadline <= now:
                     cancelled.set()
                     del running[index]
-                    results[index] = jobs[index].on_timeout()
-                    done += 1
+                    record(index, jobs[index].on_timeout())
     return results
 
 

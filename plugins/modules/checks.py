@@ -45,6 +45,12 @@ options:
     type: list
     elements: str
     default: []
+  max_failures:
+    description:
+      - A failure budget for controller checks. Once this many C(critical) checks graded
+        FAIL or ERROR, the checks not started yet are reported SKIP instead of run.
+      - Unset runs every check.
+    type: int
   fail_on:
     description: Fail the task when a check's grade is one of these.
     type: list

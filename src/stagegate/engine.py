@@ -24,7 +24,7 @@ from stagegate.bands import BandError, Bands
 from stagegate.catalog import CheckSpec
 from stagegate.checks import CheckType, Outcome, RunContext
 from stagegate.plugins import Hooks, get_hooks
-from stagegate.results import CheckResult, Status
+from stagegate.results import CheckResult, Severity, Status
 
 DEFAULT_CONCURRENCY = 16
 _GRACE_S = 1.0
@@ -149,8 +149,13 @@ def run_checks(
     hooks: Hooks | None = None,
     check_mode: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
+    max_failures: int | None = None,
 ) -> list[CheckResult]:
-    """Run the checks concurrently; results in catalog order, graded."""
+    """Run the checks concurrently; results in catalog order, graded.
+
+    `max_failures` is a failure budget: once that many critical checks have graded FAIL
+    or ERROR, checks not yet started are reported SKIP instead of run.
+    """
     hooks = hooks or get_hooks()
     types = hooks.check_types()
 
@@ -165,13 +170,25 @@ def run_checks(
             )
             return _graded(spec, result, hooks)
 
+        def skipped() -> CheckResult:
+            reason = f"not run: failure budget of {max_failures} critical failures used up"
+            return _graded(spec, make_result(spec, Status.SKIP, reason, attempts=0), hooks)
+
         return Job(
             run=lambda cancelled: _run_one(spec, hooks, types, check_mode, cancelled),
             deadline_s=deadline_s(spec),
             on_timeout=timed_out,
+            on_skip=skipped,
         )
 
-    return run_bounded([job(spec) for spec in specs], concurrency)
+    def budget_used(done: list[CheckResult]) -> bool:
+        failed = [r for r in done if r.severity is Severity.CRITICAL and r.status in _FAILED]
+        return max_failures is not None and len(failed) >= max_failures
+
+    return run_bounded([job(spec) for spec in specs], concurrency, budget_used)
+
+
+_FAILED = (Status.FAIL, Status.ERROR)
 
 
 def graded_host_results(
