@@ -17,12 +17,12 @@ import socket
 import subprocess
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.urls import open_url
 from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
     is_secret_name,
 )
@@ -448,11 +448,12 @@ class Readiness:
         """None when ready, else what failed."""
         if self.http:
             try:
-                with urllib.request.urlopen(self.http, timeout=1) as resp:  # noqa: S310 - operator's URL
+                # Readiness only: certificates are the validate phase's TLS check.
+                with open_url(self.http, timeout=1, validate_certs=False) as resp:
                     code = resp.status
             except urllib.error.HTTPError as exc:
                 code = exc.code
-            except (OSError, ValueError) as exc:
+            except Exception as exc:  # refused, reset, timeout, TLS: all mean not ready yet
                 return f"GET {self.http}: {exc}"
             if code not in self.status:
                 return f"GET {self.http}: status {code}, expected {list(self.status)}"

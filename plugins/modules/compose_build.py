@@ -20,7 +20,7 @@ description:
     Dockerfile, build args, target, local base image IDs), which is what check mode compares
     to tell whether a build would change the image.
 version_added: "0.1.0"
-author: stagegate contributors
+author: stagegate developers (@stagegate)
 extends_documentation_fragment:
   - stagegate.release.compose
 options:
@@ -78,6 +78,7 @@ notes:
 seealso:
   - module: stagegate.release.compose_config
   - name: docker compose build
+    description: The Compose CLI command this module runs per service.
     link: https://docs.docker.com/reference/cli/docker/compose/build/
 """
 

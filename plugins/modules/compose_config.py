@@ -15,12 +15,12 @@ description:
     compose files and of the resolved configuration for the release manifest.
   - Read-only; a preflight step.
 version_added: "0.1.0"
-author: stagegate contributors
+author: stagegate developers (@stagegate)
 extends_documentation_fragment:
   - stagegate.release.compose
 options:
   required_services:
-    description: Services the project must define (for example every service of O(tiers) elsewhere).
+    description: Services the project must define (for example every service of the tiers).
     type: list
     elements: str
     default: []
@@ -37,6 +37,7 @@ attributes:
 seealso:
   - module: stagegate.release.compose_build
   - name: docker compose config
+    description: The Compose CLI command this module runs.
     link: https://docs.docker.com/reference/cli/docker/compose/config/
 """
 

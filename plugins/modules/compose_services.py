@@ -16,7 +16,7 @@ description:
   - O(state=started) starts existing containers and creates missing ones, but never recreates
     a container (use M(stagegate.release.compose_up_tiers) to roll out new images).
 version_added: "0.1.0"
-author: stagegate contributors
+author: stagegate developers (@stagegate)
 extends_documentation_fragment:
   - stagegate.release.compose
 options:
@@ -52,6 +52,7 @@ attributes:
 seealso:
   - module: stagegate.release.compose_up_tiers
   - name: docker compose stop
+    description: The Compose CLI commands this module runs (stop, restart, up --no-recreate).
     link: https://docs.docker.com/reference/cli/docker/compose/stop/
 """
 

@@ -20,7 +20,7 @@ description:
   - C(changed) when Compose created, recreated or started a container; a project already up
     with the same configuration and images reports not changed.
 version_added: "0.1.0"
-author: stagegate contributors
+author: stagegate developers (@stagegate)
 extends_documentation_fragment:
   - stagegate.release.compose
 options:
@@ -87,6 +87,7 @@ seealso:
   - module: stagegate.release.compose_services
   - module: stagegate.release.compose_build
   - name: docker compose up
+    description: The Compose CLI command this module runs per tier.
     link: https://docs.docker.com/reference/cli/docker/compose/up/
 """
 

@@ -17,7 +17,7 @@ description:
   - Volumes are never touched unless O(prune_volumes=true), and then only unused volumes of
     O(project_name) (required for it), because a volume holds a database.
 version_added: "0.1.0"
-author: stagegate contributors
+author: stagegate developers (@stagegate)
 options:
   older_than:
     description:
@@ -50,6 +50,7 @@ requirements:
   - docker (Python SDK) >= 7.0 on the deploy host
 seealso:
   - name: docker image prune
+    description: The Docker CLI equivalent (this module filters by project and age).
     link: https://docs.docker.com/reference/cli/docker/image/prune/
 """
 

@@ -17,7 +17,7 @@ description:
   - O(state=read) returns a release's manifest, or the latest one when O(release) is omitted,
     with the list of recorded releases, newest first.
 version_added: "0.1.0"
-author: stagegate contributors
+author: stagegate developers (@stagegate)
 options:
   state_dir:
     description: The deploy host's state directory (inventory variable C(stagegate_state_dir)).
