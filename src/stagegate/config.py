@@ -151,6 +151,11 @@ CORE_FIELDS: tuple[Field, ...] = (
     Field("stagegate_report_dir", PATH, "where the reports are written"),
     Field("stagegate_checks", _spec("list", elements=_spec("dict")), "the check catalog"),
     Field("stagegate_gates", _spec("dict"), "gate rules"),
+    Field(
+        "stagegate_auto_rollback",
+        _spec("bool"),
+        "staging.yml: on NO_GO, run the rollback role after the report (still exits non-zero)",
+    ),
 )
 
 # Keys of which at least one must be set for a phase, and which exclude each other.
