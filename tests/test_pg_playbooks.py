@@ -70,6 +70,17 @@ def test_ladders_through_ansible_playbook(
     )
 
 
+def start_sandbox_postgres(stack: Any) -> None:
+    """v1's postgres, healthy. On a heavily loaded machine the first health probes can run
+    out before initdb is done (`up --wait` fails while the server keeps starting): wait again."""
+    try:
+        stack.up("v1", "postgres")
+    except subprocess.CalledProcessError as exc:
+        retry = stack.compose("up", "--detach", "--wait", "postgres", check=False)
+        if retry.returncode != 0:
+            pytest.fail(f"sandbox postgres did not start: {exc.stderr}\n{retry.stderr}")
+
+
 @pytest.mark.slow
 @pytest.mark.docker
 def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
@@ -78,7 +89,7 @@ def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
     from sandbox_fixtures import run_playbook, sandbox_secrets  # noqa: PLC0415
 
     password = sandbox_secrets()["sandbox_db_password"]
-    sandbox_stack.up("v1", "postgres")
+    start_sandbox_postgres(sandbox_stack)
     db = {
         "host": "127.0.0.1",
         "port": sandbox_stack.pg_port,
