@@ -8,6 +8,7 @@ import pytest
 
 from stagegate.config import (
     CORE_FIELDS,
+    ArgumentSpecError,
     Schema,
     SecretRule,
     check_secret,
@@ -186,3 +187,11 @@ def test_dotenv_parsing_follows_compose() -> None:
         "PLAIN": "value",
         "EMPTY": "",
     }
+
+
+def test_a_broken_role_argument_spec_is_named(tmp_path: Path) -> None:
+    spec = tmp_path / "deploy" / "meta" / "argument_specs.yml"
+    spec.parent.mkdir(parents=True)
+    spec.write_text("argument_specs:\n  main:\n    description: C({a: b, c: d})\n      x: y\n")
+    with pytest.raises(ArgumentSpecError, match=r"cannot read .*deploy/meta/argument_specs.yml"):
+        Schema.load(tmp_path)

@@ -20,6 +20,7 @@ try:
     from stagegate.config import (
         PHASES,
         PREFIX,
+        ArgumentSpecError,
         ConfigError,
         Schema,
         SecretRule,
@@ -70,7 +71,11 @@ class ActionModule(ActionBase):
     def _check_config(self, args, task_vars):
         values, errors = self._templated_values(task_vars)
         phases = self._phases(args["phases"], task_vars)
-        schema = Schema.load(Path(args["roles_dir"]) if args["roles_dir"] else COLLECTION_ROLES)
+        roles_dir = Path(args["roles_dir"]) if args["roles_dir"] else COLLECTION_ROLES
+        try:
+            schema = Schema.load(roles_dir)
+        except ArgumentSpecError as exc:
+            return {"failed": True, "changed": False, "errors": [str(exc)], "msg": str(exc)}
         found, warned = schema.validate(
             values, phases, unknown_keys_fatal=args["unknown_keys"] == "error"
         )

@@ -74,6 +74,10 @@ class Field:
     required: bool = False  # inside a dict: the key must be present
 
 
+class ArgumentSpecError(ValueError):
+    """A role's meta/argument_specs.yml cannot be read: named, so the author can fix it."""
+
+
 @dataclass(frozen=True)
 class ConfigError:
     key: str
@@ -212,7 +216,10 @@ def fields_from_argument_specs(roles_dir: Path) -> list[Field]:
     found: list[Field] = []
     for spec_file in sorted(roles_dir.glob("*/meta/argument_specs.yml")):
         phase = spec_file.parent.parent.name
-        data = yaml.safe_load(spec_file.read_text()) or {}
+        try:
+            data = yaml.safe_load(spec_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ArgumentSpecError(f"cannot read {spec_file}: {exc}") from exc
         for entry_name, entry in (data.get("argument_specs") or {}).items():
             for name, option in (entry.get("options") or {}).items():
                 if not name.startswith(PREFIX):
