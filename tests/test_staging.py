@@ -1,0 +1,240 @@
+"""playbooks/staging.yml end to end on one isolated sandbox stack, as a release engineer runs it.
+
+The tests share the stack and run in file order (a deploy costs tens of seconds):
+bad inventories stop before anything exists; v1 is promoted from nothing; `--check` of the next
+release changes nothing; a broken migration stops at the dry-run with the database untouched
+and v1 serving; a crash-looping release that migrated is rolled back automatically, database
+restored; v2 is promoted with GO through ansible-runner (the AWX way); validate.yml re-validates
+it against its deploy-time record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import pytest
+from conftest import REPO_ROOT
+from sandbox_fixtures import (
+    INVENTORY,
+    VENV_BIN,
+    PlaybookRun,
+    SandboxStack,
+    run_playbook,
+    sandbox_secrets,
+)
+from test_rollback import Rollout, grant_superuser, playbook_env
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
+
+V2_OBJECTS = {"item_events", "v_item_status_summary", "idx_item_events_item_created"}
+REPORT_FILES = ("report.json", "report.md", "junit.xml", "report.html")
+
+
+class Staging(Rollout):
+    """The shared stack, with staging.yml runs on top of the rollback tests' helpers."""
+
+    def __init__(self, stack: SandboxStack) -> None:
+        super().__init__(stack)
+        # Latency is graded, but tests never assert timings (bench/ does): wide bands here.
+        self.vars["sandbox_latency_bands"] = {"p95": {"pass": "<= 60s"}}
+
+    def staging(self, release: str, *args: str, **extra: Any) -> PlaybookRun:
+        variables = {**self.vars, "stagegate_release": release, **extra}
+        if not args:
+            return run_playbook("staging.yml", variables)
+        return run_with_args("staging.yml", variables, *args)
+
+    def last(self) -> dict[str, Any]:
+        return self.ledger()[-1]
+
+    def report(self, record: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(Path(record["reports"]["report.json"]).read_text())
+
+
+def run_with_args(playbook: str, variables: dict[str, Any], *args: str) -> PlaybookRun:
+    proc = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", str(INVENTORY),
+         "-e", json.dumps(variables), *args],
+        cwd=REPO_ROOT, env=playbook_env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def project_containers(project: str) -> list[str]:
+    return subprocess.run(
+        ["docker", "ps", "--all", "--quiet",
+         "--filter", f"label=com.docker.compose.project={project}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+
+
+def assert_no_secret_printed(run: PlaybookRun) -> None:
+    for name, value in sandbox_secrets().items():
+        if "password" in name or "secret" in name:
+            assert value not in run.output, f"{name} printed"
+
+
+def phases(report: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["status"] for p in report["phases"]}
+
+
+@pytest.fixture(scope="module")
+def staging(sandbox_repo: Path) -> Iterator[Staging]:
+    state_dir = Path(os.environ.get("TMPDIR", "/var/tmp")) / f"sgt-staging-{os.getpid()}"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    stack = SandboxStack(repo=sandbox_repo, state_dir=state_dir)
+    try:
+        yield Staging(stack)
+    finally:
+        stack.teardown()
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        pytest.param({"stagegate_relase": "v2"}, "stagegate_relase: unknown", id="unknown-key"),
+        pytest.param(
+            {"stagegate_tiers": "postgres,api"}, "stagegate_tiers: got 'postgres,api'", id="type"
+        ),
+        pytest.param({"stagegate_compose_project": ""}, "stagegate_compose_project", id="missing"),
+    ],
+)
+def test_bad_inventory_stops_in_preflight_before_anything_changes(
+    staging: Staging, extra: dict[str, Any], named: str
+) -> None:
+    run = staging.staging("v1", **extra)
+    assert run.rc != 0
+    assert named in run.stdout, run.stdout[-3000:]
+    assert "configuration is invalid" in run.stdout
+    assert "TASK [stagegate.release.preflight : Take the deploy lock" not in run.stdout
+    # nothing exists: no checkout, no lock, no ledger entry, no container
+    assert not list(staging.state_dir.iterdir())
+    assert project_containers(staging.stack.project) == []
+
+
+def test_first_promotion_of_v1(staging: Staging) -> None:
+    run = staging.staging("v1")
+    assert run.rc == 0, run.output[-4000:]
+    assert_no_secret_printed(run)
+    record = staging.last()
+    assert (record["release"], record["verdict"]) == ("v1", "GO")
+    report = staging.report(record)
+    # nothing ran before: no backup or dry-run to take
+    assert phases(report)["backup"] == phases(report)["migration_dryrun"] == "skipped"
+    assert not V2_OBJECTS & staging.schema()
+    assert not (staging.state_dir / "lock.json").exists(), "the lock is released"
+    grant_superuser(staging.stack)  # the restore re-creates pg_stat_statements (docs/rollback.md)
+    staging.v1_rows = staging.row_counts()  # type: ignore[attr-defined]
+
+
+def test_check_mode_changes_nothing(staging: Staging) -> None:
+    before = staging.snapshot()
+    run = staging.staging("v2-crashloop", "--check")
+    assert run.rc == 0, run.output[-4000:]
+    assert "Check mode: every phase reported its plan and nothing changed" in run.stdout
+    for phase in ("preflight", "source", "backup", "migration_dryrun", "build", "deploy"):
+        assert f"Time the {phase.replace('_', ' ').replace('dryrun', 'dry-run')}" in run.stdout
+    assert staging.snapshot() == before
+    assert staging.stack.project_dir.joinpath(".stagegate-release").read_text().strip() == "v1"
+
+
+def test_broken_migration_stops_at_the_dry_run(staging: Staging) -> None:
+    before = staging.snapshot()
+    run = staging.staging("v2-broken-migration")
+    assert run.rc != 0
+    record = staging.last()
+    assert (record["release"], record["verdict"]) == ("v2-broken-migration", "NO_GO")
+    assert record["stopped"]["phase"] == "migration_dryrun"
+    assert "008_item_owners.sql" in record["stopped"]["reason"]
+    assert phases(staging.report(record))["migration_dryrun"] == "failed"
+    # the staging database and the running release are untouched
+    after = staging.snapshot()
+    for key in ("containers", "schema", "rows"):
+        assert after[key] == before[key], key
+    assert staging.api_version() == "v1"
+    assert not (staging.state_dir / "lock.json").exists()
+
+
+def test_crash_loop_is_rolled_back_automatically(staging: Staging) -> None:
+    run = staging.staging("v2-crashloop", stagegate_auto_rollback=True)
+    assert run.rc != 0
+    assert "NO_GO for v2-crashloop" in run.stdout
+    assert_no_secret_printed(run)
+    promotion, rollback = staging.ledger()[-2:]
+    assert promotion["verdict"] == "NO_GO"
+    assert promotion["stopped"]["phase"] == "deploy"
+    assert "service api" in promotion["stopped"]["reason"]
+    assert (rollback["kind"], rollback["rolled_back_from"]) == ("rollback", "v2-crashloop")
+    assert (rollback["release"], rollback["verdict"]) == ("v1", "GO")
+    # v2-crashloop had applied 006/007: the backup taken before it was restored
+    assert not V2_OBJECTS & staging.schema()
+    assert staging.row_counts() == staging.v1_rows  # type: ignore[attr-defined]
+    assert staging.api_version() == "v1"
+    assert Path(rollback["report_dir"]).parent == Path(promotion["report_dir"])
+
+
+def test_promotion_to_v2_through_ansible_runner(staging: Staging, tmp_path: Path) -> None:
+    result = ansible_runner.run(
+        private_data_dir=str(tmp_path),
+        project_dir=str(REPO_ROOT),
+        playbook=str(REPO_ROOT / "playbooks" / "staging.yml"),
+        inventory=str(INVENTORY),
+        extravars={**staging.vars, "stagegate_release": "v2"},
+        envvars={"ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        quiet=True,
+    )
+    stdout = result.stdout.read()
+    assert result.rc == 0, stdout[-4000:]
+    stats = result.stats
+    assert stats
+    assert not stats["failures"]
+
+    record = staging.last()
+    assert (record["release"], record["previous"], record["verdict"]) == ("v2", "v1", "GO")
+    report_dir = Path(record["report_dir"])
+    assert {p.name for p in report_dir.iterdir()} >= set(REPORT_FILES)
+    report = staging.report(record)
+    assert report["verdict"] == "GO"
+    assert report["release"]["version"] == "v2"
+    assert [p["name"] for p in report["phases"]] == [
+        "preflight", "source", "backup", "migration_dryrun", "build", "deploy", "validate",
+    ]  # fmt: skip
+    assert all(p["status"] == "ok" for p in report["phases"])
+    names = {c["name"]: c["status"] for c in report["checks"]}
+    assert names["reports_summary"] == names["v2_schema"] == names["migration_dryrun"] == "PASS"
+    assert report["rollback_plan"]["target"]["release"] == "v1"
+    junit = ET.parse(report_dir / "junit.xml").getroot()  # noqa: S314 - written by this run
+    assert len(junit.findall(".//testcase")) >= len(report["checks"])
+    assert "## Executive Summary" in (report_dir / "report.md").read_text()
+    assert (report_dir / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
+
+    manifest = json.loads((staging.state_dir / "releases/v2/manifest.json").read_text())
+    assert manifest["previous_release"] == "v1"
+    assert manifest["migrations_applied"] == [
+        "006_composite_indexes.sql",
+        "007_reporting_views.sql",
+    ]
+    assert Path(manifest["backup"]["path"]).exists()
+    assert set(manifest["images"]) == {"postgres", "redis", "api", "worker"}
+    assert staging.schema() >= V2_OBJECTS
+    assert staging.api_version() == "v2"
+
+
+def test_validate_playbook_compares_with_the_deploy_record(staging: Staging) -> None:
+    deploy = staging.last()
+    run = run_playbook("validate.yml", staging.vars)
+    assert run.rc == 0, run.output[-4000:]
+    record = staging.last()
+    assert (record["kind"], record["release"]) == ("revalidation", "v2")
+    assert record["baseline_run_id"] == deploy["run_id"]
+    assert record["verdict"] == "GO"
+    gates = {g["name"]: g for g in staging.report(record)["gates"]}
+    assert gates["stable since deploy: api_latency p95_ms"]["status"] in ("PASS", "WARN")
+    assert "v2 since its deploy" in run.stdout
