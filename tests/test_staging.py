@@ -187,7 +187,7 @@ def test_promotion_to_v2_through_ansible_runner(staging: Staging, tmp_path: Path
         playbook=str(REPO_ROOT / "playbooks" / "staging.yml"),
         inventory=str(INVENTORY),
         extravars={**staging.vars, "stagegate_release": "v2"},
-        envvars={"ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        envvars={k: playbook_env()[k] for k in ("ANSIBLE_CONFIG", "PATH")},
         quiet=True,
     )
     stdout = result.stdout.read()
