@@ -121,14 +121,24 @@ class SandboxStack:
         }
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        proc = subprocess.run(
             ["docker", "compose", "--project-name", self.project, *args],
             cwd=self.project_dir,
             env={**os.environ, **self.env()},
             capture_output=True,
             text=True,
-            check=check,
+            check=False,
         )
+        if check and proc.returncode != 0:
+            states = subprocess.run(
+                ["docker", "compose", "--project-name", self.project, "ps", "--all"],
+                cwd=self.project_dir, capture_output=True, text=True, check=False,
+            ).stdout  # fmt: skip
+            pytest.fail(
+                f"docker compose {' '.join(args)}: exit {proc.returncode}\n"
+                f"{proc.stderr[-3000:]}\n{states}"
+            )
+        return proc
 
     def checkout(self, release: str) -> None:
         if not self.project_dir.exists():

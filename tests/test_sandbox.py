@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -100,10 +101,23 @@ def test_release_migrations_apply_in_order_and_the_broken_one_fails_whole(
     assert columns == "0"
 
 
+def wait_for_item_status(stack: SandboxStack, item_id: int, timeout: float = 30) -> str:
+    """The item's status once it is no longer `queued` (the list is cached for 5 s)."""
+    deadline = time.monotonic() + timeout
+    status = "missing"
+    while time.monotonic() < deadline:
+        items = stack.request("/api/v1/items").json().get("items", [])
+        status = next((item["status"] for item in items if item["id"] == item_id), "missing")
+        if status not in ("queued", "missing"):
+            break
+        time.sleep(1)
+    return status
+
+
 @pytest.mark.docker
 @pytest.mark.slow
 def test_v1_answers_its_endpoints(sandbox_stack: SandboxStack) -> None:
-    sandbox_stack.extra_env["SANDBOX_RATE_LIMIT_RPS"] = "5"
+    sandbox_stack.extra_env["SANDBOX_RATE_LIMIT_RPS"] = "10"
     sandbox_stack.up("v1")
 
     ready = sandbox_stack.request("/health/ready")
@@ -141,9 +155,16 @@ def test_v1_answers_its_endpoints(sandbox_stack: SandboxStack) -> None:
     assert sandbox_stack.request("/api/v1/me", token=token).json()["username"] == "admin"
     assert sandbox_stack.request("/api/v1/me", token=token + "x").status == 401
 
-    time.sleep(1)
-    statuses = [sandbox_stack.request("/api/v1/me").status for _ in range(8)]
+    # The worker takes a queued item from Redis and marks it processed in PostgreSQL.
+    created = sandbox_stack.request("/api/v1/items", "POST", {"name": "from-test"}, token=token)
+    assert created.status == 201
+    assert wait_for_item_status(sandbox_stack, created.json()["id"]) == "processed"
+
+    # 60 requests, 30 at a time, against a limit of 10 per second: some must be refused.
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = list(pool.map(lambda _: sandbox_stack.request("/api/v1/me").status, range(60)))
     assert 429 in statuses, statuses
+    assert 401 in statuses, statuses
 
     metrics = sandbox_stack.request("/metrics")
     text = metrics.body.decode()

@@ -164,9 +164,9 @@ class Tokens:
             if not hmac.compare_digest(signature, self._sign(f"{header}.{payload}")):
                 return None
             claims = json.loads(_unb64(payload))
-        except ValueError:
+            return str(claims["sub"]) if claims["exp"] > time.time() else None
+        except (ValueError, KeyError, TypeError):
             return None
-        return str(claims["sub"]) if claims.get("exp", 0) > time.time() else None
 
     def _sign(self, message: str) -> str:
         return _b64(hmac.new(self.key, message.encode(), hashlib.sha256).digest())
@@ -181,6 +181,7 @@ class App:
         self.started = time.monotonic()
         self.metrics = Metrics(settings.service, settings.release)
         self.db = ConnectionPool(settings)
+        self.cache = redis_client(settings)  # thread-safe, keeps its own connection pool
         self.limiter = RateLimiter(int(os.environ.get("SANDBOX_RATE_LIMIT_RPS") or 20))
         self.tokens = Tokens(os.environ.get("SANDBOX_JWT_SECRET", ""))
         self.admin_user = os.environ.get("SANDBOX_ADMIN_USER", "admin")
@@ -234,7 +235,7 @@ class App:
     def _check_redis(self) -> dict[str, Any]:
         start = time.monotonic()
         try:
-            redis_client(self.settings).ping()
+            self.cache.ping()
         except Exception as exc:  # any client failure means "not ready"
             return self._unhealthy("redis", exc)
         return {"status": "healthy", "latency_ms": monotonic_ms(start)}
@@ -281,8 +282,7 @@ class App:
         return Response(200, {"username": user, "role": "admin"})
 
     def list_items(self, request: Request) -> Response:
-        cache = redis_client(self.settings)
-        cached = cache.get(ITEMS_CACHE_KEY)
+        cached = self.cache.get(ITEMS_CACHE_KEY)
         if cached is not None:
             return Response(200, json.loads(cached), {"X-Cache": "hit"})
         rows = self.query(
@@ -295,7 +295,7 @@ class App:
                 dict(zip(("id", "name", "status", "created_at"), row, strict=True)) for row in rows
             ]
         }
-        cache.setex(ITEMS_CACHE_KEY, 5, json.dumps(body))
+        self.cache.setex(ITEMS_CACHE_KEY, 5, json.dumps(body))
         return Response(200, body, {"X-Cache": "miss"})
 
     def create_item(self, request: Request) -> Response:
@@ -308,9 +308,8 @@ class App:
         if isinstance(rows, Response):
             return rows
         item_id = rows[0][0]
-        cache = redis_client(self.settings)
-        cache.delete(ITEMS_CACHE_KEY)
-        cache.lpush(JOBS_QUEUE, str(item_id))
+        self.cache.delete(ITEMS_CACHE_KEY)
+        self.cache.lpush(JOBS_QUEUE, str(item_id))
         return Response(201, {"id": item_id, "name": name, "status": "queued"})
 
     def query(self, table: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any] | Response:
