@@ -33,7 +33,9 @@ def test_tiers_start_in_order_and_the_ladder_holds(
     assert set(res["check1"]["services"].values()) == {None}
     assert {t["status"] for t in res["check1"]["tiers"]} == {"planned"}
     assert any(a["verb"] == "Created" for a in res["check1"]["tiers"][0]["actions"])
+    assert res["check1"]["changed_services"] == ["slow", "web", "worker"]
     assert {a["verb"] for t in res["check2"]["tiers"] for a in t["actions"]} == {"Running"}
+    assert res["check2"]["changed_services"] == res["real2"]["changed_services"] == []
 
     first, second = res["real1"]["tiers"]
     assert first["status"] == second["status"] == "ready"
