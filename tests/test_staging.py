@@ -159,6 +159,7 @@ def test_broken_migration_stops_at_the_dry_run(staging: Staging) -> None:
     for key in ("containers", "schema", "rows"):
         assert after[key] == before[key], key
     assert staging.api_version() == "v1"
+    assert staging.stack.project_dir.joinpath(".stagegate-release").read_text().strip() == "v1"
     assert not (staging.state_dir / "lock.json").exists()
 
 
