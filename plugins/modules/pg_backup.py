@@ -20,7 +20,7 @@ description:
   - Retention keeps the newest O(keep) backups of the database and never removes a protected
     one (O(protect), and the C(backup) of C(<state_dir>/releases/<release>/manifest.json)).
 version_added: 0.1.0
-author: stagegate developers
+author: stagegate developers (@stagegate)
 extends_documentation_fragment:
   - stagegate.release.pg
 options:

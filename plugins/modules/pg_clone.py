@@ -18,7 +18,7 @@ description:
   - O(drop_prefix) also drops databases whose name starts with it (leftovers of earlier,
     interrupted runs), except O(name).
 version_added: 0.1.0
-author: stagegate developers
+author: stagegate developers (@stagegate)
 extends_documentation_fragment:
   - stagegate.release.pg
 options:

@@ -22,7 +22,7 @@ description:
   - After applying, runs O(verify) queries (for example "indexes C(idx_%) exist", "views
     C(v_%) exist", "a view answers") and fails when one returns too few rows.
 version_added: 0.1.0
-author: stagegate developers
+author: stagegate developers (@stagegate)
 extends_documentation_fragment:
   - stagegate.release.pg
 options:

@@ -22,7 +22,7 @@ description:
     locks held longer than O(warn_lock_seconds), or a destructive diff) or V(FAIL) (an error).
     A FAIL does not fail the task unless O(fail_on_error); the gate decides.
 version_added: 0.1.0
-author: stagegate developers
+author: stagegate developers (@stagegate)
 extends_documentation_fragment:
   - stagegate.release.pg
 options:

@@ -20,7 +20,7 @@ description:
   - Progress (table by table) is parsed from C(pg_restore --verbose) into RV(progress) and
     O(progress_file).
 version_added: 0.1.0
-author: stagegate developers
+author: stagegate developers (@stagegate)
 extends_documentation_fragment:
   - stagegate.release.pg
 options:
