@@ -16,6 +16,9 @@ import psycopg2
 import redis
 
 JOBS_QUEUE = "sandbox:jobs"
+# Generous on purpose: on a busy 2-core host a connection handshake can take seconds, and a
+# dependency is only reported down (an ERROR line) when it really does not answer.
+DEPENDENCY_TIMEOUT_SECONDS = 5
 KNOWN_FAULTS = frozenset(
     {
         "crash_on_start",
@@ -132,7 +135,9 @@ def _emit_fault_errors(log: Log) -> None:
 class ConnectionPool:
     """Reuses idle connections: a new one costs a SCRAM handshake, far more than a query."""
 
-    def __init__(self, settings: Settings, size: int = 4, timeout: int = 3) -> None:
+    def __init__(
+        self, settings: Settings, size: int = 4, timeout: int = DEPENDENCY_TIMEOUT_SECONDS
+    ) -> None:
         self.settings = settings
         self.size = size
         self.timeout = timeout
@@ -178,7 +183,7 @@ class ConnectionPool:
         )
 
 
-def redis_client(settings: Settings, timeout: float = 2.0) -> redis.Redis:
+def redis_client(settings: Settings, timeout: float = DEPENDENCY_TIMEOUT_SECONDS) -> redis.Redis:
     return redis.Redis(
         host=settings.redis_host,
         port=settings.redis_port,
