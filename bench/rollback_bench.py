@@ -74,17 +74,28 @@ class Bench:
         if run.rc:
             sys.exit(f"deploy {release} failed:\n{run.output[-3000:]}")
 
-    def rollback_playbook(self) -> float:
+    def rollback_playbook(self) -> tuple[float, list[tuple[float, str]]]:
+        """Wall time, and the slowest tasks (time from one task header to the next)."""
         started = time.perf_counter()
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [str(VENV_BIN / "ansible-playbook"), "playbooks/rollback.yml", "-i", str(INVENTORY),
              "-e", json.dumps(self.vars)],
-            cwd=REPO_ROOT, env=playbook_env(), capture_output=True, text=True, check=False,
+            cwd=REPO_ROOT, env=playbook_env(), stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
+        tasks: list[tuple[float, str]] = []
+        output = []
+        for line in proc.stdout or []:
+            output.append(line)
+            if line.startswith("TASK ["):
+                tasks.append((time.perf_counter(), line.strip(" *\n")))
+        rc = proc.wait()
         elapsed = time.perf_counter() - started
-        if proc.returncode:
-            sys.exit(f"rollback.yml failed:\n{proc.stdout[-3000:]}")
-        return elapsed
+        if rc:
+            sys.exit(f"rollback.yml failed:\n{''.join(output)[-3000:]}")
+        ends = [t for t, _ in tasks[1:]] + [time.perf_counter()]
+        spans = [(end - t, name) for (t, name), end in zip(tasks, ends, strict=True)]
+        spans.sort(reverse=True)
+        return elapsed, spans[:6]
 
     def sh(self, *argv: str, env: dict[str, str] | None = None) -> None:
         subprocess.run(argv, check=True, capture_output=True, env=env, cwd=self.stack.project_dir)
@@ -130,10 +141,14 @@ def main() -> None:
         playbook_times, raw_times = [], []
         for _ in range(args.rounds):
             bench.deploy("v2")
-            playbook_times.append(bench.rollback_playbook())
+            elapsed, slowest = bench.rollback_playbook()
+            playbook_times.append(elapsed)
             bench.deploy("v2")
             raw_times.append(bench.rollback_raw())
         best_playbook, best_raw = min(playbook_times), min(raw_times)
+        print("slowest tasks of the last rollback.yml run:")
+        for seconds, name in slowest:
+            print(f"  {seconds:6.2f} s  {name}")
         print(f"rollback.yml (v2 -> v1, restore, tiers, checks, report): {best_playbook:7.2f} s")
         print(f"raw stop + checkout + pg_restore + compose up + curl loop: {best_raw:7.2f} s")
         ratio = best_playbook / best_raw
