@@ -63,7 +63,7 @@ seealso:
     description: The advisory lock that serialises changes to the lock file.
     link: https://man7.org/linux/man-pages/man2/flock.2.html
 author:
-  - stagegate developers
+  - stagegate developers (@stagegate)
 """
 
 EXAMPLES = r"""

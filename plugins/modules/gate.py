@@ -11,7 +11,7 @@ short_description: Grade check results, evaluate gates, decide GO / NO_GO, write
 version_added: 0.1.0
 description:
   - Runs on the controller. Grades every check result (PASS/WARN/FAIL/SKIP/ERROR) from its
-    severity and the PASS/WARN bands of O(gates.thresholds), evaluates the gates of O(gates)
+    severity and the PASS/WARN bands of C(gates.thresholds), evaluates the gates of O(gates)
     (pass rates, key checks, baseline comparison with the last good release, values pulled
     from result files with JMESPath, shipped profiles such as C(seed003_load_simulation), gate
     types from plugins), reaches the verdict and readiness score through the
@@ -112,11 +112,12 @@ attributes:
     description: Grading and reports are the output of a dry run too; written in check mode.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: full
     description: Writes the same reports for the same input; changes no managed state.
 author:
-  - stagegate developers
+  - stagegate developers (@stagegate)
 seealso:
   - module: stagegate.release.ledger
 """

@@ -50,7 +50,7 @@ attributes:
         C(kind)), so re-running the recording step does not duplicate it. Records without
         C(run_id) are always appended.
 author:
-  - stagegate contributors
+  - stagegate developers (@stagegate)
 seealso:
   - module: stagegate.release.gate
 """

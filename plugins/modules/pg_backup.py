@@ -98,6 +98,7 @@ attributes:
     description: Connects and reads the catalog, reports the plan; writes nothing.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: full
     description: With a fixed O(name) or O(release), a verified archive of that name is kept.

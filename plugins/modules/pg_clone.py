@@ -61,10 +61,13 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports the copy it would make and the busy policy it would apply; creates nothing.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: full
+    description: A copy that exists already is left alone (present) and a missing one is not dropped again (absent).
 seealso:
   - name: CREATE DATABASE
     description: TEMPLATE and STRATEGY.

@@ -86,6 +86,7 @@ attributes:
     description: Lists the pending migrations (and Alembic's offline SQL); applies nothing.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: full
     description: Applied migrations are recorded; a second run finds nothing pending.

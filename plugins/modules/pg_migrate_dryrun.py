@@ -18,7 +18,7 @@ description:
   - The real database is only ever read (as the template). The scratch database is always
     dropped, on success, on failure and on SIGTERM/SIGHUP; leftovers of earlier interrupted runs
     (names starting with O(scratch_prefix)) are dropped first.
-  - Grades the outcome for the gate as RV(check.status) V(PASS), V(WARN) (slow, blocking
+  - Grades the outcome for the gate as RV(check) V(PASS), V(WARN) (slow, blocking
     locks held longer than O(warn_lock_seconds), or a destructive diff) or V(FAIL) (an error).
     A FAIL does not fail the task unless O(fail_on_error); the gate decides.
 version_added: 0.1.0
@@ -103,6 +103,7 @@ attributes:
     description: Lists the pending migrations without copying the database.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: full
     description: Leaves nothing behind, so it never reports changed.

@@ -83,6 +83,7 @@ attributes:
     description: Checks the archive, manifest, guards and sessions; restores nothing.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: full
     description:

@@ -58,8 +58,10 @@ attributes:
     description: Reads only; runs the same in check mode.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: full
+    description: Reads only, so every run gives the same answer for the same variables.
 notes:
   - Run the O(scope=secrets) task with C(no_log) as defence in depth; no value is ever returned.
 seealso:
@@ -67,7 +69,7 @@ seealso:
     description: docs/configuration.md in the collection.
     link: https://example.invalid/stagegate/docs/configuration.md
 author:
-  - stagegate developers
+  - stagegate developers (@stagegate)
 """
 
 EXAMPLES = r"""
