@@ -25,10 +25,13 @@ CONF
 \getenv app_password POSTGRES_PASSWORD
 \getenv app_db POSTGRES_DB
 \getenv app_user POSTGRES_USER
+-- In template1, so the app database and any database the app role recreates later (a
+-- restore) have it: creating pg_stat_statements needs a superuser, which the app role is not.
+\connect template1
+CREATE EXTENSION pg_stat_statements;
+\connect postgres
 CREATE ROLE :"app_user" LOGIN CREATEDB PASSWORD :'app_password';
 CREATE DATABASE :"app_db" OWNER :"app_user";
-\connect :"app_db"
-CREATE EXTENSION pg_stat_statements;
 SQL
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   echo "sandbox-postgres: database $POSTGRES_DB ready for user $POSTGRES_USER"
