@@ -135,9 +135,6 @@ def main() -> None:
     bench = Bench(stack)
     try:
         bench.deploy("v1")
-        # pg_stat_statements lives in the app database; re-creating it needs a superuser.
-        bench.sh("docker", "exec", bench.postgres, "psql", "-X", "-q", "-U", "postgres",
-                 "-c", "ALTER ROLE app SUPERUSER")  # fmt: skip
         playbook_times, raw_times = [], []
         for _ in range(args.rounds):
             bench.deploy("v2")

@@ -174,16 +174,6 @@ def playbook_env() -> dict[str, str]:
     }
 
 
-def grant_superuser(stack: SandboxStack) -> None:
-    """The sandbox creates pg_stat_statements as the superuser inside the app database; only a
-    superuser can create it again when the restore re-creates the database. A real staging
-    restores with a role that can (see docs/rollback.md)."""
-    stack.compose(
-        "exec", "-T", "postgres", "psql", "-X", "-q", "-U", "postgres", "-d", "postgres",
-        "-c", "ALTER ROLE app SUPERUSER",
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def rollout(sandbox_repo: Path) -> Iterator[Rollout]:
     state_dir = Path(os.environ.get("TMPDIR", "/var/tmp")) / f"sgt-rollback-{os.getpid()}"
@@ -192,7 +182,6 @@ def rollout(sandbox_repo: Path) -> Iterator[Rollout]:
     try:
         out = Rollout(stack)
         out.deploy("v1")
-        grant_superuser(stack)
         out.v1_rows = out.row_counts()  # type: ignore[attr-defined]
         out.deploy("v2")
         yield out
