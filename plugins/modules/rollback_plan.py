@@ -68,11 +68,12 @@ attributes:
     description: The module only reads; check mode returns the same plan.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: full
     description: Never changes anything.
 author:
-  - stagegate developers
+  - stagegate developers (@stagegate)
 seealso:
   - module: stagegate.release.rollback_state
   - module: stagegate.release.ledger

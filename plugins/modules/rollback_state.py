@@ -62,7 +62,7 @@ options:
     description: Where the rollback's report was written, with O(state=finished).
     type: str
 author:
-  - stagegate developers
+  - stagegate developers (@stagegate)
 seealso:
   - module: stagegate.release.rollback_plan
 """
