@@ -5,6 +5,7 @@ Everything a fixture creates is removed in its teardown, also when the test fail
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -125,10 +127,9 @@ def start_pg_cluster(settings: dict[str, str] | None = None) -> PgCluster:
 
 
 def stop_pg_cluster(cluster: PgCluster) -> None:
-    try:
+    # The test may have stopped the server itself (e.g. one killed mid-backup).
+    with contextlib.suppress(subprocess.CalledProcessError):
         cluster.pg_ctl("stop")
-    except subprocess.CalledProcessError:
-        pass  # already stopped by the test (e.g. a server killed mid-backup)
     shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
 
 
@@ -163,16 +164,16 @@ def private_pg_cluster() -> Iterator[PgCluster]:
 
 
 @pytest.fixture(scope="session")
-def docker_client():  # type: ignore[no-untyped-def]
+def docker_client() -> docker.DockerClient:
     """A Docker SDK client for the real engine that `make setup` started."""
-    docker = pytest.importorskip("docker")
     deadline = time.monotonic() + 30
     while True:
         try:
             client = docker.from_env()
             client.ping()
-            return client
-        except Exception as exc:  # noqa: BLE001 - report any engine failure the same way
+        except Exception as exc:  # any engine failure is reported the same way
             if time.monotonic() > deadline:
                 pytest.fail(f"Docker engine not reachable ({exc}); run `make setup`")
             time.sleep(1)
+        else:
+            return client

@@ -67,7 +67,9 @@ attributes:
     description: Returns no diff.
   idempotent:
     support: full
-    description: A copy that exists already is left alone (present) and a missing one is not dropped again (absent).
+    description:
+      - A copy that exists already is left alone (present); a missing one is not dropped
+        again (absent).
 seealso:
   - name: CREATE DATABASE
     description: TEMPLATE and STRATEGY.
