@@ -29,7 +29,7 @@ from sandbox_fixtures import (
     run_playbook,
     sandbox_secrets,
 )
-from test_rollback import Rollout, grant_superuser, playbook_env
+from test_rollback import Rollout, playbook_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -130,7 +130,6 @@ def test_first_promotion_of_v1(staging: Staging) -> None:
     assert phases(report)["backup"] == phases(report)["migration_dryrun"] == "skipped"
     assert not V2_OBJECTS & staging.schema()
     assert not (staging.state_dir / "lock.json").exists(), "the lock is released"
-    grant_superuser(staging.stack)  # the restore re-creates pg_stat_statements (docs/rollback.md)
     staging.v1_rows = staging.row_counts()  # type: ignore[attr-defined]
 
 
