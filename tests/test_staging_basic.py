@@ -70,3 +70,27 @@ def test_staging_fails_naming_what_is_wrong(
     assert_no_secret_printed(run)
     # The fault is real: the service's own log says what went wrong.
     assert re.search(logged, sandbox_stack.logs(service))
+
+
+def test_slow_responses_fault_grades_go_with_warnings(sandbox_stack: SandboxStack) -> None:
+    # The slow_responses switch delays every answer by SANDBOX_SLOW_MS (400 ms). Held against
+    # bands whose PASS ends at 200 ms, the warning-severity latency check grades WARN: a
+    # release that works but is slow is promoted with warnings, not stopped.
+    bands = {
+        "avg": {"pass": "<= 200ms", "warn": "<= 10s"},
+        "p95": {"pass": "<= 200ms", "warn": "<= 10s"},
+    }
+    run = run_playbook(
+        "staging.yml",
+        sandbox_stack.extra_vars(sandbox_faults="api:slow_responses", sandbox_latency_bands=bands),
+    )
+    assert run.rc == 0, run.output
+    report = json.loads((sandbox_stack.report_dir / "report.json").read_text())
+    assert report["verdict"] == "GO_WITH_WARNINGS", report["verdict"]
+    latency = next(check for check in report["checks"] if check["name"] == "api_latency")
+    assert latency["status"] == "WARN", latency
+    assert latency["metrics"]["avg_ms"] >= 400, latency
+    assert [c["name"] for c in report["checks"] if c["status"] not in ("PASS", "SKIP")] == [
+        "api_latency"
+    ]
+    assert "stagegate: verdict GO_WITH_WARNINGS" in run.stdout
