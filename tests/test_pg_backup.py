@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -9,7 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible_collections.stagegate.release.plugins.module_utils._pg import PgError, PgTarget
+from ansible_collections.stagegate.release.plugins.module_utils._pg import (
+    PgError,
+    PgTarget,
+    run_tool,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
     rehearse_restore,
     verify_listing,
@@ -36,13 +41,23 @@ def test_backup_verified_with_manifest_and_idempotent(
     assert manifest["tables"]["public.customers"]["rows"] == 200
     assert manifest["server_version"].startswith("15")
     assert manifest["release"] == "v1"
-    assert len(manifest["sha256"]) == 64
+    # hashed while pg_dump wrote it: the same digest as reading the file back
+    assert manifest["sha256"] == hashlib.sha256(Path(first["path"]).read_bytes()).hexdigest()
     assert manifest["size_bytes"] == Path(first["path"]).stat().st_size
     assert {e["table"] for e in first["progress"]} >= {"public.orders", "public.customers"}
     again = run_module("pg_backup", args)
     assert again["changed"] is False
     assert not [p for p in Path(first["path"]).parent.iterdir() if p.name.startswith(".")]
     assert count_scratch(pg_cluster) == 0
+
+
+def test_tool_output_that_cannot_be_written_fails_the_run() -> None:
+    # /dev/full: every write is ENOSPC, as on a full backup disk; the tool must not block on
+    # the pipe and the run must not count as good even though the tool itself exits 0.
+    run = run_tool(["sh", "-c", "head -c 8000000 /dev/zero; exit 0"], {}, stdout_path="/dev/full")
+    assert not run.ok
+    assert run.sha256 == ""
+    assert "No space left on device" in str(run.failure("pg_dump"))
 
 
 def test_directory_format_with_parallel_jobs(

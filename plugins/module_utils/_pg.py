@@ -11,6 +11,7 @@ environment; it is never in an argument list, a message or a result.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -230,6 +231,8 @@ class ToolRun:
     stderr: str = ""
     seconds: float = 0.0
     progress: list[dict[str, Any]] = field(default_factory=list)
+    sha256: str = ""  # of stdout as written to stdout_path, when run_tool was asked to hash it
+    write_error: str = ""  # writing stdout_path failed (disk full, ...): the run is not good
 
     @property
     def error_lines(self) -> list[str]:
@@ -237,10 +240,11 @@ class ToolRun:
 
     @property
     def ok(self) -> bool:
-        return self.rc == 0 and not self.error_lines
+        return self.rc == 0 and not self.error_lines and not self.write_error
 
     def failure(self, what: str) -> PgError:
-        first = (self.error_lines or self.stderr.strip().splitlines()[-1:] or ["no output"])[0]
+        lines = self.error_lines or self.stderr.strip().splitlines()[-1:] or ["no output"]
+        first = f"writing its output: {self.write_error}" if self.write_error else lines[0]
         return PgError(
             f"{what} failed (rc={self.rc}): {first}",
             cmd=redact_argv(self.argv),
@@ -289,34 +293,57 @@ def run_tool(
     stdout_path: str | None = None,
     while_running: Callable[[], None] | None = None,
 ) -> ToolRun:
-    """Run a client tool, parsing its --verbose stderr into progress events as they come."""
+    """Run a client tool, parsing its --verbose stderr into progress events as they come.
+
+    With stdout_path, the tool's output is written there and hashed on the way (ToolRun.sha256),
+    so a dump is never read back just to checksum it.
+    """
     run = ToolRun(argv=argv)
     started = time.monotonic()
-    stdout = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL  # noqa: SIM115
-    try:
-        proc = subprocess.Popen(
-            argv, stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE if stdout_path else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    lines: list[str] = []
+    readers = [threading.Thread(target=_read_stderr, args=(proc, lines, progress), daemon=True)]
+    if stdout_path:
+        readers.append(
+            threading.Thread(target=_write_hashed, args=(proc, stdout_path, run), daemon=True)
         )
-        lines: list[str] = []
-        reader = threading.Thread(target=_read_stderr, args=(proc, lines, progress), daemon=True)
+    for reader in readers:
         reader.start()
-        try:
-            if while_running:
-                while_running()
-            run.rc = proc.wait()
-        finally:
-            if proc.poll() is None:  # interrupted while running: do not leave the tool behind
-                proc.kill()
-                proc.wait()
-            reader.join()
+    try:
+        if while_running:
+            while_running()
+        run.rc = proc.wait()
     finally:
-        if stdout_path:
-            stdout.close()  # type: ignore[union-attr]
+        if proc.poll() is None:  # interrupted while running: do not leave the tool behind
+            proc.kill()
+            proc.wait()
+        for reader in readers:
+            reader.join()
     run.stderr = "".join(lines)
     run.seconds = time.monotonic() - started
     if progress:
         run.progress = progress.events
     return run
+
+
+def _write_hashed(proc: Any, path: str, run: ToolRun) -> None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "wb") as out:
+            while chunk := proc.stdout.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    except OSError as exc:
+        run.write_error = f"{path}: {exc.strerror or exc}"
+        proc.stdout.close()  # the tool gets EPIPE and ends instead of blocking on a full pipe
+        return
+    run.sha256 = digest.hexdigest()
 
 
 def _read_stderr(proc: Any, lines: list[str], progress: ProgressLog | None) -> None:

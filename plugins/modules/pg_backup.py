@@ -318,7 +318,8 @@ class BackupManager:
             "tables": tables,
         }
         manifest["verification"] = self._verify(str(partial), manifest)
-        manifest.update(size_bytes=size_of(partial), sha256=sha256_of(partial), verified=True)
+        sha256 = run.sha256 or sha256_of(partial)  # a directory archive is hashed afterwards
+        manifest.update(size_bytes=size_of(partial), sha256=sha256, verified=True)
         return manifest
 
     def _dump(self, partial: Path, snapshot: str, while_running: Any) -> Any:
@@ -329,14 +330,14 @@ class BackupManager:
             args.append(f"--jobs={self.params['jobs']}")
         progress = ProgressLog(self.params["progress_file"], lambda: size_of(partial))
         env = self.target.tool_env()
-        if not self.target.container:
-            argv = self.target.tool_argv("pg_dump", [*args, f"--file={partial}"])
-            return run_tool(argv, env, progress, while_running=while_running)
-        if self.params["format"] == "custom":
+        if self.params["format"] == "custom":  # through a pipe, hashed as it is written
             argv = self.target.tool_argv("pg_dump", args)
             return run_tool(
                 argv, env, progress, stdout_path=str(partial), while_running=while_running
             )
+        if not self.target.container:
+            argv = self.target.tool_argv("pg_dump", [*args, f"--file={partial}"])
+            return run_tool(argv, env, progress, while_running=while_running)
         return self._dump_directory_in_container(partial, args, env, progress, while_running)
 
     def _dump_directory_in_container(
