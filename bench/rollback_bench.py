@@ -9,7 +9,7 @@ modules: backup before migrating, migrations, manifest, ledger), each round time
    tiered start, checks, report, ledger) back to v1;
 2. after v2 is deployed again, the raw sequence an engineer would type for the same rollback:
    `docker compose stop api worker`, `git checkout v1`, drop/create the database and
-   `pg_restore -j2` of the same backup inside the database container, `docker compose up -d`,
+   `pg_restore -j2` (as the superuser) of the same backup inside the database container, `docker compose up -d`,
    and a curl loop on /health/ready until it answers 200.
 
 Prints both times and the ratio playbook/raw (bar: <= 1.5). The deploys in between are not
@@ -74,7 +74,7 @@ class Bench:
         if run.rc:
             sys.exit(f"deploy {release} failed:\n{run.output[-3000:]}")
 
-    def rollback_playbook(self) -> tuple[float, list[tuple[float, str]]]:
+    def rollback_playbook(self, top: int) -> tuple[float, list[tuple[float, str]]]:
         """Wall time, and the slowest tasks (time from one task header to the next)."""
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -95,10 +95,12 @@ class Bench:
         ends = [t for t, _ in tasks[1:]] + [time.perf_counter()]
         spans = [(end - t, name) for (t, name), end in zip(tasks, ends, strict=True)]
         spans.sort(reverse=True)
-        return elapsed, spans[:6]
+        return elapsed, spans[:top]
 
     def sh(self, *argv: str, env: dict[str, str] | None = None) -> None:
-        subprocess.run(argv, check=True, capture_output=True, env=env, cwd=self.stack.project_dir)
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=self.stack.project_dir)
+        if done.returncode:
+            sys.exit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-2000:]}")
 
     def rollback_raw(self) -> float:
         backup = self.stack.state_dir / "backups" / "app-before-v2.dump"
@@ -111,7 +113,7 @@ class Bench:
         self.sh("docker", "cp", str(backup), f"{self.postgres}:/tmp/bench.dump")
         self.sh(*psql, "DROP DATABASE app WITH (FORCE)")
         self.sh(*psql, "CREATE DATABASE app OWNER app")
-        self.sh("docker", "exec", self.postgres, "pg_restore", "-U", "app", "-d", "app",
+        self.sh("docker", "exec", self.postgres, "pg_restore", "-U", "postgres", "-d", "app",
                 "--exit-on-error", "--jobs=2", "/tmp/bench.dump")  # fmt: skip
         self.sh(*compose, "up", "--detach", env=compose_env)
         while subprocess.run(
@@ -128,6 +130,7 @@ class Bench:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--top", type=int, default=6, help="slowest tasks to list")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="sgt-rollback-bench-", dir="/var/tmp"))
     make_sandbox_repo(workdir / "sandbox.git")
@@ -138,7 +141,7 @@ def main() -> None:
         playbook_times, raw_times = [], []
         for _ in range(args.rounds):
             bench.deploy("v2")
-            elapsed, slowest = bench.rollback_playbook()
+            elapsed, slowest = bench.rollback_playbook(args.top)
             playbook_times.append(elapsed)
             bench.deploy("v2")
             raw_times.append(bench.rollback_raw())
