@@ -122,6 +122,27 @@ def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
     assert restored["verification"]["mismatched"] == {}
     run_module("pg_clone", {"db": db, "name": "app_restored", "state": "absent"})
 
+    # a directory-format dump made in parallel inside the container, restored in parallel there
+    in_container = {"db": {**db, "container": "postgres"}, "compose_project": sandbox_stack.project}
+    directory = run_module(
+        "pg_backup",
+        {**in_container, "backup_dir": str(sandbox_stack.state_dir / "backups"),
+         "name": "app-dir", "format": "directory", "jobs": 2, "verify": "restore"},
+    )  # fmt: skip
+    assert directory.get("failed") is not True, (directory["msg"], directory.get("stderr"))
+    assert (Path(directory["path"]) / "toc.dat").exists()
+    assert directory["manifest"]["verification"]["level"] == "restore"
+    from_dir = run_module(
+        "pg_restore", {**in_container, "backup": directory["path"], "name": "app_dir", "jobs": 2}
+    )
+    assert from_dir.get("failed") is not True, (from_dir["msg"], from_dir.get("stderr"))
+    assert from_dir["verification"]["mismatched"] == {}
+    assert (
+        from_dir["verification"]["rows"]["public.items"]
+        == manifest["tables"]["public.items"]["rows"]
+    )
+    run_module("pg_clone", {"db": db, "name": "app_dir", "state": "absent"})
+
     sandbox_stack.checkout("v2-broken-migration")
     broken = run_playbook(
         "migrate_dryrun.yml", sandbox_stack.extra_vars(stagegate_release="v2-broken-migration")

@@ -381,6 +381,9 @@ def path_in_container(target: PgTarget, host_path: str) -> Iterator[str]:
     run_checked(["docker", "exec", container, "mkdir", "-p", inside])
     try:
         run_checked(["docker", "cp", host_path, f"{container}:{inside}/"])
+        # docker cp makes root the owner and keeps the modes: pg_dump's 0700/0600 directory
+        # archives (or a 0600 dump) would be unreadable to the container's postgres user.
+        run_checked(["docker", "exec", "-u", "0", container, "chmod", "-R", "go+rX", inside])
         yield f"{inside}/{Path(host_path).name}"
     finally:
         subprocess.run(["docker", "exec", container, "rm", "-rf", inside], check=False)
