@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST_ARGS ?=
+# Test files run on two workers (pytest-xdist), each file whole on one worker: the playbook
+# tests mostly wait on containers and health checks, and their sequences are file-scoped.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 .PHONY: setup demo demo-faulty test test-fast lint
 
@@ -26,8 +30,8 @@ lint: setup
 	bash scripts/sanity.sh
 
 test: setup lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # The quick loop: no lint, no tests marked slow.
 test-fast: setup
-	$(BIN)/pytest -m "not slow" -x $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" -x $(PYTEST_ARGS)
