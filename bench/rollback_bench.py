@@ -9,8 +9,8 @@ modules: backup before migrating, migrations, manifest, ledger), each round time
    tiered start, checks, report, ledger) back to v1;
 2. after v2 is deployed again, the raw sequence an engineer would type for the same rollback:
    `docker compose stop api worker`, `git checkout v1`, drop/create the database and
-   `pg_restore -j2` (as the superuser) of the same backup inside the database container, `docker compose up -d`,
-   and a curl loop on /health/ready until it answers 200.
+   `pg_restore -j2` (as the superuser) of the same backup inside the database container,
+   `docker compose up -d`, and a curl loop on /health/ready until it answers 200.
 
 Prints both times and the ratio playbook/raw (bar: <= 1.5). The deploys in between are not
 timed. Everything the bench creates is removed at the end.
@@ -98,7 +98,9 @@ class Bench:
         return elapsed, spans[:top]
 
     def sh(self, *argv: str, env: dict[str, str] | None = None) -> None:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=self.stack.project_dir)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=env, cwd=self.stack.project_dir, check=False
+        )
         if done.returncode:
             sys.exit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-2000:]}")
 
