@@ -371,20 +371,26 @@ def run_checked(
 
 
 @contextmanager
-def path_in_container(target: PgTarget, host_path: str) -> Iterator[str]:
-    """The archive where the tool sees it: the host path, or a copy inside the container."""
+def container_workdir(target: PgTarget) -> Iterator[Callable[[str], str]]:
+    """A function that puts host files where the client tools see them: the host path itself,
+    or a copy in one temporary directory inside the database container, removed at the end."""
     if not target.container:
-        yield host_path
+        yield lambda host_path: host_path
         return
     container = resolve_container(target.container, target.compose_project)
     inside = f"/tmp/stagegate-{uuid.uuid4().hex[:12]}"  # noqa: S108 - removed below
-    run_checked(["docker", "exec", container, "mkdir", "-p", inside])
-    try:
+
+    def place(host_path: str) -> str:
         run_checked(["docker", "cp", host_path, f"{container}:{inside}/"])
         # docker cp makes root the owner and keeps the modes: pg_dump's 0700/0600 directory
         # archives (or a 0600 dump) would be unreadable to the container's postgres user.
-        run_checked(["docker", "exec", "-u", "0", container, "chmod", "-R", "go+rX", inside])
-        yield f"{inside}/{Path(host_path).name}"
+        seen = f"{inside}/{Path(host_path).name}"
+        run_checked(["docker", "exec", "-u", "0", container, "chmod", "-R", "go+rX", seen])
+        return seen
+
+    run_checked(["docker", "exec", container, "mkdir", "-p", inside])
+    try:
+        yield place
     finally:
         subprocess.run(["docker", "exec", container, "rm", "-rf", inside], check=False)
 

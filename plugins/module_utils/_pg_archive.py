@@ -17,7 +17,8 @@ import re
 import shutil
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,10 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
     ProgressLog,
+    container_workdir,
     count_rows,
     create_database,
     drop_database,
-    path_in_container,
     run_tool,
     scratch_name,
 )
@@ -92,10 +93,32 @@ def read_manifest(archive: str | Path) -> dict[str, Any] | None:
 
 def archive_listing(target: PgTarget, archive: str) -> str:
     """The archive's table of contents as `pg_restore --list` prints it."""
-    with path_in_container(target, archive) as seen:
-        # --list takes no connection: drop the -d/-U the helper adds
-        argv = _without_connection(target.tool_argv("pg_restore", ["--list", seen]))
-        return _run_capture(argv, target.tool_env())
+    with staged_archive(target, archive) as staged:
+        return staged.listing()
+
+
+class StagedArchive:
+    """An archive where pg_restore sees it (copied once into the database container when there
+    is one), with its table of contents read once."""
+
+    def __init__(self, target: PgTarget, place: Callable[[str], str], archive: str) -> None:
+        self.target = target
+        self.place = place
+        self.path = place(archive)
+        self._listing: str | None = None
+
+    def listing(self) -> str:
+        if self._listing is None:
+            # --list takes no connection: drop the -d/-U the helper adds
+            argv = _without_connection(self.target.tool_argv("pg_restore", ["--list", self.path]))
+            self._listing = _run_capture(argv, self.target.tool_env())
+        return self._listing
+
+
+@contextmanager
+def staged_archive(target: PgTarget, archive: str) -> Iterator[StagedArchive]:
+    with container_workdir(target) as place:
+        yield StagedArchive(target, place, archive)
 
 
 def archive_tables(target: PgTarget, archive: str) -> list[str]:
@@ -183,36 +206,38 @@ def verify_listing(target: PgTarget, archive: str, expected_tables: list[str]) -
 def restore_into(
     target: PgTarget,
     *,
-    archive: str,
+    staged: StagedArchive,
     dbname: str,
     jobs: int,
     progress: ProgressLog | None,
     extra: list[str] | None = None,
     skip_extensions: set[str] | None = None,
 ) -> Any:
-    """pg_restore the archive into `dbname`; raises with cmd/rc/stderr on any error.
+    """pg_restore the staged archive into `dbname`; raises with cmd/rc/stderr on any error.
 
     `skip_extensions` leaves those extensions' entries out (through --use-list)."""
-    with ExitStack() as stack:
-        args = ["--verbose", "--exit-on-error", f"--jobs={jobs}", *(extra or [])]
-        if skip_extensions:
-            kept = [
-                line
-                for line in archive_listing(target, archive).splitlines()
-                if not ((m := EXTENSION_ENTRY.match(line)) and m.group(1) in skip_extensions)
-            ]
-            work = stack.enter_context(tempfile.TemporaryDirectory(prefix="stagegate-"))
+    args = ["--verbose", "--exit-on-error", f"--jobs={jobs}", *(extra or [])]
+    if skip_extensions:
+        kept = [
+            line
+            for line in staged.listing().splitlines()
+            if not ((m := EXTENSION_ENTRY.match(line)) and m.group(1) in skip_extensions)
+        ]
+        with tempfile.TemporaryDirectory(prefix="stagegate-") as work:
             use_list = Path(work) / "use.list"
             use_list.write_text("\n".join(kept) + "\n", encoding="utf-8")
             use_list.chmod(0o644)
-            args.append(
-                f"--use-list={stack.enter_context(path_in_container(target, str(use_list)))}"
-            )
-        args.append(stack.enter_context(path_in_container(target, archive)))
-        run = run_tool(target.tool_argv("pg_restore", args, dbname), target.tool_env(), progress)
+            args.append(f"--use-list={staged.place(str(use_list))}")
+            run = _restore(target, [*args, staged.path], dbname, progress)
+    else:
+        run = _restore(target, [*args, staged.path], dbname, progress)
     if not run.ok:
         raise run.failure("pg_restore")
     return run
+
+
+def _restore(target: PgTarget, args: list[str], dbname: str, progress: ProgressLog | None) -> Any:
+    return run_tool(target.tool_argv("pg_restore", args, dbname), target.tool_env(), progress)
 
 
 def rehearse_restore(
@@ -227,22 +252,23 @@ def rehearse_restore(
     """Restore into a scratch database, compare row counts, always drop the scratch."""
     started = time.monotonic()
     scratch = scratch_name(VERIFY_PREFIX)
-    skipped = extensions_to_skip(admin, archive_extensions(archive_listing(target, archive)), set())
-    create_database(admin, scratch)
-    try:
-        restore_into(
-            target,
-            archive=archive,
-            dbname=scratch,
-            jobs=jobs,
-            progress=None,
-            extra=["--no-owner", "--no-privileges"],
-            skip_extensions=skipped,
-        )
-        with target.for_database(scratch).connect() as conn:
-            restored = count_rows(conn, sorted(expected_rows))
-    finally:
-        drop_database(admin, scratch)
+    with staged_archive(target, archive) as staged:
+        skipped = extensions_to_skip(admin, archive_extensions(staged.listing()), set())
+        create_database(admin, scratch)
+        try:
+            restore_into(
+                target,
+                staged=staged,
+                dbname=scratch,
+                jobs=jobs,
+                progress=None,
+                extra=["--no-owner", "--no-privileges"],
+                skip_extensions=skipped,
+            )
+            with target.for_database(scratch).connect() as conn:
+                restored = count_rows(conn, sorted(expected_rows))
+        finally:
+            drop_database(admin, scratch)
     mismatched = compare_rows(expected_rows, restored, exact)
     if mismatched:
         raise PgError(

@@ -162,14 +162,15 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     terminate_sessions,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
+    StagedArchive,
     archive_extensions,
-    archive_listing,
     compare_rows,
     expected_rows,
     extensions_to_skip,
     read_manifest,
     restore_into,
     sha256_of,
+    staged_archive,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -269,30 +270,31 @@ class RestoreManager:
     def _restore(self, admin: Any, sessions: int) -> None:
         if sessions:
             self.result["terminated"] = terminate_sessions(admin, self.target.dbname)
-        skipped = self._extensions_to_skip(admin)
-        extra = ["--no-owner", "--no-privileges"] if self.params["no_owner"] else []
-        if self.params["mode"] == "recreate":
-            drop_database(admin, self.target.dbname, force=bool(sessions))
-            create_database(admin, self.target.dbname)
-        else:
-            if not database_exists(admin, self.target.dbname):
+        with staged_archive(self.target, self.backup) as staged:
+            skipped = self._extensions_to_skip(admin, staged)
+            extra = ["--no-owner", "--no-privileges"] if self.params["no_owner"] else []
+            if self.params["mode"] == "recreate":
+                drop_database(admin, self.target.dbname, force=bool(sessions))
                 create_database(admin, self.target.dbname)
-            extra += ["--clean", "--if-exists"]
-        progress = ProgressLog(self.params["progress_file"])
-        run = restore_into(
-            self.target,
-            archive=self.backup,
-            dbname=self.target.dbname,
-            jobs=self.params["jobs"],
-            progress=progress,
-            extra=extra,
-            skip_extensions=skipped,
-        )
+            else:
+                if not database_exists(admin, self.target.dbname):
+                    create_database(admin, self.target.dbname)
+                extra += ["--clean", "--if-exists"]
+            progress = ProgressLog(self.params["progress_file"])
+            run = restore_into(
+                self.target,
+                staged=staged,
+                dbname=self.target.dbname,
+                jobs=self.params["jobs"],
+                progress=progress,
+                extra=extra,
+                skip_extensions=skipped,
+            )
         self.result.update(progress=run.progress, seconds=round(run.seconds, 3))
 
-    def _extensions_to_skip(self, admin: Any) -> set[str]:
+    def _extensions_to_skip(self, admin: Any, staged: StagedArchive) -> set[str]:
         """Extensions this role cannot create or drop; missing ones afterwards are warned about."""
-        wanted = archive_extensions(archive_listing(self.target, self.backup))
+        wanted = archive_extensions(staged.listing())
         installed: set[str] = set()
         if database_exists(admin, self.target.dbname):
             with self.target.connect() as conn:
