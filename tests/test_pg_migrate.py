@@ -90,6 +90,107 @@ def test_apply_in_order_with_verification_and_idempotence(
         assert again["pending"] == []
 
 
+def view_and_recorded(cluster: PgCluster, db: str) -> tuple[str, str]:
+    """Whether the 007 view exists (count) and how many migrations the tracking table lists."""
+    view = cluster.psql("SELECT count(*) FROM pg_views WHERE viewname = 'v_customer_orders'", db)
+    return view, cluster.psql("SELECT count(*) FROM stagegate_schema_migrations", db)
+
+
+def test_revert_runs_down_scripts_newest_first_and_forgets_them(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    directory = write_migrations(
+        tmp_path / "m",
+        {"006_composite_indexes.sql": INDEXES, "007_metrics_views.sql": VIEWS},
+    )
+    write_migrations(
+        directory / "down",
+        {
+            "006_composite_indexes.sql": "DROP INDEX idx_orders_customer_created;\n"
+            "DROP INDEX idx_customers_name;\n",
+            "007_metrics_views.sql": "DROP VIEW v_customer_orders;\n",
+        },
+    )
+    assert migrate(pg_cluster, sample_db, directory).get("failed") is not True
+    pg_cluster.psql("INSERT INTO customers (name) VALUES ('written after the deploy')", sample_db)
+    revert = ["006_composite_indexes.sql", "007_metrics_views"]
+
+    plan = migrate(pg_cluster, sample_db, directory, check=True, revert=revert)
+    assert plan["changed"] is True
+    assert plan["reverting"] == ["007_metrics_views.sql", "006_composite_indexes.sql"]
+    assert view_and_recorded(pg_cluster, sample_db) == ("1", "2")
+
+    done = migrate(pg_cluster, sample_db, directory, revert=revert)
+    assert done.get("failed") is not True, done
+    assert [(m["filename"], m["status"]) for m in done["migrations"]] == [
+        ("007_metrics_views.sql", "reverted"),
+        ("006_composite_indexes.sql", "reverted"),
+    ]
+    objects = pg_cluster.psql(
+        "SELECT count(*) FROM pg_class WHERE relname IN "
+        "('v_customer_orders', 'idx_orders_customer_created', 'idx_customers_name')",
+        sample_db,
+    )
+    assert objects == "0"
+    assert pg_cluster.psql("SELECT count(*) FROM stagegate_schema_migrations", sample_db) == "0"
+    # data written after the deploy is kept: a downgrade is not a restore
+    assert (
+        pg_cluster.psql(
+            "SELECT count(*) FROM customers WHERE name = 'written after the deploy'", sample_db
+        )
+        == "1"
+    )
+
+    again = migrate(pg_cluster, sample_db, directory, revert=revert)
+    assert (again["changed"], again["reverting"]) == (False, [])
+    # the migrations apply again afterwards: the tracking table forgot them
+    assert migrate(pg_cluster, sample_db, directory, check=True)["pending"] == [
+        "006_composite_indexes.sql",
+        "007_metrics_views.sql",
+    ]
+
+
+def test_revert_refuses_before_anything_when_a_down_script_is_missing(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    directory = write_migrations(
+        tmp_path / "m",
+        {"006_composite_indexes.sql": INDEXES, "007_metrics_views.sql": VIEWS},
+    )
+    write_migrations(directory / "down", {"007_metrics_views.sql": "DROP VIEW v_customer_orders;"})
+    assert migrate(pg_cluster, sample_db, directory).get("failed") is not True
+
+    result = migrate(
+        pg_cluster, sample_db, directory, revert=["006_composite_indexes", "007_metrics_views"]
+    )
+
+    assert result["failed"] is True
+    assert "no down script for 006_composite_indexes.sql" in result["msg"]
+    assert str(directory / "down") in result["msg"]
+    # nothing ran: the view is still there and both migrations still recorded
+    assert view_and_recorded(pg_cluster, sample_db) == ("1", "2")
+
+
+def test_revert_failure_names_the_down_script_and_keeps_its_migration(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    directory = write_migrations(tmp_path / "m", {"007_metrics_views.sql": VIEWS})
+    write_migrations(
+        directory / "down",
+        {"007_metrics_views.sql": "DROP VIEW v_customer_orders;\nDROP TABLE no_such_table;\n"},
+    )
+    assert migrate(pg_cluster, sample_db, directory).get("failed") is not True
+
+    result = migrate(pg_cluster, sample_db, directory, revert=["007_metrics_views.sql"])
+
+    assert result["failed"] is True
+    assert result["error"]["file"] == "007_metrics_views.sql"
+    assert result["error"]["sqlstate"] == "42P01"
+    assert "down script 007_metrics_views.sql failed at line 2" in result["msg"]
+    # one transaction: the view is back and the migration still recorded
+    assert view_and_recorded(pg_cluster, sample_db) == ("1", "1")
+
+
 def test_failure_names_file_statement_line_and_sqlstate(
     pg_cluster: PgCluster, sample_db: str, tmp_path: Path
 ) -> None:

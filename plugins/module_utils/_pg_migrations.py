@@ -156,28 +156,41 @@ def discover(directory: str, pattern: str) -> list[Migration]:
     root = Path(directory)
     if not root.is_dir():
         raise PgError(f"migrations_dir {directory!r} is not a directory")
-    migrations = []
-    for path in sorted(p for p in root.glob(pattern) if p.is_file()):
-        text = path.read_text(encoding="utf-8")
-        statements = split_statements(text)
-        transactional = not NO_TRANSACTION_MARK.search(text)
-        if transactional and any(NEEDS_NO_TRANSACTION.search(s.text) for s in statements):
-            raise PgError(
-                f"{path.name}: a statement cannot run inside a transaction (e.g. CREATE INDEX "
-                "CONCURRENTLY); add the header line `-- stagegate: no-transaction` to run the "
-                "file statement by statement in autocommit",
-                file=path.name,
-            )
-        migrations.append(
-            Migration(
-                version=path.stem,
-                path=path,
-                statements=statements,
-                transactional=transactional,
-                checksum=hashlib.sha256(text.encode()).hexdigest(),
-            )
+    return [load_migration(p) for p in sorted(p for p in root.glob(pattern) if p.is_file())]
+
+
+def load_migration(path: Path) -> Migration:
+    text = path.read_text(encoding="utf-8")
+    statements = split_statements(text)
+    transactional = not NO_TRANSACTION_MARK.search(text)
+    if transactional and any(NEEDS_NO_TRANSACTION.search(s.text) for s in statements):
+        raise PgError(
+            f"{path.name}: a statement cannot run inside a transaction (e.g. CREATE INDEX "
+            "CONCURRENTLY); add the header line `-- stagegate: no-transaction` to run the "
+            "file statement by statement in autocommit",
+            file=path.name,
         )
-    return migrations
+    return Migration(
+        version=path.stem,
+        path=path,
+        statements=statements,
+        transactional=transactional,
+        checksum=hashlib.sha256(text.encode()).hexdigest(),
+    )
+
+
+def discover_down(down_dir: str, filenames: list[str]) -> list[Migration]:
+    """The down scripts of `filenames` (same names in `down_dir`), newest first.
+
+    Every one must exist before any runs: a half-reverted schema is worse than none."""
+    root = Path(down_dir)
+    missing = [name for name in filenames if not (root / name).is_file()]
+    if missing:
+        raise PgError(
+            f"down_dir {down_dir!r} has no down script for {', '.join(sorted(missing))} "
+            "(a file of the same name reverts each migration)"
+        )
+    return [load_migration(root / name) for name in sorted(filenames, reverse=True)]
 
 
 # -- tracking table -------------------------------------------------------------------
@@ -263,23 +276,53 @@ def apply_migration(
     conn: Any, migration: Migration, tracking_table: str, record_locks: bool = False
 ) -> MigrationResult:
     """Apply one migration on an autocommit connection; never raises for SQL errors."""
+    columns = tracking_columns(conn, tracking_table)
+    started = time.monotonic()
+    return _execute(
+        conn,
+        migration,
+        lambda: _record(conn, tracking_table, columns, _tracking_values(migration, started)),
+        "applied",
+        record_locks,
+    )
+
+
+def revert_migration(conn: Any, down: Migration, tracking_table: str) -> MigrationResult:
+    """Run one down script and forget its migration in the tracking table, in one transaction
+    (statement by statement in autocommit when the script is marked no-transaction)."""
+    forget = sql.SQL("DELETE FROM {} WHERE version = ANY(%s)").format(_table_ident(tracking_table))
+    versions = [down.version, *_numeric_prefix(down.version)]
+    return _execute(conn, down, lambda: conn.execute(forget, (versions,)), "reverted")
+
+
+def _numeric_prefix(version: str) -> list[str]:
+    prefix = re.match(r"\d+", version)
+    return [prefix.group(0)] if prefix and prefix.group(0) != version else []
+
+
+def _execute(
+    conn: Any,
+    migration: Migration,
+    track: Any,
+    done: str,
+    record_locks: bool = False,
+) -> MigrationResult:
     result = MigrationResult(
         migration.version,
         migration.filename,
         migration.transactional,
         statements=len(migration.statements),
     )
-    columns = tracking_columns(conn, tracking_table)
     started = time.monotonic()
     try:
         if migration.transactional:
             with conn.transaction():
                 _run_statements(conn, migration, result, record_locks)
-                _record(conn, tracking_table, columns, _tracking_values(migration, started))
+                track()
         else:
             _run_statements(conn, migration, result, record_locks=False)
-            _record(conn, tracking_table, columns, _tracking_values(migration, started))
-        result.status = "applied"
+            track()
+        result.status = done
     except psycopg.Error as exc:
         result.status = "failed"
         result.error = _error_details(exc, migration, result.statements_run)
@@ -496,6 +539,25 @@ class MigrationRun:
         ]
         alembic = self.alembic
         return pending, drifted, alembic.pending(conn) if alembic else []
+
+    def to_revert(self, conn: Any) -> list[Migration]:
+        """Down scripts of the applied migrations among `revert`, in the order they run."""
+        names = [n if n.endswith(".sql") else f"{n}.sql" for n in self.params["revert"]]
+        down_dir = self.params.get("down_dir") or str(Path(self.params["migrations_dir"]) / "down")
+        applied = applied_versions(conn, self.params["tracking_table"])
+        downs = discover_down(down_dir, names)
+        return [d for d in downs if is_applied(d, applied)]
+
+    def revert(self, conn: Any) -> dict[str, Any]:
+        """Revert newest first, stop at the first failure; SQL errors are returned."""
+        set_timeouts(conn, self.params.get("lock_timeout"), self.params.get("statement_timeout"))
+        results = []
+        for down in self.to_revert(conn):
+            outcome = revert_migration(conn, down, self.params["tracking_table"])
+            results.append(outcome.as_dict())
+            if outcome.error:
+                return {"migrations": results, "error": outcome.error}
+        return {"migrations": results, "error": None}
 
     def apply(self, conn: Any, record_locks: bool = False) -> dict[str, Any]:
         """Apply pending migrations in order, stop at the first failure; SQL errors are returned."""

@@ -62,6 +62,23 @@ options:
   statement_timeout:
     description: C(statement_timeout) for the migration session (for example C(5min)).
     type: str
+  revert:
+    description:
+      - >-
+        Revert these migrations instead of applying anything (file names or stems, for example
+        the C(migrations_applied) of a bad release's manifest). The applied ones among them are
+        reverted newest first, each by the file of the same name in O(down_dir), in one
+        transaction with the removal of its tracking-table row (in autocommit when the down
+        script is marked C(-- stagegate: no-transaction)). Ones not applied are skipped, so a
+        second run changes nothing.
+      - Every down script must exist before any runs; a missing one fails naming it.
+      - Check mode returns RV(reverting) and changes nothing. Alembic revisions are not
+        reverted (use C(alembic downgrade)).
+    type: list
+    elements: str
+  down_dir:
+    description: Directory of the down scripts for O(revert); default C(<migrations_dir>/down).
+    type: path
   verify:
     description: Verification queries run after applying (also when nothing was pending).
     type: list
@@ -83,13 +100,15 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Lists the pending migrations (and Alembic's offline SQL); applies nothing.
+    description: Lists the pending migrations (and Alembic's offline SQL), or with O(revert)
+      the down scripts that would run; changes nothing.
   diff_mode:
     support: none
     description: Returns no diff.
   idempotent:
     support: full
-    description: Applied migrations are recorded; a second run finds nothing pending.
+    description: Applied migrations are recorded; a second run finds nothing pending (or,
+      with O(revert), nothing left to revert).
 seealso:
   - name: lock_timeout
     description: PostgreSQL client connection defaults.
@@ -110,6 +129,12 @@ EXAMPLES = r"""
         query: SELECT * FROM v_run_metrics_summary LIMIT 5
         min_rows: 0
 
+- name: Revert what a bad release applied, with its down scripts (rollback without a restore)
+  stagegate.release.pg_migrate:
+    db: "{{ stagegate_db }}"
+    migrations_dir: "{{ stagegate_project_dir }}/migrations"
+    revert: [006_composite_indexes.sql, 007_reporting_views.sql]
+
 - name: What would be applied
   stagegate.release.pg_migrate:
     db: "{{ stagegate_db }}"
@@ -129,13 +154,19 @@ alembic_pending:
   returned: when alembic_config is set
   type: list
   elements: str
+reverting:
+  description: With O(revert), the down scripts that run (or would, in check mode), in order.
+  returned: when revert is set
+  type: list
+  elements: str
 drifted:
   description: Applied files whose content changed since they were applied.
   returned: always
   type: list
   elements: str
 migrations:
-  description: Per applied migration C(version, filename, status, seconds, statements, error).
+  description: Per applied (or reverted) migration C(version, filename, status, seconds,
+    statements, error).
   returned: always
   type: list
   elements: dict
@@ -171,6 +202,8 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations i
 
 ARGUMENT_SPEC: dict[str, Any] = {
     **MIGRATION_ARGUMENT_SPEC,
+    "revert": {"type": "list", "elements": "str"},
+    "down_dir": {"type": "path"},
     "verify": {
         "type": "list",
         "elements": "dict",
@@ -199,6 +232,8 @@ class MigrateManager:
 
     def run(self) -> dict[str, Any]:
         migration_run = MigrationRun(self.target, self.module.params)
+        if self.module.params["revert"] is not None:
+            return self._revert(migration_run)
         with self.target.connect() as conn:
             pending, drifted, alembic_pending = migration_run.pending(conn)
             self.result.update(pending=[m.filename for m in pending], drifted=drifted)
@@ -214,15 +249,33 @@ class MigrateManager:
                     outcome = migration_run.apply(conn)
                 self.result["migrations"] = outcome["migrations"]
                 if outcome["error"]:
-                    error = outcome["error"]
-                    raise PgError(
-                        f"migration {error['file']} failed"
-                        + (f" at line {error['line']}" if error.get("line") else "")
-                        + f" (SQLSTATE {error.get('sqlstate')}): {error['message']}",
-                        error=error,
-                    )
+                    self._raise(outcome["error"])
             self._verify(conn)
         return self.result
+
+    def _revert(self, migration_run: MigrationRun) -> dict[str, Any]:
+        if not self.module.params["migrations_dir"]:
+            raise PgError("revert: needs migrations_dir (down scripts live in its down/)")
+        with self.target.connect() as conn:
+            reverting = [d.filename for d in migration_run.to_revert(conn)]
+            self.result.update(reverting=reverting, changed=bool(reverting))
+            if reverting and not self.module.check_mode:
+                with cleanup_on_signals():
+                    outcome = migration_run.revert(conn)
+                self.result["migrations"] = outcome["migrations"]
+                if outcome["error"]:
+                    self._raise(outcome["error"], "down script")
+            self._verify(conn)
+        return self.result
+
+    @staticmethod
+    def _raise(error: dict[str, Any], what: str = "migration") -> None:
+        raise PgError(
+            f"{what} {error['file']} failed"
+            + (f" at line {error['line']}" if error.get("line") else "")
+            + f" (SQLSTATE {error.get('sqlstate')}): {error['message']}",
+            error=error,
+        )
 
     def _verify(self, conn: Any) -> None:
         self.result["verify"] = run_verifications(conn, self.module.params["verify"])
