@@ -302,3 +302,36 @@ def test_crash_looping_release_is_rolled_back_despite_a_live_lock(rollout: Rollo
     assert not V2_OBJECTS & rollout.schema()
     assert rollout.row_counts() == rollout.v1_rows  # type: ignore[attr-defined]
     assert rollout.ledger()[-1]["rolled_back_from"] == "v2-crashloop"
+
+
+def test_downgrade_reverts_the_migrations_and_keeps_data_written_since(rollout: Rollout) -> None:
+    rollout.deploy("v2")
+    assert rollout.schema() >= V2_OBJECTS
+    with psycopg.connect(
+        host="127.0.0.1", port=rollout.stack.pg_port, dbname="app", user="app",
+        password=rollout.password, autocommit=True,
+    ) as conn:  # fmt: skip
+        conn.execute("INSERT INTO items (name) VALUES ('written under v2')")
+
+    plan = rollout.rollback("--check", stagegate_rollback_database="downgrade")
+    assert plan.returncode == 0, plan.stdout[-4000:]
+    assert "Database:         downgrade (down scripts revert the 2 migration(s) v2 applied)" in (
+        plan.stdout
+    )
+    assert "down scripts: " in plan.stdout
+
+    run = rollout.rollback(stagegate_rollback_database="downgrade")
+
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert rollout.api_version() == "v1"
+    assert not V2_OBJECTS & rollout.schema(), "006 and 007 reverted"
+    assert rollout.sql("SELECT count(*) FROM items WHERE name = 'written under v2'") == [(1,)]
+    applied = {v for (v,) in rollout.sql("SELECT version FROM stagegate_schema_migrations")}
+    assert not applied & {"006_composite_indexes", "007_reporting_views"}
+    record = rollout.ledger()[-1]
+    assert (record["kind"], record["release"], record["rolled_back_from"]) == (
+        "rollback", "v1", "v2",
+    )  # fmt: skip
+    finished = rollout.rollback_state()
+    report = json.loads((Path(finished["report"]) / "report.json").read_text())
+    assert report["rollback_plan"]["database"]["action"] == "downgrade"

@@ -116,6 +116,31 @@ def test_missing_backup_and_unknown_target_are_named(host: PlanInputs) -> None:
         build_plan(unknown, inspect)
 
 
+def test_downgrade_uses_the_bad_release_down_scripts_and_names_a_missing_one(
+    host: PlanInputs,
+) -> None:
+    downgrade = PlanInputs(
+        state_dir=host.state_dir, project_dir=host.project_dir, database="downgrade"
+    )
+    down_dir = Path(host.project_dir, "migrations", "down")
+    with pytest.raises(RollbackError, match=rf"{down_dir} has no down script for 006_x\.sql"):
+        build_plan(downgrade, inspect)
+
+    down_dir.mkdir()
+    (down_dir / "006_x.sql").write_text("DROP TABLE x;\n")
+    # the backup is not needed for a downgrade
+    Path(host.state_dir, "backups", "app-before-v2.dump").unlink()
+    plan = build_plan(downgrade, inspect)
+
+    assert plan["database"]["action"] == "downgrade"
+    assert plan["database"]["down_dir"] == str(down_dir)
+    assert plan["database"]["migrations_reverted"] == ["006_x.sql"]
+    assert plan["steps"][:3] == ["stop", "database", "source"]
+    lines = summary_lines(plan, ["api"])
+    assert f"  down scripts: {down_dir}" in lines
+    assert "  2. database: downgrade" in lines
+
+
 @pytest.mark.parametrize(
     ("image", "action"),
     [

@@ -35,7 +35,8 @@ FAILED = "failed"
 # A rollback in these states is finished by the next run with the plan it recorded.
 RESUMABLE = (IN_PROGRESS, FAILED)
 # The steps of a rollback, in order; the role has one task file (and tag) per step.
-STEPS = ("stop", "source", "images", "database", "start", "verify", "record")
+# The database goes back before the checkout: a downgrade runs the bad release's down scripts.
+STEPS = ("stop", "database", "source", "images", "start", "verify", "record")
 
 
 class RollbackError(Exception):
@@ -231,6 +232,7 @@ class PlanInputs:
     target: str | None = None
     database: str = "auto"
     environment: str = "staging"
+    down_dir: str | None = None
 
 
 def current_release(inputs, git, recorded_releases):
@@ -258,8 +260,9 @@ def current_release(inputs, git, recorded_releases):
 
 
 def database_plan(inputs, bad_manifest, bad_release):
-    """What happens to the database: restore the backup taken before the bad release, or nothing
-    (the bad release changed no schema, or the operator said so)."""
+    """What happens to the database: restore the backup taken before the bad release, revert
+    its migrations with their down scripts, or nothing (the bad release changed no schema, or
+    the operator said so)."""
     migrations = manifest_migrations(bad_manifest)
     archive, backup_manifest = manifest_backup(bad_manifest)
     plan = {
@@ -268,13 +271,27 @@ def database_plan(inputs, bad_manifest, bad_release):
         "backup": archive,
         "backup_manifest": backup_manifest,
     }
-    if inputs.database == "none" or (inputs.database == "auto" and not migrations):
+    if inputs.database == "none" or (inputs.database in ("auto", "downgrade") and not migrations):
         plan["reason"] = (
             "disabled (stagegate_rollback_database=none)"
             if inputs.database == "none"
             else f"{bad_release} applied no migrations"
         )
-        plan["migrations_reverted"] = [] if inputs.database == "auto" else migrations
+        plan["migrations_reverted"] = [] if inputs.database != "none" else migrations
+        return plan
+    if inputs.database == "downgrade":
+        down_dir = inputs.down_dir or os.path.join(inputs.project_dir, "migrations", "down")
+        missing = [m for m in migrations if not os.path.isfile(os.path.join(down_dir, m))]
+        if missing:
+            raise RollbackError(
+                f"stagegate_rollback_database=downgrade: {down_dir} has no down script for "
+                f"{', '.join(missing)}; restore the backup instead (auto or restore)"
+            )
+        plan.update(
+            action="downgrade",
+            reason=f"down scripts revert the {len(migrations)} migration(s) {bad_release} applied",
+            down_dir=down_dir,
+        )
         return plan
     if not archive:
         raise RollbackError(
@@ -425,16 +442,18 @@ def summary_lines(plan, app_services):
     lines.append(f"Database:         {database['action']} ({database['reason']})")
     if database["action"] == "restore":
         lines.append(f"  backup: {database['backup']}")
+    if database["action"] == "downgrade":
+        lines.append(f"  down scripts: {database['down_dir']}")
     if database["migrations_reverted"]:
         lines.append(f"  migrations reverted: {', '.join(database['migrations_reverted'])}")
     services = ", ".join(app_services) or "the app tier"
     lines += [
         "Steps:",
         f"  1. stop {services} of {current['release']} (the database keeps running)",
-        f"  2. check out {target['release']} ({_short(target['ref'])})",
-        f"  3. images: {', '.join(plan['rebuild']) or 'all present'}"
+        f"  2. database: {database['action']}",
+        f"  3. check out {target['release']} ({_short(target['ref'])})",
+        f"  4. images: {', '.join(plan['rebuild']) or 'all present'}"
         + (" (rebuilt)" if plan["rebuild"] else ""),
-        f"  4. database: {database['action']}",
         f"  5. start in tiers with the images of {target['release']}",
         "  6. verify with the release checks, report",
         "  7. record the rollback in the ledger, release the lock",

@@ -50,9 +50,17 @@ options:
     description:
       - V(auto) restores the backup when the bad release applied migrations, else leaves the
         database alone; V(restore) always restores; V(none) never touches the database.
+      - V(downgrade) reverts the migrations the bad release applied with its down scripts
+        (the files of the same names in O(down_dir)) instead of restoring, so data written
+        since the deploy is kept; planning fails, naming them, when a down script is missing.
     type: str
-    choices: [auto, restore, none]
+    choices: [auto, restore, downgrade, none]
     default: auto
+  down_dir:
+    description:
+      - The bad release's down scripts, for O(database=downgrade). Default
+        C(<project_dir>/migrations/down), read before the target is checked out.
+    type: path
   app_services:
     description: The app tier stopped first (C(stagegate_app_services)), named in RV(summary).
     type: list
@@ -121,8 +129,8 @@ plan:
       elements: str
     database:
       description:
-        - C(action) (V(restore), V(none)), C(reason), C(backup) (archive path),
-          C(backup_manifest), C(migrations_reverted).
+        - C(action) (V(restore), V(downgrade), V(none)), C(reason), C(backup) (archive path),
+          C(backup_manifest), C(migrations_reverted), and C(down_dir) for a downgrade.
       type: dict
     steps:
       description: The rollback's steps in order.
@@ -191,6 +199,7 @@ class RollbackPlanManager:
             target=params["target"] or None,
             database=params["database"],
             environment=params["environment"],
+            down_dir=params["down_dir"],
         )
         self.state = RollbackState(params["state_dir"])
 
@@ -231,9 +240,10 @@ def main():
             "target": {"type": "str"},
             "database": {
                 "type": "str",
-                "choices": ["auto", "restore", "none"],
+                "choices": ["auto", "restore", "downgrade", "none"],
                 "default": "auto",
             },
+            "down_dir": {"type": "path"},
             "environment": {"type": "str", "default": "staging"},
             "app_services": {"type": "list", "elements": "str", "default": []},
         },

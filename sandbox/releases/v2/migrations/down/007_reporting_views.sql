@@ -1,0 +1,2 @@
+-- Reverts 007 (stagegate_rollback_database=downgrade).
+DROP VIEW IF EXISTS v_item_status_summary;
