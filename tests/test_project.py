@@ -61,3 +61,19 @@ def test_collection_builds_and_installs(tmp_path: Path) -> None:
     installed = install_dir / "ansible_collections" / "stagegate" / "release"
     assert (installed / "MANIFEST.json").is_file()
     assert (installed / "plugins").is_dir()
+
+
+@pytest.mark.parametrize("role", sorted(p.name for p in (REPO_ROOT / "roles").iterdir()))
+def test_role_defaults_mirror_the_argument_spec(role: str) -> None:
+    # Ansible only checks argument specs; the values a spec promises come from defaults/main.yml,
+    # so a role used on its own (Molecule, another playbook) must define every one of them.
+    import yaml  # noqa: PLC0415 - only this test reads YAML
+
+    spec = yaml.safe_load((REPO_ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+    defaults_file = REPO_ROOT / "roles" / role / "defaults" / "main.yml"
+    defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.exists() else {}
+    for entry_point, body in spec["argument_specs"].items():
+        for name, option in (body.get("options") or {}).items():
+            if "default" in option:
+                assert name in defaults, f"{role} {entry_point}: {name} has no default"
+                assert defaults[name] == option["default"], f"{role}: {name} differs"
