@@ -238,3 +238,18 @@ def test_validate_playbook_compares_with_the_deploy_record(staging: Staging) -> 
     gates = {g["name"]: g for g in staging.report(record)["gates"]}
     assert gates["stable since deploy: api_latency p95_ms"]["status"] in ("PASS", "WARN")
     assert "v2 since its deploy" in run.stdout
+
+
+def test_tags_run_a_single_phase(staging: Staging) -> None:
+    before = staging.snapshot()
+    run = staging.staging("v2", "--tags", "backup")
+    assert run.rc == 0, run.output[-4000:]
+    assert "Dump, verify and keep the backup" in run.stdout
+    for other in ("Build", "Stop the app tier", "Apply the migrations", "Verify with the"):
+        assert f"TASK [stagegate.release.{other}" not in run.stdout, other
+    assert "Time the backup phase" in run.stdout
+    assert "Time the deploy phase" not in run.stdout
+    # v2's backup was taken by its promotion: found verified, kept as it is
+    manifest = json.loads((staging.state_dir / "backups" / "app-v2.dump.manifest.json").read_text())
+    assert manifest["verified"] is True
+    assert staging.snapshot() == before, "no deploy, no ledger record, the lock released"
