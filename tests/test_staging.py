@@ -119,6 +119,16 @@ def test_bad_inventory_stops_in_preflight_before_anything_changes(
     assert project_containers(staging.stack.project) == []
 
 
+def test_production_needs_confirmation_before_anything_changes(staging: Staging) -> None:
+    run = staging.staging("v1", stagegate_environment="production")
+    assert run.rc != 0
+    assert "stagegate_environment is production: this run would stop api, worker" in run.stdout
+    assert "re-run with -e stagegate_confirm_production=true" in run.stdout
+    assert "Take the deploy lock" not in run.stdout
+    assert not list(staging.state_dir.iterdir())
+    assert project_containers(staging.stack.project) == []
+
+
 def test_first_promotion_of_v1(staging: Staging) -> None:
     run = staging.staging("v1")
     assert run.rc == 0, run.output[-4000:]
@@ -135,7 +145,8 @@ def test_first_promotion_of_v1(staging: Staging) -> None:
 
 def test_check_mode_changes_nothing(staging: Staging) -> None:
     before = staging.snapshot()
-    run = staging.staging("v2-crashloop", "--check")
+    # production without confirmation: --check walks the procedure all the same
+    run = staging.staging("v2-crashloop", "--check", stagegate_environment="production")
     assert run.rc == 0, run.output[-4000:]
     assert "Check mode: every phase reported its plan and nothing changed" in run.stdout
     for phase in ("preflight", "source", "backup", "migration_dryrun", "build", "deploy"):
