@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from ansible_collections.stagegate.release.plugins.module_utils._pg import other_sessions
 from conftest import PgCluster, unique_name
 from pg_fixtures import SAMPLE_SCHEMA, db_arg, fingerprint, run_module
 
@@ -17,8 +18,21 @@ def exact_backup(pg_cluster: PgCluster, sample_db: str, tmp_path: Path) -> Path:
         "pg_backup",
         {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(tmp_path), "name": "rt"},
     )
-    assert result.get("failed") is not True, result
+    assert result.get("failed") is not True, (result.get("msg"), result.get("stderr"))
     return Path(result["path"])
+
+
+def test_other_sessions_leave_out_this_process_own_backends(
+    pg_cluster: PgCluster, sample_db: str
+) -> None:
+    # A backend whose client just closed may still be listed while it exits; the restore counts
+    # its own such backends out instead of refusing to restore over "other sessions".
+    with (
+        psycopg.connect(pg_cluster.dsn("postgres"), autocommit=True) as admin,
+        psycopg.connect(pg_cluster.dsn(sample_db)) as own,
+    ):
+        assert other_sessions(admin, sample_db) == 1
+        assert other_sessions(admin, sample_db, {own.info.backend_pid}) == 0
 
 
 @pytest.mark.slow
@@ -34,7 +48,7 @@ def test_round_trip_equals_manifest_and_is_idempotent(
     }
     try:
         restored = run_module("pg_restore", args)
-        assert restored.get("failed") is not True, restored
+        assert restored.get("failed") is not True, (restored.get("msg"), restored.get("stderr"))
         manifest = json.loads(Path(f"{exact_backup}.manifest.json").read_text())
         assert restored["verification"]["exact"] is True
         assert restored["verification"]["rows"] == {
@@ -48,7 +62,7 @@ def test_round_trip_equals_manifest_and_is_idempotent(
         pg_cluster.psql("DELETE FROM orders WHERE id <= 10", target)  # drifted: restore again
         assert run_module("pg_restore", args, check_mode=True)["changed"] is True
         again = run_module("pg_restore", {**args, "mode": "clean"})
-        assert again.get("failed") is not True, again
+        assert again.get("failed") is not True, (again.get("msg"), again.get("stderr"))
         assert again["changed"] is True
         assert again["verification"]["mismatched"] == {}
     finally:
@@ -85,7 +99,7 @@ def test_sessions_ended_only_where_allowed(
         )
         assert not_here["failed"] is True
         done = run_module("pg_restore", {**args, "force": True, "terminate_sessions": True})
-        assert done.get("failed") is not True, done
+        assert done.get("failed") is not True, (done.get("msg"), done.get("stderr"))
         assert done["terminated"] == 1
     finally:
         session.close()

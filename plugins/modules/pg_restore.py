@@ -207,6 +207,7 @@ class RestoreManager:
             "dsn": self.target.redacted_dsn,
             "terminated": 0,
         }
+        self._own_pids: set[int] = set()
 
     def run(self) -> dict[str, Any]:
         self._guards()
@@ -217,7 +218,7 @@ class RestoreManager:
             if not self.params["force"] and self._already_restored(admin, sha256):
                 return self.result
             self.result["changed"] = True
-            sessions = other_sessions(admin, self.target.dbname)
+            sessions = other_sessions(admin, self.target.dbname, self._own_pids)
             self.result["sessions"] = sessions
             if sessions and not self._may_terminate():
                 raise PgError(
@@ -311,6 +312,7 @@ class RestoreManager:
     def _mismatches(self) -> tuple[dict[str, Any], dict[str, int], bool]:
         expected, exact = expected_rows(self.manifest)
         with self.target.connect() as conn:
+            self._own_pids.add(conn.info.backend_pid)
             present = set(list_tables(conn))
             actual = count_rows(conn, sorted(set(expected) & present))
         return compare_rows(expected, actual, exact), actual, exact
