@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,12 +254,20 @@ def sandbox_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-@pytest.fixture
-def sandbox_stack(sandbox_repo: Path, docker_client: Any) -> Iterator[SandboxStack]:
-    """An isolated sandbox stack, torn down (containers, volumes, images, state) afterwards."""
-    state_dir = Path(tempfile.mkdtemp(prefix="sgt-sandbox-", dir="/var/tmp"))
-    stack = SandboxStack(repo=sandbox_repo, state_dir=state_dir)
+@contextmanager
+def isolated_stack(repo: Path, name: str = "sandbox") -> Iterator[SandboxStack]:
+    """A sandbox stack with a state directory of its own, torn down (containers, volumes,
+    images, state) at the end, also when the code using it fails."""
+    state_dir = Path(tempfile.mkdtemp(prefix=f"sgt-{name}-", dir="/var/tmp"))
+    stack = SandboxStack(repo=repo, state_dir=state_dir)
     try:
         yield stack
     finally:
         stack.teardown()
+
+
+@pytest.fixture
+def sandbox_stack(sandbox_repo: Path, docker_client: Any) -> Iterator[SandboxStack]:
+    """An isolated sandbox stack for one test."""
+    with isolated_stack(sandbox_repo) as stack:
+        yield stack

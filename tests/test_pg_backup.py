@@ -17,6 +17,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
     rehearse_restore,
+    staged_archive,
     verify_listing,
 )
 from conftest import PgCluster, free_port
@@ -162,12 +163,15 @@ def test_truncated_dump_fails_listing(good_backup: tuple[PgTarget, Path], tmp_pa
     target, archive = good_backup
     truncated = tmp_path / "truncated.dump"
     truncated.write_bytes(archive.read_bytes()[:200])
-    with pytest.raises(PgError, match="pg_restore --list cannot read"):
-        verify_listing(target, str(truncated), ["public.orders"])
+    with (
+        staged_archive(target, str(truncated)) as staged,
+        pytest.raises(PgError, match="pg_restore --list cannot read"),
+    ):
+        verify_listing(staged, ["public.orders"])
     empty = tmp_path / "empty.dump"
     empty.write_bytes(b"")
-    with pytest.raises(PgError, match="is empty"):
-        verify_listing(target, str(empty), [])
+    with staged_archive(target, str(empty)) as staged, pytest.raises(PgError, match="is empty"):
+        verify_listing(staged, [])
 
 
 def test_truncated_data_fails_restore_rehearsal(
@@ -177,11 +181,15 @@ def test_truncated_data_fails_restore_rehearsal(
     data = archive.read_bytes()
     truncated = tmp_path / "half.dump"
     truncated.write_bytes(data[: len(data) * 3 // 4])  # the TOC survives, table data does not
-    with pg_cluster_admin(target) as admin, pytest.raises(PgError, match="pg_restore"):
+    with (
+        pg_cluster_admin(target) as admin,
+        staged_archive(target, str(truncated)) as staged,
+        pytest.raises(PgError, match="pg_restore"),
+    ):
         rehearse_restore(
             target,
             admin=admin,
-            archive=str(truncated),
+            staged=staged,
             expected_rows={"public.orders": 1000, "public.customers": 200},
             exact=True,
             jobs=1,
@@ -197,11 +205,15 @@ def test_corrupted_dump_fails_verification_and_restore(
     middle = len(data) // 2
     data[middle : middle + 64] = b"\xff" * 64
     archive.write_bytes(bytes(data))
-    with pg_cluster_admin(target) as admin, pytest.raises(PgError):
+    with (
+        pg_cluster_admin(target) as admin,
+        staged_archive(target, str(archive)) as staged,
+        pytest.raises(PgError),
+    ):
         rehearse_restore(
             target,
             admin=admin,
-            archive=str(archive),
+            staged=staged,
             expected_rows={"public.orders": 1000, "public.customers": 200},
             exact=True,
             jobs=1,

@@ -29,6 +29,7 @@ from sandbox_fixtures import (
     INVENTORY,
     VENV_BIN,
     SandboxStack,
+    isolated_stack,
     run_playbook,
     sandbox_secrets,
 )
@@ -176,17 +177,12 @@ def playbook_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def rollout(sandbox_repo: Path) -> Iterator[Rollout]:
-    state_dir = Path(os.environ.get("TMPDIR", "/var/tmp")) / f"sgt-rollback-{os.getpid()}"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    stack = SandboxStack(repo=sandbox_repo, state_dir=state_dir)
-    try:
+    with isolated_stack(sandbox_repo, "rollback") as stack:
         out = Rollout(stack)
         out.deploy("v1")
         out.v1_rows = out.row_counts()  # type: ignore[attr-defined]
         out.deploy("v2")
         yield out
-    finally:
-        stack.teardown()
 
 
 def test_check_mode_prints_the_plan_and_changes_nothing(rollout: Rollout) -> None:

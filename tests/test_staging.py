@@ -11,7 +11,6 @@ it against its deploy-time record.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from sandbox_fixtures import (
     VENV_BIN,
     PlaybookRun,
     SandboxStack,
+    isolated_stack,
     run_playbook,
     sandbox_secrets,
 )
@@ -87,13 +87,8 @@ def phases(report: dict[str, Any]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def staging(sandbox_repo: Path) -> Iterator[Staging]:
-    state_dir = Path(os.environ.get("TMPDIR", "/var/tmp")) / f"sgt-staging-{os.getpid()}"
-    state_dir.mkdir(parents=True, exist_ok=True)
-    stack = SandboxStack(repo=sandbox_repo, state_dir=state_dir)
-    try:
+    with isolated_stack(sandbox_repo, "staging") as stack:
         yield Staging(stack)
-    finally:
-        stack.teardown()
 
 
 @pytest.mark.parametrize(

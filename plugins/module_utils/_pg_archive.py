@@ -91,12 +91,6 @@ def read_manifest(archive: str | Path) -> dict[str, Any] | None:
     return data
 
 
-def archive_listing(target: PgTarget, archive: str) -> str:
-    """The archive's table of contents as `pg_restore --list` prints it."""
-    with staged_archive(target, archive) as staged:
-        return staged.listing()
-
-
 class StagedArchive:
     """An archive where pg_restore sees it (copied once into the database container when there
     is one), with its table of contents read once."""
@@ -104,10 +98,12 @@ class StagedArchive:
     def __init__(self, target: PgTarget, place: Callable[[str], str], archive: str) -> None:
         self.target = target
         self.place = place
+        self.host_path = archive
         self.path = place(archive)
         self._listing: str | None = None
 
     def listing(self) -> str:
+        """The archive's table of contents as `pg_restore --list` prints it."""
         if self._listing is None:
             # --list takes no connection: drop the -d/-U the helper adds
             argv = _without_connection(self.target.tool_argv("pg_restore", ["--list", self.path]))
@@ -121,10 +117,10 @@ def staged_archive(target: PgTarget, archive: str) -> Iterator[StagedArchive]:
         yield StagedArchive(target, place, archive)
 
 
-def archive_tables(target: PgTarget, archive: str) -> list[str]:
-    """`schema.table` of every TABLE DATA entry `pg_restore --list` reads from the archive."""
+def archive_tables(listing: str) -> list[str]:
+    """`schema.table` of every TABLE DATA entry of a `pg_restore --list` listing."""
     tables = []
-    for line in archive_listing(target, archive).splitlines():
+    for line in listing.splitlines():
         if line.startswith(";") or " TABLE DATA " not in line:
             continue
         rest = line.split(" TABLE DATA ", 1)[1].rsplit(" ", 1)[0]  # drop the owner
@@ -186,12 +182,13 @@ def _run_capture(argv: list[str], env: dict[str, str]) -> str:
     return proc.stdout
 
 
-def verify_listing(target: PgTarget, archive: str, expected_tables: list[str]) -> dict[str, Any]:
+def verify_listing(staged: StagedArchive, expected_tables: list[str]) -> dict[str, Any]:
     """The archive is non-empty, readable by pg_restore --list and holds the expected tables."""
     started = time.monotonic()
+    archive = staged.host_path
     if size_of(archive) == 0:
         raise PgError(f"backup {archive} is empty", verification="list")
-    listed = archive_tables(target, archive)
+    listed = archive_tables(staged.listing())
     missing = sorted(set(expected_tables) - set(listed))
     if missing:
         raise PgError(
@@ -217,34 +214,29 @@ def restore_into(
 
     `skip_extensions` leaves those extensions' entries out (through --use-list)."""
     args = ["--verbose", "--exit-on-error", f"--jobs={jobs}", *(extra or [])]
-    if skip_extensions:
-        kept = [
-            line
-            for line in staged.listing().splitlines()
-            if not ((m := EXTENSION_ENTRY.match(line)) and m.group(1) in skip_extensions)
-        ]
-        with tempfile.TemporaryDirectory(prefix="stagegate-") as work:
+    with tempfile.TemporaryDirectory(prefix="stagegate-") as work:
+        if skip_extensions:
+            kept = [
+                line
+                for line in staged.listing().splitlines()
+                if not ((m := EXTENSION_ENTRY.match(line)) and m.group(1) in skip_extensions)
+            ]
             use_list = Path(work) / "use.list"
             use_list.write_text("\n".join(kept) + "\n", encoding="utf-8")
             use_list.chmod(0o644)
             args.append(f"--use-list={staged.place(str(use_list))}")
-            run = _restore(target, [*args, staged.path], dbname, progress)
-    else:
-        run = _restore(target, [*args, staged.path], dbname, progress)
+        argv = target.tool_argv("pg_restore", [*args, staged.path], dbname)
+        run = run_tool(argv, target.tool_env(), progress)
     if not run.ok:
         raise run.failure("pg_restore")
     return run
-
-
-def _restore(target: PgTarget, args: list[str], dbname: str, progress: ProgressLog | None) -> Any:
-    return run_tool(target.tool_argv("pg_restore", args, dbname), target.tool_env(), progress)
 
 
 def rehearse_restore(
     target: PgTarget,
     *,
     admin: Any,
-    archive: str,
+    staged: StagedArchive,
     expected_rows: dict[str, int],
     exact: bool,
     jobs: int,
@@ -252,23 +244,22 @@ def rehearse_restore(
     """Restore into a scratch database, compare row counts, always drop the scratch."""
     started = time.monotonic()
     scratch = scratch_name(VERIFY_PREFIX)
-    with staged_archive(target, archive) as staged:
-        skipped = extensions_to_skip(admin, archive_extensions(staged.listing()), set())
-        create_database(admin, scratch)
-        try:
-            restore_into(
-                target,
-                staged=staged,
-                dbname=scratch,
-                jobs=jobs,
-                progress=None,
-                extra=["--no-owner", "--no-privileges"],
-                skip_extensions=skipped,
-            )
-            with target.for_database(scratch).connect() as conn:
-                restored = count_rows(conn, sorted(expected_rows))
-        finally:
-            drop_database(admin, scratch)
+    skipped = extensions_to_skip(admin, archive_extensions(staged.listing()), set())
+    create_database(admin, scratch)
+    try:
+        restore_into(
+            target,
+            staged=staged,
+            dbname=scratch,
+            jobs=jobs,
+            progress=None,
+            extra=["--no-owner", "--no-privileges"],
+            skip_extensions=skipped,
+        )
+        with target.for_database(scratch).connect() as conn:
+            restored = count_rows(conn, sorted(expected_rows))
+    finally:
+        drop_database(admin, scratch)
     mismatched = compare_rows(expected_rows, restored, exact)
     if mismatched:
         raise PgError(

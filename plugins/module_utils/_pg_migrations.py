@@ -228,10 +228,15 @@ def applied_versions(conn: Any, tracking_table: str) -> dict[str, str | None]:
     return {str(v): c for v, c in conn.execute(query).fetchall()}
 
 
+def tracked_as(version: str) -> list[str]:
+    """The tracking-table versions a file counts as: its full stem (ours) and its numeric
+    prefix (an existing table's `006`)."""
+    prefix = re.match(r"\d+", version)
+    return [version, prefix.group(0)] if prefix and prefix.group(0) != version else [version]
+
+
 def is_applied(migration: Migration, applied: dict[str, str | None]) -> bool:
-    """Applied under its full stem (ours) or its numeric prefix (e.g. an existing `006`)."""
-    prefix = re.match(r"\d+", migration.version)
-    return migration.version in applied or bool(prefix and prefix.group(0) in applied)
+    return any(v in applied for v in tracked_as(migration.version))
 
 
 def ensure_tracking_table(conn: Any, tracking_table: str) -> None:
@@ -291,13 +296,9 @@ def revert_migration(conn: Any, down: Migration, tracking_table: str) -> Migrati
     """Run one down script and forget its migration in the tracking table, in one transaction
     (statement by statement in autocommit when the script is marked no-transaction)."""
     forget = sql.SQL("DELETE FROM {} WHERE version = ANY(%s)").format(_table_ident(tracking_table))
-    versions = [down.version, *_numeric_prefix(down.version)]
-    return _execute(conn, down, lambda: conn.execute(forget, (versions,)), "reverted")
-
-
-def _numeric_prefix(version: str) -> list[str]:
-    prefix = re.match(r"\d+", version)
-    return [prefix.group(0)] if prefix and prefix.group(0) != version else []
+    return _execute(
+        conn, down, lambda: conn.execute(forget, (tracked_as(down.version),)), "reverted"
+    )
 
 
 def _execute(

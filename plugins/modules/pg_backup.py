@@ -199,6 +199,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_archive impo
     retention_plan,
     sha256_of,
     size_of,
+    staged_archive,
     verify_listing,
     write_json_atomic,
 )
@@ -359,19 +360,21 @@ class BackupManager:
         if level == "none":
             return {"level": "none"}
         expected = self.params["expected_tables"] or list(manifest["tables"])
-        listing = verify_listing(self.target, archive, expected)
-        if level == "list":
-            return listing
-        rows, exact = expected_rows(manifest)
-        with self.target.for_database("postgres").connect() as admin:
-            rehearsal = rehearse_restore(
-                self.target,
-                admin=admin,
-                archive=archive,
-                expected_rows=rows,
-                exact=exact,
-                jobs=self.params["jobs"],
-            )
+        # one copy (into the database container, if any) and one listing serve both levels
+        with staged_archive(self.target, archive) as staged:
+            listing = verify_listing(staged, expected)
+            if level == "list":
+                return listing
+            rows, exact = expected_rows(manifest)
+            with self.target.for_database("postgres").connect() as admin:
+                rehearsal = rehearse_restore(
+                    self.target,
+                    admin=admin,
+                    staged=staged,
+                    expected_rows=rows,
+                    exact=exact,
+                    jobs=self.params["jobs"],
+                )
         return {**rehearsal, "list_seconds": listing["seconds"]}
 
     def _retention(self) -> None:
