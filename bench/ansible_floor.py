@@ -1,0 +1,72 @@
+"""Ansible's own cost on this machine: the floor under every playbook's wall time.
+
+    .venv/bin/python bench/ansible_floor.py [--modules 10]
+
+Times, in one run: `ansible-playbook` with one `debug` task (start-up, no module), the same
+play with N+1 `ansible.builtin.ping` tasks against one (the cost of one module run on the
+local connection), and, raw, a Python process that only imports
+`ansible.module_utils.basic` (what every module process does first) against an empty one.
+A playbook that runs M modules cannot take less than start-up + M x module cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def play(name: str, tasks: list[str], workdir: Path) -> Path:
+    path = workdir / f"{name}.yml"
+    body = "".join(f"    - {task}\n" for task in tasks)
+    path.write_text(f"- hosts: localhost\n  gather_facts: false\n  tasks:\n{body}")
+    return path
+
+
+def best(argv: list[str], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        if done.returncode:
+            sys.exit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-2000:]}")
+        times.append(time.perf_counter() - started)
+    return min(times)  # noise on a shared machine only ever adds time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--modules", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    playbook = [
+        str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+        "-e", f"ansible_python_interpreter={sys.executable}",
+    ]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="sgt-floor-") as work:
+        workdir = Path(work)
+        debug = play("debug", ["ansible.builtin.debug: {msg: hi}"], workdir)
+        one = play("one", ["ansible.builtin.ping:"], workdir)
+        many = play("many", ["ansible.builtin.ping:"] * (args.modules + 1), workdir)
+        start = best([*playbook, str(debug)], args.repeat)
+        per_module = (
+            best([*playbook, str(many)], args.repeat) - best([*playbook, str(one)], args.repeat)
+        ) / args.modules
+    python = [sys.executable, "-c"]
+    empty = best([*python, "pass"], args.repeat)
+    basic = best([*python, "import ansible.module_utils.basic"], args.repeat)
+    print(f"ansible-playbook, one debug task (start-up):     {start:6.2f} s")
+    print(f"one module run (ansible.builtin.ping, local):    {per_module:6.2f} s")
+    print(f"raw python -c pass:                              {empty:6.2f} s")
+    print(f"raw python importing ansible.module_utils.basic: {basic:6.2f} s")
+    print(f"  the import's share of a module run:            {(basic - empty) / per_module:6.0%}")
+
+
+if __name__ == "__main__":
+    main()
