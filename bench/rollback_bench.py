@@ -10,10 +10,16 @@ modules: backup before migrating, migrations, manifest, ledger), each round time
 2. after v2 is deployed again, the raw sequence an engineer would type for the same rollback:
    `docker compose stop api worker`, `git checkout v1`, drop/create the database and
    `pg_restore -j2` (as the superuser) of the same backup inside the database container,
-   `docker compose up -d`, and a curl loop on /health/ready until it answers 200.
+   `docker compose up -d`, and a curl loop on /health/ready until it answers 200;
+3. after v2 is deployed again, bench/rollback_floor.yml: the same raw commands as one shell
+   task (`up --detach --wait` in place of the curl loop: the checks need the healthchecks to
+   have passed), between rollback.yml's own plan, checks, report and a ledger record. No
+   playbook that plans, verifies (GO) and records a rollback as rollback.yml does can be faster
+   than this floor.
 
-Prints both times and the ratio playbook/raw (bar: <= 1.5). The deploys in between are not
-timed. Everything the bench creates is removed at the end.
+Prints the times, the raw commands' own times and the ratios playbook/raw (bar: <= 1.5) and
+floor/raw. The deploys in between are not timed. Everything the bench creates is removed
+at the end.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -55,6 +62,7 @@ class Bench:
         self.stack = stack
         self.password = sandbox_secrets()["sandbox_db_password"]
         self.postgres = f"{stack.project}-postgres-1"
+        self.health_url = f"{stack.base_url}/health/ready"
         self.vars = stack.extra_vars(
             stagegate_db={
                 "host": "127.0.0.1",
@@ -66,6 +74,7 @@ class Bench:
             },
             stagegate_report_dir=str(stack.state_dir / "reports"),
         )
+        self.report_dir = stack.state_dir / "reports" / "rollback"
 
     def deploy(self, release: str) -> None:
         run = run_playbook(
@@ -97,35 +106,64 @@ class Bench:
         spans.sort(reverse=True)
         return elapsed, spans[:top]
 
-    def sh(self, *argv: str, env: dict[str, str] | None = None) -> None:
-        done = subprocess.run(
-            argv, capture_output=True, text=True, env=env, cwd=self.stack.project_dir, check=False
-        )
-        if done.returncode:
-            sys.exit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-2000:]}")
-
-    def rollback_raw(self) -> float:
+    def raw_commands(self) -> list[list[str]]:
+        """The rollback an engineer would type, up to the health loop."""
         backup = self.stack.state_dir / "backups" / "app-before-v2.dump"
         psql = ["docker", "exec", self.postgres, "psql", "-X", "-q", "-U", "postgres", "-c"]
-        compose_env = {**os.environ, **self.stack.env()}
         compose = ["docker", "compose", "--project-name", self.stack.project]
+        return [
+            [*compose, "stop", "api", "worker"],
+            ["git", "checkout", "--quiet", "--force", "v1"],
+            ["docker", "cp", str(backup), f"{self.postgres}:/tmp/bench.dump"],
+            [*psql, "DROP DATABASE app WITH (FORCE)"],
+            [*psql, "CREATE DATABASE app OWNER app"],
+            ["docker", "exec", self.postgres, "pg_restore", "-U", "postgres", "-d", "app",
+             "--exit-on-error", "--jobs=2", "/tmp/bench.dump"],
+            [*compose, "up", "--detach"],
+        ]  # fmt: skip
+
+    def rollback_raw(self) -> tuple[float, list[tuple[float, str]]]:
+        """Wall time, and the time of each command (the curl loop last)."""
+        compose_env = {**os.environ, **self.stack.env()}
+        steps: list[tuple[float, str]] = []
         started = time.perf_counter()
-        self.sh(*compose, "stop", "api", "worker", env=compose_env)
-        self.sh("git", "checkout", "--quiet", "--force", "v1")
-        self.sh("docker", "cp", str(backup), f"{self.postgres}:/tmp/bench.dump")
-        self.sh(*psql, "DROP DATABASE app WITH (FORCE)")
-        self.sh(*psql, "CREATE DATABASE app OWNER app")
-        self.sh("docker", "exec", self.postgres, "pg_restore", "-U", "postgres", "-d", "app",
-                "--exit-on-error", "--jobs=2", "/tmp/bench.dump")  # fmt: skip
-        self.sh(*compose, "up", "--detach", env=compose_env)
+        for argv in self.raw_commands():
+            step_started = time.perf_counter()
+            done = subprocess.run(
+                argv, capture_output=True, text=True, env=compose_env,
+                cwd=self.stack.project_dir, check=False,
+            )  # fmt: skip
+            if done.returncode:
+                sys.exit(f"{shlex.join(argv)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+            steps.append((time.perf_counter() - step_started, shlex.join(argv[:5])))
+        loop_started = time.perf_counter()
         while subprocess.run(
-            ["curl", "-sf", "-o", "/dev/null", f"{self.stack.base_url}/health/ready"],
-            check=False,
+            ["curl", "-sf", "-o", "/dev/null", self.health_url], check=False
         ).returncode:
             time.sleep(0.2)
+        steps.append((time.perf_counter() - loop_started, "curl loop on /health/ready"))
         elapsed = time.perf_counter() - started
         # Leave the checkout as the deploy playbook expects it (its release marker).
         (self.stack.project_dir / ".stagegate-release").write_text("v1\n")
+        return elapsed, steps
+
+    def rollback_floor(self) -> float:
+        """bench/rollback_floor.yml: the raw commands in one task, between rollback.yml's plan,
+        verification, report and ledger record."""
+        # Right after the curl loop the healthchecks still say `starting` and the checks grade
+        # NO_GO: the floor waits for them (`up --wait`), the least that verifies GO.
+        *commands, up = self.raw_commands()
+        script = "set -e\n" + "".join(f"{shlex.join(argv)}\n" for argv in commands)
+        script += f"{shlex.join([*up, '--wait'])}\necho v1 > .stagegate-release\n"
+        started = time.perf_counter()
+        extra_vars = {**self.vars, "rollback_floor_raw": script}
+        run = run_playbook("../bench/rollback_floor.yml", extra_vars)
+        elapsed = time.perf_counter() - started
+        if run.rc:
+            sys.exit(f"rollback_floor.yml failed:\n{run.output[-3000:]}")
+        verdict = json.loads((self.report_dir / "report.json").read_text())["verdict"]
+        if verdict == "NO_GO":
+            sys.exit(f"rollback_floor.yml graded NO_GO (report: {self.report_dir})")
         return elapsed
 
 
@@ -140,21 +178,30 @@ def main() -> None:
     bench = Bench(stack)
     try:
         bench.deploy("v1")
-        playbook_times, raw_times = [], []
+        playbook_times, raw_times, floor_times = [], [], []
         for _ in range(args.rounds):
             bench.deploy("v2")
             elapsed, slowest = bench.rollback_playbook(args.top)
             playbook_times.append(elapsed)
             bench.deploy("v2")
-            raw_times.append(bench.rollback_raw())
-        best_playbook, best_raw = min(playbook_times), min(raw_times)
+            elapsed, raw_steps = bench.rollback_raw()
+            raw_times.append(elapsed)
+            bench.deploy("v2")
+            floor_times.append(bench.rollback_floor())
+        best_playbook, best_raw, best_floor = min(playbook_times), min(raw_times), min(floor_times)
         print("slowest tasks of the last rollback.yml run:")
         for seconds, name in slowest:
             print(f"  {seconds:6.2f} s  {name}")
+        print("commands of the last raw run:")
+        for seconds, name in raw_steps:
+            print(f"  {seconds:6.2f} s  {name}")
         print(f"rollback.yml (v2 -> v1, restore, tiers, checks, report): {best_playbook:7.2f} s")
         print(f"raw stop + checkout + pg_restore + compose up + curl loop: {best_raw:7.2f} s")
+        print(f"floor (raw in one task; plan, checks, report, ledger):     {best_floor:7.2f} s")
         ratio = best_playbook / best_raw
         print(f"ratio playbook/raw: {ratio:.2f} (bar <= {BAR}) {'OK' if ratio <= BAR else 'OVER'}")
+        floor_ratio = best_floor / best_raw
+        print(f"ratio floor/raw:    {floor_ratio:.2f} (the least any such playbook reaches)")
     finally:
         stack.teardown()
         subprocess.run(["rm", "-rf", str(workdir)], check=False)
