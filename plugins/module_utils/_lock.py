@@ -33,6 +33,16 @@ RELEASED = "released"
 NOT_HELD = "not_held"
 
 
+MESSAGES = {
+    ACQUIRED: "deploy lock acquired",
+    ALREADY_HELD: "deploy lock already held by this run",
+    TAKEN_OVER: "took over an expired deploy lock from {holder}",
+    BROKEN: "broke the live deploy lock of {holder} (break_lock)",
+    RELEASED: "deploy lock released",
+    NOT_HELD: "deploy lock was not held",
+}
+
+
 class LockHeldError(Exception):
     """Another live run holds the lock (or a release was asked by a run that is not the owner)."""
 
@@ -68,6 +78,11 @@ def describe_holder(record, now):
     remaining = parse_iso(record["expires_at"]) - now
     expiry = f"expires in {human_age(remaining)}" if remaining > 0 else "expired"
     return f"{record['owner']} (run {record['run_id']}), held for {age}, {expiry}"
+
+
+def action_message(action, previous, now):
+    """What an acquire or release did, naming the holder it replaced or removed."""
+    return MESSAGES[action].format(holder=describe_holder(previous, now) if previous else "")
 
 
 class DeployLock:

@@ -113,24 +113,15 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stagegate.release.plugins.module_utils._lock import (
-    ACQUIRED,
     ALREADY_HELD,
     BROKEN,
     NOT_HELD,
+    RELEASED,
     TAKEN_OVER,
     DeployLock,
     LockHeldError,
-    describe_holder,
+    action_message,
 )
-
-MESSAGES = {
-    ACQUIRED: "deploy lock acquired",
-    ALREADY_HELD: "deploy lock already held by this run",
-    TAKEN_OVER: "took over an expired deploy lock from {holder}",
-    BROKEN: "broke the live deploy lock of {holder} (break_lock)",
-    "released": "deploy lock released",
-    NOT_HELD: "deploy lock was not held",
-}
 
 
 class DeployLockManager:
@@ -157,14 +148,13 @@ class DeployLockManager:
         except OSError as exc:
             self.module.fail_json(msg=f"cannot change the deploy lock {self.lock.path}: {exc}")
         changed = action not in (ALREADY_HELD, NOT_HELD)
-        holder = describe_holder(previous, self.lock.clock()) if previous else ""
         self.module.exit_json(
             changed=changed,
             action=action,
             lock=held or {},
-            previous=previous if action in (TAKEN_OVER, BROKEN, "released") else {},
+            previous=previous if action in (TAKEN_OVER, BROKEN, RELEASED) else {},
             lock_file=self.lock.path,
-            msg=MESSAGES[action].format(holder=holder),
+            msg=action_message(action, previous, self.lock.clock()),
             diff={"before": before, "after": held or {}},
         )
 

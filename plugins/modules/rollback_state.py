@@ -16,9 +16,16 @@ description:
   - O(state=started) records O(plan) as the rollback in progress. When the file already holds a
     rollback in progress to the same release, it is kept (with its steps done) and only the run
     id and controller are updated, so the rollback resumes. A rollback whose verification failed
-    resumes the same way (its C(verify) and C(record) steps run again).
+    resumes the same way (its C(verify) and C(record) steps run again). With O(lock), the deploy
+    lock is taken for O(run_id) first, as M(stagegate.release.deploy_lock) takes it; when another
+    live run holds it, the task fails naming the holder and writes nothing.
   - O(state=step_done) adds O(step) to the steps done. O(state=finished) marks the rollback
-    V(done) (or V(failed) with O(verdict) C(NO_GO)) with the verdict and the report location.
+    V(done) (or V(failed) with O(verdict) C(NO_GO)) with the verdict and the report location;
+    it first appends O(ledger_record) to the ledger (once per run id, as
+    M(stagegate.release.ledger) does) and last releases the deploy lock held by O(run_id) when
+    O(release_lock) is set.
+  - The lock and the ledger are part of this module so that a rollback starts and finishes in
+    one task each, since every module run adds to the rollback's time (C(bench/ansible_floor.py)).
 attributes:
   check_mode:
     support: full
@@ -44,8 +51,41 @@ options:
     description: The plan from M(stagegate.release.rollback_plan); required with O(state=started).
     type: dict
   run_id:
-    description: The id of this run (it holds the deploy lock).
+    description:
+      - The id of this run (it holds the deploy lock). Required with O(state=started), with
+        O(lock) and with O(release_lock).
     type: str
+  lock:
+    description:
+      - With O(state=started), take the deploy lock (C(<state_dir>/lock.json)) for O(run_id)
+        before recording the plan. An expired lock is taken over; a live one held by another run
+        fails the task unless C(break_lock).
+    type: dict
+    suboptions:
+      owner:
+        description: Who holds the lock (default C(user@host) of the deploy host).
+        type: str
+      ttl:
+        description: Seconds until the lock expires.
+        type: int
+        default: 3600
+      break_lock:
+        description: Take a live lock held by another run (that run is known to be dead).
+        type: bool
+        default: false
+      awx_job_id:
+        description: The AWX job that holds the lock, recorded with it.
+        type: str
+  ledger_record:
+    description:
+      - With O(state=finished), the rollback's ledger record (at least C(release) and
+        C(verdict)); appended to C(<state_dir>/ledger.jsonl) unless a record with the same
+        C(run_id) is there already.
+    type: dict
+  release_lock:
+    description: With O(state=finished), release the deploy lock held by O(run_id) at the end.
+    type: bool
+    default: false
   controller:
     description: The controller process (C(host), C(pid), C(pid_start)) that runs the rollback.
     type: dict
@@ -65,22 +105,37 @@ author:
   - stagegate developers (@stagegate)
 seealso:
   - module: stagegate.release.rollback_plan
+  - module: stagegate.release.deploy_lock
+  - module: stagegate.release.ledger
 """
 
 EXAMPLES = r"""
-- name: Record the plan (or resume the rollback in progress)
+- name: Take the deploy lock and record the plan (or resume the rollback in progress)
   stagegate.release.rollback_state:
     state_dir: "{{ stagegate_state_dir }}"
     state: started
     plan: "{{ rollback.plan }}"
     run_id: "{{ stagegate_run_id }}"
     controller: "{{ rollback.controller }}"
+    lock:
+      owner: oncall@bastion
+      ttl: 3600
 
 - name: The database is restored
   stagegate.release.rollback_state:
     state_dir: "{{ stagegate_state_dir }}"
     state: step_done
     step: database
+
+- name: Record the rollback in the ledger, mark it finished, release the lock
+  stagegate.release.rollback_state:
+    state_dir: "{{ stagegate_state_dir }}"
+    state: finished
+    run_id: "{{ stagegate_run_id }}"
+    verdict: GO
+    report: /var/lib/stagegate/reports/rollback
+    ledger_record: {release: v1, verdict: GO, kind: rollback, run_id: "{{ stagegate_run_id }}"}
+    release_lock: true
 """
 
 RETURN = r"""
@@ -94,11 +149,36 @@ path:
   description: The state file.
   returned: always
   type: str
+lock:
+  description:
+    - What happened to the deploy lock (C(action) acquired, already_held, taken_over, broken,
+      released or not_held) and its C(msg); empty when the task did not touch it.
+  returned: always
+  type: dict
+  sample: {action: taken_over, msg: "took over an expired deploy lock from ci@runner ..."}
+holder:
+  description: When the lock is held by another run, that run's lock record.
+  returned: failed
+  type: dict
+ledger:
+  description: With O(ledger_record), whether it was C(appended) and the ledger C(path).
+  returned: when O(ledger_record) is given
+  type: dict
 """
 
 import copy
+import getpass
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stagegate.release.plugins.module_utils import _ledger
+from ansible_collections.stagegate.release.plugins.module_utils._lock import (
+    ALREADY_HELD,
+    NOT_HELD,
+    DeployLock,
+    LockHeldError,
+    action_message,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
     DONE,
     FAILED,
@@ -115,26 +195,94 @@ class RollbackStateManager:
         self.module = module
         self.params = module.params
         self.store = RollbackState(self.params["state_dir"])
+        self.lock = DeployLock(self.params["state_dir"])
+        self.result = {"lock": {}}
 
     def run(self):
+        state = self.params["state"]
+        if state == "started" and self.params["lock"] is not None:
+            self.require("run_id")
+            self.take_lock()
         try:
             before = self.store.read() or {}
         except RollbackError as exc:
-            self.module.fail_json(msg=str(exc), path=self.store.path)
-        after = getattr(self, self.params["state"])(copy.deepcopy(before))
-        changed = after != before
-        if changed and not self.module.check_mode:
+            self.module.fail_json(msg=str(exc), path=self.store.path, **self.result)
+        after = getattr(self, state)(copy.deepcopy(before))
+        # Finishing: the ledger before the state, so a run killed in between is resumed and
+        # records itself once (one ledger record per run id); the lock is released last.
+        appended = (
+            state == "finished"
+            and self.params["ledger_record"] is not None
+            and self.append_to_ledger()
+        )
+        if after != before and not self.module.check_mode:
             self.store.write(after)
+        if state == "finished" and self.params["release_lock"]:
+            self.require("run_id")
+            self.release_lock()
+        lock_changed = self.result["lock"].get("action") not in (None, ALREADY_HELD, NOT_HELD)
+        changed = after != before or appended or lock_changed
         self.module.exit_json(
             changed=changed,
             record=after,
             path=self.store.path,
             diff={"before": before, "after": after},
+            **self.result,
         )
 
     def require(self, option):
         if not self.params[option]:
             self.module.fail_json(msg=f"{option}: required with state={self.params['state']}")
+
+    def take_lock(self):
+        options = self.params["lock"]
+        owner = options["owner"] or f"{getpass.getuser()}@{socket.gethostname()}"
+        if options["ttl"] <= 0:
+            self.module.fail_json(
+                msg=f"lock.ttl: got {options['ttl']}, expected a positive number of seconds"
+            )
+        extra = {"awx_job_id": options["awx_job_id"]} if options["awx_job_id"] else {}
+        try:
+            action, _, previous = self.lock.acquire(
+                self.params["run_id"],
+                owner,
+                options["ttl"],
+                break_lock=options["break_lock"],
+                check_mode=self.module.check_mode,
+                extra=extra,
+            )
+        except LockHeldError as exc:
+            self.module.fail_json(msg=str(exc), holder=exc.holder, lock_file=self.lock.path)
+        except OSError as exc:
+            self.module.fail_json(msg=f"cannot take the deploy lock {self.lock.path}: {exc}")
+        self.note_lock(action, previous)
+
+    def release_lock(self):
+        try:
+            action, previous = self.lock.release(
+                self.params["run_id"], check_mode=self.module.check_mode
+            )
+        except (LockHeldError, OSError) as exc:
+            self.module.fail_json(msg=str(exc), path=self.store.path, **self.result)
+        self.note_lock(action, previous)
+
+    def note_lock(self, action, previous):
+        message = action_message(action, previous, self.lock.clock())
+        self.result["lock"] = {"action": action, "msg": message}
+
+    def append_to_ledger(self):
+        """Append the record unless this run id's record is there; True when appended."""
+        record = self.params["ledger_record"]
+        path = _ledger.ledger_path(self.params["state_dir"])
+        try:
+            _ledger.validate_record(record)
+            appended = _ledger.same_run(_ledger.read(path), record) is None
+            if appended and not self.module.check_mode:
+                _ledger.append(path, record)
+        except (_ledger.LedgerError, OSError) as exc:
+            self.module.fail_json(msg=f"ledger_record: cannot append to {path}: {exc}", path=path)
+        self.result["ledger"] = {"appended": appended, "path": path}
+        return appended
 
     def started(self, record):
         self.require("plan")
@@ -194,6 +342,17 @@ def main():
             },
             "verdict": {"type": "str", "choices": ["GO", "GO_WITH_WARNINGS", "NO_GO"]},
             "report": {"type": "str"},
+            "lock": {
+                "type": "dict",
+                "options": {
+                    "owner": {"type": "str"},
+                    "ttl": {"type": "int", "default": 3600},
+                    "break_lock": {"type": "bool", "default": False},
+                    "awx_job_id": {"type": "str"},
+                },
+            },
+            "ledger_record": {"type": "dict"},
+            "release_lock": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
