@@ -92,3 +92,17 @@ def test_finish_records_once_marks_done_and_releases_the_lock(
     assert result["ledger"]["appended"] is False
     assert result["lock"]["action"] == "not_held"
     assert files(deploy_host) == done
+
+
+def test_missing_run_id_is_refused_before_anything_is_written(deploy_host: DeployHost) -> None:
+    run, _ = call(deploy_host, STARTED)
+    assert run.rc == 0, run.output[-3000:]
+    started = files(deploy_host)
+    record = {"release": "v1", "verdict": "GO", "run_id": "rollback-1"}
+    finish = {"state": "finished", "verdict": "GO", "ledger_record": record, "release_lock": True}
+
+    run, result = call(deploy_host, finish)
+
+    assert run.rc != 0
+    assert "release_lock is True but all of the following are missing: run_id" in result["msg"]
+    assert files(deploy_host) == started, "no ledger record, state or lock change"

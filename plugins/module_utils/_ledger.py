@@ -89,6 +89,23 @@ def same_run(records: list[dict[str, Any]], record: dict[str, Any]) -> dict[str,
     return None
 
 
+def append_once(
+    path: str, record: dict[str, Any], check_mode: bool = False
+) -> tuple[str | None, dict[str, Any]]:
+    """Append `record` unless the same run's record is in the ledger already.
+
+    Returns (the line appended, or None when the run's record was there, and the record now in
+    the ledger). In check mode nothing is written. Raises LedgerError or OSError.
+    """
+    line = validate_record(record) + "\n"
+    recorded = same_run(read(path), record)
+    if recorded is not None:
+        return None, recorded
+    if not check_mode:
+        append(path, record)
+    return line, record
+
+
 def last_good(
     records: list[dict[str, Any]], before_release: str | None = None
 ) -> dict[str, Any] | None:

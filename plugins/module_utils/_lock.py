@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import getpass
 import json
 import os
+import socket
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -127,12 +129,15 @@ class DeployLock:
             current,
         )
 
-    def acquire(self, run_id, owner, ttl, *, break_lock=False, check_mode=False, extra=None):
-        """Take the lock; returns (action, record now held, previous holder)."""
+    def acquire(self, run_id, owner, ttl, *, break_lock=False, check_mode=False, awx_job_id=None):
+        """Take the lock; returns (action, record now held, previous holder).
+
+        `owner` None is the deploy host's user@host; `awx_job_id` is recorded when given.
+        """
         now = self.clock()
         record = dict(
-            extra or {},
-            owner=owner,
+            {"awx_job_id": awx_job_id} if awx_job_id else {},
+            owner=owner or f"{getpass.getuser()}@{socket.gethostname()}",
             run_id=run_id,
             acquired_at=iso(now),
             expires_at=iso(now + ttl),

@@ -107,9 +107,7 @@ holder:
   type: dict
 """
 
-import getpass
 import os
-import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stagegate.release.plugins.module_utils._lock import (
@@ -130,7 +128,7 @@ class DeployLockManager:
         params = module.params
         self.state = params["state"]
         self.run_id = params["run_id"]
-        self.owner = params["owner"] or f"{getpass.getuser()}@{socket.gethostname()}"
+        self.owner = params["owner"]
         self.ttl = params["ttl"]
         self.break_lock = params["break_lock"]
         self.awx_job_id = params["awx_job_id"]
@@ -159,14 +157,13 @@ class DeployLockManager:
         )
 
     def acquire(self):
-        extra = {"awx_job_id": self.awx_job_id} if self.awx_job_id else {}
         return self.lock.acquire(
             self.run_id,
             self.owner,
             self.ttl,
             break_lock=self.break_lock,
             check_mode=self.check_mode,
-            extra=extra,
+            awx_job_id=self.awx_job_id,
         )
 
     def release(self):

@@ -115,14 +115,11 @@ class LedgerManager:
                 path=self.path,
             )
         try:
-            line = _ledger.validate_record(self.record) + "\n"
-            recorded = _ledger.same_run(_ledger.read(self.path), self.record)
-            if recorded is not None:
-                return {"changed": False, "path": self.path, "record": recorded}
-            if not self.module.check_mode:
-                _ledger.append(self.path, self.record)
+            line, recorded = _ledger.append_once(self.path, self.record, self.module.check_mode)
         except (_ledger.LedgerError, OSError) as exc:
             self.module.fail_json(msg=f"cannot append to {self.path}: {exc}", path=self.path)
+        if line is None:
+            return {"changed": False, "path": self.path, "record": recorded}
         diff = {"before": "", "after": line, "after_header": self.path + " (appended)"}
         return {"changed": True, "path": self.path, "record": self.record, "diff": diff}
 

@@ -167,8 +167,6 @@ ledger:
 """
 
 import copy
-import getpass
-import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stagegate.release.plugins.module_utils import _ledger
@@ -201,7 +199,6 @@ class RollbackStateManager:
     def run(self):
         state = self.params["state"]
         if state == "started" and self.params["lock"] is not None:
-            self.require("run_id")
             self.take_lock()
         try:
             before = self.store.read() or {}
@@ -218,7 +215,6 @@ class RollbackStateManager:
         if after != before and not self.module.check_mode:
             self.store.write(after)
         if state == "finished" and self.params["release_lock"]:
-            self.require("run_id")
             self.release_lock()
         lock_changed = self.result["lock"].get("action") not in (None, ALREADY_HELD, NOT_HELD)
         changed = after != before or appended or lock_changed
@@ -230,26 +226,20 @@ class RollbackStateManager:
             **self.result,
         )
 
-    def require(self, option):
-        if not self.params[option]:
-            self.module.fail_json(msg=f"{option}: required with state={self.params['state']}")
-
     def take_lock(self):
         options = self.params["lock"]
-        owner = options["owner"] or f"{getpass.getuser()}@{socket.gethostname()}"
         if options["ttl"] <= 0:
             self.module.fail_json(
                 msg=f"lock.ttl: got {options['ttl']}, expected a positive number of seconds"
             )
-        extra = {"awx_job_id": options["awx_job_id"]} if options["awx_job_id"] else {}
         try:
             action, _, previous = self.lock.acquire(
                 self.params["run_id"],
-                owner,
+                options["owner"],
                 options["ttl"],
                 break_lock=options["break_lock"],
                 check_mode=self.module.check_mode,
-                extra=extra,
+                awx_job_id=options["awx_job_id"],
             )
         except LockHeldError as exc:
             self.module.fail_json(msg=str(exc), holder=exc.holder, lock_file=self.lock.path)
@@ -272,21 +262,17 @@ class RollbackStateManager:
 
     def append_to_ledger(self):
         """Append the record unless this run id's record is there; True when appended."""
-        record = self.params["ledger_record"]
         path = _ledger.ledger_path(self.params["state_dir"])
         try:
-            _ledger.validate_record(record)
-            appended = _ledger.same_run(_ledger.read(path), record) is None
-            if appended and not self.module.check_mode:
-                _ledger.append(path, record)
+            line, _ = _ledger.append_once(
+                path, self.params["ledger_record"], self.module.check_mode
+            )
         except (_ledger.LedgerError, OSError) as exc:
             self.module.fail_json(msg=f"ledger_record: cannot append to {path}: {exc}", path=path)
-        self.result["ledger"] = {"appended": appended, "path": path}
-        return appended
+        self.result["ledger"] = {"appended": line is not None, "path": path}
+        return line is not None
 
     def started(self, record):
-        self.require("plan")
-        self.require("run_id")
         plan = self.params["plan"]
         target = plan.get("target", {}).get("release")
         if record.get("status") in RESUMABLE and record.get("to") == target:
@@ -303,7 +289,6 @@ class RollbackStateManager:
         return RollbackState.begin(plan, self.params["run_id"], self.params["controller"])
 
     def step_done(self, record):
-        self.require("step")
         if record.get("status") != IN_PROGRESS:
             self.module.fail_json(
                 msg=f"step {self.params['step']}: no rollback in progress in {self.store.path}"
@@ -312,7 +297,6 @@ class RollbackStateManager:
         return record
 
     def finished(self, record):
-        self.require("verdict")
         if record.get("status") == IN_PROGRESS:
             good = self.params["verdict"] != "NO_GO"
             record.update(
@@ -354,6 +338,14 @@ def main():
             "ledger_record": {"type": "dict"},
             "release_lock": {"type": "bool", "default": False},
         },
+        # Checked before anything changes: a missing option never leaves a half-written state.
+        required_if=[
+            ("state", "started", ("plan", "run_id")),
+            ("state", "step_done", ("step",)),
+            ("state", "finished", ("verdict",)),
+            ("release_lock", True, ("run_id",)),
+        ],
+        required_by={"lock": "run_id"},
         supports_check_mode=True,
     )
     RollbackStateManager(module).run()
