@@ -9,7 +9,7 @@ import hashlib
 import os
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ansible.errors import AnsibleError
@@ -186,7 +186,7 @@ def _playbook_run_id():
     """`<UTC start of the ansible-playbook process>-<6 hex>`: forked workers share the parent."""
     parent = os.getppid()
     started = _process_start(parent) or time.time()
-    stamp = datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.fromtimestamp(started, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     digest = hashlib.sha256(f"{socket.gethostname()}:{parent}:{started}".encode()).hexdigest()
     return f"{stamp}-{digest[:6]}"
 

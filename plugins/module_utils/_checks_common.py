@@ -139,7 +139,7 @@ _SPECIAL_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an integer or a list of integers",
     ),
     "bands": (
-        lambda value: isinstance(value, str | int | float | dict) and not isinstance(value, bool),
+        lambda value: isinstance(value, (str, int, float, dict)) and not isinstance(value, bool),
         "a band such as '<= 200ms' or {pass: '<= 200ms', warn: '<= 500ms'}",
     ),
 }

@@ -147,7 +147,7 @@ def _resources(containers: list[Any], opts: dict[str, Any], outcome: Outcome) ->
     running = [c for c in containers if c.attrs.get("State", {}).get("Status") == "running"]
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(running)))) as pool:
         samples = list(pool.map(_cpu_memory, running))
-    for c, (cpu, memory_mb, memory_percent) in zip(running, samples, strict=True):
+    for c, (cpu, memory_mb, memory_percent) in zip(running, samples):
         outcome.measure(f"{_label(c)}.cpu_percent", cpu, "%", opts.get("cpu_percent"))
         outcome.measure(f"{_label(c)}.memory_mb", memory_mb, "mb", opts.get("memory"))
         outcome.measure(
@@ -220,7 +220,7 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def since_epoch(value: Any) -> float:
     """An epoch, an ISO-8601 time, or a duration ago such as '15m'."""
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return float(value)
     text = str(value).strip()
     match = _RELATIVE.match(text)

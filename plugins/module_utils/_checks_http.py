@@ -94,7 +94,7 @@ def fetch(
     headers = dict(headers or {})
     data = None
     if body is not None:
-        if isinstance(body, dict | list):
+        if isinstance(body, (dict, list)):
             data = json.dumps(body).encode()
             headers.setdefault("Content-Type", "application/json")
         else:
@@ -114,7 +114,7 @@ def fetch(
         raise CheckError(f"{method} {url}: timed out after {timeout:g}s") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
-        if isinstance(reason, ssl.SSLError | ssl.CertificateError):
+        if isinstance(reason, (ssl.SSLError, ssl.CertificateError)):
             raise CheckError(f"{method} {url}: TLS error: {reason}") from None
         if isinstance(reason, socket.gaierror):
             raise CheckError(f"{method} {url}: DNS lookup failed: {reason}") from None

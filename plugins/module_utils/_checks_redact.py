@@ -60,11 +60,11 @@ class Redactor:
 
     def data(self, value: Any, key: str = "") -> Any:
         """A copy of `value` with secrets masked; values under secret-looking keys become MASK."""
-        if key and is_secret_name(key) and not isinstance(value, dict | list):
+        if key and is_secret_name(key) and not isinstance(value, (dict, list)):
             return MASK if value not in (None, "") else value
         if isinstance(value, dict):
             return {k: self.data(v, str(k)) for k, v in value.items()}
-        if isinstance(value, list | tuple):
+        if isinstance(value, (list, tuple)):
             return [self.data(v) for v in value]
         if isinstance(value, str):
             return self.text(value)

@@ -97,7 +97,7 @@ def redactor_for(check_type: CheckType, options: dict[str, Any]) -> Redactor:
     redactor = Redactor()
     for key, value in options.items():
         secret = key in check_type.secret_options() or is_secret_name(key)
-        if secret and isinstance(value, str | int | float):
+        if secret and isinstance(value, (str, int, float)):
             redactor.add(value)
     for header, value in (options.get("headers") or {}).items():
         if is_secret_name(str(header)):
@@ -115,7 +115,7 @@ def run_type(check_type: CheckType, options: dict[str, Any], context: RunContext
         outcome = Outcome(ERROR, f"check type {check_type.name} raised {type(exc).__name__}: {exc}")
     outcome.message = context.redactor.text(outcome.message)
     outcome.details = context.redactor.data(outcome.details)
-    if isinstance(outcome.value, str | dict | list):
+    if isinstance(outcome.value, (str, dict, list)):
         outcome.value = context.redactor.data(outcome.value)
     return outcome
 

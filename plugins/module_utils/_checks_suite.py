@@ -57,7 +57,7 @@ def k6_metrics(path: str) -> dict[str, float]:
         found["passed"], found["failed"] = float(checks["passes"]), float(checks.get("fails", 0))
         found["tests"] = found["passed"] + found["failed"]
     for key, value in metrics.get("http_req_duration", {}).items():
-        if isinstance(value, int | float):
+        if isinstance(value, (int, float)):
             found[f"http_req_duration_{key.replace('(', '').replace(')', '')}_ms"] = float(value)
     failed = metrics.get("http_req_failed", {})
     if "value" in failed or "rate" in failed:
@@ -72,7 +72,7 @@ def json_metrics(path: str, expressions: dict[str, str]) -> dict[str, float]:
     found: dict[str, float] = {}
     for name, expression in expressions.items():
         value = search(expression, document)
-        if not isinstance(value, int | float) or isinstance(value, bool):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise CheckError(f"json metric {name!r} ({expression}) is {value!r}, expected a number")
         found[name] = float(value)
     return found

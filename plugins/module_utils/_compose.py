@@ -18,7 +18,7 @@ import subprocess
 import time
 import urllib.error
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -284,7 +284,7 @@ class ComposeProject:
     def files_sha256(self) -> str:
         """sha256 over the compose files' names and contents, in the order given."""
         digest = hashlib.sha256()
-        for name, path in zip(self.files, self.file_paths, strict=True):
+        for name, path in zip(self.files, self.file_paths):
             digest.update(name.encode() + b"\0")
             with open(path, "rb") as fh:
                 digest.update(fh.read())
@@ -604,7 +604,7 @@ class TieredStartup:
         return None
 
     def _stable(self, states: list[ContainerState]) -> bool:
-        now = datetime.now(UTC)
+        now = datetime.now(timezone.utc)
         return all(
             s.started_at is not None and (now - s.started_at).total_seconds() >= self.stable_seconds
             for s in states

@@ -139,7 +139,7 @@ _SIZE_FACTORS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 def parse_size(text: str | float) -> int:
     """`'80MB'`, `'1.5 GiB'`, `'512k'` or a number of bytes -> bytes (1 MB = 1024**2 bytes)."""
-    if isinstance(text, int | float):
+    if isinstance(text, (int, float)):
         return int(text)
     match = _SIZE_RE.match(str(text))
     if not match:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 # timezone.utc, not datetime.UTC: this file runs on deploy hosts with Python older than 3.11.
-UTC = timezone.utc  # noqa: UP017
+UTC = timezone.utc
 LOCK_FILE = "lock.json"
 GUARD_FILE = ".lock.guard"
 

@@ -25,7 +25,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
     read,
 )
 
-UTC = timezone.utc  # noqa: UP017 - runs on deploy hosts with Python older than 3.11
+UTC = timezone.utc  # runs on deploy hosts with Python older than 3.11
 STATE_FILE = "rollback.json"
 # Written in the checkout by the source role: the release it holds.
 RELEASE_MARKER = ".stagegate-release"

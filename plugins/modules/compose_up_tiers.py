@@ -112,7 +112,7 @@ RETURN = r"""
 tiers:
   description:
     - Per tier, its services, outcome (ready, failed, planned, not started), seconds,
-      when it finished (C(finished_at), UTC) and Compose's actions.
+      when it finished (C(finished_at), timezone.utc) and Compose's actions.
   returned: always
   type: list
   elements: dict
@@ -166,7 +166,7 @@ commands:
   elements: list
 """
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -251,7 +251,7 @@ class TiersManager:
         ]
         changed = False
         failure = None
-        for tier, entry in zip(self.tiers, report, strict=True):
+        for tier, entry in zip(self.tiers, report):
             if self.module.check_mode:
                 events = self.startup.plan(tier)
                 entry.update(status="planned", seconds=0.0)
@@ -260,7 +260,7 @@ class TiersManager:
                 entry.update(
                     status="failed" if failure else "ready",
                     seconds=round(seconds, 3),
-                    finished_at=datetime.now(UTC).isoformat(),
+                    finished_at=datetime.now(timezone.utc).isoformat(),
                 )
             entry["actions"] = [e.as_dict() for e in events]
             entry["changed_services"] = self._changed_services(events)

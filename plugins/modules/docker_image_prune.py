@@ -82,7 +82,7 @@ reclaimed_bytes:
 """
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -126,7 +126,7 @@ class PruneManager:
             filters["label"] = label_filter
         # A stopped container still holds its image: leave those (removal would fail anyway).
         in_use = {c.attrs.get("Image") for c in self.client.containers.list(all=True)}
-        now = datetime.now(UTC)
+        now = datetime.now(timezone.utc)
         found = []
         for image in self.client.images.list(filters=filters):
             created = parse_docker_time(image.attrs.get("Created"))

@@ -160,7 +160,7 @@ class HostChecksManager:
         outcomes = run_checks_here(
             self.checks, self.types, self.concurrency, self.module.check_mode
         )
-        for check, outcome in zip(self.checks, outcomes, strict=True):
+        for check, outcome in zip(self.checks, outcomes):
             outcome["name"] = check["name"]
         return {"changed": False, "outcomes": outcomes}
 

@@ -169,7 +169,7 @@ dsn:
 """
 
 import subprocess
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +240,7 @@ class BackupManager:
     def _archive_name(self) -> str:
         base = self.params["name"]
         if not base:
-            stamp = self.params["release"] or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            stamp = self.params["release"] or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
             base = f"{self.target.dbname}-{stamp}"
         return f"{base}.dump" if self.params["format"] == "custom" else base
 
@@ -283,7 +283,7 @@ class BackupManager:
         return manifest
 
     def _dump_and_verify(self, partial: Path) -> dict[str, Any]:
-        created = datetime.now(UTC).isoformat()
+        created = datetime.now(timezone.utc).isoformat()
         with self.target.connect(autocommit=False) as conn:
             # one REPEATABLE READ snapshot for the catalog, the row counts and pg_dump itself
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

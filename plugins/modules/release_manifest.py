@@ -129,7 +129,7 @@ import contextlib
 import json
 import os
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -232,7 +232,7 @@ class ManifestManager:
         after = self.desired(release, recorded)
         changed = before is None or _content(before) != _content(after)
         after["written_at"] = (
-            datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             if changed
             else before.get("written_at")  # type: ignore[union-attr]
         )
