@@ -10,7 +10,7 @@ VENV="${STAGEGATE_VENV:-$ROOT/.venv}"
 PYTHON="${STAGEGATE_PYTHON:-python3.11}"
 BASE_IMAGE="${STAGEGATE_BASE_IMAGE:-stagegate/base:bookworm}"
 TINY_IMAGE="${STAGEGATE_TINY_IMAGE:-stagegate/busybox:latest}"
-DEBIAN_MIRROR="${STAGEGATE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+PY39_IMAGE="${STAGEGATE_PY39_IMAGE:-stagegate/python39:bullseye}"
 BASE_PACKAGES="python3,python3-psycopg2,python3-redis,postgresql-15,redis-server,ca-certificates,procps"
 LOG_DIR="${STAGEGATE_STATE_DIR:-/var/tmp/stagegate}"
 mkdir -p "$LOG_DIR"
@@ -19,6 +19,31 @@ step_start=0
 step() { step_start=$(date +%s.%N); printf 'setup: %s ...' "$1"; }
 done_step() { printf ' done (%.1f s)\n' "$(echo "$(date +%s.%N) - $step_start" | bc)"; }
 die() { printf '\nsetup: %s\n' "$*" >&2; exit 1; }
+
+# The Debian mirror apt already uses (its sources: one-line `deb` entries and deb822 stanzas),
+# the first `deb` source for this machine's release; STAGEGATE_DEBIAN_MIRROR overrides it and
+# deb.debian.org is the last resort.
+apt_mirror() {  # $1: apt's configuration dir (default /etc/apt)
+  local codename etc="${1:-/etc/apt}"
+  codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")"
+  {
+    cat "$etc/sources.list" "$etc"/sources.list.d/*.list 2>/dev/null | awk -v c="$codename" '
+      $1 == "deb" { i = 2; if ($i ~ /^\[/) { while (i < NF && $i !~ /\]$/) i++; i++ }
+                    if (c == "" || $(i + 1) == c) print $i }' || true
+    cat "$etc"/sources.list.d/*.sources 2>/dev/null | awk -v c="$codename" '
+      BEGIN { RS = ""; FS = "\n" }
+      { types = ""; uris = ""; suites = ""
+        for (j = 1; j <= NF; j++) {
+          if ($j ~ /^Types:/) types = $j; else if ($j ~ /^URIs:/) uris = $j; else if ($j ~ /^Suites:/) suites = $j
+        }
+        sub(/^Types:/, "", types); sub(/^URIs:[ \t]*/, "", uris); sub(/^Suites:/, "", suites)
+        if ((" " types " ") ~ /[ \t]deb[ \t]/ && (c == "" || (" " suites " ") ~ ("[ \t]" c "[ \t]"))) {
+          split(uris, u, /[ \t]+/); print u[1]
+        } }' || true
+  } | grep -m1 -E '^(https?|file)://' || true
+}
+DEBIAN_MIRROR="${STAGEGATE_DEBIAN_MIRROR:-$(apt_mirror)}"
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 need_root_apt() {
   # $1: what we want, $2: packages
@@ -124,6 +149,21 @@ setup_base_image() {
   rm -rf "$dir"
   done_step
 }
+# A Debian 11 (bullseye) image: Python 3.9, the oldest deploy-host Python the modules support
+# (README "Deploy hosts"); scripts/sanity.sh compiles and imports every module under it.
+setup_py39_image() {
+  docker image inspect "$PY39_IMAGE" >/dev/null 2>&1 && return 0
+  command -v debootstrap >/dev/null || { need_root_apt "debootstrap" "debootstrap"; apt_install debootstrap; }
+  step "Python 3.9 image $PY39_IMAGE (debootstrap bullseye from $DEBIAN_MIRROR)"
+  local dir
+  dir="$(mktemp -d /var/tmp/stagegate-py39.XXXXXX)"
+  debootstrap --variant=minbase --include=python3 bullseye "$dir" "$DEBIAN_MIRROR" \
+    >"$LOG_DIR/debootstrap-py39.log" 2>&1 || { rm -rf "$dir"; die "debootstrap bullseye failed, see $LOG_DIR/debootstrap-py39.log (mirror: STAGEGATE_DEBIAN_MIRROR)"; }
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+  tar -C "$dir" -c . | docker import --change 'ENV LANG=C.UTF-8' --change 'CMD ["/usr/bin/python3"]' - "$PY39_IMAGE" >/dev/null
+  rm -rf "$dir"
+  done_step
+}
 setup_tiny_image() {
   docker image inspect "$TINY_IMAGE" >/dev/null 2>&1 && return 0
   dpkg -s busybox-static >/dev/null 2>&1 \
@@ -159,5 +199,6 @@ setup_docker
 setup_compose
 setup_base_image
 setup_tiny_image
+setup_py39_image
 setup_sandbox_repo
 setup_chromium
