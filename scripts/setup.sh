@@ -67,19 +67,19 @@ setup_venv() {
   local stamp
   stamp="$VENV/.stagegate-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
   [ -f "$stamp" ] && return 0
-  step "python virtualenv $VENV (pip install -e .[test])"
+  step "python virtualenv $VENV (pip install -e .[test], distribution stagegate-release)"
   command -v "$PYTHON" >/dev/null || PYTHON=python3
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip >"$LOG_DIR/pip.log" 2>&1 || true
+  # The distribution was called "stagegate" before (a name PyPI gives to an unrelated
+  # project), and plain Python found the collection through a .pth file: drop both.
+  "$VENV/bin/pip" uninstall -q -y stagegate >>"$LOG_DIR/pip.log" 2>&1 || true
+  rm -rf "$ROOT/src/stagegate.egg-info"
+  rm -f "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/stagegate_collection.pth"
+  # Editable: `stagegate._collection_finder` serves the collection's module_utils from the
+  # checkout (a built wheel carries its own copy), no .pth needed.
   "$VENV/bin/pip" install -q -e "$ROOT[test]" >>"$LOG_DIR/pip.log" 2>&1 \
     || die "pip install failed, see $LOG_DIR/pip.log"
-  # Lets plain Python (pytest, the CLI) import the collection's module_utils the way
-  # Ansible's collection loader does, from the checkout itself (no copy to go stale).
-  "$VENV/bin/python" - "$ROOT" <<'PY'
-import pathlib, sys, sysconfig
-pth = pathlib.Path(sysconfig.get_paths()["purelib"]) / "stagegate_collection.pth"
-pth.write_text(str(pathlib.Path(sys.argv[1]) / "collections") + "\n")
-PY
   rm -f "$VENV"/.stagegate-*
   touch "$stamp"
   done_step

@@ -35,7 +35,8 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         if not HAS_STAGEGATE:
             raise AnsibleActionFail(
-                f"the stagegate Python package is required on the controller ({STAGEGATE_ERROR})"
+                "the stagegate Python package is required on the controller "
+                f"(pip install stagegate-release): {STAGEGATE_ERROR}"
             )
         _, args = self.validate_argument_spec(
             argument_spec={

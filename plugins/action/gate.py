@@ -19,7 +19,7 @@ try:
     )
     from stagegate.gates import GateConfigError
     from stagegate.reports import SECRET_KEY_RE, redact
-except ImportError as exc:  # the controller needs the stagegate package (pip install stagegate)
+except ImportError as exc:  # the controller needs: pip install stagegate-release
     STAGEGATE_IMPORT_ERROR = exc
 else:
     STAGEGATE_IMPORT_ERROR = None
@@ -81,7 +81,7 @@ class ActionModule(ActionBase):
         if STAGEGATE_IMPORT_ERROR is not None:
             raise AnsibleError(
                 "stagegate.release.gate needs the stagegate Python package on the controller "
-                f"(pip install stagegate): {STAGEGATE_IMPORT_ERROR}"
+                f"(pip install stagegate-release): {STAGEGATE_IMPORT_ERROR}"
             )
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         if not args["validate_only"]:

@@ -27,7 +27,7 @@ try:
         check_secret,
         parse_dotenv,
     )
-except ImportError as exc:  # the controller needs the stagegate package (pip install stagegate)
+except ImportError as exc:  # the controller needs: pip install stagegate-release
     STAGEGATE_IMPORT_ERROR = exc
 else:
     STAGEGATE_IMPORT_ERROR = None
@@ -57,7 +57,7 @@ class ActionModule(ActionBase):
         if STAGEGATE_IMPORT_ERROR is not None:
             raise AnsibleError(
                 "stagegate.release.validate_config needs the stagegate Python package on the "
-                f"controller (pip install stagegate): {STAGEGATE_IMPORT_ERROR}"
+                f"controller (pip install stagegate-release): {STAGEGATE_IMPORT_ERROR}"
             )
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         if args["scope"] == "secrets":

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from stagegate._collection_finder import install as _install_collection_finder
+
+_install_collection_finder()  # before any submodule imports the collection's module_utils
+
 __version__ = "0.1.0"
 __all__ = ["__version__", "hookimpl"]
 
