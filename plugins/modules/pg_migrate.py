@@ -226,6 +226,7 @@ class MigrateManager:
             "dsn": self.target.redacted_dsn,
             "pending": [],
             "drifted": [],
+            "partial": [],
             "migrations": [],
             "verify": [],
         }
@@ -236,7 +237,11 @@ class MigrateManager:
             return self._revert(migration_run)
         with self.target.connect() as conn:
             pending, drifted, alembic_pending = migration_run.pending(conn)
-            self.result.update(pending=[m.filename for m in pending], drifted=drifted)
+            self.result.update(
+                pending=[m.filename for m in pending],
+                drifted=drifted,
+                partial=migration_run.partial(conn, pending),
+            )
             if migration_run.alembic:
                 self.result["alembic_pending"] = alembic_pending
             self.result["changed"] = bool(pending or alembic_pending)
@@ -270,10 +275,19 @@ class MigrateManager:
 
     @staticmethod
     def _raise(error: dict[str, Any], what: str = "migration") -> None:
+        committed = error.get("committed")
         raise PgError(
             f"{what} {error['file']} failed"
             + (f" at line {error['line']}" if error.get("line") else "")
-            + f" (SQLSTATE {error.get('sqlstate')}): {error['message']}",
+            + f" (SQLSTATE {error.get('sqlstate')}): {error['message']}"
+            + (
+                f"; statements 1-{committed['statements']} of {committed['of']} stay committed "
+                f"(no-transaction file, recorded in {committed['table']}): a re-run resumes at "
+                f"statement {committed['statements'] + 1}"
+                + (f", line {committed['resume_line']}" if committed["resume_line"] else "")
+                if committed
+                else ""
+            ),
             error=error,
         )
 

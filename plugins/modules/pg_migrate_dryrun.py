@@ -184,6 +184,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_clone import
 from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import (
     MIGRATION_ARGUMENT_SPEC,
     MigrationRun,
+    Progress,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_schema import diff, snapshot
 
@@ -269,7 +270,8 @@ class DryRunManager:
         copy = self.source.for_database(scratch)
         migration_run.target = copy
         tracking = self.params["tracking_table"]
-        ignore = (tracking if "." in tracking else f"public.{tracking}", "public.alembic_version")
+        tracking = tracking if "." in tracking else f"public.{tracking}"
+        ignore = (tracking, Progress(tracking).table, "public.alembic_version")
         with copy.connect() as conn:
             with self._timed("snapshot_before"):
                 before = snapshot(conn, ignore)
