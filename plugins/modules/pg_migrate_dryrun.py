@@ -15,6 +15,8 @@ description:
   - Records per-migration time and statements, errors with file, statement, line and
     SQLSTATE, lock timeouts, and the blocking locks each migration takes on tables that
     existed before (ACCESS EXCLUSIVE and friends, what would stall traffic on the real run).
+  - Files are read, split and refused exactly as M(stagegate.release.pg_migrate) does (see
+    its description and docs/database.md, "How a migration file is run").
   - The real database is only ever read (as the template). The scratch database is always
     dropped, on success, on failure and on SIGTERM/SIGHUP; leftovers of earlier interrupted runs
     (names starting with O(scratch_prefix)) are dropped first.
