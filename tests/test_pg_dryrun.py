@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import psycopg
 import pytest
 from conftest import PgCluster
 from pg_fixtures import MODULES, count_scratch, db_arg, fingerprint, run_module
-from test_pg_migrate import INDEXES, VIEWS, write_migrations
+from test_pg_migrate import CORPUS, CORPUS_STATEMENTS, INDEXES, VIEWS, write_migrations
 
 DROP_AND_ADD = """
 ALTER TABLE orders DROP COLUMN created_at;
@@ -164,4 +165,45 @@ def test_interrupted_dryrun_drops_scratch(
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
+    assert count_scratch(pg_cluster) == 0
+
+
+@pytest.mark.slow
+def test_dryrun_of_the_corpus_passes_and_a_copy_error_names_its_line(
+    pg_cluster: PgCluster, pg_database: str, tmp_path: Path
+) -> None:
+    """The real-world corpus on a TEMPLATE copy: every file applied with its statement count
+    and time, the schema diff lists what it makes, the source is untouched; then a broken
+    COPY row fails the dry-run with the file and the line of the row."""
+    before = fingerprint(pg_cluster, pg_database)
+    result = dryrun(pg_cluster, pg_database, CORPUS)
+    assert result.get("failed") is not True, result
+    assert result["check"]["status"] == "PASS", result["check"]
+    assert {m["filename"]: m["statements"] for m in result["migrations"]} == CORPUS_STATEMENTS
+    assert all(m["status"] == "applied" and m["seconds"] >= 0 for m in result["migrations"])
+    diff = result["schema_diff"]
+    assert set(diff["tables"]["added"]) == {
+        f"public.{t}" for t in ("accounts", "audit_log", "settings", "plans", "plan_changes")
+    }
+    assert diff["views"]["added"] == ["public.v_account_overview"]
+    assert {"public.idx_audit_log_account_at", "public.idx_accounts_lower_email"} <= set(
+        diff["indexes"]["added"]
+    )
+    assert fingerprint(pg_cluster, pg_database) == before
+    assert count_scratch(pg_cluster) == 0
+
+    broken = tmp_path / "m"
+    shutil.copytree(CORPUS, broken)
+    (broken / "008_more_plans.sql").write_text(
+        "-- 008: one bad row\nCOPY plans (code, label, price) FROM stdin;\n"
+        "gold\tGold\t90.00\nbad\tBad\tnot-a-price\n\\.\n"
+    )
+    failed = dryrun(pg_cluster, pg_database, broken)
+    assert failed["check"]["status"] == "FAIL"
+    error = failed["error"]
+    assert (error["file"], error["line"], error["sqlstate"]) == ("008_more_plans.sql", 4, "22P02")
+    assert error["statement"] == "COPY plans (code, label, price) FROM stdin"
+    assert "008_more_plans.sql line 4" in failed["check"]["message"]
+    assert [m["status"] for m in failed["migrations"]][-1] == "failed"
+    assert fingerprint(pg_cluster, pg_database) == before
     assert count_scratch(pg_cluster) == 0

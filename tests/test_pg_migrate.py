@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import textwrap
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PgCluster
+from conftest import REPO_ROOT, PgCluster
 from pg_fixtures import db_arg, run_module
 
 INDEXES = """
@@ -346,3 +348,243 @@ def test_alembic_check_then_upgrade(password_cluster: PgCluster, alembic_project
     again = run_module("pg_migrate", args)
     assert again["changed"] is False
     assert again["alembic_pending"] == []
+
+
+# -- migrations as people write them (issue 13, items 12 and 13) ----------------------
+
+CORPUS = REPO_ROOT / "tests" / "fixtures" / "migrations_corpus"
+# Statements each corpus file sends; 006's own BEGIN/COMMIT wrap is its transaction, not sent.
+CORPUS_STATEMENTS = {
+    "001_accounts.sql": 5,
+    "002_functions.sql": 5,
+    "003_sql_standard_bodies.sql": 3,
+    "004_seed_copy.sql": 4,
+    "005_concurrent_indexes.sql": 3,
+    "006_account_flags.sql": 2,
+    "007_plan_rules.sql": 3,
+}
+PG_DUMP_ARGS = ["--no-owner", "-T", "stagegate_schema_migrations*", "-d"]
+PSQL_FILE_ARGS = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"]
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d(:\d\d)?")
+
+
+def dump_without_clock(cluster: PgCluster, db: str) -> str:
+    """pg_dump (schema and data) less stagegate's own tables, timestamps masked."""
+    proc = subprocess.run(
+        [str(cluster.bindir / "pg_dump"), *PG_DUMP_ARGS, cluster.dsn(db)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [
+        line
+        for line in proc.stdout.splitlines()
+        if not line.startswith(("\\restrict", "\\unrestrict"))
+    ]
+    return TIMESTAMP.sub("<ts>", "\n".join(lines))
+
+
+def test_corpus_applies_as_psql_applies_it_and_once(
+    pg_cluster: PgCluster, pg_database: str
+) -> None:
+    """Functions, DO blocks, `$fn1$` tags, nested dollar quotes, BEGIN ATOMIC, COPY FROM stdin,
+    nested comments, E'' strings, CONCURRENTLY/VACUUM in a no-transaction file, a sqitch-style
+    BEGIN/COMMIT file and strings that merely mention VACUUM: pg_migrate leaves the database
+    exactly as `psql -f` leaves another one."""
+    names = sorted(CORPUS_STATEMENTS)
+    plan = migrate(pg_cluster, pg_database, CORPUS, check=True)
+    assert plan.get("failed") is not True, plan
+    assert (plan["pending"], plan["partial"]) == (names, [])
+
+    applied = migrate(pg_cluster, pg_database, CORPUS)
+    assert applied.get("failed") is not True, applied
+    assert {m["filename"]: m["statements"] for m in applied["migrations"]} == CORPUS_STATEMENTS
+    assert [m["status"] for m in applied["migrations"]] == ["applied"] * len(names)
+    assert [m["filename"] for m in applied["migrations"] if not m["transactional"]] == [
+        "005_concurrent_indexes.sql"
+    ]
+    assert all(m["seconds"] >= 0 for m in applied["migrations"])
+
+    by_psql = pg_cluster.create_database()
+    try:
+        for name in names:
+            subprocess.run(
+                [*PSQL_FILE_ARGS, pg_cluster.dsn(by_psql), "-f", str(CORPUS / name)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        assert dump_without_clock(pg_cluster, pg_database) == dump_without_clock(
+            pg_cluster, by_psql
+        )
+    finally:
+        pg_cluster.drop_database(by_psql)
+
+    def value(query: str) -> str:
+        return pg_cluster.psql(query, pg_database)
+
+    assert value("SELECT normalize_email('  Ada@Example.INVALID ')") == "ada@example.invalid"
+    assert value("SELECT account_tier(5) || ',' || account_tier(500)") == "medium,large"
+    assert value("SELECT value FROM settings WHERE key = 'greeting'") == "hello; world"
+    assert value("SELECT string_agg(code, ',' ORDER BY code) FROM plans") == "ent,free,pro,team"
+    assert value("SELECT count(*) FROM plan_changes") == "2"
+    assert "VACUUM ANALYZE" in value("SELECT obj_description('accounts'::regclass)")
+    assert value("SELECT bool_and(indisvalid) FROM pg_index WHERE indrelid = 'accounts'::regclass")
+    assert value("SELECT count(*) FROM stagegate_schema_migrations") == str(len(names))
+    assert value("SELECT count(*) FROM stagegate_schema_migrations_progress") == "0"
+
+    again = migrate(pg_cluster, pg_database, CORPUS)
+    assert (again["changed"], again["pending"]) == (False, [])
+
+
+OWN_COMMIT = """\
+BEGIN;
+CREATE TABLE first_half (id int);
+COMMIT;
+CREATE TABLE second_half (id int REFERENCES no_such_table (id));
+"""
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_own_transaction_control_refused_before_anything_runs(
+    pg_cluster: PgCluster, pg_database: str, tmp_path: Path, check: bool
+) -> None:
+    """The file of #13.13 would commit its first half with no tracking row (and the re-run
+    would fail with 42P07): it is refused, naming file, line and the way out, and nothing of
+    the run happens, not even the file before it."""
+    directory = write_migrations(
+        tmp_path / "m", {"001_ok.sql": "CREATE TABLE ok (id int);", "002_own.sql": OWN_COMMIT}
+    )
+    result = migrate(pg_cluster, pg_database, directory, check=check)
+    assert result["failed"] is True
+    assert result["msg"].startswith("002_own.sql line 3: `COMMIT` controls the transaction")
+    assert "-- stagegate: no-transaction" in result["msg"]
+    assert "wrapped whole in one plain `BEGIN; .. COMMIT;` is accepted" in result["msg"]
+    assert (
+        pg_cluster.psql(
+            "SELECT count(*) FROM pg_class WHERE relname IN "
+            "('ok', 'first_half', 'stagegate_schema_migrations')",
+            pg_database,
+        )
+        == "0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("BEGIN;\nCREATE TABLE a (id int);\nROLLBACK;\n", "line 3: `ROLLBACK` controls"),
+        ("BEGIN ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;\nCOMMIT;\n", "line 1: `BEGIN ISOLATION`"),
+        ("SELECT 1;\nVACUUM orders;\n", "line 2: VACUUM cannot run inside a transaction"),
+        (
+            "-- stagegate: no-transaction\nSELECT 1;\nBEGIN;\nSELECT 2;\n",
+            "line 3: `BEGIN` opens a transaction block that the file never ends",
+        ),
+        ("SELECT 1;\nCOPY orders TO STDOUT;\n", "line 2: COPY .. TO STDOUT"),
+        ("SELECT 1;\n\\i other.sql\n", "line 2: psql meta-command '\\\\i'"),
+        ("COPY orders (total) FROM stdin;\n1\n", "line 1: COPY ORDERS FROM: no line `\\.`"),
+    ],
+)
+def test_refusals_name_file_and_line(
+    pg_cluster: PgCluster, pg_database: str, tmp_path: Path, text: str, fragment: str
+) -> None:
+    directory = write_migrations(tmp_path / "m", {"001_x.sql": text})
+    result = migrate(pg_cluster, pg_database, directory, check=True)
+    assert result["failed"] is True
+    assert result["msg"].startswith("001_x.sql line ")
+    assert fragment in result["msg"]
+
+
+BACKFILL = """\
+-- stagegate: no-transaction
+BEGIN;
+CREATE TABLE backfill (id int);
+INSERT INTO backfill VALUES (1);
+COMMIT;
+CREATE INDEX CONCURRENTLY backfill_id ON backfill (id);
+BEGIN;
+INSERT INTO backfill VALUES (2);
+INSERT INTO backfill VALUES ('two');
+COMMIT;
+"""
+
+
+def test_no_transaction_file_records_what_it_committed_and_resumes(
+    pg_cluster: PgCluster, pg_database: str, tmp_path: Path
+) -> None:
+    """#13.13's other way: a no-transaction file runs as a unit whose committed statements are
+    recorded, so the re-run resumes after them instead of failing with 42P07 on them."""
+    directory = write_migrations(tmp_path / "m", {"001_backfill.sql": BACKFILL})
+    path = directory / "001_backfill.sql"
+
+    def rows() -> str:
+        return pg_cluster.psql(
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM backfill", pg_database
+        )
+
+    def progress() -> str:
+        return pg_cluster.psql(
+            "SELECT concat_ws(',', statements_done, committed_line, failed_line, sqlstate) "
+            "FROM stagegate_schema_migrations_progress",
+            pg_database,
+        )
+
+    first = migrate(pg_cluster, pg_database, directory)
+    assert first["failed"] is True
+    error = first["error"]
+    assert (error["file"], error["line"], error["sqlstate"]) == ("001_backfill.sql", 9, "22P02")
+    assert error["committed"]["statements"] == 5
+    assert "statements 1-5 of 9 stay committed" in first["msg"]
+    assert "a re-run resumes at statement 6, line 7" in first["msg"]
+    # the first block and the index stay; the failed block was rolled back whole
+    assert rows() == "1"
+    assert progress() == "5,6,9,22P02"
+    assert pg_cluster.psql("SELECT to_regclass('backfill_id') IS NOT NULL", pg_database) == "t"
+
+    plan = migrate(pg_cluster, pg_database, directory, check=True)
+    assert plan["pending"] == ["001_backfill.sql"]
+    assert [(p["resume_at"], p["resume_line"]) for p in plan["partial"]] == [(6, 7)]
+
+    same = migrate(pg_cluster, pg_database, directory)  # not 42P07 on the committed part
+    assert (same["error"]["sqlstate"], same["error"]["line"]) == ("22P02", 9)
+    assert same["migrations"][0]["resumed_at"] == 6
+    assert rows() == "1"
+
+    path.write_text(
+        BACKFILL.replace("CREATE TABLE backfill (id int)", "CREATE TABLE backfill (n int)")
+    )
+    changed = migrate(pg_cluster, pg_database, directory)
+    assert changed["failed"] is True
+    assert "001_backfill.sql was partly applied by an earlier run" in changed["msg"]
+    assert "stagegate_schema_migrations_progress" in changed["msg"]
+    assert rows() == "1"
+
+    path.write_text(BACKFILL.replace("VALUES ('two')", "VALUES (3)"))
+    fixed = migrate(pg_cluster, pg_database, directory)
+    assert fixed.get("failed") is not True, fixed
+    assert fixed["migrations"][0]["resumed_at"] == 6
+    assert fixed["migrations"][0]["statements_committed"] == 9
+    assert rows() == "1,2,3"
+    assert progress() == ""
+    assert (
+        pg_cluster.psql("SELECT version FROM stagegate_schema_migrations", pg_database)
+        == "001_backfill"
+    )
+    assert migrate(pg_cluster, pg_database, directory)["changed"] is False
+
+
+SEED_DATA = "1\n2\nthree\n\\.\n"  # line 5 of the file is bad
+
+
+def test_copy_data_error_names_the_data_line(
+    pg_cluster: PgCluster, pg_database: str, tmp_path: Path
+) -> None:
+    directory = write_migrations(
+        tmp_path / "m",
+        {"001_seed.sql": "CREATE TABLE seed (n int);\nCOPY seed (n) FROM stdin;\n" + SEED_DATA},
+    )
+    result = migrate(pg_cluster, pg_database, directory)
+    assert result["failed"] is True
+    assert (result["error"]["line"], result["error"]["sqlstate"]) == (5, "22P02")
+    assert result["error"]["statement"] == "COPY seed (n) FROM stdin"
+    assert pg_cluster.psql("SELECT to_regclass('seed') IS NULL", pg_database) == "t"

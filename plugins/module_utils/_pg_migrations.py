@@ -1,11 +1,17 @@
 # Copyright: stagegate developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""SQL-file and Alembic migrations: discovery, statement splitting, apply, tracking table.
+"""SQL-file and Alembic migrations: discovery, statements, apply, tracking table.
 
-Each SQL file runs in its own transaction, statement by statement (so a failure names the
-statement, its line and SQLSTATE), together with its row in the tracking table. A file whose
-leading comments hold `-- stagegate: no-transaction` runs statement by statement in autocommit
-(needed by CREATE INDEX CONCURRENTLY); such a file should hold one statement or be re-runnable.
+A file is split into statements by `_sql_split` (psql's lexical rules) and, by default, run
+statement by statement in one transaction together with its row in the tracking table, so a
+failure names the statement, its line and SQLSTATE and leaves nothing behind. Statements that
+cannot run in a transaction, and transaction control of the file's own, are refused before
+anything runs; a file wrapped whole in one plain `BEGIN; .. COMMIT;` runs as that transaction.
+
+A file whose leading comments hold `-- stagegate: no-transaction` runs statement by statement
+in autocommit (CREATE INDEX CONCURRENTLY, VACUUM, its own BEGIN .. COMMIT blocks). What such a
+file has committed is recorded in `<tracking_table>_progress`, so a re-run resumes after the
+last committed statement instead of failing on what the first run left behind.
 """
 
 from __future__ import annotations
@@ -26,22 +32,22 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     psycopg,
     sql,
 )
-
-NO_TRANSACTION_MARK = re.compile(r"^\s*--\s*stagegate:\s*no-transaction\b", re.IGNORECASE | re.M)
-NEEDS_NO_TRANSACTION = re.compile(
-    r"\b(?:INDEX\s+CONCURRENTLY|REINDEX\b[^;]*\bCONCURRENTLY|ALTER\s+SYSTEM|VACUUM)\b"
-    r"|\bCREATE\s+DATABASE\b",
-    re.IGNORECASE,
+from ansible_collections.stagegate.release.plugins.module_utils._sql_split import (
+    SqlSplitError,
+    Statement,
+    copy_direction,
+    is_plain_begin,
+    is_plain_commit,
+    needs_autocommit,
+    split_sql,
+    transaction_control,
 )
+
+# Only a `--` comment before the first statement counts (never text inside a statement).
+NO_TRANSACTION_MARK = re.compile(r"--\s*stagegate:\s*no-transaction\b", re.IGNORECASE)
 TRACKING_COLUMNS = ("version", "filename", "checksum", "duration_ms", "statements")
 # Locks that block readers (ACCESS EXCLUSIVE) or writers on a table while the migration runs.
 BLOCKING_LOCKS = ("AccessExclusiveLock", "ExclusiveLock", "ShareRowExclusiveLock", "ShareLock")
-
-
-@dataclass
-class Statement:
-    text: str
-    line: int
 
 
 @dataclass
@@ -51,6 +57,8 @@ class Migration:
     statements: list[Statement]
     transactional: bool
     checksum: str
+    # wrapped whole in a plain BEGIN; .. COMMIT; (not sent: the file runs in our transaction)
+    own_transaction: bool = False
 
     @property
     def filename(self) -> str:
@@ -70,85 +78,14 @@ class MigrationResult:
     statements_run: int = 0
     locks: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    # no-transaction files: the statement this run started at when an earlier run committed
+    # the ones before it (1-based), else None
+    resumed_at: int | None = None
+    # no-transaction files: statements of the file committed so far (earlier runs included)
+    statements_committed: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def split_statements(text: str) -> list[Statement]:
-    """Split SQL on top-level `;`, honouring quotes, dollar quotes and comments."""
-    statements: list[Statement] = []
-    start = 0
-    i = 0
-    length = len(text)
-    while i < length:
-        char = text[i]
-        if text.startswith("--", i):
-            i = _end_of(text, "\n", i)
-        elif text.startswith("/*", i):
-            i = _end_of_block_comment(text, i)
-        elif char in "'\"":
-            escapes = char == "'" and i > 0 and text[i - 1] in "eE"
-            i = _end_of_quoted(text, i, char, escapes)
-        elif char == "$" and (match := re.match(r"\$[A-Za-z_]*\$", text[i:])):
-            i = _end_of(text, match.group(0), i + len(match.group(0)))
-        elif char == ";":
-            _append(statements, text, start, i)
-            start = i + 1
-            i += 1
-        else:
-            i += 1
-    _append(statements, text, start, length)
-    return statements
-
-
-def _end_of(text: str, terminator: str, after: int) -> int:
-    found = text.find(terminator, after)
-    return len(text) if found < 0 else found + len(terminator)
-
-
-def _end_of_block_comment(text: str, i: int) -> int:
-    depth = 0
-    while i < len(text):
-        if text.startswith("/*", i):
-            depth += 1
-            i += 2
-        elif text.startswith("*/", i):
-            depth -= 1
-            i += 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    return i
-
-
-def _end_of_quoted(text: str, i: int, quote_char: str, escapes: bool) -> int:
-    i += 1
-    while i < len(text):
-        if escapes and text[i] == "\\":
-            i += 2
-        elif text[i] == quote_char:
-            if text.startswith(quote_char * 2, i):
-                i += 2
-            else:
-                return i + 1
-        else:
-            i += 1
-    return i
-
-
-def _append(statements: list[Statement], text: str, start: int, end: int) -> None:
-    chunk = text[start:end]
-    code = _strip_comments(chunk)
-    if not code.strip():
-        return
-    leading = len(chunk) - len(chunk.lstrip())
-    statements.append(Statement(chunk.strip(), text.count("\n", 0, start + leading) + 1))
-
-
-def _strip_comments(chunk: str) -> str:
-    return re.sub(r"--[^\n]*|/\*.*?\*/", "", chunk, flags=re.S)
 
 
 def discover(directory: str, pattern: str) -> list[Migration]:
@@ -160,23 +97,92 @@ def discover(directory: str, pattern: str) -> list[Migration]:
 
 
 def load_migration(path: Path) -> Migration:
+    """Read and split one file; refuse, naming file and line, what cannot run as it is."""
     text = path.read_text(encoding="utf-8")
-    statements = split_statements(text)
-    transactional = not NO_TRANSACTION_MARK.search(text)
-    if transactional and any(NEEDS_NO_TRANSACTION.search(s.text) for s in statements):
+    try:
+        parsed = split_sql(text)
+    except SqlSplitError as exc:
         raise PgError(
-            f"{path.name}: a statement cannot run inside a transaction (e.g. CREATE INDEX "
-            "CONCURRENTLY); add the header line `-- stagegate: no-transaction` to run the "
-            "file statement by statement in autocommit",
-            file=path.name,
-        )
+            f"{path.name} line {exc.line}: {exc.message}", file=path.name, line=exc.line
+        ) from exc
+    statements = parsed.statements
+    for statement in statements:
+        if copy_direction(statement) == "TO STDOUT":
+            raise PgError(
+                f"{path.name} line {statement.line}: COPY .. TO STDOUT sends rows to a client "
+                "and a migration has none to read them (COPY .. TO a server file works)",
+                file=path.name,
+                line=statement.line,
+            )
+    transactional = not any(NO_TRANSACTION_MARK.match(c) for c in parsed.leading_comments)
+    own_transaction = False
+    if transactional:
+        statements, own_transaction = _transactional_statements(path.name, statements)
+    else:
+        _check_blocks_closed(path.name, statements)
     return Migration(
         version=path.stem,
         path=path,
         statements=statements,
         transactional=transactional,
         checksum=hashlib.sha256(text.encode()).hexdigest(),
+        own_transaction=own_transaction,
     )
+
+
+def _transactional_statements(
+    name: str, statements: list[Statement]
+) -> tuple[list[Statement], bool]:
+    """The statements to run in the file's transaction, and whether a BEGIN/COMMIT pair that
+    wraps the whole file was left out. Refuses what a transaction cannot hold."""
+    for statement in statements:
+        reason = needs_autocommit(statement)
+        if reason:
+            raise PgError(
+                f"{name} line {statement.line}: {reason} cannot run inside a transaction, and "
+                "this file runs in one; add the header line `-- stagegate: no-transaction` to "
+                "run the file statement by statement in autocommit",
+                file=name,
+                line=statement.line,
+            )
+    control = [s for s in statements if transaction_control(s)]
+    if not control:
+        return statements, False
+    wrapped = is_plain_begin(statements[0]) and is_plain_commit(statements[-1])
+    if wrapped and len(control) == 2 and len(statements) >= 2:
+        return statements[1:-1], True
+    # name the first one that is not an opening plain BEGIN (the COMMIT part-way, usually)
+    opening = control[0] is statements[0] and is_plain_begin(statements[0])
+    bad = control[1] if opening and len(control) > 1 else control[0]
+    raise PgError(
+        f"{name} line {bad.line}: `{bad.head(2)}` controls the transaction inside the file. "
+        "stagegate runs each file in one transaction together with its row in the tracking "
+        "table; a COMMIT part-way would keep the statements before it with no record, and "
+        "the re-run would fail on them. Remove the transaction control (a file wrapped whole "
+        "in one plain `BEGIN; .. COMMIT;` is accepted: it runs as that transaction), or mark "
+        "the file `-- stagegate: no-transaction` to run it in autocommit with its committed "
+        "statements recorded, so that a re-run resumes after them",
+        file=name,
+        line=bad.line,
+    )
+
+
+def _check_blocks_closed(name: str, statements: list[Statement]) -> None:
+    """A no-transaction file must close every transaction block it opens."""
+    opened: Statement | None = None
+    for statement in statements:
+        control = transaction_control(statement)
+        if control == "begin" and opened is None:
+            opened = statement
+        elif control in ("commit", "rollback"):
+            opened = None
+    if opened is not None:
+        raise PgError(
+            f"{name} line {opened.line}: `{opened.head(2)}` opens a transaction block that "
+            "the file never ends with COMMIT or ROLLBACK",
+            file=name,
+            line=opened.line,
+        )
 
 
 def discover_down(down_dir: str, filenames: list[str]) -> list[Migration]:
@@ -277,19 +283,144 @@ def set_timeouts(conn: Any, lock_timeout: str | None, statement_timeout: str | N
             )
 
 
+class Progress:
+    """What no-transaction files committed before they failed (or the process died), kept in
+    `<tracking_table>_progress` (created the first time there is something to keep): one row
+    per file with the count of statements committed and a hash of their text."""
+
+    def __init__(self, tracking_table: str) -> None:
+        self.table = f"{tracking_table}_progress"
+        self.rows: dict[str, dict[str, Any]] = {}
+        self._created = False
+
+    def load(self, conn: Any) -> Progress:
+        if not tracking_columns(conn, self.table):
+            return self
+        self._created = True
+        query = sql.SQL(
+            "SELECT version, filename, statements_done, statements, done_checksum, "
+            "committed_line, failed_line, sqlstate, message FROM {}"
+        ).format(_table_ident(self.table))
+        cursor = conn.execute(query)
+        names = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+        self.rows = {row[0]: {name: row[i] for i, name in enumerate(names)} for row in rows}
+        return self
+
+    def resume_at(self, migration: Migration) -> int:
+        """How many leading statements an earlier run committed; refuses when they changed."""
+        row = self.rows.get(migration.version)
+        if not row:
+            return 0
+        done = int(row["statements_done"])
+        if (
+            not migration.transactional
+            and done <= len(migration.statements)
+            and _statements_hash(migration.statements[:done]) == row["done_checksum"]
+        ):
+            return done
+        raise PgError(
+            f"{migration.filename} was partly applied by an earlier run (statements 1-{done} of "
+            f"{row['statements']} committed, up to line {row['committed_line']}), and the file no "
+            "longer begins with those statements"
+            + ("" if not migration.transactional else " (or lost its no-transaction mark)")
+            + ". The database holds the old ones: undo them by hand (or restore the backup), "
+            f"then delete the row {migration.version!r} from {self.table} to run the file "
+            "from its start",
+            file=migration.filename,
+            progress=row,
+        )
+
+    def partial(self, migrations: list[Migration]) -> list[dict[str, Any]]:
+        """report-friendly rows of the pending files an earlier run left half-done."""
+        out = []
+        for migration in migrations:
+            row = self.rows.get(migration.version)
+            if row:
+                done = self.resume_at(migration)
+                resume = migration.statements[done] if done < len(migration.statements) else None
+                out.append(
+                    {
+                        **row,
+                        "resume_at": done + 1,
+                        "resume_line": resume.line if resume else None,
+                        "table": self.table,
+                    }
+                )
+        return out
+
+    def record(
+        self, conn: Any, migration: Migration, done: int, error: dict[str, Any] | None = None
+    ) -> None:
+        if not self._created:
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (version text PRIMARY KEY, filename text NOT "
+                    "NULL, statements_done integer NOT NULL, statements integer NOT NULL, "
+                    "done_checksum text NOT NULL, committed_line integer NOT NULL, "
+                    "failed_line integer, sqlstate text, message text, "
+                    "updated_at timestamptz NOT NULL DEFAULT now())"
+                ).format(_table_ident(self.table))
+            )
+            self._created = True
+        last = migration.statements[done - 1]
+        error = error or {}
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (version, filename, statements_done, statements, done_checksum, "
+                "committed_line, failed_line, sqlstate, message) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (version) DO UPDATE SET filename = EXCLUDED.filename, "
+                "statements_done = EXCLUDED.statements_done, statements = EXCLUDED.statements, "
+                "done_checksum = EXCLUDED.done_checksum, "
+                "committed_line = EXCLUDED.committed_line, failed_line = EXCLUDED.failed_line, "
+                "sqlstate = EXCLUDED.sqlstate, message = EXCLUDED.message, updated_at = now()"
+            ).format(_table_ident(self.table)),
+            (
+                migration.version,
+                migration.filename,
+                done,
+                len(migration.statements),
+                _statements_hash(migration.statements[:done]),
+                last.line,
+                error.get("line"),
+                error.get("sqlstate"),
+                error.get("message"),
+            ),
+        )
+
+    def forget(self, conn: Any, migration: Migration) -> None:
+        if self._created:
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE version = %s").format(_table_ident(self.table)),
+                (migration.version,),
+            )
+
+
+def _statements_hash(statements: list[Statement]) -> str:
+    digest = hashlib.sha256()
+    for statement in statements:
+        digest.update(statement.text.encode() + b"\0" + (statement.copy_data or "").encode())
+    return digest.hexdigest()
+
+
 def apply_migration(
-    conn: Any, migration: Migration, tracking_table: str, record_locks: bool = False
+    conn: Any,
+    migration: Migration,
+    tracking_table: str,
+    record_locks: bool = False,
+    progress: Progress | None = None,
 ) -> MigrationResult:
     """Apply one migration on an autocommit connection; never raises for SQL errors."""
     columns = tracking_columns(conn, tracking_table)
     started = time.monotonic()
-    return _execute(
-        conn,
-        migration,
-        lambda: _record(conn, tracking_table, columns, _tracking_values(migration, started)),
-        "applied",
-        record_locks,
-    )
+    progress = progress or Progress(tracking_table).load(conn)
+
+    def track() -> None:
+        _record(conn, tracking_table, columns, _tracking_values(migration, started))
+        progress.forget(conn, migration)
+
+    return _execute(conn, migration, track, "applied", record_locks=record_locks, progress=progress)
 
 
 def revert_migration(conn: Any, down: Migration, tracking_table: str) -> MigrationResult:
@@ -306,7 +437,9 @@ def _execute(
     migration: Migration,
     track: Any,
     done: str,
+    *,
     record_locks: bool = False,
+    progress: Progress | None = None,
 ) -> MigrationResult:
     result = MigrationResult(
         migration.version,
@@ -321,14 +454,66 @@ def _execute(
                 _run_statements(conn, migration, result, record_locks)
                 track()
         else:
-            _run_statements(conn, migration, result, record_locks=False)
-            track()
+            _run_autocommit(conn, migration, result, progress)
+            with conn.transaction():
+                track()
         result.status = done
     except psycopg.Error as exc:
         result.status = "failed"
         result.error = _error_details(exc, migration, result.statements_run)
+        if not migration.transactional:
+            _after_autocommit_failure(conn, migration, result, progress)
     result.seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _run_autocommit(
+    conn: Any, migration: Migration, result: MigrationResult, progress: Progress | None
+) -> None:
+    """Statement by statement; after each one that leaves no transaction block open, the
+    count of committed statements is recorded (when more follow), so a re-run resumes."""
+    start = progress.resume_at(migration) if progress else 0
+    result.resumed_at = start + 1 if start else None
+    result.statements_run = result.statements_committed = start
+    for index in range(start, len(migration.statements)):
+        _send(conn, migration.statements[index])
+        result.statements_run = index + 1
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            result.statements_committed = index + 1
+            if progress and index + 1 < len(migration.statements):
+                progress.record(conn, migration, index + 1)
+
+
+def _after_autocommit_failure(
+    conn: Any, migration: Migration, result: MigrationResult, progress: Progress | None
+) -> None:
+    """End a transaction block the failure left open; record and report what stays committed."""
+    error = result.error or {}
+    committed = result.statements_committed or 0
+    error["committed"] = None
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        if progress and committed:
+            progress.record(conn, migration, committed, error)
+    except psycopg.Error:  # the connection is gone: what was recorded per statement stays
+        return
+    if progress and committed:
+        resume = migration.statements[committed] if committed < len(migration.statements) else None
+        error["committed"] = {
+            "statements": committed,
+            "of": len(migration.statements),
+            "resume_line": resume.line if resume else None,
+            "table": progress.table,
+        }
+
+
+def _send(conn: Any, statement: Statement) -> None:
+    if statement.copy_data is None:
+        conn.execute(statement.text)
+        return
+    with conn.cursor() as cursor, cursor.copy(statement.text) as copy:
+        copy.write(statement.copy_data)
 
 
 def _tracking_values(migration: Migration, started: float) -> dict[str, Any]:
@@ -346,7 +531,7 @@ def _run_statements(
 ) -> None:
     for statement in migration.statements:
         began = time.monotonic()
-        conn.execute(statement.text)
+        _send(conn, statement)
         result.statements_run += 1
         if record_locks:
             for relation, mode in conn.execute(
@@ -370,6 +555,9 @@ def _error_details(exc: Any, migration: Migration, index: int) -> dict[str, Any]
     position = getattr(exc.diag, "statement_position", None)
     if statement and position:
         line = statement.line + statement.text[: int(position) - 1].count("\n")
+    copy_line = re.search(r"COPY [^,]+, line (\d+)", getattr(exc.diag, "context", None) or "")
+    if statement and statement.data_line and copy_line:
+        line = statement.data_line + int(copy_line.group(1)) - 1
     sqlstate = exc.sqlstate
     return {
         "file": migration.filename,
@@ -541,6 +729,10 @@ class MigrationRun:
         alembic = self.alembic
         return pending, drifted, alembic.pending(conn) if alembic else []
 
+    def partial(self, conn: Any, pending: list[Migration]) -> list[dict[str, Any]]:
+        """Pending no-transaction files an earlier run left half-done (where they resume)."""
+        return Progress(self.params["tracking_table"]).load(conn).partial(pending)
+
     def to_revert(self, conn: Any) -> list[Migration]:
         """Down scripts of the applied migrations among `revert`, in the order they run."""
         names = [n if n.endswith(".sql") else f"{n}.sql" for n in self.params["revert"]]
@@ -564,12 +756,16 @@ class MigrationRun:
         """Apply pending migrations in order, stop at the first failure; SQL errors are returned."""
         set_timeouts(conn, self.params.get("lock_timeout"), self.params.get("statement_timeout"))
         pending, _, _ = self.pending(conn)
+        progress = Progress(self.params["tracking_table"]).load(conn)
+        progress.partial(pending)  # refuses half-done files that changed, before anything runs
         if pending:
             ensure_tracking_table(conn, self.params["tracking_table"])
         results = []
         failed = None
         for migration in pending:
-            outcome = apply_migration(conn, migration, self.params["tracking_table"], record_locks)
+            outcome = apply_migration(
+                conn, migration, self.params["tracking_table"], record_locks, progress
+            )
             results.append(outcome.as_dict())
             if outcome.error:
                 failed = outcome.error

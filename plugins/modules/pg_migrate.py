@@ -12,10 +12,21 @@ description:
     (C(006_composite_indexes.sql) before C(007_metrics_views.sql)), that the tracking table
     does not list yet; then C(alembic upgrade head) when O(alembic_config) is set.
   - >-
-    Each file runs statement by statement in B(its own transaction) together with its row in
-    the tracking table, so a failed file leaves nothing behind. A file whose leading comments
-    hold C(-- stagegate: no-transaction) runs in autocommit instead (required for
-    C(CREATE INDEX CONCURRENTLY); such statements in an unmarked file are refused up front).
+    Each file is split into statements with psql's lexical rules (quotes, C(E'') strings,
+    dollar quotes with any tag, nested comments, C(BEGIN ATOMIC) bodies, C(COPY .. FROM stdin)
+    data up to a line C(\.)) and runs statement by statement in B(its own transaction)
+    together with its row in the tracking table, so a failed file leaves nothing behind.
+  - >-
+    Refused before anything runs, naming file and line: psql meta-commands, C(COPY .. TO
+    STDOUT), unterminated quotes or comments, statements that cannot run in a transaction
+    (C(CREATE INDEX CONCURRENTLY), C(VACUUM), ...) and the file's own transaction control
+    (C(BEGIN), C(COMMIT), C(ROLLBACK)) in an unmarked file. A file wrapped whole in one plain
+    C(BEGIN; .. COMMIT;) is accepted and runs as that transaction.
+  - >-
+    A file whose leading comments hold C(-- stagegate: no-transaction) runs in autocommit
+    instead, its own C(BEGIN .. COMMIT) blocks included. What it committed is recorded in
+    C(<tracking_table>_progress), so after a failure the re-run resumes after the committed
+    statements (RV(partial)); it is refused when those statements changed since.
   - Stops at the first failure and reports the file, statement, line, SQLSTATE and whether a
     O(lock_timeout) or O(statement_timeout) fired. Per migration it returns time and statement
     counts.
@@ -159,19 +170,31 @@ reverting:
   returned: when revert is set
   type: list
   elements: str
+partial:
+  description:
+    - Pending no-transaction files that an earlier run left half-done, each with
+      C(statements_done), C(statements), C(committed_line), C(failed_line), C(sqlstate),
+      C(message), C(resume_at) (the statement the run resumes at), C(resume_line) and C(table).
+  returned: always
+  type: list
+  elements: dict
 drifted:
   description: Applied files whose content changed since they were applied.
   returned: always
   type: list
   elements: str
 migrations:
-  description: Per applied (or reverted) migration C(version, filename, status, seconds,
-    statements, error).
+  description: Per applied (or reverted) migration C(version, filename, transactional, status,
+    seconds, statements, statements_run, error); for no-transaction files also
+    C(statements_committed) and C(resumed_at) (the statement a resumed run started at).
   returned: always
   type: list
   elements: dict
 error:
-  description: The failure (file, statement, line, sqlstate, message, lock_timeout).
+  description:
+    - The failure (file, statement, statement_index, line, sqlstate, message, lock_timeout,
+      statement_timeout). For a no-transaction file C(committed) says what stays committed
+      (C(statements), C(of), C(resume_line), C(table)), or is null.
   returned: failure
   type: dict
 verify:
@@ -226,6 +249,7 @@ class MigrateManager:
             "dsn": self.target.redacted_dsn,
             "pending": [],
             "drifted": [],
+            "partial": [],
             "migrations": [],
             "verify": [],
         }
@@ -236,7 +260,11 @@ class MigrateManager:
             return self._revert(migration_run)
         with self.target.connect() as conn:
             pending, drifted, alembic_pending = migration_run.pending(conn)
-            self.result.update(pending=[m.filename for m in pending], drifted=drifted)
+            self.result.update(
+                pending=[m.filename for m in pending],
+                drifted=drifted,
+                partial=migration_run.partial(conn, pending),
+            )
             if migration_run.alembic:
                 self.result["alembic_pending"] = alembic_pending
             self.result["changed"] = bool(pending or alembic_pending)
@@ -270,10 +298,19 @@ class MigrateManager:
 
     @staticmethod
     def _raise(error: dict[str, Any], what: str = "migration") -> None:
+        committed = error.get("committed")
         raise PgError(
             f"{what} {error['file']} failed"
             + (f" at line {error['line']}" if error.get("line") else "")
-            + f" (SQLSTATE {error.get('sqlstate')}): {error['message']}",
+            + f" (SQLSTATE {error.get('sqlstate')}): {error['message']}"
+            + (
+                f"; statements 1-{committed['statements']} of {committed['of']} stay committed "
+                f"(no-transaction file, recorded in {committed['table']}): a re-run resumes at "
+                f"statement {committed['statements'] + 1}"
+                + (f", line {committed['resume_line']}" if committed["resume_line"] else "")
+                if committed
+                else ""
+            ),
             error=error,
         )
 

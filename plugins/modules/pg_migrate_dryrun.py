@@ -15,6 +15,8 @@ description:
   - Records per-migration time and statements, errors with file, statement, line and
     SQLSTATE, lock timeouts, and the blocking locks each migration takes on tables that
     existed before (ACCESS EXCLUSIVE and friends, what would stall traffic on the real run).
+  - Files are read, split and refused exactly as M(stagegate.release.pg_migrate) does (see
+    its description and docs/database.md, "How a migration file is run").
   - The real database is only ever read (as the template). The scratch database is always
     dropped, on success, on failure and on SIGTERM/SIGHUP; leftovers of earlier interrupted runs
     (names starting with O(scratch_prefix)) are dropped first.
@@ -184,6 +186,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_clone import
 from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import (
     MIGRATION_ARGUMENT_SPEC,
     MigrationRun,
+    Progress,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_schema import diff, snapshot
 
@@ -269,7 +272,8 @@ class DryRunManager:
         copy = self.source.for_database(scratch)
         migration_run.target = copy
         tracking = self.params["tracking_table"]
-        ignore = (tracking if "." in tracking else f"public.{tracking}", "public.alembic_version")
+        tracking = tracking if "." in tracking else f"public.{tracking}"
+        ignore = (tracking, Progress(tracking).table, "public.alembic_version")
         with copy.connect() as conn:
             with self._timed("snapshot_before"):
                 before = snapshot(conn, ignore)
