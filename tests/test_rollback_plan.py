@@ -92,18 +92,73 @@ def test_marker_names_the_current_release_and_rolled_back_ones_are_skipped(
     )
     Path(host.project_dir, ".stagegate-release").write_text("v1\n")
 
-    with pytest.raises(RollbackError, match="no previous good release to roll back to from v1"):
+    with pytest.raises(
+        RollbackError, match="no previous good release to roll back to from v1"
+    ) as err:
+        build_plan(host, inspect)
+    assert "v2: rolled back from since" in str(err.value)
+    with pytest.raises(RollbackError, match="adopt a release that ran before stagegate"):
         build_plan(host, inspect)
 
 
 def test_finished_rollback_leaves_nothing_to_do(host: PlanInputs) -> None:
     git(Path(host.project_dir), "checkout", "-q", "v1")
+    append(
+        str(Path(host.state_dir) / "ledger.jsonl"),
+        {"release": "v1", "verdict": "GO", "kind": "rollback", "rolled_back_from": "v2"},
+    )
     plan = build_plan(host, inspect, state={"status": "done", "from": "v2", "to": "v1"})
 
     assert plan["nothing_to_do"]
-    assert summary_lines(plan, []) == [
-        "Nothing to roll back: v1 runs (already rolled back from v2)."
-    ]
+    lines = summary_lines(plan, [])
+    assert lines[0] == "Nothing to roll back: v1 runs (already rolled back from v2)."
+    assert "No good release further back in the ledger." in lines
+
+
+def test_rerun_after_an_automatic_rollback_says_why_and_how_to_go_further_back(
+    host: PlanInputs,
+) -> None:
+    # make demo + make demo-faulty: v1, v2 GO; v2-crashloop NO_GO, rolled back to v2 by the
+    # same run (automatic). A re-run is a no-op that names v1 and the command that goes there.
+    ledger = str(Path(host.state_dir) / "ledger.jsonl")
+    append(ledger, {"release": "v2-crashloop", "verdict": "NO_GO", "run_id": "r3"})
+    rollback = {"release": "v2", "verdict": "GO", "kind": "rollback", "run_id": "r3"}
+    append(ledger, {**rollback, "rolled_back_from": "v2-crashloop", "finished": "2026-11-30T08:00"})
+    Path(host.project_dir, ".stagegate-release").write_text("v2\n")
+    inputs = PlanInputs(state_dir=host.state_dir, project_dir=host.project_dir, inventory="inv")
+    state = {"status": "done", "from": "v2-crashloop", "to": "v2"}
+
+    plan = build_plan(inputs, inspect, state=state)
+
+    assert plan["nothing_to_do"]
+    assert plan["current"]["why"] == (
+        "v2 runs since the automatic rollback from v2-crashloop at 2026-11-30T08:00"
+    )
+    statuses = {c["release"]: c["status"] for c in plan["considered"]}
+    assert statuses == {
+        "v2": "running now",
+        "v2-crashloop": "rolled back from since",
+        "v1": "candidate",
+    }
+    command = "ansible-playbook playbooks/rollback.yml -i inv -e stagegate_rollback_to=v1"
+    assert plan["further_back"]["command"] == command
+    lines = summary_lines(plan, [])
+    assert f"  {command}" in lines
+    assert any(line.startswith("Why:") and "automatic rollback" in line for line in lines)
+
+
+def test_adopted_release_is_a_rollback_target(host: PlanInputs) -> None:
+    # v1 ran before stagegate and was adopted (no verdict of its own), then v2 promoted.
+    ledger = Path(host.state_dir) / "ledger.jsonl"
+    ledger.unlink()
+    append(str(ledger), {"release": "v1", "verdict": "ADOPTED", "kind": "adopt"})
+    append(str(ledger), {"release": "v2", "verdict": "GO"})
+
+    plan = build_plan(host, inspect)
+
+    assert plan["target"]["release"] == "v1"
+    assert plan["target"]["reason"].startswith("adopted release in the ledger (ADOPTED")
+    assert plan["database"]["action"] == "restore"
 
 
 def test_missing_backup_and_unknown_target_are_named(host: PlanInputs) -> None:

@@ -142,3 +142,32 @@ def test_both_sources_set_is_refused(deploy_host: DeployHost, release_repo: Path
     assert run.rc != 0
     assert "set exactly one" in run.output
     assert not deploy_host.project_dir.exists()
+
+
+def test_release_ref_resolves_tags_and_names_the_nearest_for_an_unknown_one(
+    release_repo: Path,
+) -> None:
+    # the module's logic on a real repository (git ls-remote), no playbook needed
+    from ansible_collections.stagegate.release.plugins.module_utils._source import (  # noqa: PLC0415
+        RefError,
+        resolve,
+    )
+
+    git(release_repo, "tag", "-a", "-m", "annotated", "v10")
+    found = resolve(str(release_repo), "v2")
+    assert (found["kind"], found["commit"]) == ("tag", git(release_repo, "rev-parse", "v2"))
+    # an annotated tag resolves to its commit, not the tag object
+    assert resolve(str(release_repo), "v10")["commit"] == git(release_repo, "rev-parse", "v2")
+    assert resolve(str(release_repo), "main")["kind"] == "branch"
+    short = git(release_repo, "rev-parse", "--short", "v1")
+    assert resolve(str(release_repo), short)["kind"] == "commit"
+
+    with pytest.raises(
+        RefError, match=r"'v9' is not a tag or branch of .*nearest tags: v2, v1"
+    ) as err:
+        resolve(str(release_repo), "v9")
+    assert err.value.details["nearest"] == ["v2", "v1", "v10"]
+    with pytest.raises(RefError, match=r"nearest tags: v2,") as err:
+        resolve(str(release_repo), 2)
+    with pytest.raises(RefError, match="stagegate_source_repo: cannot list the refs"):
+        resolve(str(release_repo / "missing"), "v1")

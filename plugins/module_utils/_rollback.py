@@ -110,36 +110,118 @@ def manifest_backup(manifest):
 # --- choosing the releases ---------------------------------------------------------------
 
 
+ADOPT_KIND = "adopt"
+# An adoption records the release that ran before stagegate with this verdict: not graded, but
+# a release to come back to (rollback), never a baseline for comparisons (last_good).
+ADOPTED = "ADOPTED"
+
+
+def is_good(record):
+    """A release to roll back to: a good promotion or rollback, or an adoption."""
+    return record.get("verdict") in GOOD_VERDICTS or (
+        record.get("kind") == ADOPT_KIND and record.get("verdict") == ADOPTED
+    )
+
+
 def rolled_back_releases(records):
     """Releases a later rollback moved away from (newer than their last good record)."""
     bad = set()
     for record in records:
         if record.get("kind") == "rollback" and record.get("rolled_back_from"):
             bad.add(record["rolled_back_from"])
-        elif record.get("verdict") in GOOD_VERDICTS and record.get("kind") != "rollback":
+        elif is_good(record) and record.get("kind") != "rollback":
             bad.discard(record.get("release"))
     return bad
 
 
-def choose_target(records, current, state_dir):
-    """The newest good release in the ledger that is not `current`, not rolled back from since,
-    and has a manifest on this host; returns (release, reason)."""
-    excluded = rolled_back_releases(records) | {current}
-    skipped = []
+def record_time(record):
+    return record.get("finished") or record.get("end") or record.get("started") or ""
+
+
+def considered_releases(records, current, state_dir):
+    """Each release of the ledger, newest first, with what the choice made of it:
+    [{"release", "verdict", "kind", "at", "status"}]; status is `candidate` for the ones a
+    rollback may go to, else why not."""
+    rolled_back = rolled_back_releases(records)
+    seen, out = set(), []
     for record in reversed(records):
         release = record.get("release")
-        if record.get("verdict") not in GOOD_VERDICTS or release in excluded:
+        if not release or release in seen or record.get("kind") == "revalidation":
             continue
-        if read_manifest(state_dir, release) is None:
-            skipped.append(release)
-            continue
-        when = record.get("finished") or record.get("end") or record.get("started") or ""
-        return release, f"last good release in the ledger ({record['verdict']} {when})".strip()
-    hint = f" (good releases without a manifest here: {', '.join(skipped)})" if skipped else ""
+        good = [r for r in records if r.get("release") == release and is_good(r)]
+        if release == current:
+            status = "running now"
+        elif release in rolled_back:
+            status = "rolled back from since"
+        elif not good:
+            status = f"never good ({record.get('verdict')})"
+        elif read_manifest(state_dir, release) is None:
+            status = "no release manifest on this host"
+        else:
+            status = "candidate"
+        last = good[-1] if good else record
+        seen.add(release)
+        out.append(
+            {
+                "release": release,
+                "verdict": last.get("verdict"),
+                "kind": last.get("kind") or "promote",
+                "at": record_time(last),
+                "status": status,
+            }
+        )
+    return out
+
+
+def choose_target(records, current, state_dir):
+    """The newest good (or adopted) release in the ledger that is not `current`, not rolled back
+    from since, and has a manifest on this host; returns (release, reason)."""
+    considered = considered_releases(records, current, state_dir)
+    for item in considered:
+        if item["status"] == "candidate":
+            what = "adopted release" if item["kind"] == ADOPT_KIND else "last good release"
+            when = " ".join(str(v) for v in (item["verdict"], item["at"]) if v)
+            return item["release"], f"{what} in the ledger ({when})"
+    looked = "; ".join(f"{c['release']}: {c['status']}" for c in considered) or "it is empty"
     raise RollbackError(
         f"no previous good release to roll back to from {current or 'the current release'} in "
-        f"{ledger_path(state_dir)}{hint}; name one with stagegate_rollback_to=<release>"
+        f"{ledger_path(state_dir)} (considered: {looked}); name one with "
+        "stagegate_rollback_to=<release>, or adopt a release that ran before stagegate "
+        "(docs/adopt.md)",
+        considered=considered,
     )
+
+
+def why_running(records, current):
+    """Since when and why `current` runs, from the newest ledger record that put it there."""
+    promotions = {r.get("run_id") for r in records if not r.get("kind") and r.get("run_id")}
+    for record in reversed(records):
+        if record.get("release") != current or record.get("kind") == "revalidation":
+            continue
+        kind = record.get("kind")
+        at = record_time(record)
+        if kind == "rollback":
+            auto = "automatic " if record.get("run_id") in promotions else ""
+            source = record.get("rolled_back_from")
+            return f"{current} runs since the {auto}rollback from {source} at {at}"
+        if kind == ADOPT_KIND:
+            return f"{current} runs since it was adopted at {at}"
+        if is_good(record):
+            return f"{current} runs since its promotion at {at} ({record.get('verdict')})"
+    return f"{current} runs (no ledger record put it there)"
+
+
+def further_back(records, current, state_dir, inventory):
+    """The release one good step further back and the exact command that goes there."""
+    try:
+        release, reason = choose_target(records, current, state_dir)
+    except RollbackError:
+        return None
+    command = (
+        f"ansible-playbook playbooks/rollback.yml -i {inventory or '<inventory>'} "
+        f"-e stagegate_rollback_to={release}"
+    )
+    return {"release": release, "reason": reason, "command": command}
 
 
 # --- git on the deploy host --------------------------------------------------------------
@@ -233,6 +315,7 @@ class PlanInputs:
     database: str = "auto"
     environment: str = "staging"
     down_dir: str | None = None
+    inventory: str | None = None
 
 
 def current_release(inputs, git, recorded_releases):
@@ -312,11 +395,18 @@ def database_plan(inputs, bad_manifest, bad_release):
     return plan
 
 
-def nothing_to_do(release, reason):
+def nothing_to_do(release, reason, records=(), inputs=None):
+    """Nothing to roll back: what runs and why, what the ledger offered, one step further."""
+    records = list(records)
+    state_dir = inputs.state_dir if inputs else ""
     return {
         "nothing_to_do": True,
-        "current": {"release": release},
+        "current": {"release": release, "why": why_running(records, release)},
         "target": {"release": release, "reason": reason},
+        "considered": considered_releases(records, release, state_dir) if inputs else [],
+        "further_back": further_back(records, release, state_dir, inputs.inventory)
+        if inputs
+        else None,
     }
 
 
@@ -330,13 +420,15 @@ def build_plan(inputs, inspect_image, git=None, state=None):
     current, current_reason = current_release(inputs, git, known)
     finished = state and state.get("status") == DONE and state.get("to") == current
     if finished and inputs.target in (None, current):
-        return nothing_to_do(current, f"already rolled back from {state.get('from')}")
+        return nothing_to_do(
+            current, f"already rolled back from {state.get('from')}", records, inputs
+        )
     if inputs.target:
         target, reason = inputs.target, "named by stagegate_rollback_to"
     else:
         target, reason = choose_target(records, current, inputs.state_dir)
     if target == current:
-        return nothing_to_do(current, f"{target} is already running")
+        return nothing_to_do(current, f"{target} is already running", records, inputs)
 
     target_manifest = read_manifest(inputs.state_dir, target)
     bad_manifest = read_manifest(inputs.state_dir, current)
@@ -368,6 +460,7 @@ def build_plan(inputs, inspect_image, git=None, state=None):
         "images": images,
         "rebuild": sorted(s for s, i in images.items() if i["action"] == "rebuild"),
         "database": database_plan(inputs, bad_manifest, current),
+        "considered": considered_releases(records, current, inputs.state_dir),
         "steps": list(STEPS),
     }
 
@@ -421,11 +514,33 @@ def _short(ref):
     return (ref or "?")[:12]
 
 
+def _considered_lines(plan):
+    considered = plan.get("considered") or []
+    if not considered:
+        return []
+    return ["Ledger releases considered (newest first):"] + [
+        f"  {c['release']:<20} {c['kind']} {c['verdict']} {c['at']}: {c['status']}"
+        for c in considered
+    ]
+
+
 def summary_lines(plan, app_services):
     """The plan as text, in the shape of a runbook's rollback dry-run."""
     current, target = plan["current"], plan["target"]
     if plan.get("nothing_to_do"):
-        return [f"Nothing to roll back: {target['release']} runs ({target['reason']})."]
+        lines = [f"Nothing to roll back: {target['release']} runs ({target['reason']})."]
+        if current.get("why"):
+            lines.append(f"Why:              {current['why']}")
+        lines += _considered_lines(plan)
+        further = plan.get("further_back")
+        if further:
+            lines += [
+                f"One good release further back: {further['release']} ({further['reason']}):",
+                f"  {further['command']}",
+            ]
+        elif "further_back" in plan:
+            lines.append("No good release further back in the ledger.")
+        return lines
     database = plan["database"]
     lines = [
         f"Current release:  {current['release']} ({_short(current['ref'])}), {current['found_by']}",
@@ -446,6 +561,7 @@ def summary_lines(plan, app_services):
         lines.append(f"  down scripts: {database['down_dir']}")
     if database["migrations_reverted"]:
         lines.append(f"  migrations reverted: {', '.join(database['migrations_reverted'])}")
+    lines += _considered_lines(plan)
     services = ", ".join(app_services) or "the app tier"
     lines += [
         "Steps:",

@@ -15,8 +15,14 @@ description:
     what a rollback would do. It changes nothing, in check mode or not.
   - The current release is the tag checked out in O(project_dir) (else the newest manifest).
     The target is O(target) when set, else the newest release with a C(GO) or
-    C(GO_WITH_WARNINGS) verdict in the ledger that is not the current one, was not rolled back
-    from since, and has a manifest on this host.
+    C(GO_WITH_WARNINGS) verdict, or adopted (a ledger record of kind C(adopt), see
+    C(playbooks/adopt.yml)), that is not the current one, was not rolled back from since, and
+    has a manifest on this host. RV(plan.considered) lists every release of the ledger with what
+    the choice made of it.
+  - When nothing is to be done (the target runs already, or a finished rollback is re-run),
+    the plan says why the current release runs (RV(plan.current.why), e.g. since an automatic
+    rollback from a failed promotion) and gives in RV(plan.further_back) the release one good
+    step further back and the exact command that rolls back to it.
   - The plan names both releases and their commits, the files that differ (C(git diff --stat)),
     the target's images per service and whether each still exists locally (else it is rebuilt
     from the target tag), and what happens to the database (restore of the backup the bad
@@ -70,6 +76,11 @@ options:
     description: The environment's name (C(stagegate_environment)), recorded in the plan.
     type: str
     default: staging
+  inventory:
+    description:
+      - The inventory the playbook runs with, named in the command RV(plan.further_back) gives
+        (default C(<inventory>)).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -108,7 +119,20 @@ plan:
       description: True when the target release already runs (a re-run after success).
       type: bool
     current:
-      description: C(release), C(ref) (commit), C(found_by), C(manifest) of the running release.
+      description:
+        - C(release), C(ref) (commit), C(found_by), C(manifest) of the running release; with
+          RV(plan.nothing_to_do), C(why) it runs.
+      type: dict
+    considered:
+      description:
+        - The ledger's releases, newest first, each with C(release), C(kind), C(verdict), C(at)
+          and C(status) (V(candidate), V(running now), V(rolled back from since), ...).
+      type: list
+      elements: dict
+    further_back:
+      description:
+        - With RV(plan.nothing_to_do), C(release), C(reason) and C(command) of one good release
+          further back, or null when the ledger has none.
       type: dict
     target:
       description: C(release), C(ref), C(reason) (why this release), C(manifest).
@@ -200,6 +224,7 @@ class RollbackPlanManager:
             database=params["database"],
             environment=params["environment"],
             down_dir=params["down_dir"],
+            inventory=params["inventory"],
         )
         self.state = RollbackState(params["state_dir"])
 
@@ -246,6 +271,7 @@ def main():
             "down_dir": {"type": "path"},
             "environment": {"type": "str", "default": "staging"},
             "app_services": {"type": "list", "elements": "str", "default": []},
+            "inventory": {"type": "str"},
         },
         supports_check_mode=True,
     )

@@ -34,7 +34,9 @@ from stagegate import __version__, ledger, runs
 from stagegate.gatekeeper import GateRequest, validate_request
 from stagegate.gates import GateConfigError
 
-_COLUMNS = ("finished", "release", "previous", "verdict", "score", "run_by", "report_dir")
+_COLUMNS = ("finished", "release", "previous", "verdict", "kind", "score", "run_by", "report_dir")
+# A record without `kind` is a promotion (staging.yml); others say theirs (rollback, adopt, ...).
+_DEFAULTS = {"kind": "promote"}
 
 
 def _ledger_file(args: argparse.Namespace) -> Path:
@@ -42,7 +44,10 @@ def _ledger_file(args: argparse.Namespace) -> Path:
 
 
 def _table(records: list[dict[str, Any]]) -> str:
-    rows = [[str(r.get(c) if r.get(c) is not None else "-") for c in _COLUMNS] for r in records]
+    rows = [
+        [str(r[c] if r.get(c) is not None else _DEFAULTS.get(c, "-")) for c in _COLUMNS]
+        for r in records
+    ]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(_COLUMNS)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
