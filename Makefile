@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
-.PHONY: setup demo demo-faulty test test-fast lint
+.PHONY: setup demo demo-faulty test test-fast lint ee
 
 setup:
 	@bash scripts/setup.sh
@@ -35,3 +35,9 @@ test: setup lint
 # The quick loop: no lint, no tests marked slow.
 test-fast: setup
 	$(PYTEST) -m "not slow" -x $(PYTEST_ARGS)
+
+# The execution environment (execution-environment.yml), built offline: base image by
+# debootstrap, wheels downloaded beforehand, the collection from its tarball (docs/awx.md).
+# Reused when an image from the same inputs exists; prints the build time and the size.
+ee: setup
+	@bash scripts/ee.sh

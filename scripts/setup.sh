@@ -202,3 +202,5 @@ setup_tiny_image
 setup_py39_image
 setup_sandbox_repo
 setup_chromium
+# 8. The awx.awx collection for awx/configure.yml (lint and syntax-check), from the PyPI ansible package.
+bash "$ROOT/scripts/ee-awx.sh"
