@@ -207,3 +207,15 @@ def test_dryrun_of_the_corpus_passes_and_a_copy_error_names_its_line(
     assert [m["status"] for m in failed["migrations"]][-1] == "failed"
     assert fingerprint(pg_cluster, pg_database) == before
     assert count_scratch(pg_cluster) == 0
+
+
+def test_dryrun_refuses_own_transaction_control_before_copying(
+    pg_cluster: PgCluster, pg_database: str, tmp_path: Path
+) -> None:
+    directory = write_migrations(
+        tmp_path / "m", {"001_own.sql": "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\nSELECT 1;\n"}
+    )
+    result = dryrun(pg_cluster, pg_database, directory)
+    assert result["failed"] is True
+    assert result["msg"].startswith("001_own.sql line 3: `COMMIT` controls the transaction")
+    assert count_scratch(pg_cluster) == 0

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import psycopg
 import pytest
 from conftest import REPO_ROOT, PgCluster
-from pg_fixtures import db_arg, run_module
+from pg_fixtures import MODULES, db_arg, run_module
 
 INDEXES = """
 -- 006: composite indexes (seed 002 style)
@@ -588,3 +591,60 @@ def test_copy_data_error_names_the_data_line(
     assert (result["error"]["line"], result["error"]["sqlstate"]) == (5, "22P02")
     assert result["error"]["statement"] == "COPY seed (n) FROM stdin"
     assert pg_cluster.psql("SELECT to_regclass('seed') IS NULL", pg_database) == "t"
+
+
+def test_killed_no_transaction_file_resumes_after_its_committed_statements(
+    pg_cluster: PgCluster, pg_database: str, tmp_path: Path
+) -> None:
+    """Progress is written after each committed statement, not only on a caught failure: a
+    process killed (SIGKILL, nothing to catch) in statement 2 leaves statement 1 recorded, and
+    the re-run starts at statement 2 instead of failing with 42P07 on statement 1."""
+    directory = write_migrations(
+        tmp_path / "m",
+        {
+            "001_slow.sql": "-- stagegate: no-transaction\nCREATE TABLE made_first (id int);\n"
+            "SELECT pg_sleep(30);\nCREATE TABLE made_last (id int);\n"
+        },
+    )
+    args_file = tmp_path / "args.json"
+    args = {"db": db_arg(pg_cluster, pg_database), "migrations_dir": str(directory)}
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%'"
+    proc = subprocess.Popen(
+        [sys.executable, str(MODULES / "pg_migrate.py"), str(args_file)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while pg_cluster.psql(sleeping) == "0":
+            assert proc.poll() is None, "pg_migrate ended before statement 2 ran"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        pg_cluster.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE 'SELECT pg_sleep(30)%'"
+        )
+    assert (
+        pg_cluster.psql(
+            "SELECT statements_done FROM stagegate_schema_migrations_progress", pg_database
+        )
+        == "1"
+    )
+    (directory / "001_slow.sql").write_text(
+        (directory / "001_slow.sql").read_text().replace("pg_sleep(30)", "pg_sleep(0)")
+    )
+    again = migrate(pg_cluster, pg_database, directory)
+    assert again.get("failed") is not True, again
+    assert again["migrations"][0]["resumed_at"] == 2
+    assert (
+        pg_cluster.psql(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('made_first', 'made_last')",
+            pg_database,
+        )
+        == "2"
+    )

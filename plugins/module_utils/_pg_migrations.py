@@ -291,12 +291,12 @@ class Progress:
     def __init__(self, tracking_table: str) -> None:
         self.table = f"{tracking_table}_progress"
         self.rows: dict[str, dict[str, Any]] = {}
-        self._created = False
+        self._exists = False
 
     def load(self, conn: Any) -> Progress:
         if not tracking_columns(conn, self.table):
             return self
-        self._created = True
+        self._exists = True
         query = sql.SQL(
             "SELECT version, filename, statements_done, statements, done_checksum, "
             "committed_line, failed_line, sqlstate, message FROM {}"
@@ -321,9 +321,12 @@ class Progress:
             return done
         raise PgError(
             f"{migration.filename} was partly applied by an earlier run (statements 1-{done} of "
-            f"{row['statements']} committed, up to line {row['committed_line']}), and the file no "
-            "longer begins with those statements"
-            + ("" if not migration.transactional else " (or lost its no-transaction mark)")
+            f"{row['statements']} committed, up to line {row['committed_line']}), and "
+            + (
+                "the file lost its `-- stagegate: no-transaction` mark"
+                if migration.transactional
+                else "the file no longer begins with those statements"
+            )
             + ". The database holds the old ones: undo them by hand (or restore the backup), "
             f"then delete the row {migration.version!r} from {self.table} to run the file "
             "from its start",
@@ -352,7 +355,7 @@ class Progress:
     def record(
         self, conn: Any, migration: Migration, done: int, error: dict[str, Any] | None = None
     ) -> None:
-        if not self._created:
+        if not self._exists:
             conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} (version text PRIMARY KEY, filename text NOT "
@@ -362,7 +365,7 @@ class Progress:
                     "updated_at timestamptz NOT NULL DEFAULT now())"
                 ).format(_table_ident(self.table))
             )
-            self._created = True
+            self._exists = True
         last = migration.statements[done - 1]
         error = error or {}
         conn.execute(
@@ -390,7 +393,7 @@ class Progress:
         )
 
     def forget(self, conn: Any, migration: Migration) -> None:
-        if self._created:
+        if self._exists:
             conn.execute(
                 sql.SQL("DELETE FROM {} WHERE version = %s").format(_table_ident(self.table)),
                 (migration.version,),

@@ -21,13 +21,32 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-# psqlscan.l: ident_start [A-Za-z\200-\377_], ident_cont [A-Za-z\200-\377_0-9\$]
-_IDENT_START = re.compile(r"[A-Za-z_\u0080-\U0010ffff]")
-_IDENT = re.compile(r"[A-Za-z_\u0080-\U0010ffff][A-Za-z_0-9$\u0080-\U0010ffff]*")
-# dolqdelim \$({dolq_start}{dolq_cont}*)?\$ ; dolq_cont has digits but no $
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z_0-9\u0080-\U0010ffff]*)?\$")
-_NUMBER = re.compile(r"[0-9][0-9A-Za-z_.]*")
-_PARAM = re.compile(r"\$[0-9]+")
+# One token at a time, by psqlscan.l's rules. Strings are matched whole (unrolled loops, no
+# backtracking); an opening quote that does not match its whole form is never closed.
+# ident_start [A-Za-z\200-\377_], ident_cont adds [0-9$]; a dollar-quote tag has no `$`.
+_LETTER = "A-Za-z_\u0080-\U0010ffff"
+_TOKEN = re.compile(
+    rf"""
+    (?P<space>\s+)
+    | (?P<line_comment>--[^\n]*)
+    | (?P<block_comment>/\*)
+    | (?P<estring>[eE]'[^'\\]*(?:(?:\\.|'')[^'\\]*)*')
+    | (?P<string>'[^']*(?:''[^']*)*')
+    | (?P<quoted>"[^"]*(?:""[^"]*)*")
+    | (?P<open>[eE]?['"])
+    | (?P<dollar>\$(?:[{_LETTER}][{_LETTER}0-9]*)?\$)
+    | (?P<param>\$[0-9]+)
+    | (?P<word>[{_LETTER}][{_LETTER}0-9$]*)
+    | (?P<number>[0-9][0-9A-Za-z_.]*)
+    | (?P<semicolon>;)
+    | (?P<lparen>\()
+    | (?P<rparen>\))
+    | (?P<backslash>\\)
+    | (?P<other>[^\s;'"$\\(){_LETTER}0-9/-]+|.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_COPY_END = re.compile(r"^\\\.\r?$", re.MULTILINE)
 
 _ROUTINE_WORDS = ("CREATE", "FUNCTION", "PROCEDURE", "OR", "REPLACE")
 Word = tuple[int, str]  # (parenthesis depth, upper-cased word)
@@ -87,9 +106,13 @@ class _Lexer:
         self.statements: list[Statement] = []
         self.leading_comments: list[str] = []
         self.state = _State()
+        self._line = (0, 1)  # (offset, its line): offsets mostly grow, so count on from there
 
     def line_at(self, offset: int) -> int:
-        return self.text.count("\n", 0, offset) + 1
+        known, line = self._line if offset >= self._line[0] else (0, 1)
+        line += self.text.count("\n", known, offset)
+        self._line = (offset, line)
+        return line
 
     def fail(self, message: str, offset: int) -> SqlSplitError:
         return SqlSplitError(message, self.line_at(offset))
@@ -97,17 +120,21 @@ class _Lexer:
     def run(self) -> SqlFile:
         text = self.text
         while self.i < len(text):
-            char = text[self.i]
-            if char.isspace():
-                self.i += 1
-            elif text.startswith("--", self.i):
-                self._comment(_find_end(text, "\n", self.i))
-            elif text.startswith("/*", self.i):
+            match = _TOKEN.match(text, self.i)
+            if match is None:  # pragma: no cover - `other` matches any character
+                raise self.fail("cannot read this", self.i)
+            kind = match.lastgroup or "other"
+            if kind == "space":
+                self.i = match.end()
+            elif kind == "line_comment":
+                self._comment(match.end())
+            elif kind == "block_comment":
                 self._comment(self._block_comment_end())
-            elif char == ";":
+            elif kind == "semicolon":
                 self._semicolon()
             else:
-                self._token(char)
+                self._begin_token()
+                self._token(kind, match)
         self._end_statement(len(text))
         return SqlFile(self.statements, self.leading_comments)
 
@@ -120,51 +147,33 @@ class _Lexer:
         if self.state.start < 0:
             self.state.start = self.i
 
-    def _token(self, char: str) -> None:
-        self._begin_token()
-        text, start = self.text, self.i
-        if char == "'":
-            self.i = self._quoted_end(start, "'", backslash=False)
-        elif char == '"':
-            self.i = self._quoted_end(start, '"', backslash=False)
-        elif char == "$":
-            tag = _DOLLAR_TAG.match(text, start)
-            param = _PARAM.match(text, start)
-            if tag:
-                found = text.find(tag.group(0), tag.end())
-                if found < 0:
-                    raise self.fail(f"dollar quote {tag.group(0)} is never closed", start)
-                self.i = found + len(tag.group(0))
-            else:
-                self.i = param.end() if param else start + 1
-        elif char == "\\":
-            command = re.match(r"\\[A-Za-z!?]*", text[start:])
+    def _token(self, kind: str, match: re.Match[str]) -> None:
+        start, end = match.span()
+        if kind == "open":
+            what = "quoted identifier" if match.group().endswith('"') else "string"
+            raise self.fail(f"{what} starting here is never closed", start)
+        if kind == "dollar":
+            found = self.text.find(match.group(), end)
+            if found < 0:
+                raise self.fail(f"dollar quote {match.group()} is never closed", start)
+            end = found + len(match.group())
+        elif kind == "backslash":
+            command = re.match(r"\\[A-Za-z!?]*", self.text[start : start + 40])
             raise self.fail(
-                f"psql meta-command {command.group(0) if command else chr(92)!r} is not SQL; "
+                f"psql meta-command {command.group() if command else chr(92)!r} is not SQL; "
                 "migration files are run statement by statement by stagegate, not by psql "
                 "(no \\set, \\i, \\copy, \\connect or variables)",
                 start,
             )
-        elif char == "(":
+        elif kind == "lparen":
             self.state.paren_depth += 1
-            self.i += 1
-        elif char == ")":
+        elif kind == "rparen":
             self.state.paren_depth = max(0, self.state.paren_depth - 1)
-            self.i += 1
-        elif _IDENT_START.match(char):
-            self._word(_match_end(_IDENT, text, start))
-        elif char.isdigit():
-            self.i = _match_end(_NUMBER, text, start)
-        else:
-            self.i += 1
-
-    def _word(self, end: int) -> None:
-        text, start = self.text, self.i
-        word = text[start:end]
-        if end < len(text) and text[end] == "'" and word in ("E", "e"):
-            self.i = self._quoted_end(end, "'", backslash=True)
-            return
+        elif kind == "word":
+            self._word(match.group())
         self.i = end
+
+    def _word(self, word: str) -> None:
         upper = word.upper()
         state = self.state
         state.words.append((state.paren_depth, upper))
@@ -184,23 +193,6 @@ class _Lexer:
                 state.begin_depth += 1
             elif upper == "END" and state.begin_depth > 0:
                 state.begin_depth -= 1
-
-    def _quoted_end(self, start: int, quote: str, backslash: bool) -> int:
-        text = self.text
-        i = start + 1
-        while i < len(text):
-            char = text[i]
-            if backslash and char == "\\":
-                i += 2
-            elif char == quote:
-                if text.startswith(quote * 2, i):
-                    i += 2
-                else:
-                    return i + 1
-            else:
-                i += 1
-        what = "quoted identifier" if quote == '"' else "string"
-        raise self.fail(f"{what} starting here is never closed", start)
 
     def _block_comment_end(self) -> int:
         text, i, depth = self.text, self.i, 0
@@ -248,7 +240,7 @@ class _Lexer:
                 "the `;` on the same line",
                 semicolon,
             )
-        match = re.compile(r"^\\\.\r?$", re.M).search(text, line_end)
+        match = _COPY_END.search(text, line_end)
         if not match:
             raise self.fail(
                 f"{statement.head()}: no line `\\.` ends its data (COPY .. FROM STDIN reads "
@@ -258,11 +250,6 @@ class _Lexer:
         statement.copy_data = text[line_end : match.start()]
         statement.data_line = self.line_at(line_end)
         self.i = _find_end(text, "\n", match.start()) - 1  # the `;` step adds one
-
-
-def _match_end(pattern: re.Pattern[str], text: str, start: int) -> int:
-    match = pattern.match(text, start)
-    return match.end() if match else start + 1
 
 
 def _find_end(text: str, terminator: str, after: int) -> int:

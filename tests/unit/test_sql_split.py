@@ -273,3 +273,14 @@ def test_statement_positions_map_to_file_lines() -> None:
         (3, "SELECT\n  1"),
         (7, "UPDATE t\n SET x = 1"),
     ]
+
+
+def test_lines_stay_right_over_many_statements() -> None:
+    """Lines are counted on from the last statement (a long seed file stays linear)."""
+    sql = "".join(f"INSERT INTO t VALUES ({n}, 'a;\nb');\n" for n in range(2000))  # noqa: S608
+    statements = split_statements(sql)
+    assert [s.line for s in statements[:3]] == [1, 3, 5]
+    assert statements[-1].line == 3999
+    with pytest.raises(SqlSplitError) as caught:
+        split_sql(sql + "SELECT 1;\nSELECT 'never closed")
+    assert caught.value.line == 4002
