@@ -24,10 +24,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_common i
     Outcome,
     RunContext,
 )
-from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
-    Redactor,
-    is_secret_name,
-)
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import Redactor
 
 T = TypeVar("T")
 
@@ -93,14 +90,12 @@ def run_bounded(
 
 
 def redactor_for(check_type: CheckType, options: dict[str, Any]) -> Redactor:
-    """A redactor that knows this check's secret option values."""
-    redactor = Redactor()
-    for key, value in options.items():
-        secret = key in check_type.secret_options() or is_secret_name(key)
-        if secret and isinstance(value, str | int | float):
-            redactor.add(value)
-    for header, value in (options.get("headers") or {}).items():
-        if is_secret_name(str(header)):
+    """A redactor that knows this check's secret option values: no_log options, values under
+    secret-looking names at any depth (headers, step bodies, env) and secret argv values."""
+    redactor = Redactor().learn(options)
+    for key in check_type.secret_options():
+        value = options.get(key)
+        if isinstance(value, (str, int, float)):
             redactor.add(value)
     return redactor
 

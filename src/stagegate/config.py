@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
+    is_secret_name,
+)
 
 PREFIX = "stagegate_"
 
@@ -47,7 +50,6 @@ RUNTIME_FACTS = frozenset(
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
-_SECRET_WORDS = re.compile(r"pass(word)?|secret|token|api_?key|private", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -345,7 +347,7 @@ def describe(spec: Spec, plural: bool = False) -> str:
 
 def shown(key: str, value: Any, spec: Spec) -> str:
     """How a value appears in an error: never the value of a secret."""
-    if spec.secret or _SECRET_WORDS.search(key.rsplit(".", 1)[-1]):
+    if spec.secret or is_secret_name(key.rsplit(".", 1)[-1]):
         return "<secret, not shown>"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
