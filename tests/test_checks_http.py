@@ -416,3 +416,16 @@ def test_numbers_and_booleans_written_as_text_are_accepted() -> None:
     )
     assert spec.options["port"] == 8443
     assert spec.options["verify"] is False
+
+
+def test_a_token_in_the_url_query_is_never_shown(http_app: App) -> None:
+    query_token = "qtok-5b1e9d7c3a"
+    passed, failed = run(
+        {"name": "q1", "type": "http", "url": f"{http_app.url}/health?access_token={query_token}"},
+        {"name": "q2", "type": "http", "url": f"{http_app.url}/degraded?api_key={query_token}&x=1"},
+    )
+    assert (passed.status, failed.status) == (Status.PASS, Status.FAIL)
+    for result in (passed, failed):
+        text = json.dumps(result.to_dict())
+        assert query_token not in text
+        assert "_token=***" in text or "api_key=***" in text
