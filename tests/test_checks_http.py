@@ -429,3 +429,41 @@ def test_a_token_in_the_url_query_is_never_shown(http_app: App) -> None:
         text = json.dumps(result.to_dict())
         assert query_token not in text
         assert "_token=***" in text or "api_key=***" in text
+
+
+def test_templated_numbers_arrive_as_text_and_follow_one_rule(http_app: App) -> None:
+    # `-e t=3` then `timeout: "{{ t }}"`: Ansible hands the catalog the text "3"
+    (result,) = run(
+        {
+            "name": "t",
+            "type": "http",
+            "url": f"{http_app.url}/health",
+            "timeout": "3",
+            "retries": "1",
+            "delay": "0.5",
+            "read_only": "yes",
+            "status": ["200", "204"],
+            "latency": {"requests": "2", "concurrency": "1"},
+        }
+    )
+    assert result.status is Status.PASS, result.message
+    (spec,) = load_catalog(
+        [{"name": "t", "type": "http", "url": "http://x", "timeout": " 2.5 ", "status": "201"}],
+        HOOKS.check_types(),
+    )
+    assert (spec.timeout, spec.options["status"]) == (2.5, 201)
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(
+            [
+                {"name": "a", "type": "http", "url": "http://x", "timeout": "three"},
+                {"name": "b", "type": "http", "url": "http://x", "retries": True},
+                {"name": "c", "type": "http", "url": "http://x", "delay": "nan"},
+                {"name": "d", "type": "http", "url": "http://x", "read_only": "maybe"},
+            ],
+            HOOKS.check_types(),
+        )
+    text = str(caught.value)
+    assert "check 'a': 'timeout' = 'three': expected a number >= 0.001" in text
+    assert "check 'b': 'retries' = True: expected an integer >= 0" in text
+    assert "check 'c': 'delay' = 'nan': expected a number" in text
+    assert "check 'd': 'read_only' = 'maybe': expected true or false" in text

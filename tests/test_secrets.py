@@ -242,6 +242,7 @@ def test_no_planted_secret_reaches_any_output(planted: tuple[Path, SandboxStack]
 
     # 1. The real promotion, as AWX runs it, at -vvv: stdout and every job event.
     runner_dir = root / "runner"
+    runner_dir.mkdir()
     result = ansible_runner.run(
         private_data_dir=str(runner_dir),
         project_dir=str(REPO_ROOT),

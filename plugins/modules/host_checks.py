@@ -95,6 +95,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_builtin 
     builtin_types,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
+    ENTRY_OPTIONS,
     validate_options,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_runner import (
@@ -112,10 +113,7 @@ _LIBRARIES = {
 _ENTRY_SCHEMA: dict[str, dict[str, Any]] = {
     "name": {"type": "str", "required": True},
     "type": {"type": "str", "required": True},
-    "timeout": {"type": "float", "default": 10.0},
-    "retries": {"type": "int", "default": 0},
-    "delay": {"type": "float", "default": 1.0},
-    "read_only": {"type": "bool"},
+    **ENTRY_OPTIONS,
     "options": {"type": "dict", "default": {}},
     **{key: {"type": "raw"} for key in ("group", "severity", "tags", "run_on", "description")},
 }
