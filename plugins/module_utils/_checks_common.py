@@ -108,6 +108,8 @@ class CheckType:
     `read_only` (a bool, or a function of the options) says whether a check only
     observes: only those run in check mode.
     `host_capable` types may run on the target host through the module.
+    `extra_seconds(options, timeout)` is how long one attempt may take beyond `timeout`
+    (a series of requests, each with its own timeout): the engine's deadline adds it.
     """
 
     name: str
@@ -116,10 +118,16 @@ class CheckType:
     description: str = ""
     read_only: bool | Callable[[dict[str, Any]], bool] = True
     host_capable: bool = True
+    extra_seconds: Callable[[dict[str, Any], float], float] | None = None
 
     def is_read_only(self, options: dict[str, Any]) -> bool:
         """Whether a check with these options only observes (and so runs in check mode)."""
         return self.read_only(options) if callable(self.read_only) else self.read_only
+
+    def attempt_seconds(self, options: dict[str, Any], timeout: float) -> float:
+        """The longest one attempt of a check with these options may take."""
+        extra = self.extra_seconds(options, timeout) if self.extra_seconds else 0.0
+        return timeout + extra
 
     def secret_options(self) -> list[str]:
         return [name for name, spec in self.options.items() if spec.get("no_log")]
