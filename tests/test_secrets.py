@@ -97,12 +97,7 @@ def test_compose_config_returns_no_environment_value(tmp_path: Path) -> None:
         "project_name": unique_name("sgtsec"),
         "env": {"DEPLOY_TOKEN": MARKERS["compose_env"]},
     }
-    proc = subprocess.run(
-        [str(VENV_BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-vvv",
-         "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}",
-         "-m", "stagegate.release.compose_config", "-a", json.dumps(args)],
-        cwd=tmp_path, env=playbook_env(), capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    proc = _adhoc("stagegate.release.compose_config", args, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert hits(proc.stdout + proc.stderr) == []
     result = json.loads(proc.stdout[proc.stdout.index("{") :].rsplit("}", 1)[0] + "}")
@@ -114,6 +109,41 @@ def test_compose_config_returns_no_environment_value(tmp_path: Path) -> None:
     }
     assert app["command"][-2:] == ["--password", "***"]
     assert len(result["config_sha256"]) == 64  # computed over the real configuration
+
+
+def _adhoc(module: str, args: dict[str, Any], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`ansible localhost -m <module> -a <args> -vvv`, as a user would run it."""
+    return subprocess.run(
+        [str(VENV_BIN / "ansible"), "localhost", "-i", "localhost,", "-c", "local", "-vvv",
+         "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}",
+         "-m", module, "-a", json.dumps(args)],
+        cwd=cwd, env=playbook_env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.docker
+def test_compose_build_masks_secret_build_args(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    name = unique_name("sgtsec")
+    (project / "Dockerfile").write_text("FROM stagegate/busybox:latest\nARG NPM_TOKEN\n")
+    (project / "compose.yaml").write_text(
+        f"services:\n  app:\n    build: {{context: .}}\n    image: {name}/app:latest\n"
+    )
+    args = {
+        "project_src": str(project),
+        "project_name": name,
+        "build_args": {"NPM_TOKEN": MARKERS["compose_env"]},
+    }
+    try:
+        proc = _adhoc("stagegate.release.compose_build", args, tmp_path)
+    finally:
+        subprocess.run(
+            ["docker", "image", "rm", f"{name}/app:latest"], capture_output=True, check=False
+        )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "--build-arg" in proc.stdout  # the command is shown, its secret value is not
+    assert hits(proc.stdout + proc.stderr) == []
 
 
 # ---- a whole promotion -------------------------------------------------------------------------
