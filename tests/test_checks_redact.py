@@ -48,7 +48,7 @@ def test_short_values_do_not_mask_ordinary_words() -> None:
 
 def test_secret_names_are_words_not_substrings() -> None:
     for name in ("POSTGRES_PASSWORD", "X-Api-Key", "dbPassword", "access_token", "PGPASSWORD",
-                 "Set-Cookie", "DB_PASS", "--db-token", "private_key"):  # fmt: skip
+                 "Set-Cookie", "SMTP_PASSWD", "--db-token", "private_key"):  # fmt: skip
         assert is_secret_name(name), name
     for name in (
         "passed",
@@ -97,5 +97,11 @@ def test_learn_collects_secret_values_at_any_depth() -> None:
 
 
 def test_report_counters_are_not_mistaken_for_secrets() -> None:
-    summary = {"passed": 3, "gates_passed": 2, "steps_passed": ["login"]}
+    summary = {
+        "passed": 3,
+        "gates_passed": 2,
+        "steps_passed": ["login"],
+        "bands": {"pass": "<= 200ms", "warn": "<= 500ms"},
+        "rule": {"type": "pass_rate", "min": "95%"},
+    }
     assert redact(summary, ["irrelevant-secret"]) == summary
