@@ -55,6 +55,12 @@ def hits(text: str) -> list[str]:
     return [name for name, marker in MARKERS.items() if marker in text]
 
 
+def where(text: str) -> str:
+    """The text around the first marker found (for the failure message)."""
+    found = [text.find(marker) for marker in MARKERS.values() if marker in text]
+    return text[max(0, min(found) - 300) : min(found) + 100] if found else ""
+
+
 def files_with_markers(root: Path, skip: tuple[str, ...] = ()) -> dict[str, list[str]]:
     found = {}
     for path in sorted(root.rglob("*")):
@@ -323,11 +329,12 @@ def test_no_planted_secret_reaches_any_output(planted: tuple[Path, SandboxStack]
     assert planted_checks["secret_argv"]["details"]["cmd"][-2:] == ["--password", "***"]
 
     # Zero hits anywhere.
-    assert hits(stdout) == [], "runner stdout (-vvv)"
+    assert hits(stdout) == [], f"runner stdout (-vvv): {where(stdout)}"
     leaking_events = [e[:400] for e in events if hits(e)]
     assert leaking_events == [], "ansible-runner job events"
     assert files_with_markers(runner_dir / "artifacts") == {}, "runner artifacts"
-    assert hits(check.stdout + check.stderr) == [], "ansible-playbook --check -vvv"
+    check_output = check.stdout + check.stderr
+    assert hits(check_output) == [], f"ansible-playbook --check -vvv: {where(check_output)}"
     assert files_with_markers(stack.report_dir) == {}, "reports"
     # The state dir: ledger, manifests, backups, lock (the checkout is the user's own source).
     assert files_with_markers(stack.state_dir, skip=("checkout", "reports")) == {}, "state dir"
