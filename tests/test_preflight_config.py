@@ -199,6 +199,7 @@ def test_a_broken_role_argument_spec_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.docker
 def test_a_bad_check_option_stops_staging_before_the_lock(sandbox_repo: Path) -> None:
     """#12.2: a check's own options are validated in preflight, not in the validate phase."""
     with isolated_stack(sandbox_repo, "badcheck") as stack:
