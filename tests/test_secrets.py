@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from sandbox_fixtures import (
     SandboxStack,
     isolated_stack,
 )
+
+from stagegate.gatekeeper import GateRequest, run_gate
 
 MARKERS = {
     "dotenv": "sgtmark-dotenv-4c81e07a",
@@ -150,6 +154,53 @@ def test_compose_build_masks_secret_build_args(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "--build-arg" in proc.stdout  # the command is shown, its secret value is not
     assert hits(proc.stdout + proc.stderr) == []
+
+
+def test_the_webhook_gets_the_redacted_report(tmp_path: Path) -> None:
+    received: list[bytes] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            """Quiet."""
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    message = (
+        f"GET http://api/x?access_token={MARKERS['query']}: status 500;"
+        f" connected with {MARKERS['vault']}"
+    )
+    try:
+        outcome = run_gate(
+            GateRequest(
+                release="v2",
+                report_dir=str(tmp_path),
+                checks=[
+                    {
+                        "name": "api",
+                        "group": "g",
+                        "type": "http",
+                        "status": "FAIL",
+                        "message": message,
+                    }
+                ],
+                secrets=[MARKERS["vault"]],
+                webhook={"url": f"http://127.0.0.1:{server.server_port}/hook"},
+            )
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcome.notify_errors == []
+    assert len(received) == 1
+    body = received[0].decode()
+    assert "access_token=***" in body  # the blocker is there, masked
+    assert hits(body) == []
+    assert files_with_markers(tmp_path) == {}
 
 
 # ---- a whole promotion -------------------------------------------------------------------------
