@@ -42,8 +42,10 @@ def test_secret_named_fields_are_masked_in_structures() -> None:
 
 
 def test_short_values_do_not_mask_ordinary_words() -> None:
-    redactor = Redactor(["on"])
+    redactor = Redactor(["on"]).learn({"AUTH_ENABLED": "true", "TOKEN_REQUIRED": "false"})
     assert redactor.text("connection refused") == "connection refused"
+    assert redactor.known() == []
+    assert redactor.text("healthcheck true, retries false") == "healthcheck true, retries false"
 
 
 def test_secret_names_are_words_not_substrings() -> None:

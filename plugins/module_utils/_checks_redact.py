@@ -51,6 +51,7 @@ _SECRET_PAIRS = frozenset({("api", "key"), ("private", "key"), ("access", "key")
 _WORD_RE = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
+_NOT_SECRETS = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null"})
 
 
 def _words(name: str) -> list[str]:
@@ -168,6 +169,8 @@ class Redactor:
 
     def add(self, value: Any) -> None:
         text = "" if value is None or isinstance(value, bool) else str(value)
+        if text.lower() in _NOT_SECRETS:  # AUTH_ENABLED: "true" is a switch, not a secret
+            return
         if len(text) >= _MIN_SECRET_LEN:
             self._secrets.add(text)
             _, _, credential = text.partition(" ")
