@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import resource
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -416,3 +418,146 @@ def test_numbers_and_booleans_written_as_text_are_accepted() -> None:
     )
     assert spec.options["port"] == 8443
     assert spec.options["verify"] is False
+
+
+def test_a_token_in_the_url_query_is_never_shown(http_app: App) -> None:
+    query_token = "qtok-5b1e9d7c3a"
+    passed, failed = run(
+        {"name": "q1", "type": "http", "url": f"{http_app.url}/health?access_token={query_token}"},
+        {"name": "q2", "type": "http", "url": f"{http_app.url}/degraded?api_key={query_token}&x=1"},
+    )
+    assert (passed.status, failed.status) == (Status.PASS, Status.FAIL)
+    for result in (passed, failed):
+        text = json.dumps(result.to_dict())
+        assert query_token not in text
+        assert "_token=***" in text or "api_key=***" in text
+
+
+def test_templated_numbers_arrive_as_text_and_follow_one_rule(http_app: App) -> None:
+    # `-e t=3` then `timeout: "{{ t }}"`: Ansible hands the catalog the text "3"
+    (result,) = run(
+        {
+            "name": "t",
+            "type": "http",
+            "url": f"{http_app.url}/health",
+            "timeout": "3",
+            "retries": "1",
+            "delay": "0.5",
+            "read_only": "yes",
+            "status": ["200", "204"],
+            "latency": {"requests": "2", "concurrency": "1"},
+        }
+    )
+    assert result.status is Status.PASS, result.message
+    (spec,) = load_catalog(
+        [{"name": "t", "type": "http", "url": "http://x", "timeout": " 2.5 ", "status": "201"}],
+        HOOKS.check_types(),
+    )
+    assert (spec.timeout, spec.options["status"]) == (2.5, 201)
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(
+            [
+                {"name": "a", "type": "http", "url": "http://x", "timeout": "three"},
+                {"name": "b", "type": "http", "url": "http://x", "retries": True},
+                {"name": "c", "type": "http", "url": "http://x", "delay": "nan"},
+                {"name": "d", "type": "http", "url": "http://x", "read_only": "maybe"},
+            ],
+            HOOKS.check_types(),
+        )
+    text = str(caught.value)
+    assert "check 'a': 'timeout' = 'three': expected a number >= 0.001" in text
+    assert "check 'b': 'retries' = True: expected an integer >= 0" in text
+    assert "check 'c': 'delay' = 'nan': expected a number" in text
+    assert "check 'd': 'read_only' = 'maybe': expected true or false" in text
+
+
+class SlowHandler(Handler):
+    """Two real faults: a 1.5 s endpoint and a body that never ends."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        if self.path == "/slow1500":
+            time.sleep(1.5)
+            self._send(200, {"status": "ok"})
+        elif self.path == "/endless":  # as fast as the socket takes it, until the client goes
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                while True:
+                    self.wfile.write(chunk)
+            except OSError:
+                self.close_connection = True
+        else:
+            super().do_GET()
+
+
+@pytest.fixture
+def faulty_app() -> Iterator[App]:
+    state = AppState()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Bound", (SlowHandler,), {"state": state}))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield App(f"http://127.0.0.1:{server.server_address[1]}", state)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_endless_body_is_capped_not_read_into_memory(faulty_app: App) -> None:
+    http_app = faulty_app
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    capped, default_cap, latency = run(
+        {"name": "a", "type": "http", "url": f"{http_app.url}/endless", "max_body_bytes": 1048576},
+        {"name": "b", "type": "http", "url": f"{http_app.url}/endless", "timeout": 30},
+        {
+            "name": "c",
+            "type": "http",
+            "url": f"{http_app.url}/health",
+            "latency": {"requests": 2},
+            "max_body_bytes": "1024",
+        },
+    )
+    assert capped.status is Status.ERROR
+    assert "body larger than 1048576 bytes (max_body_bytes)" in capped.message
+    assert default_cap.status is Status.ERROR
+    assert "body larger than 10485760 bytes (max_body_bytes)" in default_cap.message
+    assert latency.status is Status.PASS, latency.message  # a small body stays under the cap
+    # kilobytes; the uncapped read held hundreds of megabytes within seconds
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 100 * 1024
+
+
+def test_latency_timeout_is_per_request_and_fail_shows_the_graded_figure(faulty_app: App) -> None:
+    http_app = faulty_app
+    bands = {"pass": "<= 1s", "warn": "<= 1.2s"}
+    slow, cut = run(
+        {
+            "name": "slow",
+            "type": "http",
+            "timeout": 2,  # per request; the series of 4 at 1.5 s takes longer than that
+            "url": f"{http_app.url}/slow1500",
+            "latency": {"requests": 4, "concurrency": 2, "p95": bands},
+        },
+        {
+            "name": "cut",
+            "type": "http",
+            "timeout": 2,
+            "url": f"{http_app.url}/slow1500",
+            "latency": {"requests": 3, "concurrency": 1, "deadline": 1, "avg": "<= 5s"},
+        },
+    )
+    assert slow.status is Status.FAIL, slow.message
+    assert slow.metrics["latency_requests"] == 4
+    assert slow.value == pytest.approx(slow.metrics["p95_ms"], abs=0.1)
+    assert slow.value >= 1500
+    assert slow.details["value_is"] == "p95_ms"
+    assert "outside PASS <= 1 s (and outside WARN <= 1.2 s)" in slow.message
+    assert f"p95_ms {slow.metrics['p95_ms']:g}ms" in slow.message
+    assert "p95_ms: PASS <= 1 s, WARN <= 1.2 s" in (slow.threshold or "")
+    # the series' own deadline: requests not started by then make the check FAIL, with figures
+    assert cut.status is Status.FAIL
+    assert "2 of 3 latency requests not started within the 1s latency deadline" in cut.message
+    assert cut.details["value_is"] == "avg_ms"
+    assert cut.value >= 1500

@@ -382,3 +382,17 @@ def test_suite_k6_and_json_results(tmp_path: Path) -> None:
     assert json_result.status is Status.WARN
     assert json_result.value == 90.0
     assert missing.status is Status.ERROR
+
+
+def test_command_argv_secrets_are_masked_also_when_echoed() -> None:
+    secret = "argv-pw-81c4e2"
+    (result,) = run(
+        {
+            "type": "command",
+            "cmd": ["sh", "-c", 'echo "connecting with $2"; exit 3', "sh", "--password", secret],
+        }
+    )
+    assert result.status is Status.FAIL
+    assert result.details["cmd"][-2:] == ["--password", "***"]
+    assert "connecting with ***" in result.details["stdout"]
+    assert secret not in json.dumps(result.to_dict())

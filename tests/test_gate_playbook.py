@@ -426,7 +426,7 @@ def test_failed_run_reports_where_and_why_it_stopped(tmp_path: Path) -> None:
     assert report["stopped"] == {
         "phase": "deploy",
         "reason": "task 'Start the app tier' failed: api did not become healthy within 60 s "
-        "(password ********)",
+        "(password ***)",
     }
     assert "The run **stopped in phase `deploy`**" in (report_dir / "report.md").read_text()
     assert ledger.read(tmp_path / "state" / "ledger.jsonl")[0]["stopped"]["phase"] == "deploy"

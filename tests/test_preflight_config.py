@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sandbox_fixtures import isolated_stack, run_playbook
 
 from stagegate.config import (
     CORE_FIELDS,
@@ -195,3 +196,36 @@ def test_a_broken_role_argument_spec_is_named(tmp_path: Path) -> None:
     spec.write_text("argument_specs:\n  main:\n    description: C({a: b, c: d})\n      x: y\n")
     with pytest.raises(ArgumentSpecError, match=r"cannot read .*deploy/meta/argument_specs.yml"):
         Schema.load(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_a_bad_check_option_stops_staging_before_the_lock(sandbox_repo: Path) -> None:
+    """#12.2: a check's own options are validated in preflight, not in the validate phase."""
+    with isolated_stack(sandbox_repo, "badcheck") as stack:
+        bad = {
+            "name": "api_status",
+            "type": "http",
+            "options": {
+                "url": "http://127.0.0.1:1/?access_token=tok-never-shown",
+                "status": "two hundred",
+            },
+        }
+        # the sandbox's own catalog (valid, and named by its gates) plus the bad check
+        catalog = "{{ sandbox_checks + sandbox_release_checks.v1 + bad_checks }}"
+        variables = stack.extra_vars(
+            stagegate_release="v1", bad_checks=[bad], stagegate_checks=catalog
+        )
+        run = run_playbook("staging.yml", variables)
+        assert run.rc != 0
+        assert (
+            "TASK [stagegate.release.preflight : Validate every stagegate_* variable" in run.stdout
+        )
+        assert (
+            "stagegate_checks: check 'api_status' (type http): option 'status' = 'two hundred':"
+            " expected an integer or a list of integers"
+        ) in run.stdout, run.stdout[-3000:]
+        assert "tok-never-shown" not in run.output
+        # stopped before anything: no lock, no checkout, no ledger record, no report
+        assert "Take the deploy lock" not in run.stdout
+        assert not stack.state_dir.exists() or not list(stack.state_dir.iterdir())

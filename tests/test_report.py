@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from stagegate.gatekeeper import GateOutcome, GateRequest, run_gate
+from stagegate.redact import MASK
 from stagegate.reports import REPORT_FILES
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -125,7 +126,7 @@ def test_every_report_is_written_and_none_holds_a_secret(report_dir: Path) -> No
         assert text.strip(), name
         assert PLANTED not in text, name
         assert "another-s3cret-value" not in text, name  # under a secret-named key
-    assert "Bearer ********" in (report_dir / "report.md").read_text()
+    assert f"Bearer {MASK}" in (report_dir / "report.md").read_text()
 
 
 def test_report_json_carries_the_contract_fields(report_dir: Path) -> None:
@@ -152,7 +153,7 @@ def test_report_json_carries_the_contract_fields(report_dir: Path) -> None:
     assert statuses["alert_routing"] == "WARN"  # manual item still pending
     assert {g["name"] for g in report["gates"]} >= {"key check api_health", "load: p95 latency"}
     assert report["rollback_plan"]["target_release"] == "v1"
-    assert report["rollback_plan"]["password"] == "********"
+    assert report["rollback_plan"]["password"] == MASK
 
 
 def test_report_md_is_laid_out_like_seed004(report_dir: Path) -> None:

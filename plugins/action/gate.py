@@ -18,7 +18,7 @@ try:
         who_ran,
     )
     from stagegate.gates import GateConfigError
-    from stagegate.reports import SECRET_KEY_RE, redact
+    from stagegate.redact import is_secret_name, redact
 except ImportError as exc:  # the controller needs: pip install stagegate-release
     STAGEGATE_IMPORT_ERROR = exc
 else:
@@ -55,7 +55,7 @@ def _secret_values(value, key=""):
     elif isinstance(value, list):
         for item in value:
             yield from _secret_values(item, key)
-    elif key and isinstance(value, str) and SECRET_KEY_RE.search(key):
+    elif key and isinstance(value, str) and is_secret_name(key):
         yield value
 
 

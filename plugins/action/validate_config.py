@@ -17,6 +17,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 try:
+    from stagegate.catalog import CatalogError, load_catalog
     from stagegate.config import (
         PHASES,
         PREFIX,
@@ -27,6 +28,8 @@ try:
         check_secret,
         parse_dotenv,
     )
+    from stagegate.plugins import get_hooks
+    from stagegate.redact import Redactor
 except ImportError as exc:  # the controller needs: pip install stagegate-release
     STAGEGATE_IMPORT_ERROR = exc
 else:
@@ -80,6 +83,8 @@ class ActionModule(ActionBase):
             values, phases, unknown_keys_fatal=args["unknown_keys"] == "error"
         )
         errors.extend(found)
+        if not any(e.key.startswith("stagegate_checks") for e in errors):
+            errors.extend(_catalog_errors(values.get("stagegate_checks")))
         outcome = {
             "changed": False,
             "phases": sorted(phases, key=PHASES.index),
@@ -175,6 +180,23 @@ class ActionModule(ActionBase):
         if read.get("failed"):
             raise AnsibleError(f"cannot read the file on the deploy host: {read.get('msg', '')}")
         return parse_dotenv(to_text(base64.b64decode(read["content"])))
+
+
+def _catalog_errors(catalog):
+    """Each check's own options, validated by its type (the checks action's own validation,
+    run here so that a bad check stops the run before the lock, not in the validate phase)."""
+    if not catalog:
+        return []
+    try:
+        types = get_hooks().check_types()
+    except Exception as exc:  # a broken third-party plugin: say which, not a traceback
+        return [ConfigError("stagegate_checks", f"loading stagegate plugins failed: {exc}")]
+    try:
+        load_catalog(catalog, types)
+    except CatalogError as exc:
+        redactor = Redactor().learn(catalog)
+        return [ConfigError("stagegate_checks", redactor.text(error)) for error in exc.errors]
+    return []
 
 
 def _summary(headline, errors):

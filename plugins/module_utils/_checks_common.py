@@ -10,12 +10,17 @@ grades against PASS/WARN bands (`stagegate.bands`), so band logic lives in one p
 
 from __future__ import annotations
 
-import re
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible.module_utils.common.validation import (
+    check_type_bool,
+    check_type_float,
+    check_type_int,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import Redactor
 
 PASS, WARN, FAIL, SKIP, ERROR = "PASS", "WARN", "FAIL", "SKIP", "ERROR"
@@ -99,9 +104,12 @@ class CheckType:
 
     `options` maps option names to specs like Ansible's argument_spec:
     {type: str|int|float|bool|list|dict|intlist|bands|raw, required, default, choices,
-    elements, no_log, description}. `read_only` (a bool, or a function of the options)
-    says whether a check only observes: only those run in check mode.
+    minimum, elements, no_log, description}; values are converted by `coerce`.
+    `read_only` (a bool, or a function of the options) says whether a check only
+    observes: only those run in check mode.
     `host_capable` types may run on the target host through the module.
+    `extra_seconds(options, timeout)` is how long one attempt may take beyond `timeout`
+    (a series of requests, each with its own timeout): the engine's deadline adds it.
     """
 
     name: str
@@ -110,10 +118,16 @@ class CheckType:
     description: str = ""
     read_only: bool | Callable[[dict[str, Any]], bool] = True
     host_capable: bool = True
+    extra_seconds: Callable[[dict[str, Any], float], float] | None = None
 
     def is_read_only(self, options: dict[str, Any]) -> bool:
         """Whether a check with these options only observes (and so runs in check mode)."""
         return self.read_only(options) if callable(self.read_only) else self.read_only
+
+    def attempt_seconds(self, options: dict[str, Any], timeout: float) -> float:
+        """The longest one attempt of a check with these options may take."""
+        extra = self.extra_seconds(options, timeout) if self.extra_seconds else 0.0
+        return timeout + extra
 
     def secret_options(self) -> list[str]:
         return [name for name, spec in self.options.items() if spec.get("no_log")]
@@ -127,36 +141,77 @@ _TYPE_CHECKS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "list": (list, "a list"),
     "dict": (dict, "a mapping"),
 }
+_SCALAR_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "int": check_type_int,
+    "float": check_type_float,
+    "bool": check_type_bool,
+}
 
 
-_SPECIAL_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "raw": (lambda value: True, "anything"),
-    "intlist": (
-        lambda value: all(
-            isinstance(i, int) and not isinstance(i, bool)
-            for i in (value if isinstance(value, list) else [value])
-        ),
-        "an integer or a list of integers",
-    ),
+def coerce(value: Any, kind: str) -> tuple[Any, bool]:
+    """(value as `kind`, True), or (value, False) when it is not one.
+
+    The one conversion rule for every check option, catalog key and `stagegate_*` variable:
+    Ansible's own argument-spec conversions (`check_type_int`, `check_type_float`,
+    `check_type_bool`), so a number or boolean written as text (what Jinja templating and
+    `-e` give: `timeout: "{{ t }}"` arrives as "3") is accepted exactly where Ansible would
+    accept it. A boolean is never a number; numbers must be finite. Containers and strings
+    are not converted here.
+    """
+    convert = _SCALAR_CHECKS.get(kind)
+    if convert is None:
+        return value, True
+    if kind in ("int", "float") and isinstance(value, bool):
+        return value, False
+    if kind == "bool" and not isinstance(value, (bool, str, int, float)):
+        return value, False
+    try:
+        converted = convert(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        return value, False
+    if kind == "float" and not math.isfinite(converted):
+        return value, False
+    return converted, True
+
+
+def _int_list(value: Any) -> tuple[Any, bool]:
+    items = value if isinstance(value, list) else [value]
+    converted = [coerce(item, "int") for item in items]
+    if not all(ok for _, ok in converted):
+        return value, False
+    numbers = [number for number, _ in converted]
+    return (numbers if isinstance(value, list) else numbers[0]), True
+
+
+_SPECIAL_KINDS: dict[str, tuple[Callable[[Any], tuple[Any, bool]], str]] = {
+    "raw": (lambda value: (value, True), "anything"),
+    "intlist": (_int_list, "an integer or a list of integers"),
     "bands": (
-        lambda value: isinstance(value, (str, int, float, dict)) and not isinstance(value, bool),
+        lambda value: (
+            value,
+            isinstance(value, (str, int, float, dict)) and not isinstance(value, bool),
+        ),
         "a band such as '<= 200ms' or {pass: '<= 200ms', warn: '<= 500ms'}",
     ),
 }
 
 
-def _type_error(value: Any, kind: str, elements: str | None) -> str | None:
-    """What `value` should have been, or None when it is of `kind`."""
+def _typed(value: Any, kind: str, elements: str | None) -> tuple[Any, str | None]:
+    """(value converted to `kind`, None), or (value, what it should have been)."""
     if kind in _SPECIAL_KINDS:
         accepts, expected = _SPECIAL_KINDS[kind]
-        return None if accepts(value) else expected
+        converted, ok = accepts(value)
+        return (converted, None) if ok else (value, expected)
     py_type, expected = _TYPE_CHECKS[kind]
-    wrong_bool = kind in ("int", "float") and isinstance(value, bool)
-    if wrong_bool or not isinstance(value, py_type):
-        return expected
-    if kind == "list" and elements and any(_type_error(i, elements, None) for i in value):
-        return f"a list of {_TYPE_CHECKS.get(elements, (None, elements))[1]}"
-    return None
+    value, ok = coerce(value, kind)
+    if not ok or not isinstance(value, py_type):
+        return value, expected
+    if kind == "list" and elements:
+        items = [_typed(item, elements, None) for item in value]
+        if any(wrong for _, wrong in items):
+            return value, f"a list of {_TYPE_CHECKS.get(elements, (None, elements))[1]}"
+        return [item for item, _ in items], None
+    return value, None
 
 
 def validate_options(
@@ -191,23 +246,15 @@ def validate_options(
     return normal, errors
 
 
-_FLOAT_RE = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)$")
-_BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
-
-
-def _coerce(value: Any, kind: str) -> Any:
-    """Numbers and booleans written as text (as templating without native types gives),
-    converted the way Ansible's argument spec does; anything else is left to be rejected."""
-    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    text = value.strip().lower() if isinstance(value, str) else None
-    if text is None:
-        return value
-    if kind == "int" and text.lstrip("-").isdigit():
-        return int(text)
-    if kind == "float" and _FLOAT_RE.match(text):
-        return float(text)
-    return _BOOL_WORDS.get(text, value) if kind == "bool" else value
+def typed_value(value: Any, spec: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """(the value converted by `coerce` to the spec's type, None), or (value, what was
+    expected) when its type, choices or minimum do not fit (nested options not included)."""
+    value, expected = _typed(value, spec["type"], spec.get("elements"))
+    if expected is None and "choices" in spec and value not in spec["choices"]:
+        expected = "one of " + ", ".join(map(str, spec["choices"]))
+    if "minimum" in spec and (expected is not None or value < spec["minimum"]):
+        expected = f"{_TYPE_CHECKS[spec['type']][1]} >= {spec['minimum']:g}"
+    return value, expected
 
 
 def _checked_value(
@@ -220,10 +267,7 @@ def _checked_value(
     errors: list[str],
 ) -> tuple[Any, str | None]:
     """(the normalised value, what was expected when it is wrong, else None)."""
-    value = _coerce(value, spec["type"])
-    expected = _type_error(value, spec["type"], spec.get("elements"))
-    if expected is None and "choices" in spec and value not in spec["choices"]:
-        expected = "one of " + ", ".join(map(str, spec["choices"]))
+    value, expected = typed_value(value, spec)
     if expected is None and spec["type"] == "bands" and band_parser is not None:
         try:
             band_parser(value)
@@ -235,3 +279,13 @@ def _checked_value(
         )
         errors.extend(nested)
     return value, expected
+
+
+# The keys of a catalog entry besides its type's options that take a value of a type (the
+# controller's catalog and the host module read them with the same rule).
+ENTRY_OPTIONS: dict[str, dict[str, Any]] = {
+    "timeout": {"type": "float", "default": 10.0, "minimum": 0.001},
+    "retries": {"type": "int", "default": 0, "minimum": 0},
+    "delay": {"type": "float", "default": 1.0, "minimum": 0},
+    "read_only": {"type": "bool"},
+}

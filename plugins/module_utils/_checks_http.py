@@ -7,6 +7,7 @@ plus jmespath when JSON assertions or captures are used."""
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 import re
 import socket
@@ -79,6 +80,30 @@ def _opener(
     return urllib.request.build_opener(*handlers)
 
 
+DEFAULT_MAX_BODY = 10 * 1024 * 1024  # bytes: far above any health or API answer
+_CHUNK = 64 * 1024
+
+
+def _read_body(resp: Any, what: str, max_body: int, keep: bool, deadline: float) -> bytes:
+    """The body, read in chunks: at most `max_body` bytes, until the request's deadline.
+    With `keep` false the chunks are counted and dropped (latency samples)."""
+    kept: list[bytes] = []
+    size = 0
+    while True:
+        chunk = resp.read(_CHUNK)
+        if not chunk:
+            return b"".join(kept)
+        size += len(chunk)
+        if size > max_body:
+            raise CheckError(
+                f"{what}: body larger than {max_body} bytes (max_body_bytes); not read further"
+            )
+        if keep:
+            kept.append(chunk)
+        if time.monotonic() > deadline:
+            raise CheckError(f"{what}: body not complete within the timeout ({size} bytes read)")
+
+
 def fetch(
     url: str,
     *,
@@ -89,8 +114,12 @@ def fetch(
     validate_certs: bool = True,
     ca_file: str | None = None,
     follow_redirects: bool = False,
+    max_body: int = DEFAULT_MAX_BODY,
+    keep_body: bool = True,
 ) -> Response:
-    """One request; HTTP error statuses are responses, transport failures CheckError."""
+    """One request, body included, within `timeout` seconds (connect, each read, and the
+    whole body) and `max_body` bytes; HTTP error statuses are responses, transport failures
+    and oversized or endless bodies CheckError."""
     headers = dict(headers or {})
     data = None
     if body is not None:
@@ -102,25 +131,36 @@ def fetch(
     if not url.lower().startswith(("http://", "https://")):
         raise CheckError(f"url {url!r}: expected an http:// or https:// URL")
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - scheme checked above
+    what = f"{method} {url}"
     started = time.perf_counter()
+    deadline = time.monotonic() + timeout
     try:
-        with _opener(
+        opener = _opener(
             url.lower().startswith("https:"), validate_certs, ca_file, follow_redirects
-        ).open(request, timeout=timeout) as resp:
-            status, resp_headers, content = resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, resp_headers, content = exc.code, exc.headers, exc.read()
+        )
+        try:
+            resp = opener.open(request, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            resp = exc
+        with resp:
+            status, resp_headers = (
+                resp.status if hasattr(resp, "status") else resp.code,
+                resp.headers,
+            )
+            content = _read_body(resp, what, max_body, keep_body, deadline)
     except TimeoutError:
-        raise CheckError(f"{method} {url}: timed out after {timeout:g}s") from None
+        raise CheckError(f"{what}: timed out after {timeout:g}s") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, (ssl.SSLError, ssl.CertificateError)):
-            raise CheckError(f"{method} {url}: TLS error: {reason}") from None
+            raise CheckError(f"{what}: TLS error: {reason}") from None
         if isinstance(reason, socket.gaierror):
-            raise CheckError(f"{method} {url}: DNS lookup failed: {reason}") from None
-        raise CheckError(f"{method} {url}: cannot connect: {reason}") from None
-    except (OSError, ValueError) as exc:
-        raise CheckError(f"{method} {url}: request failed: {exc}") from None
+            raise CheckError(f"{what}: DNS lookup failed: {reason}") from None
+        if isinstance(reason, TimeoutError):
+            raise CheckError(f"{what}: timed out after {timeout:g}s") from None
+        raise CheckError(f"{what}: cannot connect: {reason}") from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise CheckError(f"{what}: request failed: {exc}") from None
     elapsed = (time.perf_counter() - started) * 1000
     lowered = {k.lower(): v for k, v in resp_headers.items()}
     return Response(status, lowered, content, elapsed)
@@ -201,6 +241,13 @@ _REQUEST_OPTIONS: dict[str, dict[str, Any]] = {
     "validate_certs": {"type": "bool", "default": True},
     "ca_file": {"type": "str"},
     "follow_redirects": {"type": "bool", "default": False},
+    "max_body_bytes": {
+        "type": "int",
+        "default": DEFAULT_MAX_BODY,
+        "minimum": 1,
+        "description": "the most of a response body read (bytes); a longer or endless body "
+        "is an ERROR, never read into memory whole",
+    },
 }
 _ASSERT_OPTIONS: dict[str, dict[str, Any]] = {
     "status": {"type": "intlist", "default": 200, "description": "expected status, or a list"},
@@ -217,7 +264,9 @@ _ASSERT_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _request(opts: dict[str, Any], ctx: RunContext, **override: Any) -> Response:
+def _request(
+    opts: dict[str, Any], ctx: RunContext, keep_body: bool = True, **override: Any
+) -> Response:
     return fetch(
         override.get("url", opts["url"]),
         method=override.get("method", opts.get("method") or "GET"),
@@ -227,15 +276,27 @@ def _request(opts: dict[str, Any], ctx: RunContext, **override: Any) -> Response
         validate_certs=opts.get("validate_certs", True) is not False,
         ca_file=opts.get("ca_file"),
         follow_redirects=bool(opts.get("follow_redirects")),
+        max_body=int(opts.get("max_body_bytes") or DEFAULT_MAX_BODY),
+        keep_body=keep_body,
     )
 
 
 def _burst(
-    opts: dict[str, Any], ctx: RunContext, requests: int, concurrency: int
-) -> list[Response | str]:
-    def one(_: int) -> Response | str:
+    opts: dict[str, Any],
+    ctx: RunContext,
+    requests: int,
+    concurrency: int,
+    deadline: float | None = None,
+) -> list[Response | str | None]:
+    """`requests` requests, `concurrency` at once, each with the check's timeout, bodies
+    read and dropped. None for a request not started because `deadline` (monotonic) passed
+    or the check was cancelled; the error text for a request that failed."""
+
+    def one(_: int) -> Response | str | None:
+        if ctx.cancelled.is_set() or (deadline is not None and time.monotonic() >= deadline):
+            return None
         try:
-            return _request(opts, ctx)
+            return _request(opts, ctx, keep_body=False)
         except CheckError as exc:
             return str(exc)
 
@@ -243,13 +304,42 @@ def _burst(
         return list(pool.map(one, range(requests)))
 
 
+def latency_deadline(spec: dict[str, Any], timeout: float) -> float:
+    """The latency series' own deadline: `latency.deadline`, by default the time every
+    request could take at its timeout, `ceil(requests / concurrency) * timeout`."""
+    if spec.get("deadline"):
+        return float(spec["deadline"])
+    rounds = -(-int(spec.get("requests") or 10) // max(1, int(spec.get("concurrency") or 1)))
+    return rounds * timeout
+
+
+def _series_seconds(opts: dict[str, Any], timeout: float) -> float:
+    """What a latency series and a rate-limit burst add to one attempt (engine deadline)."""
+    extra = 0.0
+    if opts.get("latency"):
+        extra += latency_deadline(opts["latency"], timeout) + timeout  # the last one started
+    if opts.get("rate_limit"):
+        spec = opts["rate_limit"]
+        rounds = -(-int(spec.get("requests") or 50) // max(1, int(spec.get("concurrency") or 10)))
+        extra += rounds * timeout
+    return extra
+
+
+_GRADED_FIRST = ("p95", "avg", "p50", "max")  # which figure is the check's value
+
+
 def _latency(opts: dict[str, Any], ctx: RunContext, outcome: Outcome) -> None:
     spec = opts["latency"]
-    samples = _burst(opts, ctx, spec["requests"], spec["concurrency"])
+    seconds = latency_deadline(spec, ctx.timeout)
+    samples = _burst(opts, ctx, spec["requests"], spec["concurrency"], time.monotonic() + seconds)
     times = [s.elapsed_ms for s in samples if isinstance(s, Response)]
-    errors = [s for s in samples if not isinstance(s, Response)]
+    errors = [s for s in samples if isinstance(s, str)]
+    not_run = sum(1 for s in samples if s is None)
+    outcome.metrics["latency_requests"] = len(times) + len(errors)
+    outcome.metrics["latency_errors"] = len(errors)
     if not times:
-        raise CheckError(f"latency: every request failed ({errors[0]})")
+        reason = errors[0] if errors else f"none started within the {seconds:g}s deadline"
+        raise CheckError(f"latency: every request failed ({reason})")
     figures = {
         "avg": sum(times) / len(times),
         "p50": percentile(times, 0.5),
@@ -258,12 +348,22 @@ def _latency(opts: dict[str, Any], ctx: RunContext, outcome: Outcome) -> None:
     }
     for name, value in figures.items():
         outcome.measure(f"{name}_ms", value, "ms", spec.get(name))
-    outcome.metrics["latency_requests"] = len(samples)
-    outcome.metrics["latency_errors"] = len(errors)
+    graded = [name for name in _GRADED_FIRST if spec.get(name)] or ["p95"]
+    outcome.value = round(figures[graded[0]], 1)
+    outcome.details["value_is"] = f"{graded[0]}_ms"
+    outcome.message = f"{outcome.message}; latency over {len(times)} requests: " + ", ".join(
+        f"{name} {figures[name]:.1f} ms" for name in ("avg", "p95", "max")
+    )
     if errors:
         outcome.status = FAIL
         outcome.message += (
             f"; {len(errors)} of {len(samples)} latency requests failed ({errors[0]})"
+        )
+    if not_run:
+        outcome.status = FAIL
+        outcome.message += (
+            f"; {not_run} of {len(samples)} latency requests not started within the"
+            f" {seconds:g}s latency deadline"
         )
 
 
@@ -315,11 +415,15 @@ HTTP = CheckType(
         **_ASSERT_OPTIONS,
         "latency": {
             "type": "dict",
-            "description": "{requests, concurrency, avg, p50, p95, max}: "
-            "bands per figure, e.g. p95: {pass: '<= 200ms', warn: '<= 500ms'}",
+            "description": "{requests, concurrency, deadline, avg, p50, p95, max}: a series "
+            "of requests (each with the check's timeout, bodies not kept) graded against bands "
+            "per figure, e.g. p95: {pass: '<= 200ms', warn: '<= 500ms'}; deadline (seconds) "
+            "bounds the series, by default ceil(requests / concurrency) * timeout; the check's "
+            "value is the graded figure (p95 first, then avg, p50, max)",
             "options": {
-                "requests": {"type": "int", "default": 10},
-                "concurrency": {"type": "int", "default": 1},
+                "requests": {"type": "int", "default": 10, "minimum": 1},
+                "concurrency": {"type": "int", "default": 1, "minimum": 1},
+                "deadline": {"type": "float", "minimum": 0.001},
                 **{figure: {"type": "bands"} for figure in ("avg", "p50", "p95", "max")},
             },
         },
@@ -336,6 +440,7 @@ HTTP = CheckType(
     },
     run=run_http,
     read_only=lambda opts: _safe(opts.get("method")) and not opts.get("rate_limit"),
+    extra_seconds=_series_seconds,
 )
 
 
@@ -409,6 +514,7 @@ FLOW = CheckType(
         "validate_certs": {"type": "bool", "default": True},
         "ca_file": {"type": "str"},
         "follow_redirects": {"type": "bool", "default": False},
+        "max_body_bytes": _REQUEST_OPTIONS["max_body_bytes"],
         "steps": {
             "type": "list",
             "elements": "dict",

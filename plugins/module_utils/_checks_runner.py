@@ -24,10 +24,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_common i
     Outcome,
     RunContext,
 )
-from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
-    Redactor,
-    is_secret_name,
-)
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import Redactor
 
 T = TypeVar("T")
 
@@ -93,14 +90,12 @@ def run_bounded(
 
 
 def redactor_for(check_type: CheckType, options: dict[str, Any]) -> Redactor:
-    """A redactor that knows this check's secret option values."""
-    redactor = Redactor()
-    for key, value in options.items():
-        secret = key in check_type.secret_options() or is_secret_name(key)
-        if secret and isinstance(value, (str, int, float)):
-            redactor.add(value)
-    for header, value in (options.get("headers") or {}).items():
-        if is_secret_name(str(header)):
+    """A redactor that knows this check's secret option values: no_log options, values under
+    secret-looking names at any depth (headers, step bodies, env) and secret argv values."""
+    redactor = Redactor().learn(options)
+    for key in check_type.secret_options():
+        value = options.get(key)
+        if isinstance(value, (str, int, float)):
             redactor.add(value)
     return redactor
 
@@ -136,14 +131,15 @@ def attempts(
     return result, number
 
 
-def deadline_for(check: dict[str, Any]) -> float:
-    """Overall deadline of a check: every attempt's timeout, the delays, and a grace second."""
+def deadline_for(check: dict[str, Any], check_type: CheckType | None = None) -> float:
+    """Overall deadline of a check: every attempt's time (its timeout, plus what its type
+    adds, e.g. a latency series), the delays between attempts, and a grace second."""
     attempts_total = int(check.get("retries", 0)) + 1
-    return (
-        attempts_total * float(check["timeout"])
-        + (attempts_total - 1) * float(check["delay"])
-        + 1.0
+    timeout = float(check["timeout"])
+    per_attempt = (
+        check_type.attempt_seconds(check.get("options") or {}, timeout) if check_type else timeout
     )
+    return attempts_total * per_attempt + (attempts_total - 1) * float(check["delay"]) + 1.0
 
 
 def run_checks_here(
@@ -188,13 +184,13 @@ def run_checks_here(
             return data
 
         def timed_out() -> dict[str, Any]:
-            seconds = deadline_for(check)
+            seconds = deadline_for(check, check_type)
             return {
                 **Outcome(ERROR, f"timed out after {seconds:g}s").to_dict(),
                 "attempts": int(check.get("retries", 0)) + 1,
                 "duration_ms": seconds * 1000,
             }
 
-        return Job(run=run, deadline_s=deadline_for(check), on_timeout=timed_out)
+        return Job(run=run, deadline_s=deadline_for(check, check_type), on_timeout=timed_out)
 
     return run_bounded([job(check) for check in checks], concurrency)

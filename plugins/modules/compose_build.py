@@ -44,7 +44,10 @@ options:
     type: bool
     default: false
   build_args:
-    description: Build arguments for every built service (C(--build-arg KEY=VALUE)).
+    description:
+      - Build arguments for every built service (C(--build-arg KEY=VALUE)).
+      - Values of names that look secret (C(NPM_TOKEN), C(PIP_PASSWORD), ...) are masked in
+        C(cmd), C(commands) and the invocation, as for O(env).
     type: dict
     default: {}
   size_budgets:
@@ -141,6 +144,9 @@ import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
+    is_secret_name,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._compose import (
     BUILD_INPUTS_LABEL,
     ComposeError,
@@ -331,6 +337,9 @@ def main() -> None:
             "timeout": {"type": "float", "default": 1800},
         }
     )
+    for name, value in (module.params["build_args"] or {}).items():
+        if is_secret_name(str(name)) and value not in (None, ""):
+            module.no_log_values.add(str(value))  # the --build-arg in cmd, the invocation
     try:
         result = BuildManager(module).run()
     except ComposeError as exc:

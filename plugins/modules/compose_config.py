@@ -13,6 +13,12 @@ description:
     Compose gives (unknown keys, bad interpolation, missing required variables, missing files).
   - Returns the resolved configuration, the services with their images, and hashes of the
     compose files and of the resolved configuration for the release manifest.
+  - The returned configuration never holds a secret; values come interpolated from the
+    project's own C(.env) and from O(env), so every value of a service's C(environment) and
+    C(build.args) is replaced by C(***), and the values of secret-looking names (passwords,
+    tokens, DSNs), the value after a secret flag in a C(command), and credentials inside URLs
+    are masked wherever else they appear (the rules of docs/checks.md "Secrets"). The hashes
+    are computed over the real configuration.
   - Read-only; a preflight step.
 version_added: "0.1.0"
 author: stagegate developers (@stagegate)
@@ -66,7 +72,9 @@ config_sha256:
   returned: success
   type: str
 config:
-  description: The resolved configuration as C(docker compose config --format json) prints it.
+  description:
+    - The resolved configuration as C(docker compose config --format json) prints it, with
+      environment values, build args and secrets masked (C(***)).
   returned: success
   type: dict
 cmd:
@@ -79,6 +87,11 @@ cmd:
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
+    MASK,
+    Redactor,
+    is_secret_name,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
@@ -86,8 +99,33 @@ from ansible_collections.stagegate.release.plugins.module_utils._compose import 
 )
 
 
+def _all_masked(values: Any) -> Any:
+    """`environment` / `build.args` as Compose prints them (mapping or KEY=VALUE list)."""
+    if isinstance(values, dict):
+        return {k: v if v in (None, "") else MASK for k, v in values.items()}
+    if isinstance(values, list):
+        return [str(item).partition("=")[0] + f"={MASK}" for item in values]
+    return values
+
+
+def masked_config(config: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """(the configuration with secrets masked, the secret values found in it)."""
+    redactor = Redactor(v for k, v in env.items() if is_secret_name(k)).learn(config)
+    services = {}
+    for name, original in (config.get("services") or {}).items():
+        spec = dict(original)
+        if "environment" in spec:
+            spec["environment"] = _all_masked(spec["environment"])
+        if isinstance(spec.get("build"), dict) and "args" in spec["build"]:
+            spec["build"] = {**spec["build"], "args": _all_masked(spec["build"]["args"])}
+        services[name] = spec
+    masked = redactor.data({**config, "services": services} if services else config)
+    return masked, redactor.known()
+
+
 class ConfigManager:
     def __init__(self, module: AnsibleModule) -> None:
+        self.module = module
         self.project = ComposeProject.from_params(module.params)
         self.required: list[str] = module.params["required_services"]
 
@@ -103,12 +141,14 @@ class ConfigManager:
             }
             for name, spec in self.project.services.items()
         }
+        shown, secrets = masked_config(config, self.project.env)
+        self.module.no_log_values.update(secrets)  # also out of any text Ansible prints
         return {
             "changed": False,
             "services": services,
             "files_sha256": self.project.files_sha256(),
             "config_sha256": self.project.config_sha256(),
-            "config": config,
+            "config": shown,
             "cmd": self.project.argv("config", "--format", "json"),
         }
 

@@ -95,12 +95,11 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_builtin 
     builtin_types,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
+    ENTRY_OPTIONS,
     validate_options,
 )
-from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
-    is_secret_name,
-)
 from ansible_collections.stagegate.release.plugins.module_utils._checks_runner import (
+    redactor_for,
     run_checks_here,
 )
 
@@ -114,10 +113,7 @@ _LIBRARIES = {
 _ENTRY_SCHEMA: dict[str, dict[str, Any]] = {
     "name": {"type": "str", "required": True},
     "type": {"type": "str", "required": True},
-    "timeout": {"type": "float", "default": 10.0},
-    "retries": {"type": "int", "default": 0},
-    "delay": {"type": "float", "default": 1.0},
-    "read_only": {"type": "bool"},
+    **ENTRY_OPTIONS,
     "options": {"type": "dict", "default": {}},
     **{key: {"type": "raw"} for key in ("group", "severity", "tags", "run_on", "description")},
 }
@@ -150,10 +146,8 @@ class HostChecksManager:
         options, option_errors = validate_options(where, common["options"], check_type.options)
         if errors or option_errors:
             self.module.fail_json(msg="; ".join(errors + option_errors))
-        for key, value in options.items():
-            secret = key in check_type.secret_options() or is_secret_name(key)
-            if secret and isinstance(value, str) and value:
-                self.module.no_log_values.add(value)  # masked in the returned invocation too
+        for value in redactor_for(check_type, options).known():
+            self.module.no_log_values.add(value)  # masked in the returned invocation too
         return {**common, "options": options}
 
     def run(self) -> dict[str, Any]:

@@ -16,6 +16,10 @@ description:
   - Reports every problem at once, each naming the key, the value (never for a secret) and the
     expected form. An unknown C(stagegate_*) key (a typo) is an error with a did-you-mean
     suggestion.
+  - The check catalog C(stagegate_checks) is also validated entry by entry by its check types
+    (each type's own options, as the C(stagegate.release.checks) action does before it runs
+    anything, plugin types included), so a bad check stops the run here, before the deploy lock,
+    with the check, the key, the value and the expected form.
   - Keys required only by some phases are checked for the phases this run performs (O(phases),
     narrowed by C(--tags)/C(--skip-tags) when the run is limited to phase tags).
   - Also returns the run identity as facts (C(stagegate_run_id), C(stagegate_run_owner)) unless

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
+    ENTRY_OPTIONS,
+    typed_value,
     validate_options,
 )
 
@@ -106,11 +108,17 @@ def _band_parser(value: Any) -> Any:
     return Bands.parse(value)
 
 
-def _number(where: str, key: str, value: Any, minimum: float, errors: list[str]) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        errors.append(f"{where}: '{key}' = {value!r}: expected a number >= {minimum:g}")
-        return minimum
-    return float(value)
+def _entry_value(where: str, entry: Mapping[str, Any], key: str, errors: list[str]) -> Any:
+    """A typed common key (timeout, retries, delay, read_only), converted like every check
+    option (`coerce`: "3" from a template is 3); its default when absent or wrong."""
+    spec = ENTRY_OPTIONS[key]
+    if entry.get(key) is None:
+        return spec.get("default")
+    value, expected = typed_value(entry[key], spec)
+    if expected is not None:
+        errors.append(f"{where}: '{key}' = {entry[key]!r}: expected {expected}")
+        return spec.get("default")
+    return value
 
 
 def _common(where: str, entry: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
@@ -130,17 +138,15 @@ def _common(where: str, entry: Mapping[str, Any], errors: list[str]) -> dict[str
     run_on = entry.get("run_on", "controller")
     if run_on not in RUN_ON:
         errors.append(f"{where}: 'run_on' = {run_on!r}: expected controller or host")
-    read_only = entry.get("read_only")
-    if read_only is not None and not isinstance(read_only, bool):
-        errors.append(f"{where}: 'read_only' = {read_only!r}: expected true or false")
     return {
         "group": group,
         "severity": Severity(severity),
         "tags": tuple(tags),
         "run_on": run_on,
-        "timeout": _number(where, "timeout", entry.get("timeout", 10), 0.001, errors),
-        "retries": int(_number(where, "retries", entry.get("retries", 0), 0, errors)),
-        "delay": _number(where, "delay", entry.get("delay", 1), 0, errors),
+        "timeout": _entry_value(where, entry, "timeout", errors),
+        "retries": _entry_value(where, entry, "retries", errors),
+        "delay": _entry_value(where, entry, "delay", errors),
+        "read_only": _entry_value(where, entry, "read_only", errors),
         "description": str(entry.get("description", "")),
     }
 
@@ -176,7 +182,7 @@ def _entry(
     errors.extend(option_errors)
     if common["run_on"] == "host" and not check_type.host_capable:
         errors.append(f"{where}: 'run_on' = 'host': type {type_name} runs on the controller only")
-    read_only = entry.get("read_only")
+    read_only = common.pop("read_only")
     return CheckSpec(
         name=str(name),
         type=check_type.name,

@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible_collections.stagegate.release.plugins.module_utils._checks_common import coerce
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
+    is_secret_name,
+)
 
 PREFIX = "stagegate_"
 
@@ -44,10 +48,6 @@ RUNTIME_FACTS = frozenset(
         "stagegate_source_after",
     }
 )
-
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-_SECRET_WORDS = re.compile(r"pass(word)?|secret|token|api_?key|private", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -345,7 +345,7 @@ def describe(spec: Spec, plural: bool = False) -> str:
 
 def shown(key: str, value: Any, spec: Spec) -> str:
     """How a value appears in an error: never the value of a secret."""
-    if spec.secret or _SECRET_WORDS.search(key.rsplit(".", 1)[-1]):
+    if spec.secret or is_secret_name(key.rsplit(".", 1)[-1]):
         return "<secret, not shown>"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -423,14 +423,13 @@ def _convert(value: Any, type_: str) -> tuple[Any, bool]:
     converters = {
         "str": _to_str,
         "path": _to_str,
-        "int": _to_int,
-        "float": _to_float,
-        "bool": _to_bool,
         "list": _to_list,
         "dict": _to_dict,
     }
     convert = converters.get(type_)
-    return convert(value) if convert else (value, True)
+    if convert is not None:
+        return convert(value)
+    return coerce(value, type_)  # int, float, bool: the rule every check option follows
 
 
 def _to_list(value: Any) -> tuple[Any, bool]:
@@ -446,38 +445,6 @@ def _to_str(value: Any) -> tuple[Any, bool]:
         return value, True
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value), True
-    return value, False
-
-
-def _to_int(value: Any) -> tuple[Any, bool]:
-    if isinstance(value, bool):
-        return value, False
-    if isinstance(value, int):
-        return value, True
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-        return int(value), True
-    return value, False
-
-
-def _to_float(value: Any) -> tuple[Any, bool]:
-    if isinstance(value, bool):
-        return value, False
-    if isinstance(value, int | float):
-        return float(value), True
-    try:
-        return float(value), True
-    except (TypeError, ValueError):
-        return value, False
-
-
-def _to_bool(value: Any) -> tuple[Any, bool]:
-    if isinstance(value, bool):
-        return value, True
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True, True
-    if text in _FALSE:
-        return False, True
     return value, False
 
 

@@ -3,7 +3,8 @@
 Each check runs in its own thread (at most `concurrency` at once) through the
 `stagegate_run_check` hook, with up to `retries` extra attempts `delay` seconds apart
 while it FAILs or ERRORs, and an overall deadline of
-`(retries + 1) * timeout + retries * delay` (+ a grace second) after which it is
+`(retries + 1) * (timeout + what the type adds, e.g. a latency series) + retries * delay`
+(+ a grace second) after which it is
 reported as ERROR and abandoned: a hung dependency never hangs the run.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 from ansible_collections.stagegate.release.plugins.module_utils._checks_runner import (
     Job,
     attempts,
+    deadline_for,
     redactor_for,
     run_bounded,
 )
@@ -27,11 +29,11 @@ from stagegate.plugins import Hooks, get_hooks
 from stagegate.results import CheckResult, Severity, Status
 
 DEFAULT_CONCURRENCY = 16
-_GRACE_S = 1.0
 
 
-def deadline_s(spec: CheckSpec) -> float:
-    return (spec.retries + 1) * spec.timeout + spec.retries * spec.delay + _GRACE_S
+def deadline_s(spec: CheckSpec, check_type: CheckType | None = None) -> float:
+    """`(retries + 1) * (timeout + what the type adds) + retries * delay + 1 s`."""
+    return deadline_for(spec.to_dict(), check_type)
 
 
 def make_result(spec: CheckSpec, status: Status, message: str, **fields: Any) -> CheckResult:
@@ -65,9 +67,12 @@ def result_from_outcome(spec: CheckSpec, outcome: Outcome | dict[str, Any]) -> C
         thresholds.append(f"{measured['name']}: {bands}")
         if band_status is not Status.PASS:
             unit = measured.get("unit", "")
-            messages.append(
-                f"{measured['name']} {measured['value']:g}{unit} outside PASS {bands.pass_band}"
-            )
+            figure = f"{measured['name']} {float(measured['value']):g}{unit}"
+            where = f"outside PASS {bands.pass_band}"
+            if bands.warn_band is not None:
+                inside = band_status is Status.WARN
+                where += f" ({'within' if inside else 'and outside'} WARN {bands.warn_band})"
+            messages.append(f"{figure} {where}")
         status = _worse(status, band_status)
     return make_result(
         spec,
@@ -160,13 +165,15 @@ def run_checks(
     types = hooks.check_types()
 
     def job(spec: CheckSpec) -> Job[CheckResult]:
+        seconds = deadline_s(spec, types.get(spec.type))
+
         def timed_out() -> CheckResult:
             result = make_result(
                 spec,
                 Status.ERROR,
-                f"timed out after {deadline_s(spec):g}s (timeout {spec.timeout:g}s"
+                f"timed out after {seconds:g}s (timeout {spec.timeout:g}s"
                 f" x {spec.retries + 1} attempts)",
-                duration_ms=deadline_s(spec) * 1000,
+                duration_ms=seconds * 1000,
             )
             return _graded(spec, result, hooks)
 
@@ -176,7 +183,7 @@ def run_checks(
 
         return Job(
             run=lambda cancelled: _run_one(spec, hooks, types, check_mode, cancelled),
-            deadline_s=deadline_s(spec),
+            deadline_s=seconds,
             on_timeout=timed_out,
             on_skip=skipped,
         )

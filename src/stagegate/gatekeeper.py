@@ -26,6 +26,7 @@ from stagegate.ledger import baseline_metrics
 from stagegate.notify import WebhookNotifier
 from stagegate.plugins import Hooks, new_plugin_manager
 from stagegate.profiles import load_profiles
+from stagegate.redact import redact
 from stagegate.reports import REPORT_FILES, build_report, write_reports
 from stagegate.results import CheckResult, Status
 from stagegate.verdict import Decision, decide, manual_items, recommendations
@@ -191,7 +192,7 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
     report["report_paths"] = {name: str(directory / name) for name in REPORT_FILES}
     secrets = [*request.secrets, *_webhook_secrets(request.webhook)]
     paths = write_reports(report, directory, secrets)
-    notify_errors = _notify(pm, report, request.webhook)
+    notify_errors = _notify(pm, redact(report, secrets), request.webhook)  # as the files
     return GateOutcome(
         verdict.decision,
         verdict.score,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import re
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
@@ -22,17 +21,11 @@ from typing import Any
 
 from stagegate.gates import GateResult
 from stagegate.grading import is_failure
+from stagegate.redact import redact  # the one redaction (module_utils/_checks_redact.py)
 from stagegate.results import CheckResult, Severity, Status
 from stagegate.verdict import Verdict
 
 REPORT_FILES = ("report.json", "report.md", "junit.xml", "report.html")
-MASK = "********"
-# Keys whose values are secrets wherever they appear in check details or plans.
-SECRET_KEY_RE = re.compile(
-    r"(^|[_-])(passwd|password|secret|token|api[_-]?key|private[_-]?key|credentials?)"
-    r"($|[_-])",
-    re.IGNORECASE,
-)
 _VERDICT_TEXT = {"GO": "GO", "GO_WITH_WARNINGS": "GO WITH WARNINGS", "NO_GO": "NO-GO"}
 _VERDICT_ICON = {"GO": "✅", "GO_WITH_WARNINGS": "⚠️", "NO_GO": "❌"}
 _STATUS_ICON = {"PASS": "✅", "WARN": "⚠️", "FAIL": "❌", "ERROR": "❌", "SKIP": "⏭️"}
@@ -247,29 +240,6 @@ def build_report(
         "sign_off": _sign_off(checks),
         "generated_at": now,
     }
-
-
-# ---- secrets ---------------------------------------------------------------------------------
-
-
-def redact(value: Any, secrets: Iterable[str]) -> Any:
-    """A copy with every secret value masked, and values under secret-named keys masked."""
-    needles = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-
-    def walk(item: Any, key: str = "") -> Any:
-        if key and SECRET_KEY_RE.search(key) and isinstance(item, str | int | float) and item:
-            return MASK
-        if isinstance(item, str):
-            for needle in needles:
-                item = item.replace(needle, MASK)
-            return item
-        if isinstance(item, Mapping):
-            return {str(k): walk(v, str(k)) for k, v in item.items()}
-        if isinstance(item, list | tuple):
-            return [walk(v) for v in item]
-        return item
-
-    return walk(value)
 
 
 # ---- renderers -------------------------------------------------------------------------------
