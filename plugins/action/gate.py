@@ -12,6 +12,7 @@ try:
     from stagegate.config import PHASES
     from stagegate.gatekeeper import (
         GateRequest,
+        catalog_names_groups,
         gate_plugin_manager,
         run_gate,
         validate_request,
@@ -138,7 +139,7 @@ class ActionModule(ActionBase):
 
     def _request(self, args, task_vars):
         run_by, job = who_ran(task_vars)
-        catalog = args["catalog"]
+        names, groups = catalog_names_groups(args["catalog"])
         own_vars = {k: v for k, v in task_vars.items() if _VAR_PREFIX.match(k)}
         try:
             own_vars = self._templar.template(own_vars)
@@ -151,10 +152,8 @@ class ActionModule(ActionBase):
             checks=args["checks"],
             gates=args["gates"],
             previous=args["previous"],
-            catalog=[str(c.get("name")) for c in catalog] if catalog is not None else None,
-            groups=[str(c.get("group", "default")) for c in catalog]
-            if catalog is not None
-            else None,
+            catalog=names,
+            groups=groups,
             manual=args["manual_checks"],
             confirmations=self._confirmations(args, task_vars),
             baseline=args["baseline"],

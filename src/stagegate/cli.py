@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from stagegate import ledger
-from stagegate.gatekeeper import GateRequest, validate_request
+from stagegate.gatekeeper import GateRequest, catalog_names_groups, validate_request
 from stagegate.gates import GateConfigError
 
 _COLUMNS = ("finished", "release", "previous", "verdict", "score", "run_by", "report_dir")
@@ -73,12 +73,13 @@ def _cmd_gates_validate(args: argparse.Namespace) -> int:
     if args.checks:
         loaded = _load_yaml(args.checks, "checks file") or []
         catalog = loaded.get("stagegate_checks", []) if isinstance(loaded, dict) else loaded
+    names, groups = catalog_names_groups(catalog)
     request = GateRequest(
         release="",
         report_dir="",
         gates=gates,
-        catalog=[str(c["name"]) for c in catalog] if catalog is not None else None,
-        groups=[str(c.get("group", "default")) for c in catalog] if catalog is not None else None,
+        catalog=names,
+        groups=groups,
     )
     config = validate_request(request)
     print(f"{len(config.rules)} gate(s) valid: " + ", ".join(r.name for r in config.rules))

@@ -20,9 +20,9 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_runner i
     run_bounded,
 )
 
-from stagegate.bands import BandError, Bands
 from stagegate.catalog import CheckSpec
 from stagegate.checks import CheckType, Outcome, RunContext
+from stagegate.grading import Grade, apply_grade
 from stagegate.plugins import Hooks, get_hooks
 from stagegate.results import CheckResult, Severity, Status
 
@@ -48,45 +48,21 @@ def make_result(spec: CheckSpec, status: Status, message: str, **fields: Any) ->
 
 
 def result_from_outcome(spec: CheckSpec, outcome: Outcome | dict[str, Any]) -> CheckResult:
-    """Turn a check type's outcome (object, or dict from the host module) into a result,
-    grading its measurements against their PASS/WARN bands."""
+    """Turn a check type's outcome (object, or dict from the host module) into an ungraded
+    result: what it measured, with its `measurements` kept for the grader."""
     data = outcome.to_dict() if isinstance(outcome, Outcome) else outcome
-    status = Status(data["status"])
-    thresholds = [data["threshold"]] if data.get("threshold") else []
-    messages = [data.get("message", "")]
-    for measured in data.get("measurements", []):
-        try:
-            bands = Bands.parse(measured["bands"])
-            band_status = bands.grade(float(measured["value"]), measured.get("unit", ""))
-        except BandError as exc:  # e.g. a unit that does not fit the figure (ms vs %)
-            status = _worse(status, Status.ERROR)
-            messages.append(f"{measured['name']}: {exc}")
-            continue
-        thresholds.append(f"{measured['name']}: {bands}")
-        if band_status is not Status.PASS:
-            unit = measured.get("unit", "")
-            messages.append(
-                f"{measured['name']} {measured['value']:g}{unit} outside PASS {bands.pass_band}"
-            )
-        status = _worse(status, band_status)
+    details = dict(data.get("details", {}))
+    if data.get("measurements"):
+        details["measurements"] = list(data["measurements"])
     return make_result(
         spec,
-        status,
-        "; ".join(m for m in messages if m),
+        Status(data["status"]),
+        data.get("message", ""),
         value=data.get("value"),
-        threshold="; ".join(thresholds) or None,
+        threshold=data.get("threshold"),
         metrics=dict(data.get("metrics", {})),
-        details=dict(data.get("details", {})),
+        details=details,
     )
-
-
-_ORDER = [Status.PASS, Status.SKIP, Status.WARN, Status.FAIL, Status.ERROR]
-
-
-def _worse(a: Status, b: Status) -> Status:
-    if a is Status.SKIP:
-        return a
-    return max(a, b, key=_ORDER.index)
 
 
 def _attempt(spec: CheckSpec, hooks: Hooks, context: RunContext) -> CheckResult:
@@ -130,17 +106,12 @@ def _run_one(
 
 
 def _graded(spec: CheckSpec, result: CheckResult, hooks: Hooks) -> CheckResult:
+    """The result graded by the one grader, through `stagegate_grade_result`."""
     try:
         grade = hooks.grade_result(result=result, check=spec)
     except Exception as exc:
-        result.details["check_status"] = str(result.status)
-        result.status = Status.ERROR
-        result.message = f"grading plugin error {type(exc).__name__}: {exc}"
-        return result
-    if grade.status is not result.status:
-        result.details["check_status"] = str(result.status)
-        result.status = grade.status
-    return result
+        grade = Grade(Status.ERROR, f"grading plugin error {type(exc).__name__}: {exc}")
+    return apply_grade(result, grade)
 
 
 def run_checks(

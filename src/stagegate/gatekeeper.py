@@ -10,7 +10,6 @@ The `stagegate.release.gate` action is a thin wrapper around these two functions
 from __future__ import annotations
 
 import getpass
-import importlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,8 +19,9 @@ from typing import Any
 
 import pluggy
 
+from stagegate.catalog import DEFAULT_GROUP, CheckSpec
 from stagegate.gates import GateConfig, GateConfigError, GateType, evaluate_gates, validate_gates
-from stagegate.grading import apply_grade, default_grade
+from stagegate.grading import apply_grade, is_graded
 from stagegate.ledger import baseline_metrics
 from stagegate.notify import WebhookNotifier
 from stagegate.plugins import Hooks, new_plugin_manager
@@ -30,23 +30,16 @@ from stagegate.reports import REPORT_FILES, build_report, write_reports
 from stagegate.results import CheckResult, Status
 from stagegate.verdict import Decision, decide, manual_items, recommendations
 
-GATE_PLUGINS = ("stagegate.profiles.seed003", "stagegate.policies")
-"""Gate-side built-ins, registered like `stagegate.plugins.DEFAULT_PLUGINS` (blockable)."""
-
 
 def gate_plugin_manager() -> pluggy.PluginManager:
-    """The check engine's plugin manager plus the gate-side built-ins."""
-    pm = new_plugin_manager()
-    for name in GATE_PLUGINS:
-        if not pm.is_blocked(name) and pm.get_plugin(name) is None:
-            pm.register(importlib.import_module(name), name=name)
-    return pm
+    """A fresh plugin manager: the built-ins (`stagegate.plugins.DEFAULT_PLUGINS`: check
+    types, gate types, policies), then installed plugins."""
+    return new_plugin_manager()
 
 
 def plugin_gate_types(pm: pluggy.PluginManager) -> list[GateType]:
-    """Gate types from plugins, in registration order (the last one of a name wins)."""
-    provided: list[list[GateType]] = pm.hook.stagegate_gate_types()
-    return [gate_type for group in reversed(provided) for gate_type in group]
+    """Every gate type, built-in ones included, in registration order (the last of a name wins)."""
+    return list(Hooks(pm).gate_types().values())
 
 
 @dataclass
@@ -85,6 +78,18 @@ class GateOutcome:
     failed_checks: list[str]
     ledger_record: dict[str, Any]
     notify_errors: list[str]
+
+
+def catalog_names_groups(
+    catalog: Iterable[Mapping[str, Any]] | None,
+) -> tuple[list[str] | None, list[str] | None]:
+    """(check names, groups) of a raw `stagegate_checks` catalog, with the catalog's own
+    default group (`stagegate.catalog.DEFAULT_GROUP`); (None, None) without a catalog."""
+    if catalog is None:
+        return None, None
+    entries = list(catalog)
+    names = [str(c.get("name")) for c in entries]
+    return names, [str(c.get("group") or DEFAULT_GROUP) for c in entries]
 
 
 def _validate_manual(items: list[dict[str, Any]], catalog: Iterable[str] | None) -> None:
@@ -126,9 +131,20 @@ def _parse_checks(raw: list[dict[str, Any]]) -> list[CheckResult]:
     return out
 
 
-def _grade_all(checks: list[CheckResult], config: GateConfig) -> list[CheckResult]:
-    thresholds = config.thresholds
-    return [apply_grade(c, default_grade(c, thresholds.get(c.name))) for c in checks]
+def _grade_all(checks: list[CheckResult], config: GateConfig, hooks: Hooks) -> list[CheckResult]:
+    """Grades through the one grader, only where one is missing or a gate threshold applies;
+    results the check engine graded keep their grade (a plugin's escalation included)."""
+    out = []
+    for check in checks:
+        threshold = config.thresholds.get(check.name)
+        if is_graded(check) and threshold is None:
+            out.append(check)
+            continue
+        spec = CheckSpec(check.name, check.type, check.group, check.severity, tuple(check.tags))
+        out.append(
+            apply_grade(check, hooks.grade_result(result=check, check=spec, threshold=threshold))
+        )
+    return out
 
 
 def _ledger_record(
@@ -158,12 +174,12 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
     """Grade, gate, decide, write the reports and notify. Raises GateConfigError on bad input."""
     pm = pm or gate_plugin_manager()
     config = validate_request(request, pm)
-    checks = _grade_all(_parse_checks(request.checks), config)
+    hooks = Hooks(pm)
+    checks = _grade_all(_parse_checks(request.checks), config, hooks)
     checks += manual_items(request.manual, request.confirmations)
     baseline = baseline_metrics(dict(request.baseline) if request.baseline else None)
     gates = evaluate_gates(config, checks, baseline) if not request.stopped else []
     verdict = decide(checks, gates, config.score_bands, config.weights, request.stopped)
-    hooks = Hooks(pm)
     adjusted = hooks.adjust_verdict(
         verdict=str(verdict.decision), results=checks, gates=gates, config=dict(request.policy)
     )

@@ -73,7 +73,10 @@ def _check_findings(checks: list[CheckResult]) -> tuple[list[str], list[str]]:
     blockers, warnings = [], []
     for check in checks:
         line = f"check {check.name} {check.status}: {check.message}".rstrip(": ")
-        if is_failure(check.status) and check.severity is Severity.CRITICAL:
+        # The grader already applied the severity: a FAIL grade blocks whatever the severity
+        # (a plugin may escalate); an ERROR blocks only a critical check.
+        critical = check.severity is Severity.CRITICAL
+        if check.status is Status.FAIL or (check.status is Status.ERROR and critical):
             blockers.append(line)
         elif check.status is Status.WARN or is_failure(check.status):
             warnings.append(line)
