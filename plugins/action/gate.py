@@ -43,6 +43,8 @@ ARGUMENT_SPEC = {
     "secrets": {"type": "list", "elements": "str", "default": [], "no_log": True},
     "strict": {"type": "bool", "default": False},
     "webhook": {"type": "dict", "no_log": True},
+    "auto_rollback": {"type": "bool", "default": False},
+    "rollback_report_dir": {"type": "path"},
     "validate_only": {"type": "bool", "default": False},
 }
 _VAR_PREFIX = re.compile(r"^stagegate_")
@@ -168,4 +170,6 @@ class ActionModule(ActionBase):
             secrets=[*args["secrets"], *_secret_values(own_vars)],
             policy={"strict": args["strict"]},
             webhook=webhook,
+            auto_rollback=args["auto_rollback"],
+            rollback_report_dir=args["rollback_report_dir"],
         )

@@ -20,6 +20,7 @@ from typing import Any
 import pluggy
 
 from stagegate.catalog import DEFAULT_GROUP, CheckSpec
+from stagegate.config import PHASES
 from stagegate.gates import GateConfig, GateConfigError, GateType, evaluate_gates, validate_gates
 from stagegate.grading import apply_grade, is_graded
 from stagegate.ledger import baseline_metrics
@@ -67,6 +68,8 @@ class GateRequest:
     secrets: list[str] = field(default_factory=list)
     policy: Mapping[str, Any] = field(default_factory=dict)
     webhook: Mapping[str, Any] | None = None
+    auto_rollback: bool = False
+    rollback_report_dir: str | None = None
 
 
 @dataclass
@@ -147,6 +150,34 @@ def _grade_all(checks: list[CheckResult], config: GateConfig, hooks: Hooks) -> l
     return out
 
 
+_BEFORE_DEPLOY = PHASES[: PHASES.index("deploy")]
+
+
+def rollback_next(request: GateRequest, decision: Decision) -> dict[str, Any]:
+    """Whether the automatic rollback runs after this gate, and where its report will be.
+
+    It runs on NO_GO with `stagegate_auto_rollback`, unless the run stopped before the deploy
+    phase (nothing was deployed; staging.yml's condition). The link is relative to the report
+    directory when the rollback report is under it.
+    """
+    info: dict[str, Any] = {"enabled": request.auto_rollback, "runs": False}
+    if not request.auto_rollback or decision is not Decision.NO_GO:
+        return info
+    phase = (request.stopped or {}).get("phase")
+    if phase in _BEFORE_DEPLOY:
+        info["reason"] = f"the run stopped in {phase}, before anything was deployed"
+        return info
+    info["runs"] = True
+    if request.rollback_report_dir:
+        where = Path(request.rollback_report_dir)
+        info["report_dir"] = str(where)
+        try:
+            info["report"] = str(where.relative_to(Path(request.report_dir)) / "report.html")
+        except ValueError:
+            info["report"] = str(where / "report.html")
+    return info
+
+
 def _ledger_record(
     request: GateRequest, report: Mapping[str, Any], paths: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -202,6 +233,7 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
         started=request.started,
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
         baseline_release=(request.baseline or {}).get("release"),
+        auto_rollback=rollback_next(request, verdict.decision),
     )
     directory = Path(request.report_dir)
     report["report_paths"] = {name: str(directory / name) for name in REPORT_FILES}
