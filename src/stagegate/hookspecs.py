@@ -6,8 +6,9 @@ A plugin is a module or object with functions named like these specs and marked 
     [project.entry-points.stagegate]
     my_checks = "my_package.plugin"
 
-The built-in check types are registered through the same hooks (see
-`stagegate.plugins.DEFAULT_PLUGINS`), so a plugin adds or overrides exactly like they do.
+The built-in check types, gate types and verdict policy are registered through the same
+hooks (see `stagegate.plugins.DEFAULT_PLUGINS`), so a plugin adds or overrides exactly like
+they do.
 Specs grow by adding keyword arguments, never by removing or renaming one: an
 implementation may accept any subset of a spec's arguments.
 """
@@ -145,9 +146,10 @@ def stagegate_gate_types() -> list[GateType]:
     cannot be read: the gate becomes ERROR). ``late=True`` types run after all others and see
     their results in ``ctx.earlier`` (seed 003's flapping gate escalates to FAIL that way).
 
-    Call semantics: list hook; every plugin's list is gathered after the built-in types
-    (``value``, ``ratio``, ``each``, ``pass_rate``, ``baseline``, ``all``). A later type
-    with the same name replaces an earlier one.
+    Call semantics: list hook; every plugin's list is gathered. The built-in types
+    (``value``, ``ratio``, ``each``, ``pass_rate``, ``baseline``, ``all``) come from this hook
+    too (default plugin ``stagegate.gates``, registered before entry points), and a later
+    type with the same name replaces an earlier one.
 
     .. versionadded:: 0.1.0
     """

@@ -25,7 +25,7 @@ from stagegate.profiles import load_profiles
 from stagegate.results import CheckResult, Severity, Status
 from stagegate.verdict import Decision, decide, manual_items, recommendations
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 SEED003 = "seed003_load_simulation"
 
 
