@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -336,22 +337,9 @@ class _Health(BaseHTTPRequestHandler):
         pass
 
 
-def _junit(path: Path, tests: int, failures: int) -> Path:
-    cases = "".join(
-        f'<testcase classname="t" name="t{i}">'
-        + ("<failure message='boom'>boom</failure>" if i < failures else "")
-        + "</testcase>"
-        for i in range(tests)
-    )
-    path.write_text(
-        f'<?xml version="1.0"?><testsuite name="unit" tests="{tests}" failures="{failures}" '
-        f'errors="0" skipped="0">{cases}</testsuite>',
-        encoding="utf-8",
-    )
-    return path
-
-
-def test_check_engine_results_graded_by_the_role_against_a_real_endpoint(tmp_path: Path) -> None:
+def test_check_engine_results_graded_by_the_role_against_a_real_endpoint(
+    tmp_path: Path, junit_file: Callable[[int, int], Path]
+) -> None:
     """Real checks (HTTP against a local endpoint, a suite reading a real JUnit file with 98 of
     100 passing) through the checks action, then the gate role: the pass rate counts tests."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
@@ -364,7 +352,7 @@ def test_check_engine_results_graded_by_the_role_against_a_real_endpoint(tmp_pat
             [],
             app_url=f"http://127.0.0.1:{server.server_port}",
             stagegate_db={"password": PLANTED},
-            junit_path=str(_junit(tmp_path / "junit.xml", 100, 2)),
+            junit_path=str(junit_file(100, 2)),
         )
         variables["stagegate_gates"]["rules"].append(
             {

@@ -7,7 +7,7 @@ read `total` where the suite check reports `tests`, and gate types that were not
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +25,12 @@ from stagegate.results import CheckResult, Severity, Status
 from stagegate.verdict import Decision
 
 
-def _junit(path: Path, tests: int, failures: int) -> str:
-    cases = "".join(
-        f'<testcase classname="t" name="t{i}">'
-        + ("<failure message='boom'>boom</failure>" if i < failures else "")
-        + "</testcase>"
-        for i in range(tests)
-    )
-    path.write_text(
-        f'<?xml version="1.0"?><testsuites><testsuite name="unit" tests="{tests}" '
-        f'failures="{failures}" errors="0" skipped="0">{cases}</testsuite></testsuites>',
-        encoding="utf-8",
-    )
-    return str(path)
-
-
 def _run(catalog: list[dict[str, Any]], hooks: Hooks) -> list[dict[str, Any]]:
     specs = load_catalog(catalog, hooks.check_types())
     return [r.to_dict() for r in run_checks(specs, hooks=hooks)]
+
+
+JUnit = Callable[[int, int], Path]  # the junit_file fixture (tests/gate_fixtures.py)
 
 
 class EscalateWarnings:
@@ -56,7 +44,7 @@ class EscalateWarnings:
         return grade
 
 
-def test_a_plugin_escalation_survives_the_gate(tmp_path: Path) -> None:
+def test_a_plugin_escalation_survives_the_gate(tmp_path: Path, junit_file: JUnit) -> None:
     """Bug 1: the gate graded again with its own severity cap and turned the FAIL into WARN."""
     pm = gate_plugin_manager()
     pm.register(EscalateWarnings(), name="escalate-warnings")
@@ -66,7 +54,7 @@ def test_a_plugin_escalation_survives_the_gate(tmp_path: Path) -> None:
             "type": "suite",
             "group": "tests",
             "severity": "warning",
-            "junit": _junit(tmp_path / "junit.xml", 10, 5),
+            "junit": str(junit_file(10, 5)),
             "min_pass_rate": ">= 99%",
         }
     ]
@@ -112,7 +100,7 @@ def test_a_pass_rate_rule_on_the_default_group_is_accepted(
     assert "no check in the catalog has group 'default'" in capsys.readouterr().err
 
 
-def test_pass_rate_counts_the_tests_of_a_real_junit_file(tmp_path: Path) -> None:
+def test_pass_rate_counts_the_tests_of_a_real_junit_file(tmp_path: Path, junit_file: JUnit) -> None:
     """Bug 3: 98 of 100 JUnit tests against a 99% rule came out "1/1 passed = 100%"."""
     pm = gate_plugin_manager()
     catalog = [
@@ -120,7 +108,7 @@ def test_pass_rate_counts_the_tests_of_a_real_junit_file(tmp_path: Path) -> None
             "name": "unit_tests",
             "type": "suite",
             "group": "tests",
-            "junit": _junit(tmp_path / "junit.xml", 100, 2),
+            "junit": str(junit_file(100, 2)),
         }
     ]
     results = _run(catalog, Hooks(pm))
