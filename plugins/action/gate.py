@@ -43,7 +43,7 @@ ARGUMENT_SPEC = {
     "secrets": {"type": "list", "elements": "str", "default": [], "no_log": True},
     "strict": {"type": "bool", "default": False},
     "webhook": {"type": "dict", "no_log": True},
-    "auto_rollback": {"type": "bool", "default": False},
+    "auto_rollback": {"type": "bool"},
     "rollback_report_dir": {"type": "path"},
     "validate_only": {"type": "bool", "default": False},
 }

@@ -108,8 +108,9 @@ options:
         The reports then say that the rollback runs next, to which release (from
         O(rollback_plan)), and link its report; a run that stopped before the deploy phase
         is reported as not rolled back (nothing was deployed).
+      - Omitted (a run that is not a promotion, such as the rollback's own verification),
+        the reports say nothing about an automatic rollback.
     type: bool
-    default: false
   rollback_report_dir:
     description:
       - Where the automatic rollback writes its reports; the NO_GO report links its

@@ -68,7 +68,8 @@ class GateRequest:
     secrets: list[str] = field(default_factory=list)
     policy: Mapping[str, Any] = field(default_factory=dict)
     webhook: Mapping[str, Any] | None = None
-    auto_rollback: bool = False
+    auto_rollback: bool | None = None
+    """Whether staging.yml rolls back on NO_GO; None: not a promotion (no rollback note)."""
     rollback_report_dir: str | None = None
 
 
@@ -161,7 +162,7 @@ def rollback_next(request: GateRequest, decision: Decision) -> dict[str, Any]:
     directory when the rollback report is under it.
     """
     info: dict[str, Any] = {"enabled": request.auto_rollback, "runs": False}
-    if not request.auto_rollback or decision is not Decision.NO_GO:
+    if not request.auto_rollback or decision is not Decision.NO_GO:  # off, unknown, not NO_GO
         return info
     phase = (request.stopped or {}).get("phase")
     if phase in _BEFORE_DEPLOY:

@@ -155,11 +155,12 @@ def _rollback(
     info = dict(auto_rollback or {})
     target = (plan or {}).get("target") or {}
     release = target.get("release") if isinstance(target, Mapping) else None
+    enabled = info.get("enabled")
     return {
-        "automatic": bool(info.get("enabled")),
+        "automatic": None if enabled is None else bool(enabled),
         "runs": bool(info.get("runs")),
         "reason": str(info.get("reason", "")),
-        "target": release or (plan or {}).get("target_release"),
+        "target": release,
         "report_dir": info.get("report_dir"),
         "report": info.get("report"),
     }
@@ -483,9 +484,9 @@ def headline(report: Mapping[str, Any], markdown: bool = False) -> str:
 
 def rollback_note(report: Mapping[str, Any]) -> str | None:
     """What happens to a NO_GO release: the automatic rollback and where its report goes."""
-    if report["verdict"] != "NO_GO":
-        return None
     info = report.get("rollback") or {}
+    if report["verdict"] != "NO_GO" or info.get("automatic") is None:
+        return None  # not a promotion (e.g. the rollback's own report): nothing to say
     target = f" to {info['target']}" if info.get("target") else ""
     if info.get("runs"):
         where = f"; its report: {info['report']}" if info.get("report") else ""

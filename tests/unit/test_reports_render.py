@@ -106,6 +106,7 @@ def test_a_stopped_no_go_tells_one_story_and_names_the_rollback(tmp_path: Path) 
 
 
 def test_no_rollback_when_nothing_was_deployed_and_a_hint_when_it_is_off(tmp_path: Path) -> None:
+    """Auto-rollback on but stopped in build: none runs; off: the command; unknown: nothing."""
     early = _gate(
         tmp_path / "a",
         stopped={"phase": "build", "reason": "image over budget"},
@@ -115,9 +116,13 @@ def test_no_rollback_when_nothing_was_deployed_and_a_hint_when_it_is_off(tmp_pat
     assert early.report["rollback"]["runs"] is False
     md = (tmp_path / "a" / "report.md").read_text(encoding="utf-8")
     assert "No automatic rollback: the run stopped in build, before anything was deployed" in md
-    _gate(tmp_path / "b", checks=[_check("api_health", "FAIL")])
+    _gate(tmp_path / "b", checks=[_check("api_health", "FAIL")], auto_rollback=False)
     md = (tmp_path / "b" / "report.md").read_text(encoding="utf-8")
     assert "roll back to v1 with playbooks/rollback.yml" in md
+    # not a promotion (the rollback's own verification report): no rollback advice
+    own = _gate(tmp_path / "c", checks=[_check("api_health", "FAIL")])
+    assert own.report["rollback"]["automatic"] is None
+    assert "**Rollback:**" not in (tmp_path / "c" / "report.md").read_text(encoding="utf-8")
 
 
 def _check(name: str, status: str, **extra: Any) -> dict[str, Any]:
