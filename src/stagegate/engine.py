@@ -4,7 +4,8 @@ Each check runs in its own thread (at most `concurrency` at once) through the
 `stagegate_run_check` hook, with up to `retries` extra attempts `delay` seconds apart
 while it FAILs or ERRORs, and an overall deadline of
 `(retries + 1) * timeout + retries * delay` (+ a grace second) after which it is
-reported as ERROR and abandoned: a hung dependency never hangs the run.
+reported as ERROR and abandoned: a hung dependency never hangs the run. Each finished
+result is graded once through `stagegate_grade_result` (`stagegate.grading`, the one grader).
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def graded_host_results(
     specs: list[CheckSpec], outcomes: list[dict[str, Any]], hooks: Hooks | None = None
 ) -> list[CheckResult]:
     """Results of checks that ran on the target host (the host_checks module's outcomes):
-    bands graded here, then the grading hook, as for controller checks."""
+    graded here by the grading hook (measurements included), as for controller checks."""
     hooks = hooks or get_hooks()
     graded = []
     for spec, outcome in zip(specs, outcomes, strict=True):
