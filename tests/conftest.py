@@ -29,6 +29,7 @@ pytest_plugins = [
     "checks_fixtures",
     "sandbox_fixtures",
     "preflight_fixtures",
+    "gate_fixtures",
 ]
 
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,10 @@ CHECKS_THEN_GATE = """
         group: security
         severity: warning
         options: {url: "{{ app_url }}/health", headers_present: [X-Frame-Options]}
+      - name: unit_tests
+        type: suite
+        group: tests
+        options: {junit: "{{ junit_path }}"}
   tasks:
     - name: Run the checks
       stagegate.release.checks:
@@ -332,7 +337,11 @@ class _Health(BaseHTTPRequestHandler):
         pass
 
 
-def test_check_engine_results_graded_by_the_role_against_a_real_endpoint(tmp_path: Path) -> None:
+def test_check_engine_results_graded_by_the_role_against_a_real_endpoint(
+    tmp_path: Path, junit_file: Callable[[int, int], Path]
+) -> None:
+    """Real checks (HTTP against a local endpoint, a suite reading a real JUnit file with 98 of
+    100 passing) through the checks action, then the gate role: the pass rate counts tests."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -343,6 +352,16 @@ def test_check_engine_results_graded_by_the_role_against_a_real_endpoint(tmp_pat
             [],
             app_url=f"http://127.0.0.1:{server.server_port}",
             stagegate_db={"password": PLANTED},
+            junit_path=str(junit_file(100, 2)),
+        )
+        variables["stagegate_gates"]["rules"].append(
+            {
+                "name": "unit tests",
+                "type": "pass_rate",
+                "group": "tests",
+                "min": "99%",
+                "critical": False,
+            }
         )
         for from_the_play in ("stagegate_checks", "stagegate_gate_report_results"):
             variables.pop(from_the_play)  # extra vars would override the play's values
@@ -356,7 +375,15 @@ def test_check_engine_results_graded_by_the_role_against_a_real_endpoint(tmp_pat
     report_dir = tmp_path / "reports" / "v7"
     report = json.loads((report_dir / "report.json").read_text())
     statuses = {c["name"]: c["status"] for c in report["checks"]}
-    assert statuses == {"api_health": "PASS", "api_latency": "PASS", "security_headers": "WARN"}
+    assert statuses == {
+        "api_health": "PASS",
+        "api_latency": "PASS",
+        "security_headers": "WARN",
+        "unit_tests": "PASS",
+    }
+    unit = next(g for g in report["gates"] if g["name"] == "unit tests")
+    assert unit["status"] == "WARN"  # non-critical: below its minimum only warns
+    assert unit["message"].startswith("98/100 passed = 98.0% (min >= 99 %)")
     latency = next(c for c in report["checks"] if c["name"] == "api_latency")
     assert latency["metrics"]["p95_ms"] > 0
     assert "| api_latency |" in (report_dir / "report.md").read_text()  # performance table

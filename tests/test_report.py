@@ -60,7 +60,7 @@ CHECKS: list[dict[str, Any]] = [
         "group": "tests",
         "type": "pytest",
         "status": "PASS",
-        "metrics": {"passed": 100, "total": 100},
+        "metrics": {"tests": 100, "passed": 100, "skipped": 0},
     },
     {
         "name": "migrations",

@@ -185,6 +185,11 @@ def test_crash_loop_is_rolled_back_automatically(staging: Staging) -> None:
     assert staging.api_version() == "v1"
     assert staging.stack.project_dir.joinpath(".stagegate-release").read_text().strip() == "v1"
     assert Path(rollback["report_dir"]).parent == Path(promotion["report_dir"])
+    # the NO_GO report names the automatic rollback and links the report it wrote
+    promoted = (Path(promotion["report_dir"]) / "report.md").read_text()
+    assert "Automatic rollback to v1 runs next" in promoted
+    assert "[rollback/report.html](rollback/report.html)" in promoted
+    assert (Path(rollback["report_dir"]) / "report.html").is_file()
 
 
 def test_promotion_to_v2_through_ansible_runner(staging: Staging, tmp_path: Path) -> None:

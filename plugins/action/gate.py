@@ -12,6 +12,7 @@ try:
     from stagegate.config import PHASES
     from stagegate.gatekeeper import (
         GateRequest,
+        catalog_names_groups,
         gate_plugin_manager,
         run_gate,
         validate_request,
@@ -42,6 +43,8 @@ ARGUMENT_SPEC = {
     "secrets": {"type": "list", "elements": "str", "default": [], "no_log": True},
     "strict": {"type": "bool", "default": False},
     "webhook": {"type": "dict", "no_log": True},
+    "auto_rollback": {"type": "bool"},
+    "rollback_report_dir": {"type": "path"},
     "validate_only": {"type": "bool", "default": False},
 }
 _VAR_PREFIX = re.compile(r"^stagegate_")
@@ -138,7 +141,7 @@ class ActionModule(ActionBase):
 
     def _request(self, args, task_vars):
         run_by, job = who_ran(task_vars)
-        catalog = args["catalog"]
+        names, groups = catalog_names_groups(args["catalog"])
         own_vars = {k: v for k, v in task_vars.items() if _VAR_PREFIX.match(k)}
         try:
             own_vars = self._templar.template(own_vars)
@@ -151,10 +154,8 @@ class ActionModule(ActionBase):
             checks=args["checks"],
             gates=args["gates"],
             previous=args["previous"],
-            catalog=[str(c.get("name")) for c in catalog] if catalog is not None else None,
-            groups=[str(c.get("group", "default")) for c in catalog]
-            if catalog is not None
-            else None,
+            catalog=names,
+            groups=groups,
             manual=args["manual_checks"],
             confirmations=self._confirmations(args, task_vars),
             baseline=args["baseline"],
@@ -169,4 +170,6 @@ class ActionModule(ActionBase):
             secrets=[*args["secrets"], *_secret_values(own_vars)],
             policy={"strict": args["strict"]},
             webhook=webhook,
+            auto_rollback=args["auto_rollback"],
+            rollback_report_dir=args["rollback_report_dir"],
         )

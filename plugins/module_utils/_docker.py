@@ -131,26 +131,3 @@ def image_facts(client: Any, ref: str) -> dict[str, Any] | None:
         "labels": dict((image.attrs.get("Config") or {}).get("Labels") or {}),
         "created": image.attrs.get("Created"),
     }
-
-
-_SIZE_RE = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]?i?b?)\s*$", re.I)
-_SIZE_FACTORS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def parse_size(text: str | float) -> int:
-    """`'80MB'`, `'1.5 GiB'`, `'512k'` or a number of bytes -> bytes (1 MB = 1024**2 bytes)."""
-    if isinstance(text, (int, float)):
-        return int(text)
-    match = _SIZE_RE.match(str(text))
-    if not match:
-        raise ValueError(f"cannot parse size {text!r}: expected a number and a unit such as '80MB'")
-    return int(float(match["num"]) * _SIZE_FACTORS[match["unit"][:1].lower()])
-
-
-def grade_size(size: int, budget: dict[str, int]) -> str:
-    """PASS within `pass`, WARN within `warn` (when given), FAIL above."""
-    if size <= budget["pass"]:
-        return "PASS"
-    if "warn" in budget and size <= budget["warn"]:
-        return "WARN"
-    return "FAIL"

@@ -55,6 +55,8 @@ options:
       - Image size budget per service, key C(*) for every service not named.
       - A size such as C(80MB) (PASS up to it, FAIL above) or a mapping with C(pass) and
         C(warn) sizes (PASS, WARN up to C(warn), FAIL above). 1 MB is 1024*1024 bytes.
+      - The band grammar of checks and gates (docs/gates.md), with size units only
+        (C(b), C(kb), C(mb), C(gb), C(tb), or C(kib)...); a bare number is bytes.
     type: dict
     default: {}
   fail_on_size_budget:
@@ -144,6 +146,11 @@ import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stagegate.release.plugins.module_utils._bands import (
+    BandError,
+    Bands,
+    convert,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
     is_secret_name,
 )
@@ -158,9 +165,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._compose import 
 from ansible_collections.stagegate.release.plugins.module_utils._docker import (
     DockerException,
     docker_client,
-    grade_size,
     image_facts,
-    parse_size,
 )
 
 
@@ -181,17 +186,16 @@ class BuildManager:
         self.client = docker_client()
         self.commands: list[list[str]] = []
 
-    def _parse_budgets(self, raw: dict[str, Any]) -> dict[str, dict[str, int]]:
+    def _parse_budgets(self, raw: dict[str, Any]) -> dict[str, Bands]:
+        """Size budgets in the one band grammar (`_bands.py`), sizes only."""
         budgets = {}
         for service, spec in raw.items():
-            bands = spec if isinstance(spec, dict) else {"pass": spec}
             try:
-                budgets[service] = {k: parse_size(v) for k, v in bands.items()}
-            except ValueError as exc:
-                self.module.fail_json(msg=f"size_budgets.{service}: {exc}")
-            if "pass" not in budgets[service] or set(budgets[service]) - {"pass", "warn"}:
+                budgets[service] = Bands.parse(spec, dimension="size")
+            except BandError as exc:
                 self.module.fail_json(
-                    msg=f"size_budgets.{service}={spec!r}: expected a size or {{pass, warn}}"
+                    msg=f"size_budgets.{service}={spec!r}: {exc}; expected a size such as "
+                    "'300MB' or {pass: '300MB', warn: '400MB'}"
                 )
         return budgets
 
@@ -319,9 +323,16 @@ class BuildManager:
 
     def grade(self, service: str, size: int | None) -> dict[str, Any]:
         budget = self.budgets.get(service) or self.budgets.get("*")
+        shown = _budget_bytes(budget) if budget is not None else None
         if budget is None or size is None:
-            return {"size_budget": budget, "size_grade": None}
-        return {"size_budget": budget, "size_grade": grade_size(size, budget)}
+            return {"size_budget": shown, "size_grade": None}
+        return {"size_budget": shown, "size_grade": budget.grade(size, "b")}
+
+
+def _budget_bytes(budget: Bands) -> dict[str, int]:
+    """`{pass: bytes, warn: bytes}` of a size budget, as RETURN shows it."""
+    bands = {"pass": budget.pass_band, "warn": budget.warn_band}
+    return {k: int(convert(b.number, b.unit or "b", "b")) for k, b in bands.items() if b}
 
 
 def main() -> None:

@@ -102,6 +102,20 @@ options:
     description:
       - Webhook notifier C({url, headers, timeout}); the verdict summary is POSTed as JSON.
     type: dict
+  auto_rollback:
+    description:
+      - Whether the play rolls back automatically on C(NO_GO) (C(stagegate_auto_rollback)).
+        The reports then say that the rollback runs next, to which release (from
+        O(rollback_plan)), and link its report; a run that stopped before the deploy phase
+        is reported as not rolled back (nothing was deployed).
+      - Omitted (a run that is not a promotion, such as the rollback's own verification),
+        the reports say nothing about an automatic rollback.
+    type: bool
+  rollback_report_dir:
+    description:
+      - Where the automatic rollback writes its reports; the NO_GO report links its
+        C(report.html) (relative when it is under O(report_dir)).
+    type: path
   validate_only:
     description: Only validate O(gates) and O(manual_checks); write nothing.
     type: bool

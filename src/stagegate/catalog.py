@@ -46,6 +46,8 @@ GROUPS = (
     "observability",
     "configuration",
 )
+DEFAULT_GROUP = "functionality"
+"""The group of a check without `group:` (the engine, the gate and the reports use this)."""
 RUN_ON = ("controller", "host")
 _COMMON_KEYS = {
     "name",
@@ -77,7 +79,7 @@ class CheckSpec:
 
     name: str
     type: str
-    group: str = "functionality"
+    group: str = DEFAULT_GROUP
     severity: Severity = Severity.CRITICAL
     tags: tuple[str, ...] = ()
     run_on: str = "controller"
@@ -122,7 +124,7 @@ def _entry_value(where: str, entry: Mapping[str, Any], key: str, errors: list[st
 
 
 def _common(where: str, entry: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
-    group = entry.get("group", "functionality")
+    group = entry.get("group", DEFAULT_GROUP)
     if not isinstance(group, str) or not GROUP_RE.match(group):
         errors.append(
             f"{where}: 'group' = {group!r}: expected a lower-case name such as {', '.join(GROUPS)}"

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from stagegate import __version__, ledger, runs
-from stagegate.gatekeeper import GateRequest, validate_request
+from stagegate.gatekeeper import GateRequest, catalog_names_groups, validate_request
 from stagegate.gates import GateConfigError
 
 _COLUMNS = ("finished", "release", "previous", "verdict", "kind", "score", "run_by", "report_dir")
@@ -97,12 +97,13 @@ def _cmd_gates_validate(args: argparse.Namespace) -> int:
                 f"checks file {args.checks}: stagegate_checks must be a list of checks "
                 f"(mappings with name and group), got {type(catalog).__name__}"
             )
+    names, groups = catalog_names_groups(catalog)
     request = GateRequest(
         release="",
         report_dir="",
         gates=gates,
-        catalog=[str(c["name"]) for c in catalog] if catalog is not None else None,
-        groups=[str(c.get("group", "default")) for c in catalog] if catalog is not None else None,
+        catalog=names,
+        groups=groups,
     )
     config = validate_request(request)
     print(f"{len(config.rules)} gate(s) valid: " + ", ".join(r.name for r in config.rules))

@@ -4,8 +4,8 @@ Each check runs in its own thread (at most `concurrency` at once) through the
 `stagegate_run_check` hook, with up to `retries` extra attempts `delay` seconds apart
 while it FAILs or ERRORs, and an overall deadline of
 `(retries + 1) * (timeout + what the type adds, e.g. a latency series) + retries * delay`
-(+ a grace second) after which it is
-reported as ERROR and abandoned: a hung dependency never hangs the run.
+(+ a grace second) after which it is reported as ERROR and abandoned: a hung dependency
+never hangs the run. Each finished result is graded once through `stagegate_grade_result` (`stagegate.grading`, the one grader).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_runner i
     run_bounded,
 )
 
-from stagegate.bands import BandError, Bands
 from stagegate.catalog import CheckSpec
 from stagegate.checks import CheckType, Outcome, RunContext
+from stagegate.grading import Grade, apply_grade
 from stagegate.plugins import Hooks, get_hooks
 from stagegate.results import CheckResult, Severity, Status
 
@@ -50,48 +50,21 @@ def make_result(spec: CheckSpec, status: Status, message: str, **fields: Any) ->
 
 
 def result_from_outcome(spec: CheckSpec, outcome: Outcome | dict[str, Any]) -> CheckResult:
-    """Turn a check type's outcome (object, or dict from the host module) into a result,
-    grading its measurements against their PASS/WARN bands."""
+    """Turn a check type's outcome (object, or dict from the host module) into an ungraded
+    result: what it measured, with its `measurements` kept for the grader."""
     data = outcome.to_dict() if isinstance(outcome, Outcome) else outcome
-    status = Status(data["status"])
-    thresholds = [data["threshold"]] if data.get("threshold") else []
-    messages = [data.get("message", "")]
-    for measured in data.get("measurements", []):
-        try:
-            bands = Bands.parse(measured["bands"])
-            band_status = bands.grade(float(measured["value"]), measured.get("unit", ""))
-        except BandError as exc:  # e.g. a unit that does not fit the figure (ms vs %)
-            status = _worse(status, Status.ERROR)
-            messages.append(f"{measured['name']}: {exc}")
-            continue
-        thresholds.append(f"{measured['name']}: {bands}")
-        if band_status is not Status.PASS:
-            unit = measured.get("unit", "")
-            figure = f"{measured['name']} {float(measured['value']):g}{unit}"
-            where = f"outside PASS {bands.pass_band}"
-            if bands.warn_band is not None:
-                inside = band_status is Status.WARN
-                where += f" ({'within' if inside else 'and outside'} WARN {bands.warn_band})"
-            messages.append(f"{figure} {where}")
-        status = _worse(status, band_status)
+    details = dict(data.get("details", {}))
+    if data.get("measurements"):
+        details["measurements"] = list(data["measurements"])
     return make_result(
         spec,
-        status,
-        "; ".join(m for m in messages if m),
+        Status(data["status"]),
+        data.get("message", ""),
         value=data.get("value"),
-        threshold="; ".join(thresholds) or None,
+        threshold=data.get("threshold"),
         metrics=dict(data.get("metrics", {})),
-        details=dict(data.get("details", {})),
+        details=details,
     )
-
-
-_ORDER = [Status.PASS, Status.SKIP, Status.WARN, Status.FAIL, Status.ERROR]
-
-
-def _worse(a: Status, b: Status) -> Status:
-    if a is Status.SKIP:
-        return a
-    return max(a, b, key=_ORDER.index)
 
 
 def _attempt(spec: CheckSpec, hooks: Hooks, context: RunContext) -> CheckResult:
@@ -135,17 +108,12 @@ def _run_one(
 
 
 def _graded(spec: CheckSpec, result: CheckResult, hooks: Hooks) -> CheckResult:
+    """The result graded by the one grader, through `stagegate_grade_result`."""
     try:
         grade = hooks.grade_result(result=result, check=spec)
     except Exception as exc:
-        result.details["check_status"] = str(result.status)
-        result.status = Status.ERROR
-        result.message = f"grading plugin error {type(exc).__name__}: {exc}"
-        return result
-    if grade.status is not result.status:
-        result.details["check_status"] = str(result.status)
-        result.status = grade.status
-    return result
+        grade = Grade(Status.ERROR, f"grading plugin error {type(exc).__name__}: {exc}")
+    return apply_grade(result, grade)
 
 
 def run_checks(
@@ -202,7 +170,7 @@ def graded_host_results(
     specs: list[CheckSpec], outcomes: list[dict[str, Any]], hooks: Hooks | None = None
 ) -> list[CheckResult]:
     """Results of checks that ran on the target host (the host_checks module's outcomes):
-    bands graded here, then the grading hook, as for controller checks."""
+    graded here by the grading hook (measurements included), as for controller checks."""
     hooks = hooks or get_hooks()
     graded = []
     for spec, outcome in zip(specs, outcomes, strict=True):

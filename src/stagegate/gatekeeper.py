@@ -10,7 +10,6 @@ The `stagegate.release.gate` action is a thin wrapper around these two functions
 from __future__ import annotations
 
 import getpass
-import importlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,8 +19,10 @@ from typing import Any
 
 import pluggy
 
+from stagegate.catalog import DEFAULT_GROUP, CheckSpec
+from stagegate.config import PHASES
 from stagegate.gates import GateConfig, GateConfigError, GateType, evaluate_gates, validate_gates
-from stagegate.grading import apply_grade, default_grade
+from stagegate.grading import apply_grade, is_graded
 from stagegate.ledger import baseline_metrics
 from stagegate.notify import WebhookNotifier
 from stagegate.plugins import Hooks, new_plugin_manager
@@ -31,23 +32,16 @@ from stagegate.reports import REPORT_FILES, build_report, write_reports
 from stagegate.results import CheckResult, Status
 from stagegate.verdict import Decision, decide, manual_items, recommendations
 
-GATE_PLUGINS = ("stagegate.profiles.seed003", "stagegate.policies")
-"""Gate-side built-ins, registered like `stagegate.plugins.DEFAULT_PLUGINS` (blockable)."""
-
 
 def gate_plugin_manager() -> pluggy.PluginManager:
-    """The check engine's plugin manager plus the gate-side built-ins."""
-    pm = new_plugin_manager()
-    for name in GATE_PLUGINS:
-        if not pm.is_blocked(name) and pm.get_plugin(name) is None:
-            pm.register(importlib.import_module(name), name=name)
-    return pm
+    """A fresh plugin manager: the built-ins (`stagegate.plugins.DEFAULT_PLUGINS`: check
+    types, gate types, policies), then installed plugins."""
+    return new_plugin_manager()
 
 
 def plugin_gate_types(pm: pluggy.PluginManager) -> list[GateType]:
-    """Gate types from plugins, in registration order (the last one of a name wins)."""
-    provided: list[list[GateType]] = pm.hook.stagegate_gate_types()
-    return [gate_type for group in reversed(provided) for gate_type in group]
+    """Every gate type, built-in ones included, in registration order (the last of a name wins)."""
+    return list(Hooks(pm).gate_types().values())
 
 
 @dataclass
@@ -75,6 +69,9 @@ class GateRequest:
     secrets: list[str] = field(default_factory=list)
     policy: Mapping[str, Any] = field(default_factory=dict)
     webhook: Mapping[str, Any] | None = None
+    auto_rollback: bool | None = None
+    """Whether staging.yml rolls back on NO_GO; None: not a promotion (no rollback note)."""
+    rollback_report_dir: str | None = None
 
 
 @dataclass
@@ -86,6 +83,18 @@ class GateOutcome:
     failed_checks: list[str]
     ledger_record: dict[str, Any]
     notify_errors: list[str]
+
+
+def catalog_names_groups(
+    catalog: Iterable[Mapping[str, Any]] | None,
+) -> tuple[list[str] | None, list[str] | None]:
+    """(check names, groups) of a raw `stagegate_checks` catalog, with the catalog's own
+    default group (`stagegate.catalog.DEFAULT_GROUP`); (None, None) without a catalog."""
+    if catalog is None:
+        return None, None
+    entries = list(catalog)
+    names = [str(c.get("name")) for c in entries]
+    return names, [str(c.get("group") or DEFAULT_GROUP) for c in entries]
 
 
 def _validate_manual(items: list[dict[str, Any]], catalog: Iterable[str] | None) -> None:
@@ -127,9 +136,48 @@ def _parse_checks(raw: list[dict[str, Any]]) -> list[CheckResult]:
     return out
 
 
-def _grade_all(checks: list[CheckResult], config: GateConfig) -> list[CheckResult]:
-    thresholds = config.thresholds
-    return [apply_grade(c, default_grade(c, thresholds.get(c.name))) for c in checks]
+def _grade_all(checks: list[CheckResult], config: GateConfig, hooks: Hooks) -> list[CheckResult]:
+    """Grades through the one grader, only where one is missing or a gate threshold applies;
+    results the check engine graded keep their grade (a plugin's escalation included)."""
+    out = []
+    for check in checks:
+        threshold = config.thresholds.get(check.name)
+        if is_graded(check) and threshold is None:
+            out.append(check)
+            continue
+        spec = CheckSpec(check.name, check.type, check.group, check.severity, tuple(check.tags))
+        out.append(
+            apply_grade(check, hooks.grade_result(result=check, check=spec, threshold=threshold))
+        )
+    return out
+
+
+_BEFORE_DEPLOY = PHASES[: PHASES.index("deploy")]
+
+
+def rollback_next(request: GateRequest, decision: Decision) -> dict[str, Any]:
+    """Whether the automatic rollback runs after this gate, and where its report will be.
+
+    It runs on NO_GO with `stagegate_auto_rollback`, unless the run stopped before the deploy
+    phase (nothing was deployed; staging.yml's condition). The link is relative to the report
+    directory when the rollback report is under it.
+    """
+    info: dict[str, Any] = {"enabled": request.auto_rollback, "runs": False}
+    if not request.auto_rollback or decision is not Decision.NO_GO:  # off, unknown, not NO_GO
+        return info
+    phase = (request.stopped or {}).get("phase")
+    if phase in _BEFORE_DEPLOY:
+        info["reason"] = f"the run stopped in {phase}, before anything was deployed"
+        return info
+    info["runs"] = True
+    if request.rollback_report_dir:
+        where = Path(request.rollback_report_dir)
+        info["report_dir"] = str(where)
+        try:
+            info["report"] = str(where.relative_to(Path(request.report_dir)) / "report.html")
+        except ValueError:
+            info["report"] = str(where / "report.html")
+    return info
 
 
 def _ledger_record(
@@ -159,12 +207,12 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
     """Grade, gate, decide, write the reports and notify. Raises GateConfigError on bad input."""
     pm = pm or gate_plugin_manager()
     config = validate_request(request, pm)
-    checks = _grade_all(_parse_checks(request.checks), config)
+    hooks = Hooks(pm)
+    checks = _grade_all(_parse_checks(request.checks), config, hooks)
     checks += manual_items(request.manual, request.confirmations)
     baseline = baseline_metrics(dict(request.baseline) if request.baseline else None)
     gates = evaluate_gates(config, checks, baseline) if not request.stopped else []
     verdict = decide(checks, gates, config.score_bands, config.weights, request.stopped)
-    hooks = Hooks(pm)
     adjusted = hooks.adjust_verdict(
         verdict=str(verdict.decision), results=checks, gates=gates, config=dict(request.policy)
     )
@@ -187,6 +235,7 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
         started=request.started,
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
         baseline_release=(request.baseline or {}).get("release"),
+        auto_rollback=rollback_next(request, verdict.decision),
     )
     directory = Path(request.report_dir)
     report["report_paths"] = {name: str(directory / name) for name in REPORT_FILES}

@@ -16,11 +16,13 @@
          query: '"Performance Metrics".P95_latency_ms', unit: ms,
          pass: "<= 1200ms", warn: "<= 2000ms", critical: true}
 
-Each rule's `type` names a gate type. Built-in types are registered through the
-`stagegate_gate_types` hook like any plugin's, so a plugin adds a type (or replaces one) the
-same way. Everything is validated up front (`validate_gates`): an unknown check, a band that
-does not parse, a JMESPath that does not compile, an undeclared results file each raise
-`GateConfigError` naming the gate and the key.
+Each rule's `type` names a gate type. The built-in types (`BUILTIN_GATE_TYPES`) come from
+this module's `stagegate_gate_types` implementation, registered as the default plugin
+``stagegate.gates`` before entry points, so a plugin adds a type (or replaces one) the same
+way, and `STAGEGATE_BLOCK_PLUGINS=stagegate.gates` removes them. Everything is validated up
+front (`validate_gates`): an unknown check, a band that does not parse, a JMESPath that does
+not compile, an undeclared results file each raise `GateConfigError` naming the gate and
+the key.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ import jmespath
 import jmespath.exceptions
 
 from stagegate.bands import Band, BandError, Bands
-from stagegate.grading import ThresholdError, is_failure, parse_thresholds, worst
+from stagegate.grading import ThresholdError, check_status, is_failure, parse_thresholds, worst
+from stagegate.hookspecs import hookimpl
 from stagegate.results import CheckResult, Status
 
 _RULE_KEYS = {"name", "type", "critical", "weight", "category", "description"}
@@ -321,14 +324,15 @@ def _validate_pass_rate(rule: GateRule, ctx: ValidationContext) -> None:
 
 
 def _pass_counts(selected: list[CheckResult]) -> tuple[float, float]:
-    """(passed, total): suite checks count their tests (metrics passed/total), others count 1."""
+    """(passed, counted): a check that reports test counts (the `suite` check's metrics
+    `tests`, `passed`, `skipped`) counts its tests, skipped tests left out; others count 1."""
     passed = total = 0.0
     for check in selected:
         if check.status is Status.SKIP:
             continue
-        if "total" in check.metrics and "passed" in check.metrics:
+        if "tests" in check.metrics and "passed" in check.metrics:
             passed += check.metrics["passed"]
-            total += check.metrics["total"]
+            total += check.metrics["tests"] - check.metrics.get("skipped", 0.0)
         else:
             passed += check.status in (Status.PASS, Status.WARN)
             total += 1
@@ -454,11 +458,20 @@ BUILTIN_GATE_TYPES: list[GateType] = [
 ]
 
 
-def registry(extra: Iterable[GateType] = ()) -> dict[str, GateType]:
-    """Built-in gate types plus plugin ones; a later type of the same name replaces earlier."""
-    types = {t.name: t for t in BUILTIN_GATE_TYPES}
-    types.update({t.name: t for t in extra})
-    return types
+@hookimpl
+def stagegate_gate_types() -> list[GateType]:
+    """The built-in gate types, provided like any plugin's (this module is a default plugin)."""
+    return list(BUILTIN_GATE_TYPES)
+
+
+def registry(types: Iterable[GateType] | None = None) -> dict[str, GateType]:
+    """Gate types by name, in order (a later type of the same name replaces an earlier one);
+    None: every type the default plugin manager's `stagegate_gate_types` gives."""
+    if types is None:
+        from stagegate.plugins import get_hooks  # noqa: PLC0415 - plugins load this module
+
+        return get_hooks().gate_types()
+    return {t.name: t for t in types}
 
 
 # ---- parsing, validation, evaluation --------------------------------------------------
@@ -511,7 +524,7 @@ def validate_gates(
     spec: Mapping[str, Any] | None,
     check_names: Iterable[str] | None = None,
     groups: Iterable[str] | None = None,
-    extra_types: Iterable[GateType] = (),
+    types: Iterable[GateType] | None = None,
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> GateConfig:
     """Validate `stagegate_gates` completely; the first problem raises GateConfigError."""
@@ -522,11 +535,11 @@ def validate_gates(
             f"stagegate_gates: unknown key(s) {sorted(unknown)}; expected {sorted(_TOP_KEYS)}"
         )
     spec = _merge_profiles(spec, profiles or {})
-    types = registry(extra_types)
+    known = registry(types)
     files = {str(k): str(v) for k, v in (spec.get("results_files") or {}).items()}
     names = frozenset(check_names) if check_names is not None else None
     ctx = ValidationContext(
-        names, frozenset(groups) if groups is not None else None, frozenset(files), types
+        names, frozenset(groups) if groups is not None else None, frozenset(files), known
     )
     rules = [parse_rule(raw, f"rules[{i}]") for i, raw in enumerate(spec.get("rules") or [])]
     _check_unique([r.name for r in rules])
@@ -555,7 +568,7 @@ def validate_gates(
             )
     recommendations = list(spec.get("recommendations") or [])
     _validate_recommendations(recommendations, {r.name for r in rules})
-    return GateConfig(rules, score, key_checks, weights, thresholds, files, recommendations, types)
+    return GateConfig(rules, score, key_checks, weights, thresholds, files, recommendations, known)
 
 
 def _validate_rule(rule: GateRule, ctx: ValidationContext) -> None:
@@ -634,8 +647,8 @@ def key_check_gates(config: GateConfig, checks: Mapping[str, CheckResult]) -> li
             status, message = Status.ERROR, f"key check {name!r} did not run"
         else:
             # A key check fails the release even when its severity capped the grade at WARN.
-            raw = check.details.get("raw_status") or check.details.get("check_status")
-            failed = is_failure(check.status) or raw in (Status.FAIL, Status.ERROR)
+            raw = check_status(check)
+            failed = is_failure(check.status) or is_failure(raw)
             status = Status.FAIL if failed else check.status
             message = f"key check {name}: {raw if failed and raw else check.status}" + (
                 f" ({check.message})" if check.message else ""

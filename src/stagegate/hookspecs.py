@@ -6,8 +6,9 @@ A plugin is a module or object with functions named like these specs and marked 
     [project.entry-points.stagegate]
     my_checks = "my_package.plugin"
 
-The built-in check types are registered through the same hooks (see
-`stagegate.plugins.DEFAULT_PLUGINS`), so a plugin adds or overrides exactly like they do.
+The built-in check types, gate types and verdict policy are registered through the same
+hooks (see `stagegate.plugins.DEFAULT_PLUGINS`), so a plugin adds or overrides exactly like
+they do.
 Specs grow by adding keyword arguments, never by removing or renaming one: an
 implementation may accept any subset of a spec's arguments.
 """
@@ -20,8 +21,9 @@ import pluggy
 
 if TYPE_CHECKING:
     from stagegate.catalog import CheckSpec
-    from stagegate.checks import CheckType, Grade, RunContext
+    from stagegate.checks import CheckType, RunContext
     from stagegate.gates import GateType
+    from stagegate.grading import Grade, Threshold
     from stagegate.results import CheckResult
 
 PROJECT_NAME = "stagegate"
@@ -68,18 +70,29 @@ def stagegate_run_check(check: CheckSpec, context: RunContext) -> CheckResult | 
 
 
 @hookspec(firstresult=True)
-def stagegate_grade_result(result: CheckResult, check: CheckSpec) -> Grade | None:
-    """Grade one finished result; return a `stagegate.checks.Grade` or None.
+def stagegate_grade_result(
+    result: CheckResult, check: CheckSpec, threshold: Threshold | None
+) -> Grade | None:
+    """Grade one finished result; return a `stagegate.grading.Grade` or None.
 
-    Modelled on pytest's ``pytest_report_teststatus``: a small typed value (status, a
-    one-letter code and a word for reports). The default implementation keeps the check's
-    own PASS/WARN/FAIL (from its assertions and bands), turns a FAIL of a check whose
-    severity is ``warning`` or ``info`` into WARN, and leaves ERROR and SKIP as they are.
+    This is the only place a result is graded. Modelled on pytest's
+    ``pytest_report_teststatus``: a small typed value (``status``, a ``reason``, the
+    ``threshold`` text; ``letter`` and ``word`` for progress output). ``result`` is what the
+    check measured (its own status, metrics and ``details['measurements']`` with their bands),
+    ``check`` the catalog entry (``severity``...), ``threshold`` the gate configuration's
+    `stagegate.grading.Threshold` for this check or None. The default implementation
+    (`stagegate.grading.default_grade`) grades the measurements and the threshold against
+    their bands, then turns a FAIL of a ``warning`` or ``info`` check into WARN; ERROR and
+    SKIP stay as they are.
 
-    Call semantics: ``firstresult``; the engine stores the grade's status in the result it
-    returns (the check's own status is kept in ``details['check_status']`` when changed).
+    Call semantics: ``firstresult``; the check engine calls it once per result while checks
+    run, and the gate calls it only for results not graded yet or named by a gate threshold.
+    Gates and the verdict use the grade as given (a plugin that escalates a warning-severity
+    result to FAIL makes the run NO_GO). The check's own status is kept in
+    ``details['check_status']``.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``threshold`` argument; one `Grade` type.
     """
     raise NotImplementedError
 
@@ -133,9 +146,10 @@ def stagegate_gate_types() -> list[GateType]:
     cannot be read: the gate becomes ERROR). ``late=True`` types run after all others and see
     their results in ``ctx.earlier`` (seed 003's flapping gate escalates to FAIL that way).
 
-    Call semantics: list hook; every plugin's list is gathered after the built-in types
-    (``value``, ``ratio``, ``each``, ``pass_rate``, ``baseline``, ``all``). A later type
-    with the same name replaces an earlier one.
+    Call semantics: list hook; every plugin's list is gathered. The built-in types
+    (``value``, ``ratio``, ``each``, ``pass_rate``, ``baseline``, ``all``) come from this hook
+    too (default plugin ``stagegate.gates``, registered before entry points), and a later
+    type with the same name replaces an earlier one.
 
     .. versionadded:: 0.1.0
     """

@@ -15,14 +15,18 @@ import importlib
 import os
 import sys
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from stagegate import hookspecs
 from stagegate.catalog import CheckSpec
-from stagegate.checks import CheckType, Grade, RunContext
+from stagegate.checks import CheckType, RunContext
+from stagegate.grading import Grade, Threshold, default_grade
 from stagegate.results import CheckResult
+
+if TYPE_CHECKING:
+    from stagegate.gates import GateType
 
 BLOCK_ENV = "STAGEGATE_BLOCK_PLUGINS"
 TRACE_ENV = "STAGEGATE_TRACE_HOOKS"
@@ -30,9 +34,15 @@ TRACE_ENV = "STAGEGATE_TRACE_HOOKS"
 DEFAULT_PLUGINS = (
     "stagegate.checks.defaults",
     "stagegate.checks.builtin",
+    "stagegate.gates",
+    "stagegate.profiles.seed003",
+    "stagegate.policies",
 )
-"""Modules registered before entry points; `stagegate.checks.builtin` registers one plugin
-per built-in check type (named ``stagegate.checks.<type>``)."""
+"""Modules registered before entry points (datasette's DEFAULT_PLUGINS): the default hook
+implementations, one plugin per built-in check type (``stagegate.checks.<type>``), the
+built-in gate types (``stagegate.gates``), seed 003's flapping gate type and the strict
+verdict policy. An entry point registered later replaces a check or gate type of the same
+name."""
 
 
 def blocked_names() -> set[str]:
@@ -75,13 +85,22 @@ class Hooks:
             types.update({check_type.name: check_type for check_type in provided})
         return types
 
+    def gate_types(self) -> dict[str, GateType]:
+        """Every registered gate type by name; later registrations override earlier ones."""
+        provided: list[list[GateType]] = self.pm.hook.stagegate_gate_types()
+        return {t.name: t for group in reversed(provided) for t in group}
+
     def run_check(self, *, check: CheckSpec, context: RunContext) -> CheckResult | None:
         result: CheckResult | None = self.pm.hook.stagegate_run_check(check=check, context=context)
         return result
 
-    def grade_result(self, *, result: CheckResult, check: CheckSpec) -> Grade:
-        grade: Grade | None = self.pm.hook.stagegate_grade_result(result=result, check=check)
-        return grade if grade is not None else Grade.of(result.status)
+    def grade_result(
+        self, *, result: CheckResult, check: CheckSpec, threshold: Threshold | None = None
+    ) -> Grade:
+        grade: Grade | None = self.pm.hook.stagegate_grade_result(
+            result=result, check=check, threshold=threshold
+        )
+        return grade if grade is not None else default_grade(result, threshold, check.severity)
 
     def adjust_verdict(
         self,

@@ -8,22 +8,24 @@ report: its `stopped` field says in which phase and why, and the verdict is NO_G
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from importlib import resources
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
+from stagegate.bands import UNITS, convert, dimension
 from stagegate.gates import GateResult
 from stagegate.grading import is_failure
 from stagegate.redact import redact  # the one redaction (module_utils/_checks_redact.py)
-from stagegate.results import CheckResult, Severity, Status
-from stagegate.verdict import Verdict
+from stagegate.results import CheckResult, Status
+from stagegate.verdict import Verdict, check_blocks, gate_blocks
 
 REPORT_FILES = ("report.json", "report.md", "junit.xml", "report.html")
 _VERDICT_TEXT = {"GO": "GO", "GO_WITH_WARNINGS": "GO WITH WARNINGS", "NO_GO": "NO-GO"}
@@ -60,54 +62,71 @@ def _category_rows(checks: list[CheckResult]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def _issue_severity(status: Status, critical: bool) -> str:
-    """High: a critical failure (blocks); Medium: a warning on something critical; else Low."""
-    if is_failure(status):
-        return "High" if critical else "Medium"
-    return "Medium" if critical else "Low"
+def _issue(title: str, kind: str, **fields: str) -> dict[str, Any]:
+    """One issue: title, kind, category, status, severity, impact, recommendation."""
+    return {"title": title, "kind": kind, **fields}
+
+
+def _severity(blocks: bool, status: Status) -> str:
+    """High: it makes the run NO_GO (the verdict's own rule); Medium: another failure; Low."""
+    if blocks:
+        return "High"
+    return "Medium" if is_failure(status) else "Low"
 
 
 def _issues(
-    checks: list[CheckResult], gates: list[GateResult], advice: list[dict[str, Any]]
+    checks: list[CheckResult],
+    gates: list[GateResult],
+    advice: list[dict[str, Any]],
+    verdict: Verdict,
 ) -> list[dict[str, Any]]:
-    """Every check or gate that did not pass, with severity, impact and a recommendation."""
-    issues = []
+    """Every blocker and every check or gate that did not pass, with severity, impact and a
+    recommendation. The High issues are exactly the verdict's blockers, so the summary's
+    "N critical issues" and this list tell one story."""
+    issues = [
+        _issue(
+            "run",
+            "run",
+            category="run",
+            status="NO_GO",
+            severity="High",
+            impact=line,
+            recommendation="Fix before promoting; re-run.",
+        )
+        for line in verdict.run_blockers
+    ]
     for check in checks:
         if check.status in (Status.PASS, Status.SKIP):
             continue
-        critical = check.severity is Severity.CRITICAL
+        recommendation = check.details.get("recommendation") or _default_advice(check)
         issues.append(
-            {
-                "title": check.name,
-                "kind": "check",
-                "category": check.group,
-                "status": str(check.status),
-                "severity": _issue_severity(check.status, critical),
-                "impact": check.message or f"{check.name} is {check.status}",
-                "recommendation": str(
-                    check.details.get("recommendation") or _default_advice(check)
-                ),
-            }
+            _issue(
+                check.name,
+                "check",
+                category=check.group,
+                status=str(check.status),
+                severity=_severity(check_blocks(check), check.status),
+                impact=check.message or f"{check.name} is {check.status}",
+                recommendation=str(recommendation),
+            )
         )
     for gate in gates:
         if gate.status in (Status.PASS, Status.SKIP):
             continue
         matching = [a["advice"] for a in advice if gate.name in a["because"]]
+        fallback = (
+            "Fix before promoting." if is_failure(gate.status) else "Review before promoting."
+        )
         issues.append(
-            {
-                "title": gate.name,
-                "kind": "gate",
-                "category": gate.category,
-                "status": str(gate.status),
-                "severity": _issue_severity(gate.status, gate.critical),
-                "impact": gate.message,
-                "recommendation": "; ".join(matching)
-                or (
-                    "Fix before promoting."
-                    if is_failure(gate.status)
-                    else "Review before promoting."
-                ),
-            }
+            _issue(
+                gate.name,
+                "gate",
+                category=gate.category,
+                status=str(gate.status),
+                severity=_severity(gate_blocks(gate), gate.status),
+                impact=gate.message,
+                recommendation="; ".join(matching) or fallback,
+            )
         )
     order = {"High": 0, "Medium": 1, "Low": 2}
     return sorted(issues, key=lambda i: order[i["severity"]])
@@ -119,6 +138,25 @@ def _default_advice(check: CheckResult) -> str:
     if check.status is Status.ERROR:
         return "The check could not run: fix the check or the target, then re-run."
     return "Fix before promoting." if is_failure(check.status) else "Review before promoting."
+
+
+def _rollback(
+    auto_rollback: Mapping[str, Any] | None, plan: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """What happens next on NO_GO: the automatic rollback (whether it runs, to which release,
+    where its report goes), as the gate was told (`stagegate.gatekeeper`)."""
+    info = dict(auto_rollback or {})
+    target = (plan or {}).get("target") or {}
+    release = target.get("release") if isinstance(target, Mapping) else None
+    enabled = info.get("enabled")
+    return {
+        "automatic": None if enabled is None else bool(enabled),
+        "runs": bool(info.get("runs")),
+        "reason": str(info.get("reason", "")),
+        "target": release,
+        "report_dir": info.get("report_dir"),
+        "report": info.get("report"),
+    }
 
 
 def _performance(checks: list[CheckResult], gates: list[GateResult]) -> list[dict[str, Any]]:
@@ -190,6 +228,7 @@ def build_report(
     started: str | None = None,
     finished: str | None = None,
     baseline_release: str | None = None,
+    auto_rollback: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report dictionary (report.json); no secret redaction yet (see `write_reports`)."""
     advice = recommendations or []
@@ -227,12 +266,13 @@ def build_report(
             "gates_passed": sum(g.status is Status.PASS for g in gates),
             "critical_issues": len(verdict.blockers),
         },
+        "rollback": _rollback(auto_rollback, rollback_plan),
         "blockers": verdict.blockers,
         "warnings": verdict.warnings,
         "categories": _category_rows(checks),
         "checks": [c.to_dict() for c in checks],
         "gates": [g.to_dict() for g in gates],
-        "issues": _issues(checks, gates, advice),
+        "issues": _issues(checks, gates, advice, verdict),
         "recommendations": advice,
         "performance": _performance(checks, gates),
         "manual": [c.to_dict() for c in checks if c.type == "manual"],
@@ -268,44 +308,177 @@ def _fmt_value(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _md_summary(report: Mapping[str, Any]) -> list[str]:
-    s, verdict = report["summary"], report["verdict"]
-    rate = f"{s['success_rate']}%" if s["success_rate"] is not None else "n/a"
-    lines = ["## Executive Summary", ""]
-    if report["stopped"]:
-        stop = report["stopped"]
-        lines += [
-            f"The run **stopped in phase `{stop.get('phase')}`**: {stop.get('reason')}. "
-            "The release was not validated and must not be promoted.",
-            "",
-        ]
-    else:
-        lines += [
-            f"Staging validation of **{report['release']['version']}** ended with verdict "
-            f"**{_VERDICT_TEXT[verdict]}** and a readiness score of "
-            f"**{report['score']}%**.",
-            "",
-        ]
-    ok = "✅" if s["failed"] == 0 else "❌"
-    lines += [
-        "**Key Results:**",
-        f"- {ok} **{s['passed']} of {s['ran']} checks passed** ({rate} success rate"
-        + (f", {s['warned']} with warnings" if s["warned"] else "")
-        + ")",
-        f"- {'✅' if s['gates_passed'] == s['gates'] else '⚠️'} **{s['gates_passed']} of "
-        f"{s['gates']} gates passed**",
-        f"- {'✅' if s['critical_issues'] == 0 else '❌'} **{s['critical_issues']} critical "
-        f"issue{'' if s['critical_issues'] == 1 else 's'}** identified",
+# ---- units as people read them -----------------------------------------------------------------
+
+_SIZE_STEPS = (("TB", 1024.0**4), ("GB", 1024.0**3), ("MB", 1024.0**2), ("KB", 1024.0))
+
+
+def _human_size(size: float) -> str:
+    for name, factor in _SIZE_STEPS:
+        if abs(size) >= factor:
+            return f"{size / factor:.1f} {name}"
+    return f"{size:g} B"
+
+
+def _human_time(ms: float) -> str:
+    if abs(ms) < 1000:
+        return f"{round(ms, 1):g} ms"
+    if abs(ms) < 120_000:
+        return f"{round(ms / 1000, 2):g} s"
+    minutes, seconds = divmod(round(ms / 1000), 60)
+    return f"{minutes} min {seconds} s"
+
+
+def human(value: Any, unit: str = "") -> str:
+    """A figure in the unit people read it in: `12.3 GB`, `48 ms`, `1.4 s`, `2 min 5 s`, `97.5%`.
+
+    `unit` is a band unit (ms, s, b, kb, mb, gb, %, or none); sizes are binary (1 GB = 1024³ B).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _fmt_value(value)
+    unit = unit.lower()
+    kind = dimension(unit) if unit in UNITS else ""
+    if kind == "size":
+        return _human_size(convert(value, unit, "b"))
+    if kind == "time" and unit in ("ms", "s"):
+        return _human_time(convert(value, unit, "ms"))
+    if unit == "%":
+        return f"{round(value, 1):g}%"
+    return f"{round(value, 3):g}" + (f" {unit}" if unit else "")
+
+
+def metric_unit(name: str) -> str:
+    """The unit a metric's name says it is in (`p95_ms`, `free_mb`, `pass_rate`, `seconds`)."""
+    for suffix, unit in (("_ms", "ms"), ("_mb", "mb"), ("_bytes", "b"), ("_percent", "%")):
+        if name.endswith(suffix):
+            return unit
+    if name.endswith("rate"):
+        return "%"
+    if name == "seconds" or name.endswith("_seconds"):
+        return "s"
+    return ""
+
+
+def measured(check: Mapping[str, Any]) -> str:
+    """What a check measured, for a report cell: its graded measurements in readable units,
+    else its value."""
+    figures = [
+        f"{m['name']} {human(m.get('value'), str(m.get('unit', '')))}"
+        for m in (check.get("details") or {}).get("measurements") or []
+        if isinstance(m, Mapping) and "name" in m
     ]
+    return ", ".join(figures) if figures else _fmt_value(check.get("value"))
+
+
+def _ms(value: Any) -> str:
+    return human(value, "ms") if isinstance(value, int | float) else ""
+
+
+# ---- the story both human-readable reports tell -----------------------------------------------
+
+
+_ICON_STATUS = {"✅": "PASS", "⚠️": "WARN", "❌": "FAIL", "⏭️": "SKIP", "↔️": "INFO"}
+
+
+def key_results(report: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The executive summary's key results as {icon, status, text}; report.md shows the icon,
+    report.html a coloured status word, for the same lines. A green PASS only where
+    something was checked and nothing failed."""
+    lines = _key_results(report)
+    return [{**line, "status": _ICON_STATUS.get(line["icon"], "INFO")} for line in lines]
+
+
+def _key_results(report: Mapping[str, Any]) -> list[dict[str, str]]:
+    s = report["summary"]
+    if s["ran"]:
+        rate = f"{s['success_rate']}%"
+        warned = f", {s['warned']} with warnings" if s["warned"] else ""
+        icon = "✅" if s["failed"] == 0 and not s["warned"] else "⚠️" if s["failed"] == 0 else "❌"
+        checks = f"{s['passed']} of {s['ran']} checks passed ({rate} success rate{warned})"
+    else:
+        icon, checks = "❌" if report["verdict"] == "NO_GO" else "⚠️", "no check ran"
+    lines = [{"icon": icon, "text": checks}]
+    if s["gates"]:
+        gates_ok = s["gates_passed"] == s["gates"]
+        lines.append(
+            {
+                "icon": "✅" if gates_ok else "⚠️",
+                "text": f"{s['gates_passed']} of {s['gates']} gates passed",
+            }
+        )
+    else:
+        lines.append({"icon": _STATUS_ICON["SKIP"], "text": "no gate was evaluated"})
+    n = s["critical_issues"]
+    lines.append(
+        {
+            "icon": "✅" if n == 0 else "❌",
+            "text": f"{n} critical issue{'' if n == 1 else 's'} identified",
+        }
+    )
     for row in report["performance"][:3]:
         figure = row.get("p95_ms", row.get("value_ms", row.get("avg_ms")))
         label = "p95" if "p95_ms" in row else "value" if "value_ms" in row else "avg"
+        threshold = f" ({row['threshold']})" if row.get("threshold") else ""
         lines.append(
-            f"- {_STATUS_ICON[row['status']]} **{row['name']}:** {label} {_ms(figure)}"
-            + (f" ({row['threshold']})" if row.get("threshold") else "")
+            {
+                "icon": _STATUS_ICON[row["status"]],
+                "text": f"{row['name']}: {label} {_ms(figure)}{threshold}",
+            }
         )
     if report["release"].get("baseline"):
-        lines.append(f"- Compared with last good release **{report['release']['baseline']}**")
+        lines.append(
+            {
+                "icon": "↔️",
+                "text": f"compared with last good release {report['release']['baseline']}",
+            }
+        )
+    return lines
+
+
+def headline(report: Mapping[str, Any], markdown: bool = False) -> str:
+    """The first sentence of the executive summary (with Markdown emphasis for report.md)."""
+    bold = (lambda t: f"**{t}**") if markdown else (lambda t: t)
+    if report["stopped"]:
+        stop = report["stopped"]
+        phase = f"`{stop.get('phase')}`" if markdown else str(stop.get("phase"))
+        return (
+            f"The run {bold(f'stopped in phase {phase}')}: {stop.get('reason')}. "
+            "The release was not validated and must not be promoted."
+        )
+    return (
+        f"Staging validation of {bold(report['release']['version'])} ended with verdict "
+        f"{bold(_VERDICT_TEXT[report['verdict']])} and a readiness score of "
+        f"{bold(str(report['score']) + '%')}."
+    )
+
+
+def rollback_note(report: Mapping[str, Any]) -> str | None:
+    """What happens to a NO_GO release: the automatic rollback and where its report goes."""
+    info = report.get("rollback") or {}
+    if report["verdict"] != "NO_GO" or info.get("automatic") is None:
+        return None  # not a promotion (e.g. the rollback's own report): nothing to say
+    target = f" to {info['target']}" if info.get("target") else ""
+    if info.get("runs"):
+        where = f"; its report: {info['report']}" if info.get("report") else ""
+        return f"Automatic rollback{target} runs next (stagegate_auto_rollback){where}."
+    if info.get("automatic"):
+        return f"No automatic rollback: {info.get('reason') or 'nothing was deployed'}."
+    return (
+        f"Not rolled back automatically (stagegate_auto_rollback is off): roll back{target} "
+        "with playbooks/rollback.yml."
+    )
+
+
+def _md_summary(report: Mapping[str, Any]) -> list[str]:
+    lines = ["## Executive Summary", "", headline(report, markdown=True), "", "**Key Results:**"]
+    lines += [f"- {r['icon']} **{r['text']}**" for r in key_results(report)]
+    note = rollback_note(report)
+    info = report.get("rollback") or {}
+    if note:
+        link = info.get("report")
+        if info.get("runs") and link:
+            note = note.replace(str(link), f"[{link}]({link})")
+        lines += ["", f"**Rollback:** {note}"]
     return [*lines, ""]
 
 
@@ -343,9 +516,9 @@ def _md_checks(report: Mapping[str, Any]) -> list[str]:
                 c["group"],
                 f"{_STATUS_ICON[c['status']]} {c['status']}",
                 c["severity"],
-                _fmt_value(c["value"]),
+                measured(c),
                 c["threshold"] or "",
-                f"{c['duration_ms']:.0f} ms",
+                human(c["duration_ms"], "ms"),
                 c["message"],
             ]
             for c in report["checks"]
@@ -378,16 +551,44 @@ def _md_issues(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _md_rollback(plan: Mapping[str, Any] | None) -> list[str]:
+def _plain(value: Any) -> str:
+    """A nested value as words for a table cell: `id: sha256:1d2f, action: retag`."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_plain(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value)
+    return _fmt_value(value)
+
+
+def plan_rows(plan: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The rollback plan as rows {key, text, items, table} for both renderers: a scalar as
+    text, a list as numbered items, a mapping as a small table of its own."""
+    rows = []
+    for key, value in (plan or {}).items():
+        row: dict[str, Any] = {"key": str(key), "text": "", "items": [], "table": []}
+        if isinstance(value, list):
+            row["items"] = [_plain(v) for v in value]
+        elif isinstance(value, Mapping):
+            row["table"] = [[str(k), _plain(v)] for k, v in value.items()]
+        else:
+            row["text"] = _fmt_value(value)
+        rows.append(row)
+    return rows
+
+
+def _md_rollback(report: Mapping[str, Any]) -> list[str]:
     lines = ["## 7. Rollback Plan", ""]
+    plan = report["rollback_plan"]
     if not plan:
         return [*lines, "No rollback plan recorded for this run (no previous good release).", ""]
-    for key, value in plan.items():
-        if isinstance(value, list):
-            lines.append(f"- **{key}:**")
-            lines += [f"  {n}. {_fmt_value(v)}" for n, v in enumerate(value, start=1)]
+    for row in plan_rows(plan):
+        if row["items"]:
+            lines.append(f"- **{row['key']}:**")
+            lines += [f"  {n}. {item}" for n, item in enumerate(row["items"], start=1)]
+        elif row["table"]:
+            lines.append(f"- **{row['key']}:** " + "; ".join(f"{k}: {v}" for k, v in row["table"]))
         else:
-            lines.append(f"- **{key}:** {_fmt_value(value)}")
+            lines.append(f"- **{row['key']}:** {row['text']}")
     return [*lines, ""]
 
 
@@ -410,7 +611,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         *_table(
             ["Phase", "Status", "Duration"],
-            [[p["name"], p["status"], f"{p['seconds']:.1f} s"] for p in report["phases"]],
+            [[p["name"], p["status"], human(p["seconds"], "s")] for p in report["phases"]],
         ),
         "",
         *_md_checks(report),
@@ -453,7 +654,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             ],
         ),
         "",
-        *_md_rollback(report["rollback_plan"]),
+        *_md_rollback(report),
         "## 8. Manual Checklist",
         "",
         *(
@@ -472,7 +673,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             [[s["category"], s["result"], s["validator"], s["date"]] for s in report["sign_off"]],
         ),
         "",
-        f"**Approval status:** {_VERDICT_ICON[verdict]} {_approval(verdict)}",
+        f"**Approval status:** {_VERDICT_ICON[verdict]} {approval(verdict)}",
         "",
         "---",
         "",
@@ -482,11 +683,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _ms(value: Any) -> str:
-    return f"{round(value, 1):g} ms" if isinstance(value, int | float) else ""
-
-
-def _approval(verdict: str) -> str:
+def approval(verdict: str) -> str:
     return {
         "GO": "APPROVED FOR PROMOTION",
         "GO_WITH_WARNINGS": "CONDITIONAL (an approver must accept the warnings)",
@@ -534,104 +731,38 @@ def render_junit(report: Mapping[str, Any]) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _html_rows(rows: Iterable[Iterable[Any]], status_col: int | None = None) -> str:
-    out = []
-    for row in rows:
-        cells = []
-        for i, value in enumerate(row):
-            text = html.escape(_fmt_value(value))
-            cls = f' class="st st-{text}"' if i == status_col else ""
-            cells.append(f"<td{cls}>{text}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    return "\n".join(out)
+@cache
+def _html_environment() -> jinja2.Environment:
+    """Jinja2 with autoescape on: every value from a report is escaped where it is written."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("stagegate", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(human=human, measured=measured, value=_fmt_value)
+    return env
 
 
 def render_html(report: Mapping[str, Any]) -> str:
-    """One self-contained page: inline CSS and JS, the chart drawn as inline SVG by the JS."""
-    template = resources.files("stagegate").joinpath("templates/report.html").read_text("utf-8")
-    issues = (
-        "".join(
-            f'<li class="sev-{i["severity"]}"><b>{html.escape(i["title"])}</b> '
-            f"({html.escape(i['severity'])}): {html.escape(i['impact'])}<br>"
-            f"<i>Recommendation:</i> {html.escape(i['recommendation'])}</li>"
-            for i in report["issues"]
-        )
-        or "<li>None.</li>"
+    """One self-contained page from `templates/report.html.j2` (inline CSS and JS; the charts
+    are drawn as inline SVG by the JS from the report data embedded as JSON)."""
+    template = _html_environment().get_template("report.html.j2")
+    return template.render(
+        report=report,
+        verdict_text=_VERDICT_TEXT[report["verdict"]],
+        approval=approval(report["verdict"]),
+        headline=headline(report),
+        key_results=key_results(report),
+        rollback_note=rollback_note(report),
+        plan_rows=plan_rows(report["rollback_plan"]),
+        chart_data={
+            "checks": report["checks"],
+            "phases": report["phases"],
+            "performance": report["performance"],
+        },
     )
-    stopped = report["stopped"]
-    fields = {
-        "TITLE": html.escape(f"stagegate report: {report['release']['version']}"),
-        "RELEASE": html.escape(str(report["release"]["version"])),
-        "PREVIOUS": html.escape(str(report["release"]["previous"] or "none")),
-        "VERDICT": html.escape(report["verdict"]),
-        "VERDICT_TEXT": html.escape(_VERDICT_TEXT[report["verdict"]]),
-        "SCORE": html.escape(str(report["score"])),
-        "STOPPED": html.escape(
-            f"Run stopped in phase {stopped.get('phase')}: {stopped.get('reason')}"
-        )
-        if stopped
-        else "",
-        "CATEGORIES": _html_rows(
-            [
-                c["category"],
-                c["checks"],
-                c["passed"] + c["warned"],
-                c["failed"],
-                f"{c['success_rate']}%" if c["success_rate"] is not None else "n/a",
-            ]
-            for c in report["categories"]
-        ),
-        "CHECKS": _html_rows(
-            (
-                [
-                    c["name"],
-                    c["group"],
-                    c["status"],
-                    c["severity"],
-                    c["value"],
-                    c["threshold"],
-                    c["message"],
-                ]
-                for c in report["checks"]
-            ),
-            status_col=2,
-        ),
-        "GATES": _html_rows(
-            (
-                [
-                    g["name"],
-                    g["status"],
-                    "yes" if g["critical"] else "no",
-                    g["value"],
-                    g["threshold"],
-                    g["message"],
-                ]
-                for g in report["gates"]
-            ),
-            status_col=1,
-        ),
-        "ISSUES": issues,
-        "RECOMMENDATIONS": "".join(
-            f"<li>{html.escape(r['advice'])}</li>" for r in report["recommendations"]
-        )
-        or "<li>None.</li>",
-        "ROLLBACK": html.escape(json.dumps(report["rollback_plan"], indent=2)),
-        "SIGNOFF": _html_rows(
-            [s["category"], s["result"], s["validator"], s["date"]] for s in report["sign_off"]
-        ),
-        # JSON inside <script>: escape '<' so no string can close the element.
-        "DATA": json.dumps(
-            {
-                "checks": report["checks"],
-                "phases": report["phases"],
-                "performance": report["performance"],
-            },
-            default=str,
-        ).replace("<", "\\u003c"),
-    }
-    for key, value in fields.items():
-        template = template.replace(f"@@{key}@@", value)
-    return template
 
 
 # ---- writing ---------------------------------------------------------------------------------

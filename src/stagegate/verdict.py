@@ -6,11 +6,12 @@ weight on PASS, half on WARN and nothing on FAIL/ERROR; SKIP does not count. The
 always reported; it decides only when `stagegate_gates.score` gives bands (e.g. PASS
 `>= 90%`, WARN `>= 75%`, as Keptn's pass and warning percentages).
 
-The verdict is NO_GO when a run stopped before the gate, a critical check or a critical gate
-failed (key checks are critical gates), or the score is below the WARN band;
-GO_WITH_WARNINGS when anything warned (or a non-critical check errored, or the score is
-below the PASS band); GO otherwise. Plugins then adjust it through the
-`stagegate_adjust_verdict` wrappers (e.g. `stagegate.policies.strict`).
+The verdict is NO_GO when a run stopped before the gate, a check is graded FAIL (the grader
+already turned a failed `warning` check into WARN, so a FAIL here is one that a plugin kept
+or escalated), a critical check is ERROR, a critical gate failed (key checks are critical
+gates), or the score is below the WARN band; GO_WITH_WARNINGS when anything warned (or a
+non-critical check errored, or the score is below the PASS band); GO otherwise. Plugins
+then adjust it through the `stagegate_adjust_verdict` wrappers (e.g. `stagegate.policies.strict`).
 """
 
 from __future__ import annotations
@@ -36,12 +37,16 @@ class Decision(StrEnum):
 
 @dataclass
 class Verdict:
+    """The decision and why: `blockers` made it NO_GO (`run_blockers` are the ones no single
+    check or gate carries: the run stopped, nothing was checked, the score is too low)."""
+
     decision: Decision
     score: float
     score_status: Status
     blockers: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     policy: str | None = None
+    run_blockers: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,11 +74,24 @@ def readiness_score(
     return round(earned / total * 100.0, 1) if total else 0.0
 
 
+def check_blocks(check: CheckResult) -> bool:
+    """Whether a graded check makes the run NO_GO. The grader already applied the severity:
+    a FAIL grade blocks whatever the severity (a plugin may escalate); an ERROR blocks only a
+    critical check."""
+    critical = check.severity is Severity.CRITICAL
+    return check.status is Status.FAIL or (check.status is Status.ERROR and critical)
+
+
+def gate_blocks(gate: GateResult) -> bool:
+    """Whether a gate makes the run NO_GO: a critical gate (key checks included) that failed."""
+    return is_failure(gate.status) and gate.critical
+
+
 def _check_findings(checks: list[CheckResult]) -> tuple[list[str], list[str]]:
     blockers, warnings = [], []
     for check in checks:
         line = f"check {check.name} {check.status}: {check.message}".rstrip(": ")
-        if is_failure(check.status) and check.severity is Severity.CRITICAL:
+        if check_blocks(check):
             blockers.append(line)
         elif check.status is Status.WARN or is_failure(check.status):
             warnings.append(line)
@@ -84,7 +102,7 @@ def _gate_findings(gates: list[GateResult]) -> tuple[list[str], list[str]]:
     blockers, warnings = [], []
     for gate in gates:
         line = f"gate {gate.name} {gate.status}: {gate.message}"
-        if is_failure(gate.status) and gate.critical:
+        if gate_blocks(gate):
             blockers.append(line)
         elif gate.status is Status.WARN or is_failure(gate.status):
             warnings.append(line)
@@ -103,23 +121,25 @@ def decide(
     score_status = score_bands.grade(score, "%") if score_bands else Status.SKIP
     check_blockers, check_warnings = _check_findings(checks)
     gate_blockers, gate_warnings = _gate_findings(gates)
-    blockers = check_blockers + gate_blockers
+    run_blockers = []
     warnings = check_warnings + gate_warnings
     if stopped:
-        blockers.insert(0, f"run stopped in phase {stopped.get('phase')}: {stopped.get('reason')}")
+        run_blockers.append(f"run stopped in phase {stopped.get('phase')}: {stopped.get('reason')}")
     if not checks and not gates and not stopped:
-        blockers.append("nothing was checked: no check result and no gate")
+        run_blockers.append("nothing was checked: no check result and no gate")
     if score_status is Status.FAIL:
-        blockers.append(f"readiness score {score}% is below the WARN band ({score_bands})")
+        run_blockers.append(f"readiness score {score}% is below the WARN band ({score_bands})")
     elif score_status is Status.WARN:
         warnings.append(f"readiness score {score}% is below the PASS band ({score_bands})")
+    first = 1 if stopped else 0  # the stop first, as the reports tell it
+    blockers = run_blockers[:first] + check_blockers + gate_blockers + run_blockers[first:]
     if blockers:
         decision = Decision.NO_GO
     elif warnings:
         decision = Decision.GO_WITH_WARNINGS
     else:
         decision = Decision.GO
-    return Verdict(decision, score, score_status, blockers, warnings)
+    return Verdict(decision, score, score_status, blockers, warnings, run_blockers=run_blockers)
 
 
 # ---- manual checklist -------------------------------------------------------------------

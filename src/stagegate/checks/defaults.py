@@ -1,4 +1,5 @@
-"""Default hook implementations: run a check by its type, grade by severity, keep verdicts."""
+"""Default hook implementations: run a check by its type, grade it (`stagegate.grading`, the one
+grader), keep verdicts."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any
 from ansible_collections.stagegate.release.plugins.module_utils._checks_runner import run_type
 
 from stagegate.catalog import CheckSpec
-from stagegate.checks import Grade, RunContext
+from stagegate.checks import RunContext
+from stagegate.grading import Grade, Threshold, default_grade
 from stagegate.hookspecs import hookimpl
-from stagegate.results import CheckResult, Severity, Status
+from stagegate.results import CheckResult, Status
 
 
 @hookimpl(trylast=True)
@@ -26,11 +28,10 @@ def stagegate_run_check(check: CheckSpec, context: RunContext) -> CheckResult | 
 
 
 @hookimpl(trylast=True)
-def stagegate_grade_result(result: CheckResult, check: CheckSpec) -> Grade:
-    lenient = check.severity in (Severity.WARNING, Severity.INFO)
-    if result.status is Status.FAIL and lenient:
-        return Grade(Status.WARN, "W", f"WARN (failed, severity {check.severity})")
-    return Grade.of(result.status)
+def stagegate_grade_result(
+    result: CheckResult, check: CheckSpec, threshold: Threshold | None
+) -> Grade:
+    return default_grade(result, threshold, check.severity)
 
 
 @hookimpl(trylast=True)

@@ -25,7 +25,7 @@ from stagegate.profiles import load_profiles
 from stagegate.results import CheckResult, Severity, Status
 from stagegate.verdict import Decision, decide, manual_items, recommendations
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 SEED003 = "seed003_load_simulation"
 
 
@@ -59,7 +59,7 @@ def test_severity_caps_a_failure_and_grading_twice_changes_nothing() -> None:
     once = apply_grade(failed, default_grade(failed))
     twice = apply_grade(once, default_grade(once))
     assert (once.status, twice.status) == (Status.WARN, Status.WARN)
-    assert once.details["raw_status"] == "FAIL"
+    assert once.details["check_status"] == twice.details["check_status"] == "FAIL"
     critical = check("health", "FAIL")
     assert default_grade(critical).status is Status.FAIL
 
@@ -88,8 +88,9 @@ def test_suite_pass_rates_use_test_counts_seed000_table() -> None:
         ]
     }
     checks = [
-        check("unit", metrics={"passed": 98, "total": 100}),
-        check("integ", metrics={"passed": 90, "total": 100}),
+        # the `suite` check's metrics (tests/passed/skipped, as junit_counts reports them)
+        check("unit", metrics={"tests": 100, "passed": 98, "skipped": 0}),
+        check("integ", metrics={"tests": 102, "passed": 90, "skipped": 2}),
     ]
     unit, integ = evaluate_gates(config(spec, ["unit", "integ"]), checks)
     assert (unit.status, unit.value) == (Status.FAIL, 98.0)
@@ -347,7 +348,7 @@ def test_a_plugin_gate_type_is_registered_through_the_hook() -> None:
     pm.register(AtLeast())
     cfg = validate_gates(
         {"rules": [{"name": "enough", "type": "at_least", "n": 2}]},
-        extra_types=plugin_gate_types(pm),
+        types=plugin_gate_types(pm),
     )
     assert evaluate_gates(cfg, [check("a")])[0].status is Status.FAIL
     assert evaluate_gates(cfg, [check("a"), check("b")])[0].status is Status.PASS

@@ -1,0 +1,192 @@
+"""report.md and report.html tell one story (issue 14): pure rendering through the real gate step.
+
+No Ansible and no browser here (tests/test_report.py opens the page in headless Chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from stagegate.gatekeeper import GateOutcome, GateRequest, run_gate
+from stagegate.reports import human
+
+PLAN = {
+    "current": {"release": "v2", "ref": "3f2a1b2c"},
+    "target": {"release": "v1", "ref": "9c1e0d4f", "reason": "last good release in the ledger"},
+    "images": {"api": {"id": "sha256:1d2f", "action": "retag"}},
+    "database": {"action": "restore", "backup": "/var/lib/stagegate/staging/backups/app-v2.dump"},
+    "steps": ["stop the app tier", "restore the database", "start v1 tier by tier"],
+}
+
+
+def _gate(tmp_path: Path, **extra: Any) -> GateOutcome:
+    request = GateRequest(
+        release="v2",
+        previous="v1",
+        report_dir=str(tmp_path),
+        environment="staging-eu",
+        run_by="alice",
+        rollback_plan=PLAN,
+        **extra,
+    )
+    return run_gate(request)
+
+
+_VOID = {"br", "meta", "link", "img", "input", "hr"}
+
+
+class _Text(HTMLParser):
+    """The page's visible text by element id, and the text of <script> elements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str | None] = []
+        self.by_id: dict[str, str] = {}
+        self.scripts: list[str] = []
+        self.in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID:
+            return
+        self.stack.append(dict(attrs).get("id"))
+        self.in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.stack and tag not in _VOID:
+            self.stack.pop()
+        self.in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self.in_script:
+            self.scripts.append(data)
+        for element_id in self.stack:
+            if element_id:
+                self.by_id[element_id] = self.by_id.get(element_id, "") + data
+
+
+def _page(path: Path) -> _Text:
+    parser = _Text()
+    parser.feed((path / "report.html").read_text(encoding="utf-8"))
+    return parser
+
+
+def test_a_stopped_no_go_tells_one_story_and_names_the_rollback(tmp_path: Path) -> None:
+    outcome = _gate(
+        tmp_path,
+        stopped={"phase": "deploy", "reason": "api crash-looped (3 restarts)"},
+        auto_rollback=True,
+        rollback_report_dir=str(tmp_path / "rollback"),
+    )
+    report = outcome.report
+    assert report["verdict"] == "NO_GO"
+    high = [i for i in report["issues"] if i["severity"] == "High"]
+    assert len(high) == report["summary"]["critical_issues"] == 1
+    assert "api crash-looped" in high[0]["impact"]
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    issues = md[md.index("## 4. Issues Identified") : md.index("## 5.")]
+    assert "None." not in issues
+    assert "crash-looped" in issues
+    assert "✅ **0 of 0" not in md
+    assert "no check ran" in md
+    assert "no gate was evaluated" in md
+    assert "**1 critical issue identified**" in md
+    assert (
+        "Automatic rollback to v1 runs next (stagegate_auto_rollback); its report: "
+        "[rollback/report.html](rollback/report.html)"
+    ) in md
+    page = _page(tmp_path)
+    assert "Automatic rollback to v1 runs next" in page.by_id["rollback-note"]
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert '<a id="rollback-report" href="rollback/report.html">' in html
+    assert "None." not in page.by_id["issues"]
+
+
+def test_no_rollback_when_nothing_was_deployed_and_a_hint_when_it_is_off(tmp_path: Path) -> None:
+    """Auto-rollback on but stopped in build: none runs; off: the command; unknown: nothing."""
+    early = _gate(
+        tmp_path / "a",
+        stopped={"phase": "build", "reason": "image over budget"},
+        auto_rollback=True,
+        rollback_report_dir=str(tmp_path / "a" / "rollback"),
+    )
+    assert early.report["rollback"]["runs"] is False
+    md = (tmp_path / "a" / "report.md").read_text(encoding="utf-8")
+    assert "No automatic rollback: the run stopped in build, before anything was deployed" in md
+    _gate(tmp_path / "b", checks=[_check("api_health", "FAIL")], auto_rollback=False)
+    md = (tmp_path / "b" / "report.md").read_text(encoding="utf-8")
+    assert "roll back to v1 with playbooks/rollback.yml" in md
+    # not a promotion (the rollback's own verification report): no rollback advice
+    own = _gate(tmp_path / "c", checks=[_check("api_health", "FAIL")])
+    assert own.report["rollback"]["automatic"] is None
+    assert "**Rollback:**" not in (tmp_path / "c" / "report.md").read_text(encoding="utf-8")
+
+
+def _check(name: str, status: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "group": "infrastructure", "type": "http", "status": status, **extra}
+
+
+def test_html_is_a_jinja2_page_with_everything_report_md_has(tmp_path: Path) -> None:
+    planted = "@@DATA@@ and @@VERDICT@@ <script>alert(1)</script>"
+    checks = [
+        _check("api_health", "FAIL", message=planted),
+        _check(
+            "disk",
+            "PASS",
+            type="disk",
+            value=13207024435,
+            metrics={"free_mb": 12595.2},
+            details={
+                "measurements": [
+                    {"name": "free_mb", "value": 12595.2, "unit": "mb", "bands": ">= 1GB"}
+                ]
+            },
+        ),
+    ]
+    _gate(
+        tmp_path,
+        checks=checks,
+        phases=[{"name": "deploy", "status": "ok", "seconds": 125.4}],
+    )
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    page = _page(tmp_path)
+    # a check message is data: not expanded as a placeholder, and escaped (autoescape)
+    assert "@@DATA@@ and @@VERDICT@@" in html
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert planted in page.by_id["checks-table"]  # the cell shows the message as written
+    assert html.count('id="report-data"') == 1
+    data = json.loads(page.scripts[0])
+    assert data["checks"][0]["message"] == planted  # JSON in <script>: '<' escaped, intact
+    # the header and the sections report.md has
+    assert page.by_id["environment"] == "staging-eu"  # the header report.md has
+    assert page.by_id["run-by"] == "alice"
+    assert re.match(r"\d{4}-\d\d-\d\dT", page.by_id["date"])
+    assert "ended with verdict NO-GO" in page.by_id["headline"]
+    assert "1 of 2 checks passed" in page.by_id["key-results"]
+    assert "NOT APPROVED" in page.by_id["approval"]
+    assert "infrastructure" in page.by_id["sign-off"]
+    # the rollback plan as a table, not a JSON dump
+    plan = page.by_id["rollback-plan"]
+    assert "restore the database" in plan
+    assert "last good release in the ledger" in plan
+    assert "{" not in plan
+    # units as people read them
+    assert "free_mb 12.3 GB" in html
+    assert "2 min 5 s" in page.by_id["phases-table"]
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "free_mb 12.3 GB" in md
+    assert "| deploy | ok | 2 min 5 s |" in md
+
+
+def test_human_units() -> None:
+    assert human(48.04, "ms") == "48 ms"
+    assert human(1650, "ms") == "1.65 s"
+    assert human(2.4, "s") == "2.4 s"
+    assert human(512, "mb") == "512.0 MB"
+    assert human(3 * 1024**3, "b") == "3.0 GB"
+    assert human(97.456, "%") == "97.5%"
+    assert human("n/a") == "n/a"
