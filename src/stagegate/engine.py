@@ -5,7 +5,8 @@ Each check runs in its own thread (at most `concurrency` at once) through the
 while it FAILs or ERRORs, and an overall deadline of
 `(retries + 1) * (timeout + what the type adds, e.g. a latency series) + retries * delay`
 (+ a grace second) after which it is reported as ERROR and abandoned: a hung dependency
-never hangs the run. Each finished result is graded once through `stagegate_grade_result` (`stagegate.grading`, the one grader).
+never hangs the run. Each finished result is graded once through `stagegate_grade_result`
+(`stagegate.grading`, the one grader).
 """
 
 from __future__ import annotations
