@@ -110,3 +110,19 @@ def password_cluster() -> Iterator[PgCluster]:
         yield cluster
     finally:
         stop_pg_cluster(cluster)
+
+
+@pytest.fixture(scope="module")
+def quiet_cluster() -> Iterator[PgCluster]:
+    """A cluster of its own without autovacuum: nothing commits unless a test does, so whether
+    a backup is provably of the current database state is decided by the test alone."""
+    cluster = start_pg_cluster({"autovacuum": "off"})
+    try:
+        yield cluster
+    finally:
+        stop_pg_cluster(cluster)
+
+
+def backup_dir_entries(directory: Path) -> list[str]:
+    """Names in a backup directory, less the directory's lock file (it stays, by design)."""
+    return sorted(p.name for p in directory.iterdir() if p.name != ".stagegate-backup.lock")

@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
@@ -21,7 +23,14 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_archive impo
     verify_listing,
 )
 from conftest import PgCluster, free_port
-from pg_fixtures import MODULES, count_scratch, db_arg, run_module
+from pg_fixtures import (
+    MODULES,
+    SAMPLE_SCHEMA,
+    backup_dir_entries,
+    count_scratch,
+    db_arg,
+    run_module,
+)
 
 
 def backup_args(cluster: PgCluster, db: str, tmp_path: Path, **extra: object) -> dict[str, object]:
@@ -46,9 +55,16 @@ def test_backup_verified_with_manifest_and_idempotent(
     assert manifest["sha256"] == hashlib.sha256(Path(first["path"]).read_bytes()).hexdigest()
     assert manifest["size_bytes"] == Path(first["path"]).stat().st_size
     assert {e["table"] for e in first["progress"]} >= {"public.orders", "public.customers"}
+    # the rehearsal's scratch database was created and dropped after the dump: those commits
+    # make "nothing changed since" unprovable, so a second run takes a backup of its own
     again = run_module("pg_backup", args)
-    assert again["changed"] is False
-    assert not [p for p in Path(first["path"]).parent.iterdir() if p.name.startswith(".")]
+    assert again["changed"] is True
+    assert again["reused"] is False
+    assert again["path"] != first["path"]
+    assert backup_dir_entries(Path(first["path"]).parent) == sorted(
+        [Path(first["path"]).name, Path(first["path"]).name + ".manifest.json",
+         Path(again["path"]).name, Path(again["path"]).name + ".manifest.json"]
+    )  # fmt: skip
     assert count_scratch(pg_cluster) == 0
 
 
@@ -146,9 +162,7 @@ def test_server_stopped_mid_backup_leaves_nothing_good(
     assert "pg_dump failed" in result["msg"]
     assert "stderr" in result
     assert result["rc"] != 0
-    assert (
-        sorted(p.name for p in backup_dir.iterdir()) == []
-    )  # no final file, no manifest, no partial
+    assert backup_dir_entries(backup_dir) == []  # no final file, no manifest, no partial
 
 
 @pytest.fixture
@@ -240,22 +254,23 @@ def test_retention_keeps_newest_and_the_release_backup(
 ) -> None:
     paths = {}
     for release in ("r1", "r2", "r3"):
-        result = run_module(
-            "pg_backup", backup_args(pg_cluster, sample_db, tmp_path, release=release)
-        )
-        paths[release] = result["path"]
+        # force: nothing changes in between, so the first backup would be reused otherwise
+        args = backup_args(pg_cluster, sample_db, tmp_path, release=release, force=True)
+        paths[release] = run_module("pg_backup", args)["path"]
     state = tmp_path / "state"
     (state / "releases" / "r4").mkdir(parents=True)
     (state / "releases" / "r4" / "manifest.json").write_text(
         json.dumps({"backup": {"path": paths["r1"]}})
     )
-    args = backup_args(pg_cluster, sample_db, tmp_path, release="r4", keep=1, state_dir=str(state))
+    args = backup_args(
+        pg_cluster, sample_db, tmp_path, release="r4", keep=1, state_dir=str(state), force=True
+    )
     planned = run_module("pg_backup", args, check_mode=True)
     assert sorted(planned["removed"]) == sorted([paths["r2"], paths["r3"]])
     assert Path(paths["r2"]).exists()
     done = run_module("pg_backup", args)
     assert sorted(done["removed"]) == sorted([paths["r2"], paths["r3"]])
-    left = sorted(p.name for p in Path(paths["r1"]).parent.iterdir())
+    left = backup_dir_entries(Path(paths["r1"]).parent)
     assert left == sorted(
         [
             Path(paths["r1"]).name,
@@ -264,3 +279,111 @@ def test_retention_keeps_newest_and_the_release_backup(
             Path(done["path"]).name + ".manifest.json",
         ]
     )
+
+
+@pytest.fixture
+def quiet_db(quiet_cluster: PgCluster) -> Iterator[str]:
+    name = quiet_cluster.create_database()
+    quiet_cluster.psql(SAMPLE_SCHEMA, name)
+    try:
+        yield name
+    finally:
+        quiet_cluster.drop_database(name)
+
+
+def test_backup_reused_only_when_provably_of_the_current_state(
+    quiet_cluster: PgCluster, quiet_db: str, tmp_path: Path
+) -> None:
+    def backup(run_id: str, check_mode: bool = False) -> dict[str, Any]:
+        args = backup_args(quiet_cluster, quiet_db, tmp_path, release="v1", run_id=run_id)
+        result = run_module("pg_backup", args, check_mode=check_mode)
+        assert result.get("failed") is not True, result
+        return result
+
+    first = backup("run1")
+    assert Path(first["path"]).name == f"{quiet_db}-v1-run1.dump"  # named by the run
+    assert first["changed"] is True
+    assert first["manifest"]["run_id"] == "run1"
+    # nothing committed since: the same state, provably; the archive is reused
+    planned = backup("run2", check_mode=True)
+    assert (planned["changed"], planned["reused"]) == (False, True)
+    same = backup("run2")
+    assert (same["changed"], same["reused"], same["path"]) == (False, True, first["path"])
+    # the content no longer has its sha256 (mutant: no re-check on reuse): a new backup
+    archive = Path(first["path"])
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    fresh = backup("run3")
+    assert (fresh["changed"], fresh["reused"]) == (True, False)
+    assert Path(fresh["path"]).name == f"{quiet_db}-v1-run3.dump"
+    # a committed write (e.g. the restore of a rollback, or the app): never reused
+    quiet_cluster.psql("INSERT INTO customers (name) VALUES ('late')", quiet_db)
+    after_write = backup("run4")
+    assert (after_write["changed"], after_write["reused"]) == (True, False)
+    assert after_write["manifest"]["tables"]["public.customers"]["rows"] == 201
+    assert "changed" in after_write["reuse_check"]
+    # nextval changes a sequence without any transaction: never reused either
+    quiet_cluster.psql("SELECT nextval('orders_id_seq')", quiet_db)
+    after_nextval = backup("run5")
+    assert (after_nextval["changed"], after_nextval["reused"]) == (True, False)
+    forced = run_module(
+        "pg_backup",
+        backup_args(quiet_cluster, quiet_db, tmp_path, release="v1", run_id="run6", force=True),
+    )
+    assert (forced["changed"], forced["reused"]) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("name", "../../escaped"),
+        ("name", "/tmp/absolute"),
+        ("name", "sub/dir"),
+        ("name", ".."),
+        ("release", "../v1"),
+        ("run_id", "a\\b"),
+        ("name", ".stagegate-partial-x"),
+    ],
+)
+def test_names_that_leave_the_backup_dir_are_refused(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path, option: str, value: str
+) -> None:
+    backup_dir = tmp_path / "a" / "b" / "backups"
+    args = {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(backup_dir), option: value}
+    for check_mode in (True, False):
+        result = run_module("pg_backup", args, check_mode=check_mode)
+        assert result["failed"] is True
+        assert f"{option}={value!r}" in result["msg"]
+        assert "expected one file name" in result["msg"]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == []
+    assert not Path("/tmp/absolute.dump").exists()
+
+
+def test_damaged_manifests_are_named_never_a_traceback(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    args = backup_args(pg_cluster, sample_db, tmp_path, name="named")
+    first = run_module("pg_backup", args)
+    manifest = Path(first["manifest_path"])
+    manifest.write_text(manifest.read_text()[:40])  # torn: a crash mid-write elsewhere
+    again = run_module("pg_backup", args)
+    assert again["failed"] is True
+    assert f"backup manifest {manifest} cannot be read" in again["msg"]
+    assert "Traceback" not in json.dumps(again)
+    restore = run_module(
+        "pg_restore", {"db": db_arg(pg_cluster, "postgres"), "backup": first["path"]}
+    )
+    assert restore["failed"] is True
+    assert f"backup manifest {manifest} cannot be read" in restore["msg"]
+    # a damaged release manifest: retention must not guess which backup it protected
+    state = tmp_path / "state"
+    (state / "releases" / "v2").mkdir(parents=True)
+    (state / "releases" / "v2" / "manifest.json").write_text('{"backup": {"pa')
+    kept = run_module(
+        "pg_backup",
+        backup_args(pg_cluster, sample_db, tmp_path, release="v2", keep=1, state_dir=str(state)),
+    )
+    assert kept["failed"] is True
+    assert f"release manifest {state}/releases/v2/manifest.json cannot be read" in kept["msg"]
+    assert Path(first["path"]).exists()

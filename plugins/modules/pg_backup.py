@@ -173,12 +173,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._paths import (
+    UnsafeNameError,
+    safe_component,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
     ProgressLog,
     cleanup_on_signals,
     count_rows,
+    database_locale,
+    database_state,
+    fail_json_from,
     list_tables,
     pg_module,
     psycopg,
@@ -186,13 +193,17 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     run_checked,
     run_manager,
     run_tool,
+    same_state,
     server_version,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
-    PARTIAL_PREFIX,
+    MANIFEST_SUFFIX,
+    BackupDirRun,
     expected_rows,
+    load_json_file,
     manifest_path,
     protected_backups,
+    publish,
     read_manifest,
     rehearse_restore,
     remove_path,
@@ -201,13 +212,13 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_archive impo
     size_of,
     staged_archive,
     verify_listing,
-    write_json_atomic,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "backup_dir": {"type": "path", "required": True},
     "name": {"type": "str"},
     "release": {"type": "str"},
+    "run_id": {"type": "str"},
     "format": {"type": "str", "choices": ["custom", "directory"], "default": "custom"},
     "jobs": {"type": "int", "default": 1},
     "compress": {"type": "int"},
@@ -231,6 +242,7 @@ class BackupManager:
         self.archive = self.backup_dir / self._archive_name()
         self.result: dict[str, Any] = {
             "changed": False,
+            "reused": False,
             "path": str(self.archive),
             "manifest_path": str(manifest_path(self.archive)),
             "dsn": self.target.redacted_dsn,
@@ -238,48 +250,117 @@ class BackupManager:
         }
 
     def _archive_name(self) -> str:
-        base = self.params["name"]
+        """`name`, else `<database>-<release>-<run id>` (parts that are not set left out; a
+        UTC timestamp when there is no run id): one archive per run."""
+        checked = {
+            option: safe_component(self.params[option], option)
+            for option in ("name", "release", "run_id")
+            if self.params[option] not in (None, "")
+        }
+        base = checked.get("name")
         if not base:
-            stamp = self.params["release"] or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            base = f"{self.target.dbname}-{stamp}"
+            stamp = checked.get("run_id") or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            parts = [self.target.dbname, checked.get("release"), stamp]
+            base = safe_component("-".join(p for p in parts if p), "database name")
         return f"{base}.dump" if self.params["format"] == "custom" else base
 
     def run(self) -> dict[str, Any]:
         if self.params["jobs"] > 1 and self.params["format"] != "directory":
             raise PgError("jobs > 1 needs format=directory (pg_dump dumps in parallel only then)")
-        existing = None if self.params["force"] else self._existing_good_manifest()
-        if existing:
-            self.result["manifest"] = existing
+        # read before anything changes: a damaged release manifest stops the run here
+        self.protected = protected_backups(
+            self.params["state_dir"], self.params["release"], self.params["protect"]
+        )
+        reusable = None if self.params["force"] else self._reusable()
+        if reusable:
+            self.archive, manifest = reusable
+            self.result.update(
+                reused=True,
+                manifest=manifest,
+                path=str(self.archive),
+                manifest_path=str(manifest_path(self.archive)),
+            )
         else:
             self.result["changed"] = True
+            with self.target.connect() as conn:  # unreachable: fail before anything is written
+                tables = list_tables(conn)
             if self.module.check_mode:
-                with self.target.connect() as conn:
-                    self.result["tables"] = list_tables(conn)
+                self.result["tables"] = tables
             else:
-                with cleanup_on_signals():
-                    self.result["manifest"] = self._backup()
+                with cleanup_on_signals(), BackupDirRun(self.backup_dir) as claim:
+                    self.result["swept"] = claim.swept
+                    self.result["manifest"] = self._backup(claim)
         self._retention()
         return self.result
 
-    def _existing_good_manifest(self) -> dict[str, Any] | None:
-        manifest = read_manifest(self.archive)
-        if not manifest or not manifest.get("verified") or not self.archive.exists():
-            return None
-        return manifest if sha256_of(self.archive) == manifest.get("sha256") else None
+    # -- reuse: only a backup provably of the database as it is now ---------------------
 
-    def _backup(self) -> dict[str, Any]:
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in self.backup_dir.glob(f"{PARTIAL_PREFIX}*"):
-            remove_path(leftover)  # an interrupted earlier run's temporary archive
-        partial = self.backup_dir / f"{PARTIAL_PREFIX}{self.archive.name}"
+    def _reusable(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest verified archive of this database whose recorded state equals the
+        database's state now (same cluster and database, no commit and no sequence change
+        since) and whose content still has its recorded sha256; else None, with the reason
+        in `reuse_check`."""
+        candidates = self._candidates()
+        if not candidates:
+            self.result["reuse_check"] = "no earlier verified backup of this database here"
+            return None
+        with self.target.connect(autocommit=False) as conn:
+            now = database_state(conn)
+            conn.rollback()
+        for archive, manifest in candidates:
+            if not same_state(manifest.get("state"), now):
+                continue
+            if sha256_of(archive) != manifest.get("sha256"):
+                self.module.warn(f"backup {archive} no longer matches its sha256: not reused")
+                continue
+            self.result["reuse_check"] = (
+                f"{archive.name} holds the database as it is now (no commit since)"
+            )
+            return archive, manifest
+        self.result["reuse_check"] = (
+            "the database changed since the newest backup here (or that cannot be proven)"
+        )
+        return None
+
+    def _candidates(self) -> list[tuple[Path, dict[str, Any]]]:
+        """Verified archives of this database, newest first (only `name` itself when set)."""
+        if not self.backup_dir.is_dir():
+            return []
+        if self.params["name"]:
+            paths = [manifest_path(self.archive)] if self.archive.exists() else []
+        else:
+            paths = list(self.backup_dir.glob(f"*{MANIFEST_SUFFIX}"))
+        found = []
+        for path in paths:
+            if path.name.startswith("."):
+                continue
+            try:
+                manifest = load_json_file(path, "backup manifest")
+            except PgError as exc:  # another backup's damaged manifest: not a candidate
+                self.module.warn(f"{exc.msg}; it is not reused")
+                continue
+            archive = Path(str(path)[: -len(MANIFEST_SUFFIX)])
+            if (
+                manifest.get("verified")
+                and manifest.get("database") == self.target.dbname
+                and manifest.get("format") == self.params["format"]
+                and archive.exists()
+            ):
+                found.append((str(manifest.get("created", "")), archive, manifest))
+        found.sort(key=lambda item: item[0], reverse=True)
+        return [(archive, manifest) for _, archive, manifest in found]
+
+    # -- a new backup -------------------------------------------------------------------
+
+    def _backup(self, claim: BackupDirRun) -> dict[str, Any]:
+        if self.params["name"]:
+            read_manifest(self.archive)  # a damaged manifest of the same name fails here
+        partial = claim.partial(self.archive.name)
         try:
             manifest = self._dump_and_verify(partial)
-            manifest_path(self.archive).unlink(missing_ok=True)
-            remove_path(self.archive)
-            partial.replace(self.archive)
+            publish(partial, self.archive, manifest)
         finally:
             remove_path(partial)
-        write_json_atomic(manifest_path(self.archive), manifest)
         return manifest
 
     def _dump_and_verify(self, partial: Path) -> dict[str, Any]:
@@ -289,6 +370,8 @@ class BackupManager:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             version = server_version(conn)
             tables = list_tables(conn)
+            state = database_state(conn)
+            locale = database_locale(conn, self.target.dbname)
             snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])
             counts: dict[str, int] = {}
 
@@ -298,6 +381,8 @@ class BackupManager:
 
             run = self._dump(partial, snapshot, count_while_dumping)
             try:
+                if run.ok and database_state(conn)["sequences_sha256"] != state["sequences_sha256"]:
+                    state["provable"] = False  # a sequence moved while pg_dump ran
                 conn.rollback()
             except psycopg.Error:
                 if run.ok:  # else the dump's own failure (e.g. server gone) is the story
@@ -315,8 +400,11 @@ class BackupManager:
             "path": str(self.archive),
             "created": created,
             "release": self.params["release"],
+            "run_id": self.params["run_id"],
             "duration_seconds": round(run.seconds, 3),
             "tables": tables,
+            "locale": locale,
+            "state": state,
         }
         manifest["verification"] = self._verify(str(partial), manifest)
         sha256 = run.sha256 or sha256_of(partial)  # a directory archive is hashed afterwards
@@ -374,17 +462,15 @@ class BackupManager:
                     expected_rows=rows,
                     exact=exact,
                     jobs=self.params["jobs"],
+                    locale=manifest.get("locale"),
                 )
         return {**rehearsal, "list_seconds": listing["seconds"]}
 
     def _retention(self) -> None:
         if self.params["keep"] <= 0 or not self.backup_dir.is_dir():
             return
-        protected = protected_backups(
-            self.params["state_dir"], self.params["release"], self.params["protect"]
-        )
         doomed = retention_plan(
-            self.backup_dir, self.target.dbname, self.params["keep"], self.archive, protected
+            self.backup_dir, self.target.dbname, self.params["keep"], self.archive, self.protected
         )
         self.result["removed"] = [str(p) for p in doomed]
         if doomed:
@@ -398,7 +484,11 @@ class BackupManager:
 
 def main() -> None:
     module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
-    run_manager(module, BackupManager(module))
+    try:
+        manager = BackupManager(module)
+    except UnsafeNameError as exc:
+        fail_json_from(module, PgError(str(exc)), changed=False)
+    run_manager(module, manager)
 
 
 if __name__ == "__main__":
