@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -387,3 +389,104 @@ def test_damaged_manifests_are_named_never_a_traceback(
     assert kept["failed"] is True
     assert f"release manifest {state}/releases/v2/manifest.json cannot be read" in kept["msg"]
     assert Path(first["path"]).exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs with room for the backup lock, a filler and one more file (4 inodes with its
+    root): the dump fits, the manifest written next does not (ENOSPC). Unmounted after."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=4", "tmpfs", str(mount)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (root and CAP_SYS_ADMIN needed): {proc.stderr}")
+    try:
+        (mount / ".stagegate-backup.lock").touch()
+        (mount / "filler").touch()
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_full_disk_leaves_no_archive_without_its_manifest(
+    pg_cluster: PgCluster, sample_db: str, tiny_disk: Path
+) -> None:
+    # Issue 13 item 9: the archive was renamed to its final name before its manifest was
+    # written, so a full disk left a good-looking archive with no manifest.
+    args = {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(tiny_disk), "name": "full"}
+    result = run_module("pg_backup", args)
+    assert result["failed"] is True
+    assert f"writing the manifest {tiny_disk}/full.dump.manifest.json failed" in result["msg"]
+    assert "No space left on device" in result["msg"]
+    assert backup_dir_entries(tiny_disk) == ["filler"]  # no archive, manifest or partial
+    (tiny_disk / "filler").unlink()  # room again: the next run succeeds
+    again = run_module("pg_backup", args)
+    assert again.get("failed") is not True, again
+    assert backup_dir_entries(tiny_disk) == ["full.dump", "full.dump.manifest.json"]
+
+
+def start_module(name: str, args: dict[str, Any], tmp: Path) -> subprocess.Popen[str]:
+    """A module process left running (run_module waits for it)."""
+    args_file = tmp / f"{name}-{time.monotonic_ns()}.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    return subprocess.Popen(
+        [sys.executable, str(MODULES / f"{name}.py"), str(args_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for_partial(backup_dir: Path, proc: subprocess.Popen[str]) -> Path:
+    deadline = time.monotonic() + 60
+    while True:
+        found = [p for p in backup_dir.glob(".stagegate-partial-*") if p.suffix == ".dump"]
+        if found:
+            return found[0]
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no partial archive appeared"
+        time.sleep(0.05)
+
+
+def test_two_backups_into_one_directory_and_the_leftover_of_a_killed_one(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    # Issue 13 item 10: the second backup's leftover sweep deleted the first one's in-flight
+    # partial and the first failed with "is empty". A run whose progress file is a FIFO
+    # without a reader stops, in flight, at its first progress line: no timing involved.
+    backup_dir = tmp_path / "backups"
+    fifo = tmp_path / "progress.fifo"
+    os.mkfifo(fifo)
+    base = {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(backup_dir)}
+    first = start_module(
+        "pg_backup", {**base, "name": "first", "progress_file": str(fifo)}, tmp_path
+    )
+    in_flight = wait_for_partial(backup_dir, first)
+    second = run_module("pg_backup", {**base, "name": "second"})
+    assert second.get("failed") is not True, second
+    assert second["swept"] == []
+    assert in_flight.exists()  # not swept: its run holds the directory's lock
+    reader = os.open(fifo, os.O_RDWR)  # a reader: the first run goes on
+    try:
+        out, err = first.communicate(timeout=120)
+    finally:
+        os.close(reader)
+    done = json.loads(out)
+    assert done.get("failed") is not True, (done, err)
+    assert done["manifest"]["verified"] is True
+    # a run killed in flight leaves its partial; the next run alone in the directory removes
+    # it (mutant: no sweep) and nothing else
+    killed = start_module(
+        "pg_backup", {**base, "name": "killed", "progress_file": str(fifo)}, tmp_path
+    )
+    leftover = wait_for_partial(backup_dir, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=30)
+    assert leftover.exists()
+    after = run_module("pg_backup", {**base, "name": "after", "force": True})
+    assert after.get("failed") is not True, after
+    assert after["swept"] == [leftover.name]
+    assert backup_dir_entries(backup_dir) == sorted(
+        f"{n}.dump{s}" for n in ("first", "second", "after") for s in ("", ".manifest.json")
+    )

@@ -198,7 +198,11 @@ class PgTarget:
             return self.container_port
         server = f"{self.params.get('host')}:{self.params.get('port')}"
         if server not in _PORT_CACHE:
-            with self.connect() as conn:
+            try:  # the maintenance database: the target may not exist yet (a restore)
+                conn = self.for_database("postgres").connect()
+            except PgError:
+                conn = self.connect()
+            with conn:
                 _PORT_CACHE[server] = int(conn.execute("SHOW port").fetchone()[0])
         return _PORT_CACHE[server]
 

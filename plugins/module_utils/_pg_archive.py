@@ -15,7 +15,6 @@ only when it can take that lock exclusively (no other run is in flight in the di
 
 from __future__ import annotations
 
-import codecs
 import fcntl
 import hashlib
 import json
@@ -134,7 +133,14 @@ def publish(partial: Path, archive: Path, manifest: dict[str, Any]) -> None:
     name, fsync, rename), the archive renamed last. At no moment does a file under the final
     archive name lack its manifest; an archive of the same name taken before is removed first."""
     final_manifest = manifest_path(archive)
-    tmp = write_json_temp(final_manifest, manifest)
+    try:
+        tmp = write_json_temp(final_manifest, manifest)
+    except OSError as exc:
+        raise PgError(
+            f"writing the manifest {final_manifest} failed ({exc.strerror or exc}): the "
+            f"verified archive is not kept under {archive.name}",
+            path=str(archive),
+        ) from exc
     try:
         remove_path(archive)
         tmp.replace(final_manifest)
@@ -270,23 +276,6 @@ def _without_connection(argv: list[str]) -> list[str]:
     return out
 
 
-ENCODING_LINE = re.compile(rb"^;\s+Encoding: (\S+)", re.MULTILINE)
-
-
-def listing_codec(listing: bytes) -> str:
-    """The Python codec of an archive's names: the database encoding its listing states
-    (LATIN1, ...); UTF-8 for UTF8 and for SQL_ASCII, whose bytes are taken as they are."""
-    match = ENCODING_LINE.search(listing)
-    name = match.group(1) if match else b"UTF8"
-    try:
-        from psycopg._encodings import pg2pyenc  # noqa: PLC0415 - psycopg's own encoding map
-
-        codec = str(pg2pyenc(name))
-    except Exception:  # an encoding psycopg does not know: its bytes read as UTF-8
-        codec = "utf-8"
-    return "utf-8" if codecs.lookup(codec).name == "ascii" else codec
-
-
 def _run_capture(argv: list[str], env: dict[str, str]) -> str:
     import subprocess  # noqa: PLC0415 - only this path needs captured stdout
 
@@ -300,8 +289,9 @@ def _run_capture(argv: list[str], env: dict[str, str]) -> str:
             rc=proc.returncode,
             stderr=stderr,
         )
-    # surrogateescape: a --use-list written back from these lines keeps the archive's bytes
-    return proc.stdout.decode(listing_codec(proc.stdout), "surrogateescape")
+    # pg_backup dumps in UTF8 (raw bytes from SQL_ASCII); surrogateescape keeps any other
+    # byte, so a --use-list written back from these lines has the archive's own bytes
+    return proc.stdout.decode("utf-8", "surrogateescape")
 
 
 def verify_listing(staged: StagedArchive, expected_tables: list[str]) -> dict[str, Any]:
@@ -344,8 +334,7 @@ def restore_into(
                 if not ((m := EXTENSION_ENTRY.match(line)) and m.group(1) in skip_extensions)
             ]
             use_list = Path(work) / "use.list"
-            codec = listing_codec(staged.listing().encode("utf-8", "surrogateescape"))
-            use_list.write_text("\n".join(kept) + "\n", encoding=codec, errors="surrogateescape")
+            use_list.write_text("\n".join(kept) + "\n", encoding="utf-8", errors="surrogateescape")
             use_list.chmod(0o644)
             args.append(f"--use-list={staged.place(str(use_list))}")
         argv = target.tool_argv("pg_restore", [*args, staged.path], dbname)

@@ -379,7 +379,10 @@ class BackupManager:
                 if self.params["row_counts"] == "exact":
                     counts.update(count_rows(conn, sorted(tables)))
 
-            run = self._dump(partial, snapshot, count_while_dumping)
+            # names in the archive in UTF8, as psycopg reads them (SQL_ASCII: no conversion
+            # exists, its bytes are dumped as they are)
+            encoding = "SQL_ASCII" if (locale or {}).get("encoding") == "SQL_ASCII" else "UTF8"
+            run = self._dump(partial, snapshot, count_while_dumping, encoding)
             try:
                 if run.ok and database_state(conn)["sequences_sha256"] != state["sequences_sha256"]:
                     state["provable"] = False  # a sequence moved while pg_dump ran
@@ -411,8 +414,13 @@ class BackupManager:
         manifest.update(size_bytes=size_of(partial), sha256=sha256, verified=True)
         return manifest
 
-    def _dump(self, partial: Path, snapshot: str, while_running: Any) -> Any:
-        args = ["--verbose", f"--format={self.params['format']}", f"--snapshot={snapshot}"]
+    def _dump(self, partial: Path, snapshot: str, while_running: Any, encoding: str) -> Any:
+        args = [
+            "--verbose",
+            f"--format={self.params['format']}",
+            f"--snapshot={snapshot}",
+            f"--encoding={encoding}",
+        ]
         if self.params["compress"] is not None:
             args.append(f"--compress={self.params['compress']}")
         if self.params["format"] == "directory":
