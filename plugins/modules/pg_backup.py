@@ -9,16 +9,28 @@ module: pg_backup
 short_description: Verified pg_dump backup with checksum, manifest and retention
 description:
   - Dumps one database with C(pg_dump) (custom or directory format) to a temporary name in
-    O(backup_dir), verifies it, and only then renames it to its final name and writes a
-    manifest JSON beside it (C(<archive>.manifest.json)).
+    O(backup_dir), verifies it, writes its manifest JSON (C(<archive>.manifest.json)) and only
+    then renames the archive to its final name.
   - A backup is reported good only when C(pg_dump) exited 0 B(and) wrote no error, the
     archive is non-empty, C(pg_restore --list) reads it and it holds data for every expected
     table, and (O(verify=restore)) a full restore into a scratch database gives the same row
     counts. A failed or interrupted run leaves no file under the final name.
+  - One archive per run (C(<database>-<release>-<run id>)). An earlier verified archive is
+    reused only when it is provably of the database as it is now, that is, the same cluster
+    (system identifier, postmaster start) and database (oid), no transaction committed
+    anywhere in the cluster since its dump (the same transaction snapshot), the same
+    sequence values, and its content still has the sha256 of its manifest. Anything else,
+    or anything that cannot be proven (a sequence the role cannot read), takes a new backup.
+  - Several runs may write into one O(backup_dir) at once; each holds a shared lock on
+    C(.stagegate-backup.lock) and uses temporary names of its own. Temporary files of
+    interrupted runs are removed only by a run that is alone in the directory.
   - Progress (table by table, bytes written so far) is parsed from C(pg_dump --verbose),
     returned in RV(progress) and appended live to O(progress_file).
   - Retention keeps the newest O(keep) backups of the database and never removes a protected
     one (O(protect), and the C(backup) of C(<state_dir>/releases/<release>/manifest.json)).
+  - Databases of any server encoding (UTF8, LATIN1, SQL_ASCII, ...) are dumped with
+    C(--encoding=UTF8) (SQL_ASCII as is); the manifest records the encoding and locale, and
+    restores re-create the database with them.
 version_added: 0.1.0
 author: stagegate developers (@stagegate)
 extends_documentation_fragment:
@@ -30,12 +42,21 @@ options:
     required: true
   name:
     description:
-      - Archive base name. Default C(<database>-<release>) when O(release) is set (so a
-        re-run for the same release is idempotent), else C(<database>-<UTC timestamp>).
+      - Archive base name. Default C(<database>-<release>-<run_id>) (parts not set are left
+        out; a UTC timestamp stands for a missing O(run_id)).
+      - With O(name) set, only an archive of that name is considered for reuse; a new backup
+        replaces it.
       - Custom format archives get the suffix C(.dump).
+      - O(name), O(release) and O(run_id) must each be one file name (no C(/) or C(\\), not
+        C(.) or C(..), no leading C(.)); anything else is refused before anything is written.
     type: str
   release:
-    description: Release this backup belongs to; recorded in the manifest.
+    description: Release this backup belongs to; recorded in the manifest, part of its name.
+    type: str
+  run_id:
+    description:
+      - The run this backup belongs to (C(stagegate_run_id)); recorded in the manifest and
+        part of the archive name, so every run has its own archive.
     type: str
   format:
     description: C(pg_dump) archive format.
@@ -86,7 +107,7 @@ options:
         C(<state_dir>/releases/<release>/manifest.json) is protected from retention.
     type: path
   force:
-    description: Take a new backup even when a verified one of the same name exists.
+    description: Take a new backup even when an earlier one is provably of the current state.
     type: bool
     default: false
   progress_file:
@@ -100,8 +121,11 @@ attributes:
     support: none
     description: Returns no diff.
   idempotent:
-    support: full
-    description: With a fixed O(name) or O(release), a verified archive of that name is kept.
+    support: partial
+    description:
+      - A second run reuses the archive of the first (C(changed=false)) only while nothing in
+        the cluster committed since; any commit, also by this module's own O(verify=restore)
+        rehearsal, makes the next run take a new backup.
 notes:
   - Directory format in a container is dumped inside the container, then copied out.
 seealso:
@@ -117,6 +141,7 @@ EXAMPLES = r"""
     db: "{{ stagegate_db }}"
     backup_dir: "{{ stagegate_state_dir }}/backups"
     release: "{{ stagegate_release }}"
+    run_id: "{{ stagegate_run_id }}"
     verify: restore
     keep: 5
     state_dir: "{{ stagegate_state_dir }}"
@@ -145,7 +170,7 @@ manifest_path:
 manifest:
   description:
     - The manifest (database, server_version, size_bytes, sha256, duration_seconds,
-      release, tables, verification).
+      release, run_id, tables, locale, state, verification).
   returned: success
   type: dict
 progress:
@@ -153,6 +178,19 @@ progress:
   returned: when a dump ran
   type: list
   elements: dict
+reused:
+  description: Whether an earlier archive, provably of the current state, was reused.
+  returned: always
+  type: bool
+reuse_check:
+  description: Why an earlier archive was or was not reused.
+  returned: unless O(force)
+  type: str
+swept:
+  description: Temporary files of interrupted earlier runs that this run removed.
+  returned: when a backup was taken
+  type: list
+  elements: str
 removed:
   description: Archives removed (or, in check mode, that would be removed) by retention.
   returned: always
