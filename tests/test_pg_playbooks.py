@@ -92,6 +92,8 @@ def backup_playbook(stack: Any, run_id: str) -> tuple[Any, Path]:
     assert run.rc == 0, run.output[-4000:]
     manifest = stack.state_dir / "backups" / f"app-v2-{run_id}.dump.manifest.json"
     assert json.loads(manifest.read_text())["run_id"] == run_id
+    # the fact the release manifest records (stagegate_backup) names this run's archive
+    assert f"Backup {manifest.parent}/app-v2-{run_id}.dump" in " ".join(run.output.split())
     assert "Take the deploy lock" in run.output
     assert not (stack.state_dir / "lock.json").exists()
     return run, manifest
