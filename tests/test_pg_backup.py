@@ -9,8 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from subprocess import Popen
 from typing import Any
 
 import pytest
@@ -428,17 +429,32 @@ def test_full_disk_leaves_no_archive_without_its_manifest(
     assert backup_dir_entries(tiny_disk) == ["full.dump", "full.dump.manifest.json"]
 
 
-def start_module(name: str, args: dict[str, Any], tmp: Path) -> subprocess.Popen[str]:
-    """A module process left running (run_module waits for it)."""
-    args_file = tmp / f"{name}-{time.monotonic_ns()}.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    return subprocess.Popen(
-        [sys.executable, str(MODULES / f"{name}.py"), str(args_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+@pytest.fixture
+def start_module(tmp_path: Path) -> Iterator[Callable[[str, dict[str, Any]], Popen[str]]]:
+    """Start a module process left running (run_module waits for it); every process still
+    running at the end of the test, also of a failed one, is killed."""
+    started: list[Popen[str]] = []
+
+    def start(name: str, args: dict[str, Any]) -> Popen[str]:
+        args_file = tmp_path / f"{name}-{time.monotonic_ns()}.json"
+        args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+        proc = subprocess.Popen(
+            [sys.executable, str(MODULES / f"{name}.py"), str(args_file)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
 
 
-def wait_for_partial(backup_dir: Path, proc: subprocess.Popen[str]) -> Path:
+def wait_for_partial(backup_dir: Path, proc: Popen[str]) -> Path:
     deadline = time.monotonic() + 60
     while True:
         found = [p for p in backup_dir.glob(".stagegate-partial-*") if p.suffix == ".dump"]
@@ -450,7 +466,10 @@ def wait_for_partial(backup_dir: Path, proc: subprocess.Popen[str]) -> Path:
 
 
 def test_two_backups_into_one_directory_and_the_leftover_of_a_killed_one(
-    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+    pg_cluster: PgCluster,
+    sample_db: str,
+    tmp_path: Path,
+    start_module: Callable[[str, dict[str, Any]], Popen[str]],
 ) -> None:
     # Issue 13 item 10: the second backup's leftover sweep deleted the first one's in-flight
     # partial and the first failed with "is empty". A run whose progress file is a FIFO
@@ -459,9 +478,7 @@ def test_two_backups_into_one_directory_and_the_leftover_of_a_killed_one(
     fifo = tmp_path / "progress.fifo"
     os.mkfifo(fifo)
     base = {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(backup_dir)}
-    first = start_module(
-        "pg_backup", {**base, "name": "first", "progress_file": str(fifo)}, tmp_path
-    )
+    first = start_module("pg_backup", {**base, "name": "first", "progress_file": str(fifo)})
     in_flight = wait_for_partial(backup_dir, first)
     second = run_module("pg_backup", {**base, "name": "second"})
     assert second.get("failed") is not True, second
@@ -477,9 +494,7 @@ def test_two_backups_into_one_directory_and_the_leftover_of_a_killed_one(
     assert done["manifest"]["verified"] is True
     # a run killed in flight leaves its partial; the next run alone in the directory removes
     # it (mutant: no sweep) and nothing else
-    killed = start_module(
-        "pg_backup", {**base, "name": "killed", "progress_file": str(fifo)}, tmp_path
-    )
+    killed = start_module("pg_backup", {**base, "name": "killed", "progress_file": str(fifo)})
     leftover = wait_for_partial(backup_dir, killed)
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=30)
