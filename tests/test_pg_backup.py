@@ -28,11 +28,11 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_archive impo
 from conftest import PgCluster, free_port
 from pg_fixtures import (
     MODULES,
-    SAMPLE_SCHEMA,
     backup_dir_entries,
     count_scratch,
     db_arg,
     run_module,
+    sample_database,
 )
 
 
@@ -286,12 +286,8 @@ def test_retention_keeps_newest_and_the_release_backup(
 
 @pytest.fixture
 def quiet_db(quiet_cluster: PgCluster) -> Iterator[str]:
-    name = quiet_cluster.create_database()
-    quiet_cluster.psql(SAMPLE_SCHEMA, name)
-    try:
+    with sample_database(quiet_cluster) as name:
         yield name
-    finally:
-        quiet_cluster.drop_database(name)
 
 
 def test_backup_reused_only_when_provably_of_the_current_state(
