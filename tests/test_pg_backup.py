@@ -331,6 +331,14 @@ def test_backup_reused_only_when_provably_of_the_current_state(
         backup_args(quiet_cluster, quiet_db, tmp_path, release="v1", run_id="run6", force=True),
     )
     assert (forced["changed"], forced["reused"]) == (True, False)
+    # nothing committed since run6, but it was only listed: no stand-in for a rehearsal
+    rehearsed = run_module(
+        "pg_backup",
+        backup_args(
+            quiet_cluster, quiet_db, tmp_path, release="v1", run_id="run7", verify="restore"
+        ),
+    )
+    assert (rehearsed["changed"], rehearsed["reused"]) == (True, False)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ description:
     reused only when it is provably of the database as it is now, that is, the same cluster
     (system identifier, postmaster start) and database (oid), no transaction committed
     anywhere in the cluster since its dump (the same transaction snapshot), the same
-    sequence values, and its content still has the sha256 of its manifest. Anything else,
+    sequence values, its content still has the sha256 of its manifest, and it was verified
+    at least as O(verify) asks. Anything else,
     or anything that cannot be proven (a sequence the role cannot read), takes a new backup.
   - Several runs may write into one O(backup_dir) at once; each holds a shared lock on
     C(.stagegate-backup.lock) and uses temporary names of its own. Temporary files of
@@ -271,6 +272,9 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
+VERIFY_LEVELS = {"none": 0, "list": 1, "restore": 2}
+
+
 class BackupManager:
     def __init__(self, module: Any) -> None:
         self.module = module
@@ -361,7 +365,9 @@ class BackupManager:
         return None
 
     def _candidates(self) -> list[tuple[Path, dict[str, Any]]]:
-        """Verified archives of this database, newest first (only `name` itself when set)."""
+        """Verified archives of this database in this format, verified at least as `verify`
+        asks (a listed archive does not stand in for a rehearsed one), newest first (only
+        `name` itself when set)."""
         if not self.backup_dir.is_dir():
             return []
         if self.params["name"]:
@@ -378,10 +384,12 @@ class BackupManager:
                 self.module.warn(f"{exc.msg}; it is not reused")
                 continue
             archive = Path(str(path)[: -len(MANIFEST_SUFFIX)])
+            level = (manifest.get("verification") or {}).get("level", "none")
             if (
                 manifest.get("verified")
                 and manifest.get("database") == self.target.dbname
                 and manifest.get("format") == self.params["format"]
+                and VERIFY_LEVELS.get(level, -1) >= VERIFY_LEVELS[self.params["verify"]]
                 and archive.exists()
             ):
                 found.append((str(manifest.get("created", "")), archive, manifest))
