@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from subprocess import Popen
 from typing import Any
@@ -396,24 +397,43 @@ def test_damaged_manifests_are_named_never_a_traceback(
     assert Path(first["path"]).exists()
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs with room for the backup lock, a filler and one more file (4 inodes with its
-    root): the dump fits, the manifest written next does not (ENOSPC). Unmounted after."""
-    mount = tmp_path / "tiny"
+@contextmanager
+def tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A tmpfs of its own at `mount` (made), unmounted afterwards."""
     mount.mkdir()
     proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=4", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(f"cannot mount a tmpfs (root and CAP_SYS_ADMIN needed): {proc.stderr}")
     try:
-        (mount / ".stagegate-backup.lock").touch()
-        (mount / "filler").touch()
         yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs with room for the backup lock, a filler and one more file (4 inodes with its
+    root): the dump fits, the manifest written next does not (ENOSPC)."""
+    with tmpfs(tmp_path / "tiny", "size=64m,nr_inodes=4") as mount:
+        (mount / ".stagegate-backup.lock").touch()
+        (mount / "filler").touch()
+        yield mount
+
+
+def test_read_only_backup_dir_fails_naming_the_cause(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    # Issue 13 item 17: a bare "Module failed: [Errno 30]" named no cause.
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
+        backup_dir = mount / "backups"
+        args = {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(backup_dir)}
+        result = run_module("pg_backup", args)
+    assert result["failed"] is True
+    assert f"Read-only file system {backup_dir}" in result["msg"]
+    assert result["msg"].startswith(f"host=127.0.0.1 port={pg_cluster.port} dbname={sample_db}")
 
 
 def test_full_disk_leaves_no_archive_without_its_manifest(
