@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +56,22 @@ ANALYZE;
 """
 
 
-@pytest.fixture
-def sample_db(pg_cluster: PgCluster) -> Iterator[str]:
-    """A database with two tables (200 and 1000 rows), an index and a view."""
-    name = pg_cluster.create_database()
-    pg_cluster.psql(SAMPLE_SCHEMA, name)
+@contextmanager
+def sample_database(cluster: PgCluster) -> Iterator[str]:
+    """A database with two tables (200 and 1000 rows), an index and a view; dropped after."""
+    name = cluster.create_database()
+    cluster.psql(SAMPLE_SCHEMA, name)
     try:
         yield name
     finally:
-        pg_cluster.drop_database(name)
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def sample_db(pg_cluster: PgCluster) -> Iterator[str]:
+    """The sample database on the session cluster."""
+    with sample_database(pg_cluster) as name:
+        yield name
 
 
 def count_scratch(cluster: PgCluster, prefix: str = "stagegate_") -> int:
@@ -110,3 +118,19 @@ def password_cluster() -> Iterator[PgCluster]:
         yield cluster
     finally:
         stop_pg_cluster(cluster)
+
+
+@pytest.fixture(scope="module")
+def quiet_cluster() -> Iterator[PgCluster]:
+    """A cluster of its own without autovacuum: nothing commits unless a test does, so whether
+    a backup is provably of the current database state is decided by the test alone."""
+    cluster = start_pg_cluster({"autovacuum": "off"})
+    try:
+        yield cluster
+    finally:
+        stop_pg_cluster(cluster)
+
+
+def backup_dir_entries(directory: Path) -> list[str]:
+    """Names in a backup directory, less the directory's lock file (it stays, by design)."""
+    return sorted(p.name for p in directory.iterdir() if p.name != ".stagegate-backup.lock")

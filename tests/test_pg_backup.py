@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from subprocess import Popen
+from typing import Any
 
 import pytest
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
@@ -21,7 +27,14 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_archive impo
     verify_listing,
 )
 from conftest import PgCluster, free_port
-from pg_fixtures import MODULES, count_scratch, db_arg, run_module
+from pg_fixtures import (
+    MODULES,
+    backup_dir_entries,
+    count_scratch,
+    db_arg,
+    run_module,
+    sample_database,
+)
 
 
 def backup_args(cluster: PgCluster, db: str, tmp_path: Path, **extra: object) -> dict[str, object]:
@@ -46,9 +59,16 @@ def test_backup_verified_with_manifest_and_idempotent(
     assert manifest["sha256"] == hashlib.sha256(Path(first["path"]).read_bytes()).hexdigest()
     assert manifest["size_bytes"] == Path(first["path"]).stat().st_size
     assert {e["table"] for e in first["progress"]} >= {"public.orders", "public.customers"}
+    # the rehearsal's scratch database was created and dropped after the dump: those commits
+    # make "nothing changed since" unprovable, so a second run takes a backup of its own
     again = run_module("pg_backup", args)
-    assert again["changed"] is False
-    assert not [p for p in Path(first["path"]).parent.iterdir() if p.name.startswith(".")]
+    assert again["changed"] is True
+    assert again["reused"] is False
+    assert again["path"] != first["path"]
+    assert backup_dir_entries(Path(first["path"]).parent) == sorted(
+        [Path(first["path"]).name, Path(first["path"]).name + ".manifest.json",
+         Path(again["path"]).name, Path(again["path"]).name + ".manifest.json"]
+    )  # fmt: skip
     assert count_scratch(pg_cluster) == 0
 
 
@@ -146,9 +166,7 @@ def test_server_stopped_mid_backup_leaves_nothing_good(
     assert "pg_dump failed" in result["msg"]
     assert "stderr" in result
     assert result["rc"] != 0
-    assert (
-        sorted(p.name for p in backup_dir.iterdir()) == []
-    )  # no final file, no manifest, no partial
+    assert backup_dir_entries(backup_dir) == []  # no final file, no manifest, no partial
 
 
 @pytest.fixture
@@ -240,22 +258,23 @@ def test_retention_keeps_newest_and_the_release_backup(
 ) -> None:
     paths = {}
     for release in ("r1", "r2", "r3"):
-        result = run_module(
-            "pg_backup", backup_args(pg_cluster, sample_db, tmp_path, release=release)
-        )
-        paths[release] = result["path"]
+        # force: nothing changes in between, so the first backup would be reused otherwise
+        args = backup_args(pg_cluster, sample_db, tmp_path, release=release, force=True)
+        paths[release] = run_module("pg_backup", args)["path"]
     state = tmp_path / "state"
     (state / "releases" / "r4").mkdir(parents=True)
     (state / "releases" / "r4" / "manifest.json").write_text(
         json.dumps({"backup": {"path": paths["r1"]}})
     )
-    args = backup_args(pg_cluster, sample_db, tmp_path, release="r4", keep=1, state_dir=str(state))
+    args = backup_args(
+        pg_cluster, sample_db, tmp_path, release="r4", keep=1, state_dir=str(state), force=True
+    )
     planned = run_module("pg_backup", args, check_mode=True)
     assert sorted(planned["removed"]) == sorted([paths["r2"], paths["r3"]])
     assert Path(paths["r2"]).exists()
     done = run_module("pg_backup", args)
     assert sorted(done["removed"]) == sorted([paths["r2"], paths["r3"]])
-    left = sorted(p.name for p in Path(paths["r1"]).parent.iterdir())
+    left = backup_dir_entries(Path(paths["r1"]).parent)
     assert left == sorted(
         [
             Path(paths["r1"]).name,
@@ -263,4 +282,250 @@ def test_retention_keeps_newest_and_the_release_backup(
             Path(done["path"]).name,
             Path(done["path"]).name + ".manifest.json",
         ]
+    )
+
+
+@pytest.fixture
+def quiet_db(quiet_cluster: PgCluster) -> Iterator[str]:
+    with sample_database(quiet_cluster) as name:
+        yield name
+
+
+def test_backup_reused_only_when_provably_of_the_current_state(
+    quiet_cluster: PgCluster, quiet_db: str, tmp_path: Path
+) -> None:
+    def backup(run_id: str, check_mode: bool = False) -> dict[str, Any]:
+        args = backup_args(quiet_cluster, quiet_db, tmp_path, release="v1", run_id=run_id)
+        result = run_module("pg_backup", args, check_mode=check_mode)
+        assert result.get("failed") is not True, result
+        return result
+
+    first = backup("run1")
+    assert Path(first["path"]).name == f"{quiet_db}-v1-run1.dump"  # named by the run
+    assert first["changed"] is True
+    assert first["manifest"]["run_id"] == "run1"
+    # nothing committed since: the same state, provably; the archive is reused
+    planned = backup("run2", check_mode=True)
+    assert (planned["changed"], planned["reused"]) == (False, True)
+    same = backup("run2")
+    assert (same["changed"], same["reused"], same["path"]) == (False, True, first["path"])
+    # the content no longer has its sha256 (mutant: no re-check on reuse): a new backup
+    archive = Path(first["path"])
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    fresh = backup("run3")
+    assert (fresh["changed"], fresh["reused"]) == (True, False)
+    assert Path(fresh["path"]).name == f"{quiet_db}-v1-run3.dump"
+    # a committed write (e.g. the restore of a rollback, or the app): never reused
+    quiet_cluster.psql("INSERT INTO customers (name) VALUES ('late')", quiet_db)
+    after_write = backup("run4")
+    assert (after_write["changed"], after_write["reused"]) == (True, False)
+    assert after_write["manifest"]["tables"]["public.customers"]["rows"] == 201
+    assert "changed" in after_write["reuse_check"]
+    # nextval changes a sequence without any transaction: never reused either
+    quiet_cluster.psql("SELECT nextval('orders_id_seq')", quiet_db)
+    after_nextval = backup("run5")
+    assert (after_nextval["changed"], after_nextval["reused"]) == (True, False)
+    forced = run_module(
+        "pg_backup",
+        backup_args(quiet_cluster, quiet_db, tmp_path, release="v1", run_id="run6", force=True),
+    )
+    assert (forced["changed"], forced["reused"]) == (True, False)
+    # nothing committed since run6, but it was only listed: no stand-in for a rehearsal
+    rehearsed = run_module(
+        "pg_backup",
+        backup_args(
+            quiet_cluster, quiet_db, tmp_path, release="v1", run_id="run7", verify="restore"
+        ),
+    )
+    assert (rehearsed["changed"], rehearsed["reused"]) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("name", "../../escaped"),
+        ("name", "/tmp/absolute"),
+        ("name", "sub/dir"),
+        ("name", ".."),
+        ("release", "../v1"),
+        ("run_id", "a\\b"),
+        ("name", ".stagegate-partial-x"),
+    ],
+)
+def test_names_that_leave_the_backup_dir_are_refused(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path, option: str, value: str
+) -> None:
+    backup_dir = tmp_path / "a" / "b" / "backups"
+    args = {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(backup_dir), option: value}
+    for check_mode in (True, False):
+        result = run_module("pg_backup", args, check_mode=check_mode)
+        assert result["failed"] is True
+        assert f"{option}={value!r}" in result["msg"]
+        assert "expected one file name" in result["msg"]
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == []
+    assert not Path("/tmp/absolute.dump").exists()
+
+
+def test_damaged_manifests_are_named_never_a_traceback(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    args = backup_args(pg_cluster, sample_db, tmp_path, name="named")
+    first = run_module("pg_backup", args)
+    manifest = Path(first["manifest_path"])
+    manifest.write_text(manifest.read_text()[:40])  # torn: a crash mid-write elsewhere
+    again = run_module("pg_backup", args)
+    assert again["failed"] is True
+    assert f"backup manifest {manifest} cannot be read" in again["msg"]
+    assert "Traceback" not in json.dumps(again)
+    restore = run_module(
+        "pg_restore", {"db": db_arg(pg_cluster, "postgres"), "backup": first["path"]}
+    )
+    assert restore["failed"] is True
+    assert f"backup manifest {manifest} cannot be read" in restore["msg"]
+    # a damaged release manifest: retention must not guess which backup it protected
+    state = tmp_path / "state"
+    (state / "releases" / "v2").mkdir(parents=True)
+    (state / "releases" / "v2" / "manifest.json").write_text('{"backup": {"pa')
+    kept = run_module(
+        "pg_backup",
+        backup_args(pg_cluster, sample_db, tmp_path, release="v2", keep=1, state_dir=str(state)),
+    )
+    assert kept["failed"] is True
+    assert f"release manifest {state}/releases/v2/manifest.json cannot be read" in kept["msg"]
+    assert Path(first["path"]).exists()
+
+
+@contextmanager
+def tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A tmpfs of its own at `mount` (made), unmounted afterwards."""
+    mount.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (root and CAP_SYS_ADMIN needed): {proc.stderr}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs with room for the backup lock, a filler and one more file (4 inodes with its
+    root): the dump fits, the manifest written next does not (ENOSPC)."""
+    with tmpfs(tmp_path / "tiny", "size=64m,nr_inodes=4") as mount:
+        (mount / ".stagegate-backup.lock").touch()
+        (mount / "filler").touch()
+        yield mount
+
+
+def test_read_only_backup_dir_fails_naming_the_cause(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    # Issue 13 item 17: a bare "Module failed: [Errno 30]" named no cause.
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mount:
+        backup_dir = mount / "backups"
+        args = {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(backup_dir)}
+        result = run_module("pg_backup", args)
+    assert result["failed"] is True
+    assert f"Read-only file system {backup_dir}" in result["msg"]
+    assert result["msg"].startswith(f"host=127.0.0.1 port={pg_cluster.port} dbname={sample_db}")
+
+
+def test_full_disk_leaves_no_archive_without_its_manifest(
+    pg_cluster: PgCluster, sample_db: str, tiny_disk: Path
+) -> None:
+    # Issue 13 item 9: the archive was renamed to its final name before its manifest was
+    # written, so a full disk left a good-looking archive with no manifest.
+    args = {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(tiny_disk), "name": "full"}
+    result = run_module("pg_backup", args)
+    assert result["failed"] is True
+    assert f"writing the manifest {tiny_disk}/full.dump.manifest.json failed" in result["msg"]
+    assert "No space left on device" in result["msg"]
+    assert backup_dir_entries(tiny_disk) == ["filler"]  # no archive, manifest or partial
+    (tiny_disk / "filler").unlink()  # room again: the next run succeeds
+    again = run_module("pg_backup", args)
+    assert again.get("failed") is not True, again
+    assert backup_dir_entries(tiny_disk) == ["full.dump", "full.dump.manifest.json"]
+
+
+@pytest.fixture
+def start_module(tmp_path: Path) -> Iterator[Callable[[str, dict[str, Any]], Popen[str]]]:
+    """Start a module process left running (run_module waits for it); every process still
+    running at the end of the test, also of a failed one, is killed."""
+    started: list[Popen[str]] = []
+
+    def start(name: str, args: dict[str, Any]) -> Popen[str]:
+        args_file = tmp_path / f"{name}-{time.monotonic_ns()}.json"
+        args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+        proc = subprocess.Popen(
+            [sys.executable, str(MODULES / f"{name}.py"), str(args_file)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
+def wait_for_partial(backup_dir: Path, proc: Popen[str]) -> Path:
+    deadline = time.monotonic() + 60
+    while True:
+        found = [p for p in backup_dir.glob(".stagegate-partial-*") if p.suffix == ".dump"]
+        if found:
+            return found[0]
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no partial archive appeared"
+        time.sleep(0.05)
+
+
+def test_two_backups_into_one_directory_and_the_leftover_of_a_killed_one(
+    pg_cluster: PgCluster,
+    sample_db: str,
+    tmp_path: Path,
+    start_module: Callable[[str, dict[str, Any]], Popen[str]],
+) -> None:
+    # Issue 13 item 10: the second backup's leftover sweep deleted the first one's in-flight
+    # partial and the first failed with "is empty". A run whose progress file is a FIFO
+    # without a reader stops, in flight, at its first progress line: no timing involved.
+    backup_dir = tmp_path / "backups"
+    fifo = tmp_path / "progress.fifo"
+    os.mkfifo(fifo)
+    base = {"db": db_arg(pg_cluster, sample_db), "backup_dir": str(backup_dir)}
+    first = start_module("pg_backup", {**base, "name": "first", "progress_file": str(fifo)})
+    in_flight = wait_for_partial(backup_dir, first)
+    second = run_module("pg_backup", {**base, "name": "second"})
+    assert second.get("failed") is not True, second
+    assert second["swept"] == []
+    assert in_flight.exists()  # not swept: its run holds the directory's lock
+    reader = os.open(fifo, os.O_RDWR)  # a reader: the first run goes on
+    try:
+        out, err = first.communicate(timeout=120)
+    finally:
+        os.close(reader)
+    done = json.loads(out)
+    assert done.get("failed") is not True, (done, err)
+    assert done["manifest"]["verified"] is True
+    # a run killed in flight leaves its partial; the next run alone in the directory removes
+    # it (mutant: no sweep) and nothing else
+    killed = start_module("pg_backup", {**base, "name": "killed", "progress_file": str(fifo)})
+    leftover = wait_for_partial(backup_dir, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=30)
+    assert leftover.exists()
+    after = run_module("pg_backup", {**base, "name": "after", "force": True})
+    assert after.get("failed") is not True, after
+    assert after["swept"] == [leftover.name]
+    assert backup_dir_entries(backup_dir) == sorted(
+        f"{n}.dump{s}" for n in ("first", "second", "after") for s in ("", ".manifest.json")
     )

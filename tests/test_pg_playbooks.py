@@ -81,6 +81,24 @@ def start_sandbox_postgres(stack: Any) -> None:
             pytest.fail(f"sandbox postgres did not start: {exc.stderr}\n{retry.stderr}")
 
 
+def backup_playbook(stack: Any, run_id: str) -> tuple[Any, Path]:
+    """backup.yml for v2 as run `run_id`: its archive is named by the run, and the deploy
+    lock was taken and released again."""
+    from sandbox_fixtures import run_playbook  # noqa: PLC0415 - beside the sandbox imports
+
+    run = run_playbook(
+        "backup.yml", stack.extra_vars(stagegate_release="v2", stagegate_run_id=run_id)
+    )
+    assert run.rc == 0, run.output[-4000:]
+    manifest = stack.state_dir / "backups" / f"app-v2-{run_id}.dump.manifest.json"
+    assert json.loads(manifest.read_text())["run_id"] == run_id
+    # the fact the release manifest records (stagegate_backup) names this run's archive
+    assert f"Backup {manifest.parent}/app-v2-{run_id}.dump" in " ".join(run.output.split())
+    assert "Take the deploy lock" in run.output
+    assert not (stack.state_dir / "lock.json").exists()
+    return run, manifest
+
+
 @pytest.mark.slow
 @pytest.mark.docker
 def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
@@ -107,9 +125,7 @@ def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
     dryrun = run_playbook("migrate_dryrun.yml", sandbox_stack.extra_vars(stagegate_release="v2"))
     assert dryrun.rc == 0, dryrun.output[-4000:]
     assert "Migration dry-run PASS: 2 pending" in dryrun.output
-    backup = run_playbook("backup.yml", sandbox_stack.extra_vars(stagegate_release="v2"))
-    assert backup.rc == 0, backup.output[-4000:]
-    manifest_path = sandbox_stack.state_dir / "backups" / "app-v2.dump.manifest.json"
+    backup, manifest_path = backup_playbook(sandbox_stack, "run-a")
     manifest = json.loads(manifest_path.read_text())
     assert manifest["verified"] is True
     assert "public.items" in manifest["tables"]
@@ -121,6 +137,10 @@ def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
     assert restored.get("failed") is not True, (restored["msg"], restored.get("stderr"))
     assert restored["verification"]["mismatched"] == {}
     run_module("pg_clone", {"db": db, "name": "app_restored", "state": "absent"})
+    # the restore committed (as a rollback's would): the next run's backup is its own, never
+    # the earlier one (issue 12 item 4: a re-promotion after a rollback reused an old backup)
+    again, _ = backup_playbook(sandbox_stack, "run-b")
+    assert "reused" not in again.output
 
     # a directory-format dump made in parallel inside the container, restored in parallel there
     in_container = {"db": {**db, "container": "postgres"}, "compose_project": sandbox_stack.project}

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from ansible_collections.stagegate.release.plugins.module_utils._pg import other_sessions
-from conftest import PgCluster, unique_name
+from conftest import PgCluster, free_port, unique_name
 from pg_fixtures import SAMPLE_SCHEMA, db_arg, fingerprint, run_module
 
 
@@ -140,3 +143,116 @@ def test_non_superuser_skips_extensions_it_cannot_create(
     finally:
         pg_cluster.drop_database(dbname)
         pg_cluster.psql(f'DROP ROLE "{role}"')
+
+
+@pytest.mark.parametrize("encoding", ["SQL_ASCII", "LATIN1", "UTF8"])
+def test_databases_of_any_encoding_are_backed_up_and_restored(
+    pg_cluster: PgCluster, tmp_path: Path, encoding: str
+) -> None:
+    # Issue 12 item 7: in a SQL_ASCII database psycopg 3 returned bytes for text and pg_backup
+    # crashed with "a bytes-like object is required, not 'str'".
+    source, restored_name = unique_name("sgenc_"), unique_name("sgenc_")
+    pg_cluster.psql(
+        f"CREATE DATABASE {source} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' "
+        "TEMPLATE template0"
+    )
+    raw_byte = "E'caf\\351'" if encoding == "SQL_ASCII" else "'plain'"  # not UTF-8 at all
+    with psycopg.connect(pg_cluster.dsn(source), autocommit=True, client_encoding="UTF8") as conn:
+        conn.execute('CREATE TABLE "café" (id serial PRIMARY KEY, t text)')
+        conn.execute(
+            """INSERT INTO "café" (t) SELECT 'crème ' || g FROM generate_series(1, 50) g"""
+        )
+        conn.execute("CREATE TABLE raw (t text)")
+        conn.execute(f"INSERT INTO raw VALUES ({raw_byte}), ('x')")  # noqa: S608 - test literal
+    try:
+        db = db_arg(pg_cluster, source)
+        backup = run_module(
+            "pg_backup", {"db": db, "backup_dir": str(tmp_path), "verify": "restore"}
+        )
+        assert backup.get("failed") is not True, (backup.get("msg"), backup.get("exception"))
+        manifest = backup["manifest"]
+        assert manifest["tables"]["public.café"]["rows"] == 50
+        assert manifest["tables"]["public.raw"]["rows"] == 2
+        assert manifest["locale"] == {"encoding": encoding, "lc_collate": "C", "lc_ctype": "C"}
+        assert manifest["verification"]["rows"] == {"public.café": 50, "public.raw": 2}
+        restored = run_module(
+            "pg_restore",
+            {"db": db_arg(pg_cluster, "postgres"), "backup": backup["path"],
+             "name": restored_name},
+        )  # fmt: skip
+        assert restored.get("failed") is not True, (restored.get("msg"), restored.get("stderr"))
+        assert restored["verification"]["mismatched"] == {}
+        assert restored["verification"]["rows"]["public.café"] == 50
+        query = "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = %s"
+        with psycopg.connect(pg_cluster.dsn("postgres")) as conn:
+            assert conn.execute(query, (restored_name,)).fetchone() == (encoding,)
+    finally:
+        pg_cluster.drop_database(source)
+        pg_cluster.drop_database(restored_name)
+
+
+@pytest.fixture
+def socket_in_tmp_container() -> Iterator[tuple[str, int]]:
+    """A PostgreSQL container listening on port 5433 with its socket in /tmp (neither the
+    default), published on a free port; the owner of `appdb` is a non-superuser with a
+    password (scram-sha-256 over TCP). Removed afterwards."""
+    name, port = unique_name("sgt-pgsock-"), free_port()
+    script = (
+        "initdb -D /tmp/d -A trust -U postgres >/dev/null && "
+        "echo 'host all all all scram-sha-256' >> /tmp/d/pg_hba.conf && "
+        "exec postgres -D /tmp/d -c port=5433 -c unix_socket_directories=/tmp "
+        "-c listen_addresses='*'"
+    )
+    subprocess.run(
+        ["docker", "run", "-d", "--name", name, "--user", "postgres",
+         "-e", "PATH=/usr/lib/postgresql/15/bin:/usr/bin:/bin", "-p", f"127.0.0.1:{port}:5433",
+         "stagegate/base:bookworm", "sh", "-c", script],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            proc = subprocess.run(
+                ["docker", "exec", name, "psql", "-h", "/tmp", "-p", "5433", "-U", "postgres",
+                 "-v", "ON_ERROR_STOP=1",
+                 "-c", "CREATE ROLE owner LOGIN CREATEDB PASSWORD 'own-pw'",
+                 "-c", "CREATE DATABASE appdb OWNER owner"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if proc.returncode == 0:
+                break
+            assert time.monotonic() < deadline, proc.stderr
+            time.sleep(0.3)
+        with psycopg.connect(
+            host="127.0.0.1", port=port, dbname="appdb", user="owner", password="own-pw"
+        ) as conn:
+            conn.execute(SAMPLE_SCHEMA)
+        yield name, port
+    finally:
+        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
+
+
+@pytest.mark.docker
+def test_container_socket_dir_port_and_non_superuser_owner(
+    socket_in_tmp_container: tuple[str, int], tmp_path: Path
+) -> None:
+    # Issue 12 item 8: pg_dump through docker exec assumed the default socket directory.
+    container, port = socket_in_tmp_container
+    db = {"host": "127.0.0.1", "port": port, "name": "appdb", "user": "owner",
+          "password": "own-pw", "container": container}  # fmt: skip
+    without = run_module("pg_backup", {"db": db, "backup_dir": str(tmp_path), "name": "x"})
+    assert without["failed"] is True
+    assert "db.socket_dir" in without["msg"]  # the cause and the option that fixes it
+    assert "own-pw" not in json.dumps(without)
+    db["socket_dir"] = "/tmp"  # the port in the container (5433) is the server's own setting
+    backup = run_module(
+        "pg_backup", {"db": db, "backup_dir": str(tmp_path), "name": "sock", "verify": "restore"}
+    )
+    assert backup.get("failed") is not True, (backup.get("msg"), backup.get("stderr"))
+    assert backup["manifest"]["verification"]["rows"]["public.orders"] == 1000
+    restored = run_module(
+        "pg_restore", {"db": db, "backup": backup["path"], "mode": "clean", "force": True}
+    )
+    assert restored.get("failed") is not True, (restored.get("msg"), restored.get("stderr"))
+    assert restored["verification"]["mismatched"] == {}
+    assert "own-pw" not in json.dumps([backup, restored])

@@ -43,6 +43,18 @@ options:
             C(pg_dump)/C(pg_restore) run inside it through C(docker exec) (over its local
             socket) so the tool version matches the server.
         type: str
+      socket_dir:
+        description:
+          - With O(db.container), the directory of the server's Unix socket inside the
+            container (its C(unix_socket_directories), e.g. C(/tmp)). Default is libpq's own
+            (C(/var/run/postgresql) on Debian images).
+        type: str
+      container_port:
+        description:
+          - With O(db.container), the port the server listens on inside the container (the
+            socket is named after it). Default is the server's own C(port) setting, read through
+            the SQL connection, so a published port that differs needs nothing here.
+        type: int
       connect_timeout:
         description: Seconds to wait for a connection.
         type: int

@@ -53,6 +53,8 @@ DB_ARGUMENT_SPEC: dict[str, Any] = {
             "user": {"type": "str", "default": "postgres"},
             "password": {"type": "str", "no_log": True},
             "container": {"type": "str"},
+            "socket_dir": {"type": "str"},
+            "container_port": {"type": "int"},
             "connect_timeout": {"type": "int", "default": 10},
         },
     },
@@ -91,6 +93,10 @@ def cleanup_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+# The server's own port per connection (one module process talks to one server).
+_PORT_CACHE: dict[str, int] = {}
+
+
 @dataclass(frozen=True)
 class PgTarget:
     """Where a database is and how to reach it; `redacted_dsn` is the only printable form."""
@@ -100,6 +106,10 @@ class PgTarget:
     container: str | None = None
     bin_dir: str | None = None
     compose_project: str | None = None
+    # Inside the container: the server's socket directory and port (default: libpq's
+    # directory, and the port the server reports as its own setting).
+    socket_dir: str | None = None
+    container_port: int | None = None
 
     @classmethod
     def from_module_params(cls, module_params: dict[str, Any]) -> PgTarget:
@@ -121,6 +131,8 @@ class PgTarget:
             container=module_params.get("container") or db.get("container"),
             bin_dir=module_params.get("bin_dir"),
             compose_project=module_params.get("compose_project"),
+            socket_dir=db.get("socket_dir"),
+            container_port=db.get("container_port"),
         )
 
     @property
@@ -140,9 +152,13 @@ class PgTarget:
         return replace(self, params={**self.params, "dbname": dbname})
 
     def connect(self, autocommit: bool = True) -> Any:
+        # UTF8 on the client side whatever the server encoding: the server converts from
+        # LATIN1 etc., and for SQL_ASCII (no conversion) psycopg would otherwise return bytes
+        # for text and encode queries as ASCII.
+        params = {"client_encoding": "UTF8", **self.params}
         try:
             return psycopg.connect(
-                make_conninfo(**self.params), password=self.password, autocommit=autocommit
+                make_conninfo(**params), password=self.password, autocommit=autocommit
             )
         except psycopg.Error as exc:
             raise PgError(
@@ -166,12 +182,29 @@ class PgTarget:
         if self.container:
             exec_env = ["-e", "PGPASSWORD"] if self.password else []
             container = resolve_container(self.container, self.compose_project)
-            connection = ["-U", self.user, "-d", name]
+            connection = ["-U", self.user, "-d", name, "-p", str(self.port_in_container())]
+            if self.socket_dir:
+                connection += ["-h", self.socket_dir]
             return ["docker", "exec", "-i", *exec_env, container, tool, *connection, *args]
         conninfo = make_conninfo(
             **{k: v for k, v in self.params.items() if k != "dbname"}, dbname=name
         )
         return [self.host_tool(tool), "-d", conninfo, *args]
+
+    def port_in_container(self) -> int:
+        """The port of the server's socket in its container: `container_port`, else the
+        server's own `port` setting (the published port on the host may differ)."""
+        if self.container_port:
+            return self.container_port
+        server = f"{self.params.get('host')}:{self.params.get('port')}"
+        if server not in _PORT_CACHE:
+            try:  # the maintenance database: the target may not exist yet (a restore)
+                conn = self.for_database("postgres").connect()
+            except PgError:
+                conn = self.connect()
+            with conn:
+                _PORT_CACHE[server] = int(conn.execute("SHOW port").fetchone()[0])
+        return _PORT_CACHE[server]
 
     def host_tool(self, tool: str) -> str:
         """A client tool on the host: bin_dir, else the newest server bindir, else PATH."""
@@ -245,6 +278,11 @@ class ToolRun:
     def failure(self, what: str) -> PgError:
         lines = self.error_lines or self.stderr.strip().splitlines()[-1:] or ["no output"]
         first = f"writing its output: {self.write_error}" if self.write_error else lines[0]
+        if self.argv[:2] == ["docker", "exec"] and "on socket" in first:
+            first += (
+                " (inside the container: set db.socket_dir to the server's "
+                "unix_socket_directories and db.container_port to its port)"
+            )
         return PgError(
             f"{what} failed (rc={self.rc}): {first}",
             cmd=redact_argv(self.argv),
@@ -420,6 +458,47 @@ def list_tables(conn: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+def database_state(conn: Any) -> dict[str, Any]:
+    """What proves that two reads saw the same database: the cluster (system identifier and
+    postmaster start: a restart may have emptied unlogged tables), the database (oid, name),
+    the committed transactions (the snapshot, cluster-wide: any commit anywhere changes it)
+    and the sequences (nextval/setval change them outside any transaction). `provable` is
+    false when a sequence cannot be read. In a REPEATABLE READ transaction the snapshot is
+    the transaction's own, the one `pg_dump --snapshot` dumps."""
+    row = conn.execute(
+        "SELECT (SELECT system_identifier::text FROM pg_control_system()), "
+        "pg_postmaster_start_time()::text, d.oid::bigint, d.datname, "
+        "txid_current_snapshot()::text "
+        "FROM pg_database d WHERE d.datname = current_database()"
+    ).fetchone()
+    sequences = conn.execute(
+        "SELECT schemaname, sequencename, last_value::text, "
+        "has_sequence_privilege(quote_ident(schemaname) || '.' || quote_ident(sequencename), "
+        "'SELECT') "
+        "FROM pg_sequences ORDER BY 1, 2"
+    ).fetchall()
+    digest = hashlib.sha256(repr([tuple(r[:3]) for r in sequences]).encode()).hexdigest()
+    return {
+        "system_identifier": row[0],
+        "postmaster_start": row[1],
+        "database_oid": int(row[2]),
+        "database": row[3],
+        "snapshot": row[4],
+        "sequences_sha256": digest,
+        "provable": all(r[3] for r in sequences),
+    }
+
+
+def same_state(recorded: Any, current: dict[str, Any]) -> bool:
+    """Whether a recorded database_state() proves the database unchanged since."""
+    return (
+        isinstance(recorded, dict)
+        and bool(recorded.get("provable"))
+        and bool(current.get("provable"))
+        and all(recorded.get(key) == value for key, value in current.items())
+    )
+
+
 def count_rows(conn: Any, tables: list[str]) -> dict[str, int]:
     """Exact row counts (count(*)), in the connection's current transaction/snapshot."""
     counts = {}
@@ -465,14 +544,37 @@ def drop_database(conn: Any, name: str, force: bool = True) -> None:
 
 
 def create_database(
-    conn: Any, name: str, template: str | None = None, strategy: str | None = None
+    conn: Any,
+    name: str,
+    template: str | None = None,
+    strategy: str | None = None,
+    locale: dict[str, str] | None = None,
 ) -> None:
+    """CREATE DATABASE; with `locale` ({encoding, lc_collate, lc_ctype}, as database_locale()
+    reads them) a copy of template0 with that encoding and locale, so a SQL_ASCII or LATIN1
+    database is restored as it was (a UTF8 database refuses its bytes)."""
     query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if locale and not template:
+        query += sql.SQL(" TEMPLATE template0 ENCODING {} LC_COLLATE {} LC_CTYPE {}").format(
+            sql.Literal(locale["encoding"]),
+            sql.Literal(locale["lc_collate"]),
+            sql.Literal(locale["lc_ctype"]),
+        )
     if template:
         query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     if strategy:
         query += sql.SQL(" STRATEGY {}").format(sql.SQL(strategy.upper()))
     conn.execute(query)
+
+
+def database_locale(conn: Any, dbname: str) -> dict[str, str] | None:
+    """Encoding and locale of a database, as CREATE DATABASE takes them."""
+    row = conn.execute(
+        "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database "
+        "WHERE datname = %s",
+        (dbname,),
+    ).fetchone()
+    return {"encoding": row[0], "lc_collate": row[1], "lc_ctype": row[2]} if row else None
 
 
 def scratch_name(prefix: str) -> str:
@@ -513,7 +615,9 @@ def pg_module(argument_spec: dict[str, Any], **kwargs: Any) -> Any:
 
 
 def run_manager(module: Any, manager: Any) -> None:
-    """Run a module's manager and exit: PgError and any psycopg error become fail_json."""
+    """Run a module's manager and exit. Every failure becomes fail_json with a message that
+    names its cause: PgError as is, psycopg errors with the DSN and SQLSTATE, OS errors with
+    the file, anything else with its type and the traceback in `exception`."""
     try:
         result = manager.run()
     except PgError as exc:
@@ -527,4 +631,26 @@ def run_manager(module: Any, manager: Any) -> None:
             ),
             **manager.result,
         )
+    except Exception as exc:  # reported with its cause, never a bare traceback
+        fail_json_from(
+            module, unexpected_failure(exc, manager.target.redacted_dsn), **manager.result
+        )
     module.exit_json(**result)
+
+
+def unexpected_failure(exc: BaseException, dsn: str) -> PgError:
+    """A PgError for an exception no step expected, naming what it was and where."""
+    import traceback  # noqa: PLC0415 - only on this path
+
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror or exc}{where}"
+        cause = f"file system or process error ({type(exc).__name__}): {text}"
+    elif isinstance(exc, UnicodeError):
+        cause = f"text that is not valid UTF-8 ({exc}); a SQL_ASCII database must hold UTF-8 names"
+    else:
+        cause = f"unexpected {type(exc).__name__}: {exc}"
+    return PgError(
+        f"{dsn}: {cause}",
+        exception="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    )

@@ -3,13 +3,19 @@
 """Dump archives: checksum, manifest, `pg_restore --list` reading, verification, retention.
 
 A backup is `<name>.dump` (custom format) or `<name>/` (directory format) with
-`<name>.dump.manifest.json` / `<name>.manifest.json` beside it. The manifest is written last,
-atomically, and only after verification passed, so a manifest with `"verified": true` never
-points at a bad or partial archive.
+`<name>.dump.manifest.json` / `<name>.manifest.json` beside it. Only after verification passed
+is the manifest written (to a temporary name, then renamed), and the archive is renamed to its
+final name last: a file under a final archive name always has its manifest, and a manifest
+with `"verified": true` never points at a bad or partial archive.
+
+Temporary files are named `.stagegate-partial-<run token>-...`; a run holds a shared `flock` on
+`<backup_dir>/.stagegate-backup.lock` while it works, and removes leftovers of interrupted runs
+only when it can take that lock exclusively (no other run is in flight in the directory).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -17,11 +23,16 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._paths import (
+    UnsafeNameError,
+    safe_component,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
@@ -35,6 +46,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
 )
 
 PARTIAL_PREFIX = ".stagegate-partial-"
+LOCK_NAME = ".stagegate-backup.lock"
 VERIFY_PREFIX = "stagegate_verify_"
 MANIFEST_SUFFIX = ".manifest.json"
 
@@ -72,23 +84,120 @@ def remove_path(path: str | Path) -> None:
         path.unlink()
 
 
+def write_json_temp(path: Path, data: dict[str, Any]) -> Path:
+    """`data` written and fsynced to a temporary name beside `path` (unique to this call);
+    the caller renames it. Nothing is left behind when the write fails (e.g. a full disk)."""
+    tmp = path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f"{PARTIAL_PREFIX}{path.name}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    write_json_temp(path, data).replace(path)
+
+
+def load_json_file(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from `path`; a truncated or invalid file is a PgError naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PgError(
+            f"{what} {path} cannot be read ({reason}): it is truncated or not JSON; "
+            "restore it from a copy, or remove it together with what it describes",
+            path=str(path),
+        ) from exc
+    if not isinstance(data, dict):
+        raise PgError(f"{what} {path} is not a JSON object", path=str(path))
+    return data
 
 
 def read_manifest(archive: str | Path) -> dict[str, Any] | None:
+    """The archive's manifest, None when there is none; a damaged one is a PgError."""
     path = manifest_path(archive)
     if not path.exists():
         return None
-    with path.open(encoding="utf-8") as fh:
-        data: dict[str, Any] = json.load(fh)
-    return data
+    return load_json_file(path, "backup manifest")
+
+
+def publish(partial: Path, archive: Path, manifest: dict[str, Any]) -> None:
+    """Give a verified partial archive its final name: the manifest is written first (temporary
+    name, fsync, rename), the archive renamed last. At no moment does a file under the final
+    archive name lack its manifest; an archive of the same name taken before is removed first."""
+    final_manifest = manifest_path(archive)
+    try:
+        tmp = write_json_temp(final_manifest, manifest)
+    except OSError as exc:
+        raise PgError(
+            f"writing the manifest {final_manifest} failed ({exc.strerror or exc}): the "
+            f"verified archive is not kept under {archive.name}",
+            path=str(archive),
+        ) from exc
+    try:
+        remove_path(archive)
+        tmp.replace(final_manifest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    partial.replace(archive)
+    fsync_dir(archive.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BackupDirRun:
+    """One run's claim on a backup directory: a shared flock on its lock file while the run
+    works, per-run temporary names, and the sweep of leftovers of runs that are gone."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.swept: list[str] = []
+        self._fd: int | None = None
+
+    def __enter__(self) -> BackupDirRun:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another run is in flight: its partials are not leftovers, sweep nothing
+        else:
+            self.swept = sweep_partials(self.directory)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)  # a conversion: no partial of ours exists yet
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+    def partial(self, name: str) -> Path:
+        return self.directory / f"{PARTIAL_PREFIX}{self.token}-{name}"
+
+
+def sweep_partials(directory: Path) -> list[str]:
+    """Remove every temporary file in `directory`; call only while holding its lock
+    exclusively (then no run that could own one is in flight)."""
+    swept = []
+    for leftover in sorted(directory.glob(f"{PARTIAL_PREFIX}*")):
+        remove_path(leftover)
+        swept.append(leftover.name)
+    return swept
 
 
 class StagedArchive:
@@ -170,16 +279,19 @@ def _without_connection(argv: list[str]) -> list[str]:
 def _run_capture(argv: list[str], env: dict[str, str]) -> str:
     import subprocess  # noqa: PLC0415 - only this path needs captured stdout
 
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(argv, capture_output=True, env=env, check=False)
+    stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0 or not proc.stdout.strip():
         raise PgError(
             f"pg_restore --list cannot read the archive (rc={proc.returncode}): "
-            f"{(proc.stderr.strip().splitlines() or ['empty listing'])[-1]}",
+            f"{(stderr.strip().splitlines() or ['empty listing'])[-1]}",
             cmd=argv,
             rc=proc.returncode,
-            stderr=proc.stderr,
+            stderr=stderr,
         )
-    return proc.stdout
+    # pg_backup dumps in UTF8 (raw bytes from SQL_ASCII); surrogateescape keeps any other
+    # byte, so a --use-list written back from these lines has the archive's own bytes
+    return proc.stdout.decode("utf-8", "surrogateescape")
 
 
 def verify_listing(staged: StagedArchive, expected_tables: list[str]) -> dict[str, Any]:
@@ -222,7 +334,7 @@ def restore_into(
                 if not ((m := EXTENSION_ENTRY.match(line)) and m.group(1) in skip_extensions)
             ]
             use_list = Path(work) / "use.list"
-            use_list.write_text("\n".join(kept) + "\n", encoding="utf-8")
+            use_list.write_text("\n".join(kept) + "\n", encoding="utf-8", errors="surrogateescape")
             use_list.chmod(0o644)
             args.append(f"--use-list={staged.place(str(use_list))}")
         argv = target.tool_argv("pg_restore", [*args, staged.path], dbname)
@@ -240,12 +352,14 @@ def rehearse_restore(
     expected_rows: dict[str, int],
     exact: bool,
     jobs: int,
+    locale: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Restore into a scratch database, compare row counts, always drop the scratch."""
+    """Restore into a scratch database (of the source's encoding and locale), compare row
+    counts, always drop the scratch."""
     started = time.monotonic()
     scratch = scratch_name(VERIFY_PREFIX)
     skipped = extensions_to_skip(admin, archive_extensions(staged.listing()), set())
-    create_database(admin, scratch)
+    create_database(admin, scratch, locale=locale)
     try:
         restore_into(
             target,
@@ -297,9 +411,14 @@ def protected_backups(state_dir: str | None, release: str | None, extra: list[st
     """Backups retention must keep: `extra` plus the one the release manifest points at."""
     protected = {str(Path(p).resolve()) for p in extra}
     if state_dir and release:
+        try:
+            release = safe_component(release, "release")
+        except UnsafeNameError as exc:
+            raise PgError(str(exc)) from exc
         release_manifest = Path(state_dir) / "releases" / release / "manifest.json"
         if release_manifest.exists():
-            ref = json.loads(release_manifest.read_text(encoding="utf-8")).get("backup")
+            # unreadable: fail rather than let retention remove the backup it protects
+            ref = load_json_file(release_manifest, "release manifest").get("backup")
             ref = ref.get("path") if isinstance(ref, dict) else ref
             if ref:
                 protected.add(str(Path(ref).resolve()))

@@ -9,16 +9,29 @@ module: pg_backup
 short_description: Verified pg_dump backup with checksum, manifest and retention
 description:
   - Dumps one database with C(pg_dump) (custom or directory format) to a temporary name in
-    O(backup_dir), verifies it, and only then renames it to its final name and writes a
-    manifest JSON beside it (C(<archive>.manifest.json)).
+    O(backup_dir), verifies it, writes its manifest JSON (C(<archive>.manifest.json)) and only
+    then renames the archive to its final name.
   - A backup is reported good only when C(pg_dump) exited 0 B(and) wrote no error, the
     archive is non-empty, C(pg_restore --list) reads it and it holds data for every expected
     table, and (O(verify=restore)) a full restore into a scratch database gives the same row
     counts. A failed or interrupted run leaves no file under the final name.
+  - One archive per run (C(<database>-<release>-<run id>)). An earlier verified archive is
+    reused only when it is provably of the database as it is now, that is, the same cluster
+    (system identifier, postmaster start) and database (oid), no transaction committed
+    anywhere in the cluster since its dump (the same transaction snapshot), the same
+    sequence values, its content still has the sha256 of its manifest, and it was verified
+    at least as O(verify) asks. Anything else,
+    or anything that cannot be proven (a sequence the role cannot read), takes a new backup.
+  - Several runs may write into one O(backup_dir) at once; each holds a shared lock on
+    C(.stagegate-backup.lock) and uses temporary names of its own. Temporary files of
+    interrupted runs are removed only by a run that is alone in the directory.
   - Progress (table by table, bytes written so far) is parsed from C(pg_dump --verbose),
     returned in RV(progress) and appended live to O(progress_file).
   - Retention keeps the newest O(keep) backups of the database and never removes a protected
     one (O(protect), and the C(backup) of C(<state_dir>/releases/<release>/manifest.json)).
+  - Databases of any server encoding (UTF8, LATIN1, SQL_ASCII, ...) are dumped with
+    C(--encoding=UTF8) (SQL_ASCII as is); the manifest records the encoding and locale, and
+    restores re-create the database with them.
 version_added: 0.1.0
 author: stagegate developers (@stagegate)
 extends_documentation_fragment:
@@ -30,12 +43,21 @@ options:
     required: true
   name:
     description:
-      - Archive base name. Default C(<database>-<release>) when O(release) is set (so a
-        re-run for the same release is idempotent), else C(<database>-<UTC timestamp>).
+      - Archive base name. Default C(<database>-<release>-<run_id>) (parts not set are left
+        out; a UTC timestamp stands for a missing O(run_id)).
+      - With O(name) set, only an archive of that name is considered for reuse; a new backup
+        replaces it.
       - Custom format archives get the suffix C(.dump).
+      - O(name), O(release) and O(run_id) must each be one file name (no C(/) or C(\\), not
+        C(.) or C(..), no leading C(.)); anything else is refused before anything is written.
     type: str
   release:
-    description: Release this backup belongs to; recorded in the manifest.
+    description: Release this backup belongs to; recorded in the manifest, part of its name.
+    type: str
+  run_id:
+    description:
+      - The run this backup belongs to (C(stagegate_run_id)); recorded in the manifest and
+        part of the archive name, so every run has its own archive.
     type: str
   format:
     description: C(pg_dump) archive format.
@@ -86,7 +108,7 @@ options:
         C(<state_dir>/releases/<release>/manifest.json) is protected from retention.
     type: path
   force:
-    description: Take a new backup even when a verified one of the same name exists.
+    description: Take a new backup even when an earlier one is provably of the current state.
     type: bool
     default: false
   progress_file:
@@ -100,8 +122,11 @@ attributes:
     support: none
     description: Returns no diff.
   idempotent:
-    support: full
-    description: With a fixed O(name) or O(release), a verified archive of that name is kept.
+    support: partial
+    description:
+      - A second run reuses the archive of the first (C(changed=false)) only while nothing in
+        the cluster committed since; any commit, also by this module's own O(verify=restore)
+        rehearsal, makes the next run take a new backup.
 notes:
   - Directory format in a container is dumped inside the container, then copied out.
 seealso:
@@ -117,6 +142,7 @@ EXAMPLES = r"""
     db: "{{ stagegate_db }}"
     backup_dir: "{{ stagegate_state_dir }}/backups"
     release: "{{ stagegate_release }}"
+    run_id: "{{ stagegate_run_id }}"
     verify: restore
     keep: 5
     state_dir: "{{ stagegate_state_dir }}"
@@ -145,7 +171,7 @@ manifest_path:
 manifest:
   description:
     - The manifest (database, server_version, size_bytes, sha256, duration_seconds,
-      release, tables, verification).
+      release, run_id, tables, locale, state, verification).
   returned: success
   type: dict
 progress:
@@ -153,6 +179,19 @@ progress:
   returned: when a dump ran
   type: list
   elements: dict
+reused:
+  description: Whether an earlier archive, provably of the current state, was reused.
+  returned: always
+  type: bool
+reuse_check:
+  description: Why an earlier archive was or was not reused.
+  returned: unless O(force)
+  type: str
+swept:
+  description: Temporary files of interrupted earlier runs that this run removed.
+  returned: when a backup was taken
+  type: list
+  elements: str
 removed:
   description: Archives removed (or, in check mode, that would be removed) by retention.
   returned: always
@@ -173,12 +212,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._paths import (
+    UnsafeNameError,
+    safe_component,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
     ProgressLog,
     cleanup_on_signals,
     count_rows,
+    database_locale,
+    database_state,
+    fail_json_from,
     list_tables,
     pg_module,
     psycopg,
@@ -186,13 +232,17 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     run_checked,
     run_manager,
     run_tool,
+    same_state,
     server_version,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
-    PARTIAL_PREFIX,
+    MANIFEST_SUFFIX,
+    BackupDirRun,
     expected_rows,
+    load_json_file,
     manifest_path,
     protected_backups,
+    publish,
     read_manifest,
     rehearse_restore,
     remove_path,
@@ -201,13 +251,13 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_archive impo
     size_of,
     staged_archive,
     verify_listing,
-    write_json_atomic,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "backup_dir": {"type": "path", "required": True},
     "name": {"type": "str"},
     "release": {"type": "str"},
+    "run_id": {"type": "str"},
     "format": {"type": "str", "choices": ["custom", "directory"], "default": "custom"},
     "jobs": {"type": "int", "default": 1},
     "compress": {"type": "int"},
@@ -222,6 +272,9 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
+VERIFY_LEVELS = {"none": 0, "list": 1, "restore": 2}
+
+
 class BackupManager:
     def __init__(self, module: Any) -> None:
         self.module = module
@@ -231,6 +284,7 @@ class BackupManager:
         self.archive = self.backup_dir / self._archive_name()
         self.result: dict[str, Any] = {
             "changed": False,
+            "reused": False,
             "path": str(self.archive),
             "manifest_path": str(manifest_path(self.archive)),
             "dsn": self.target.redacted_dsn,
@@ -238,48 +292,121 @@ class BackupManager:
         }
 
     def _archive_name(self) -> str:
-        base = self.params["name"]
+        """`name`, else `<database>-<release>-<run id>` (parts that are not set left out; a
+        UTC timestamp when there is no run id): one archive per run."""
+        checked = {
+            option: safe_component(self.params[option], option)
+            for option in ("name", "release", "run_id")
+            if self.params[option] not in (None, "")
+        }
+        base = checked.get("name")
         if not base:
-            stamp = self.params["release"] or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            base = f"{self.target.dbname}-{stamp}"
+            stamp = checked.get("run_id") or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            parts = [self.target.dbname, checked.get("release"), stamp]
+            base = safe_component("-".join(p for p in parts if p), "database name")
         return f"{base}.dump" if self.params["format"] == "custom" else base
 
     def run(self) -> dict[str, Any]:
         if self.params["jobs"] > 1 and self.params["format"] != "directory":
             raise PgError("jobs > 1 needs format=directory (pg_dump dumps in parallel only then)")
-        existing = None if self.params["force"] else self._existing_good_manifest()
-        if existing:
-            self.result["manifest"] = existing
+        # read before anything changes: a damaged release manifest stops the run here
+        self.protected = protected_backups(
+            self.params["state_dir"], self.params["release"], self.params["protect"]
+        )
+        reusable = None if self.params["force"] else self._reusable()
+        if reusable:
+            self.archive, manifest = reusable
+            self.result.update(
+                reused=True,
+                manifest=manifest,
+                path=str(self.archive),
+                manifest_path=str(manifest_path(self.archive)),
+            )
         else:
             self.result["changed"] = True
+            with self.target.connect() as conn:  # unreachable: fail before anything is written
+                tables = list_tables(conn)
             if self.module.check_mode:
-                with self.target.connect() as conn:
-                    self.result["tables"] = list_tables(conn)
+                self.result["tables"] = tables
             else:
-                with cleanup_on_signals():
-                    self.result["manifest"] = self._backup()
+                with cleanup_on_signals(), BackupDirRun(self.backup_dir) as claim:
+                    self.result["swept"] = claim.swept
+                    self.result["manifest"] = self._backup(claim)
         self._retention()
         return self.result
 
-    def _existing_good_manifest(self) -> dict[str, Any] | None:
-        manifest = read_manifest(self.archive)
-        if not manifest or not manifest.get("verified") or not self.archive.exists():
-            return None
-        return manifest if sha256_of(self.archive) == manifest.get("sha256") else None
+    # -- reuse: only a backup provably of the database as it is now ---------------------
 
-    def _backup(self) -> dict[str, Any]:
-        self.backup_dir.mkdir(parents=True, exist_ok=True)
-        for leftover in self.backup_dir.glob(f"{PARTIAL_PREFIX}*"):
-            remove_path(leftover)  # an interrupted earlier run's temporary archive
-        partial = self.backup_dir / f"{PARTIAL_PREFIX}{self.archive.name}"
+    def _reusable(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest verified archive of this database whose recorded state equals the
+        database's state now (same cluster and database, no commit and no sequence change
+        since) and whose content still has its recorded sha256; else None, with the reason
+        in `reuse_check`."""
+        candidates = self._candidates()
+        if not candidates:
+            self.result["reuse_check"] = "no earlier verified backup of this database here"
+            return None
+        with self.target.connect(autocommit=False) as conn:
+            now = database_state(conn)
+            conn.rollback()
+        for archive, manifest in candidates:
+            if not same_state(manifest.get("state"), now):
+                continue
+            if sha256_of(archive) != manifest.get("sha256"):
+                self.module.warn(f"backup {archive} no longer matches its sha256: not reused")
+                continue
+            self.result["reuse_check"] = (
+                f"{archive.name} holds the database as it is now (no commit since)"
+            )
+            return archive, manifest
+        self.result["reuse_check"] = (
+            "the database changed since the newest backup here (or that cannot be proven)"
+        )
+        return None
+
+    def _candidates(self) -> list[tuple[Path, dict[str, Any]]]:
+        """Verified archives of this database in this format, verified at least as `verify`
+        asks (a listed archive does not stand in for a rehearsed one), newest first (only
+        `name` itself when set)."""
+        if not self.backup_dir.is_dir():
+            return []
+        if self.params["name"]:
+            paths = [manifest_path(self.archive)] if self.archive.exists() else []
+        else:
+            paths = list(self.backup_dir.glob(f"*{MANIFEST_SUFFIX}"))
+        found = []
+        for path in paths:
+            if path.name.startswith("."):
+                continue
+            try:
+                manifest = load_json_file(path, "backup manifest")
+            except PgError as exc:  # another backup's damaged manifest: not a candidate
+                self.module.warn(f"{exc.msg}; it is not reused")
+                continue
+            archive = Path(str(path)[: -len(MANIFEST_SUFFIX)])
+            level = (manifest.get("verification") or {}).get("level", "none")
+            if (
+                manifest.get("verified")
+                and manifest.get("database") == self.target.dbname
+                and manifest.get("format") == self.params["format"]
+                and VERIFY_LEVELS.get(level, -1) >= VERIFY_LEVELS[self.params["verify"]]
+                and archive.exists()
+            ):
+                found.append((str(manifest.get("created", "")), archive, manifest))
+        found.sort(key=lambda item: item[0], reverse=True)
+        return [(archive, manifest) for _, archive, manifest in found]
+
+    # -- a new backup -------------------------------------------------------------------
+
+    def _backup(self, claim: BackupDirRun) -> dict[str, Any]:
+        if self.params["name"]:
+            read_manifest(self.archive)  # a damaged manifest of the same name fails here
+        partial = claim.partial(self.archive.name)
         try:
             manifest = self._dump_and_verify(partial)
-            manifest_path(self.archive).unlink(missing_ok=True)
-            remove_path(self.archive)
-            partial.replace(self.archive)
+            publish(partial, self.archive, manifest)
         finally:
             remove_path(partial)
-        write_json_atomic(manifest_path(self.archive), manifest)
         return manifest
 
     def _dump_and_verify(self, partial: Path) -> dict[str, Any]:
@@ -289,6 +416,8 @@ class BackupManager:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             version = server_version(conn)
             tables = list_tables(conn)
+            state = database_state(conn)
+            locale = database_locale(conn, self.target.dbname)
             snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])
             counts: dict[str, int] = {}
 
@@ -296,8 +425,13 @@ class BackupManager:
                 if self.params["row_counts"] == "exact":
                     counts.update(count_rows(conn, sorted(tables)))
 
-            run = self._dump(partial, snapshot, count_while_dumping)
+            # names in the archive in UTF8, as psycopg reads them (SQL_ASCII: no conversion
+            # exists, its bytes are dumped as they are)
+            encoding = "SQL_ASCII" if (locale or {}).get("encoding") == "SQL_ASCII" else "UTF8"
+            run = self._dump(partial, snapshot, count_while_dumping, encoding)
             try:
+                if run.ok and database_state(conn)["sequences_sha256"] != state["sequences_sha256"]:
+                    state["provable"] = False  # a sequence moved while pg_dump ran
                 conn.rollback()
             except psycopg.Error:
                 if run.ok:  # else the dump's own failure (e.g. server gone) is the story
@@ -315,16 +449,24 @@ class BackupManager:
             "path": str(self.archive),
             "created": created,
             "release": self.params["release"],
+            "run_id": self.params["run_id"],
             "duration_seconds": round(run.seconds, 3),
             "tables": tables,
+            "locale": locale,
+            "state": state,
         }
         manifest["verification"] = self._verify(str(partial), manifest)
         sha256 = run.sha256 or sha256_of(partial)  # a directory archive is hashed afterwards
         manifest.update(size_bytes=size_of(partial), sha256=sha256, verified=True)
         return manifest
 
-    def _dump(self, partial: Path, snapshot: str, while_running: Any) -> Any:
-        args = ["--verbose", f"--format={self.params['format']}", f"--snapshot={snapshot}"]
+    def _dump(self, partial: Path, snapshot: str, while_running: Any, encoding: str) -> Any:
+        args = [
+            "--verbose",
+            f"--format={self.params['format']}",
+            f"--snapshot={snapshot}",
+            f"--encoding={encoding}",
+        ]
         if self.params["compress"] is not None:
             args.append(f"--compress={self.params['compress']}")
         if self.params["format"] == "directory":
@@ -374,17 +516,15 @@ class BackupManager:
                     expected_rows=rows,
                     exact=exact,
                     jobs=self.params["jobs"],
+                    locale=manifest.get("locale"),
                 )
         return {**rehearsal, "list_seconds": listing["seconds"]}
 
     def _retention(self) -> None:
         if self.params["keep"] <= 0 or not self.backup_dir.is_dir():
             return
-        protected = protected_backups(
-            self.params["state_dir"], self.params["release"], self.params["protect"]
-        )
         doomed = retention_plan(
-            self.backup_dir, self.target.dbname, self.params["keep"], self.archive, protected
+            self.backup_dir, self.target.dbname, self.params["keep"], self.archive, self.protected
         )
         self.result["removed"] = [str(p) for p in doomed]
         if doomed:
@@ -398,7 +538,11 @@ class BackupManager:
 
 def main() -> None:
     module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
-    run_manager(module, BackupManager(module))
+    try:
+        manager = BackupManager(module)
+    except UnsafeNameError as exc:
+        fail_json_from(module, PgError(str(exc)), changed=False)
+    run_manager(module, manager)
 
 
 if __name__ == "__main__":

@@ -154,6 +154,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     create_database,
     database_exists,
     drop_database,
+    fail_json_from,
     list_tables,
     other_sessions,
     pg_module,
@@ -274,12 +275,13 @@ class RestoreManager:
         with staged_archive(self.target, self.backup) as staged:
             skipped = self._extensions_to_skip(admin, staged)
             extra = ["--no-owner", "--no-privileges"] if self.params["no_owner"] else []
+            locale = self.manifest.get("locale")  # the backed-up database's encoding/locale
             if self.params["mode"] == "recreate":
                 drop_database(admin, self.target.dbname, force=bool(sessions))
-                create_database(admin, self.target.dbname)
+                create_database(admin, self.target.dbname, locale=locale)
             else:
                 if not database_exists(admin, self.target.dbname):
-                    create_database(admin, self.target.dbname)
+                    create_database(admin, self.target.dbname, locale=locale)
                 extra += ["--clean", "--if-exists"]
             progress = ProgressLog(self.params["progress_file"])
             run = restore_into(
@@ -336,7 +338,11 @@ class RestoreManager:
 
 def main() -> None:
     module = pg_module(ARGUMENT_SPEC, supports_check_mode=True)
-    run_manager(module, RestoreManager(module))
+    try:
+        manager = RestoreManager(module)  # reads the manifest: a damaged one fails here
+    except PgError as exc:
+        fail_json_from(module, exc, changed=False)
+    run_manager(module, manager)
 
 
 if __name__ == "__main__":

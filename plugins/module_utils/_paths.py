@@ -1,0 +1,45 @@
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Names that become one path component: archive names, releases, run ids.
+
+One rule for every caller (pg_backup's `name`, the release in `releases/<release>/`, the run id
+in an archive or report directory name): a value is used as a single file name inside a
+directory the caller chose, so it must never climb out of it (`..`), replace it (an absolute
+path) or reach below it (a separator).
+"""
+
+from __future__ import annotations
+
+import re
+
+# Control characters (NUL included) and both separators.
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+class UnsafeNameError(ValueError):
+    """A value that cannot be used as one path component; the message names option and value."""
+
+
+def safe_component(value: object, option: str) -> str:
+    """`value` as a single path component, or UnsafeNameError naming `option`, the value and the
+    expected form (no `/` or `\\`, not `.` or `..`, no leading `.`, no control characters)."""
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    problem = ""
+    if text is None:
+        problem = f"must be a string, got {type(value).__name__}"
+    elif not text.strip():
+        problem = "is empty"
+    elif text in (".", ".."):
+        problem = "is a relative directory reference"
+    elif text.startswith("/"):
+        problem = "is an absolute path"
+    elif _FORBIDDEN.search(text):
+        problem = "contains a path separator or a control character"
+    elif text.startswith("."):
+        problem = "starts with '.' (names of hidden and temporary files)"
+    if problem:
+        raise UnsafeNameError(
+            f"{option}={value!r} {problem}; expected one file name: letters, digits and "
+            "'-', '_', '.', '+', '@', ':' (no '/', '\\', not '.' or '..', no leading '.')"
+        )
+    return str(text)
