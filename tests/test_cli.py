@@ -167,6 +167,7 @@ def test_promote_exit_codes_status_and_report_show(
     slow = sandbox_stack.extra_vars(
         sandbox_faults="api:slow_responses", sandbox_latency_bands=bands
     )
+    del slow["stagegate_report_dir"]  # the default under ansible-runner: the job's artifact dir
     vars_file = tmp_path / "vars.json"
     vars_file.write_text(json.dumps(slow))
     proc = stagegate(
@@ -185,6 +186,12 @@ def test_promote_exit_codes_status_and_report_show(
         if "password" in name or "secret" in name:
             assert value not in proc.stdout + proc.stderr, f"{name} printed"
 
+    # Reports with a home: written in runner's artifact dir (it comes back with an AWX job), a
+    # copy kept in the deploy host's state dir, and the ledger records the durable one.
+    artifact_dir = Path(outcome["artifact_dir"])
+    report_dir = Path(outcome["report_dir"])
+    assert report_dir.parent == artifact_dir / "stagegate", report_dir
+    assert json.loads((report_dir / "report.json").read_text())["verdict"] == "GO_WITH_WARNINGS"
     status = stagegate("status", "--state-dir", str(sandbox_stack.state_dir), "--json")
     assert status.returncode == 0, status.stderr
     state = json.loads(status.stdout)
@@ -192,11 +199,21 @@ def test_promote_exit_codes_status_and_report_show(
     assert state["last_run"]["verdict"] == "GO_WITH_WARNINGS"
     assert state["lock"] is None  # released at the end of the run
     run_id = state["last_run"]["run_id"]
+    kept = sandbox_stack.state_dir / "runs" / run_id
+    assert state["last_run"]["report_dir"] == str(kept)
+    assert state["last_run"]["reports"]["report.json"] == str(kept / "report.json")
+    assert state["last_run"]["controller_report_dir"] == str(report_dir)
+    assert (kept / "report.md").read_text() == (report_dir / "report.md").read_text()
+    shutil.rmtree(artifact_dir)  # the job's pod is gone: the report is still there to show
 
     shown = stagegate("report", "show", run_id, "--state-dir", str(sandbox_stack.state_dir))
     assert shown.returncode == 0, shown.stderr
-    assert "GO_WITH_WARNINGS" in shown.stdout
+    assert shown.stdout.startswith("# Staging Validation Report: v2")
     assert "api_latency" in shown.stdout
+    as_json = stagegate(
+        "report", "show", run_id, "--state-dir", str(sandbox_stack.state_dir), "--format", "json"
+    )
+    assert json.loads(as_json.stdout)["verdict"] == "GO_WITH_WARNINGS"
     missing = stagegate(
         "report", "show", "no-such-run", "--state-dir", str(sandbox_stack.state_dir)
     )
@@ -209,3 +226,15 @@ def test_promote_exit_codes_status_and_report_show(
     assert proc.returncode == runs.EXIT_NO_GO, proc.stdout + proc.stderr
     assert "NO_GO (exit 4)" in proc.stdout
     assert "phase deploy failed" in proc.stderr
+
+
+def test_missing_inventory_is_bad_input_and_no_host_is_an_execution_error(tmp_path: Path) -> None:
+    missing = stagegate("promote", "-i", str(tmp_path / "nowhere"), runner_dir=tmp_path / "r")
+    assert missing.returncode == runs.EXIT_CONFIG
+    assert f"-i {tmp_path / 'nowhere'}: no such inventory" in missing.stderr
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all: {hosts: {localhost: {ansible_connection: local}}}\n")
+    nobody = stagegate("validate", "-i", str(inventory), "-q", runner_dir=tmp_path / "r")
+    assert nobody.returncode == runs.EXIT_ERROR, nobody.stdout + nobody.stderr
+    assert "EXECUTION_ERROR (exit 5)" in nobody.stdout
+    assert "no host ran the playbook" in nobody.stdout

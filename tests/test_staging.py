@@ -184,9 +184,12 @@ def test_crash_loop_is_rolled_back_automatically(staging: Staging) -> None:
     assert staging.row_counts() == staging.v1_rows  # type: ignore[attr-defined]
     assert staging.api_version() == "v1"
     assert staging.stack.project_dir.joinpath(".stagegate-release").read_text().strip() == "v1"
-    assert Path(rollback["report_dir"]).parent == Path(promotion["report_dir"])
+    # the rollback's reports sit in the promotion's report dir on the controller (the ledger's
+    # report_dir of the promotion is its copy kept in <state_dir>/runs/<run id>)
+    assert Path(rollback["report_dir"]).parent == Path(promotion["controller_report_dir"])
+    assert Path(promotion["report_dir"]) == staging.stack.state_dir / "runs" / promotion["run_id"]
     # the NO_GO report names the automatic rollback and links the report it wrote
-    promoted = (Path(promotion["report_dir"]) / "report.md").read_text()
+    promoted = (Path(promotion["controller_report_dir"]) / "report.md").read_text()
     assert "Automatic rollback to v1 runs next" in promoted
     assert "[rollback/report.html](rollback/report.html)" in promoted
     assert (Path(rollback["report_dir"]) / "report.html").is_file()

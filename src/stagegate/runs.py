@@ -65,6 +65,7 @@ class RunOutcome:
     stats: dict[str, Any] = field(default_factory=dict)
     phases: list[Phase] = field(default_factory=list)
     failed_task: dict[str, str] | None = None
+    output: str = ""  # the end of ansible-playbook's output when it failed before any task
 
     @property
     def verdict(self) -> str | None:
@@ -82,6 +83,7 @@ class RunOutcome:
             "report": self.stats.get("stagegate_report"),
             "failed_checks": self.stats.get("stagegate_failed_checks") or [],
             "failed_task": self.failed_task,
+            "output": self.output,
             "phases": [
                 {"name": p.name, "seconds": p.seconds, "failed": p.failed} for p in self.phases
             ],
@@ -231,8 +233,17 @@ def run_playbook(
         "envvars": {"ANSIBLE_NOCOLOR": "1"},
     }
     if inventory:
-        kwargs["inventory"] = str(Path(inventory).resolve())
+        if "," not in inventory and not Path(inventory).exists():
+            raise RunInputError(f"-i {inventory}: no such inventory file or directory")
+        kwargs["inventory"] = str(Path(inventory).resolve()) if "," not in inventory else inventory
+    # The ansible-playbook of this package's own environment first, also when that is not on
+    # PATH (a venv's bin/stagegate run without activating the venv).
+    own_bin = str(Path(sys.executable).parent)
+    kwargs["envvars"]["PATH"] = os.pathsep.join((own_bin, os.environ.get("PATH", os.defpath)))
     runner = ansible_runner.run(**{k: v for k, v in kwargs.items() if v is not None})
+    output = ""
+    if runner.rc and progress.failed_task is None:  # failed before any task: say why
+        output = "\n".join(runner.stdout.read().strip().splitlines()[-5:])
     return RunOutcome(
         playbook=playbook,
         rc=int(runner.rc if runner.rc is not None else -1),
@@ -241,6 +252,7 @@ def run_playbook(
         stats=progress.stats,
         phases=progress.phases,
         failed_task=progress.failed_task,
+        output=output,
     )
 
 
@@ -255,6 +267,10 @@ def summary(outcome: RunOutcome, code: int) -> str:
     if outcome.failed_task and code in (EXIT_CONFIG, EXIT_ERROR):
         task = outcome.failed_task
         lines.append(f"failed in phase {task['phase']}, task {task['task']!r}: {task['msg']}")
+    if code == EXIT_ERROR and not (outcome.verdict or outcome.failed_task or outcome.output):
+        lines.append("no host ran the playbook: does the inventory have a `staging` group?")
+    if outcome.output:
+        lines.append(f"ansible-playbook exited {outcome.rc}:\n{outcome.output}")
     lines.append(f"job events and output: {outcome.artifact_dir}")
     return "\n".join(lines)
 
