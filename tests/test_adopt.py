@@ -192,3 +192,25 @@ def test_rollback_with_no_input_returns_to_the_adopted_release(adoption: Adoptio
     assert "rolled back from since" in again.stdout
     assert "No good release further back in the ledger." in again.stdout
     assert adoption.last() == last
+
+
+def test_adopt_and_promote_in_one_run(sandbox_repo: Path) -> None:
+    # The other documented path: staging.yml with -e stagegate_adopt_release adopts first
+    # (phase `adopt`, after the lock) and promotes in the same run.
+    with isolated_stack(sandbox_repo, "adopt1") as stack:
+        stack.up("v1")
+        stack.migrate()
+        run_ = Adoption(stack)
+        run = run_.staging("v2", stagegate_adopt_release="v1")
+        assert run.rc == 0, run.output[-4000:]
+        adopt, promote = run_.ledger()
+        assert (adopt["kind"], adopt["release"]) == ("adopt", "v1")
+        assert (promote.get("kind"), promote["release"], promote["previous"]) == (None, "v2", "v1")
+        assert list(phases(run_.report(promote)))[:2] == ["preflight", "adopt"]
+        assert phases(run_.report(promote))["migration_dryrun"] == "ok"
+        manifest = json.loads((stack.state_dir / "releases/v2/manifest.json").read_text())
+        assert manifest["migrations_applied"] == [
+            "006_composite_indexes.sql",
+            "007_reporting_views.sql",
+        ]
+        assert run_.api_version() == "v2"

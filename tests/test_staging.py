@@ -2,7 +2,8 @@
 
 The tests share the stack and run in file order (a deploy costs tens of seconds):
 bad inventories stop before anything exists; v1 is promoted from nothing; `--check` of the next
-release changes nothing; a broken migration stops at the dry-run with the database untouched
+release plans that release (its migrations, images, restarts) and changes nothing; a broken
+migration stops at the dry-run with the database untouched
 and v1 serving; a crash-looping release that migrated is rolled back automatically, database
 restored; v2 is promoted with GO through ansible-runner (the AWX way); validate.yml re-validates
 it against its deploy-time record.
@@ -144,6 +145,12 @@ def test_check_mode_changes_nothing(staging: Staging) -> None:
     run = staging.staging("v2-crashloop", "--check", stagegate_environment="production")
     assert run.rc == 0, run.output[-4000:]
     assert "Check mode: every phase reported its plan and nothing changed" in run.stdout
+    # the plan is of the target (read from the repository), not of the v1 checkout
+    assert "Check mode plans v2-crashloop from" in run.stdout
+    plan = run.stdout.split("Show the plan of the target release", 1)[1].split("TASK [", 1)[0]
+    assert "006_composite_indexes.sql" in plan
+    assert "007_reporting_views.sql" in plan
+    assert '"api"' in plan  # its new image restarts it
     for phase in ("preflight", "source", "backup", "migration_dryrun", "build", "deploy"):
         assert f"Time the {phase.replace('_', ' ').replace('dryrun', 'dry-run')}" in run.stdout
     assert staging.snapshot() == before

@@ -20,9 +20,9 @@ description:
     has a manifest on this host. RV(plan.considered) lists every release of the ledger with what
     the choice made of it.
   - When nothing is to be done (the target runs already, or a finished rollback is re-run),
-    the plan says why the current release runs (RV(plan.current.why), e.g. since an automatic
-    rollback from a failed promotion) and gives in RV(plan.further_back) the release one good
-    step further back and the exact command that rolls back to it.
+    the plan says why the current release runs (C(why) in RV(plan.current), e.g. since an
+    automatic rollback from a failed promotion) and gives in RV(plan.further_back) the release
+    one good step further back and the exact command that rolls back to it.
   - The plan names both releases and their commits, the files that differ (C(git diff --stat)),
     the target's images per service and whether each still exists locally (else it is rebuilt
     from the target tag), and what happens to the database (restore of the backup the bad
