@@ -24,6 +24,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import stagegate  # noqa: F401 - its finder serves the collection's module_utils (no .pth)
+
+# isort: split
 from ansible_collections.stagegate.release.plugins.module_utils._compose import (
     ComposeProject,
     Tier,

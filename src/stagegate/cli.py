@@ -1,10 +1,22 @@
-"""The `stagegate` command: read the release ledger, validate gate configuration.
+"""The `stagegate` command: run the playbooks, read the ledger, reports and gate configuration.
 
-    stagegate ledger list --state-dir /var/lib/stagegate/staging [--json]
+    stagegate promote -i inventory/staging [-e stagegate_release=v2] [--warn-exit] [--json]
+    stagegate rollback -i inventory/staging [--check] [--json]
+    stagegate validate -i inventory/staging [--json]
+    stagegate status --state-dir /var/lib/stagegate/staging [--json]
+    stagegate report show RUN_ID|last --state-dir DIR [--format md|json|path]
+    stagegate ledger list --state-dir DIR [--json]
     stagegate ledger last-good --state-dir DIR [--exclude-release v2] [--json]
     stagegate gates validate gates.yml [--checks catalog.yml]
+    stagegate --version
 
-Exit codes: 0 ok, 1 nothing found (last-good with no good release), 2 bad input.
+promote, rollback and validate run stagegate.release.staging / rollback / validate through
+ansible-runner from the current directory (its ansible.cfg applies), print one progress line per
+phase on stderr and the outcome on stdout.
+
+Exit codes: 0 GO (and GO_WITH_WARNINGS unless --warn-exit), 1 nothing found (last-good,
+report show), 2 configuration error or bad input (nothing changed), 3 GO_WITH_WARNINGS with
+--warn-exit, 4 NO_GO, 5 execution error (the run failed without a verdict).
 """
 
 from __future__ import annotations
@@ -18,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from stagegate import ledger
+from stagegate import __version__, ledger, runs
 from stagegate.gatekeeper import GateRequest, validate_request
 from stagegate.gates import GateConfigError
 
@@ -73,6 +85,13 @@ def _cmd_gates_validate(args: argparse.Namespace) -> int:
     if args.checks:
         loaded = _load_yaml(args.checks, "checks file") or []
         catalog = loaded.get("stagegate_checks", []) if isinstance(loaded, dict) else loaded
+        if isinstance(catalog, str):  # an inventory's Jinja expression, e.g. "{{ a + b }}"
+            catalog = _render_catalog(Path(args.checks), catalog)
+        if not isinstance(catalog, list) or not all(isinstance(c, dict) for c in catalog):
+            raise GateConfigError(
+                f"checks file {args.checks}: stagegate_checks must be a list of checks "
+                f"(mappings with name and group), got {type(catalog).__name__}"
+            )
     request = GateRequest(
         release="",
         report_dir="",
@@ -85,9 +104,165 @@ def _cmd_gates_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render_catalog(path: Path, expression: str) -> Any:
+    """Render an inventory's `stagegate_checks: "{{ ... }}"` with Ansible's templating and the
+    variables of every YAML file beside it (its group_vars directory), as a play would."""
+    from ansible.errors import AnsibleError  # noqa: PLC0415 - only for Jinja catalogs
+    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
+    from ansible.template import Templar, trust_as_template  # noqa: PLC0415
+
+    def trusted(value: Any) -> Any:  # the files are the user's own inventory
+        if isinstance(value, str):
+            return trust_as_template(value)
+        if isinstance(value, dict):
+            return {k: trusted(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [trusted(v) for v in value]
+        return value
+
+    variables: dict[str, Any] = {}
+    for sibling in sorted({*path.parent.glob("*.yml"), *path.parent.glob("*.yaml"), path}):
+        loaded = _load_yaml(str(sibling), "variables file")
+        if isinstance(loaded, dict) and sibling != path:
+            variables.update(loaded)
+    variables.update(_load_yaml(str(path), "checks file"))
+    try:
+        return Templar(loader=DataLoader(), variables=trusted(variables)).template(
+            trust_as_template(expression)
+        )
+    except AnsibleError as exc:
+        raise GateConfigError(
+            f"checks file {path}: stagegate_checks {expression!r} cannot be rendered from the "
+            f"YAML files in {path.parent}: {exc.message}"
+        ) from exc
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    extravars = runs.parse_extra_vars(args.extra_vars)
+    cmdline = [*(["--check"] if args.check else []), *(["--diff"] if args.diff else [])]
+    if args.tags:
+        cmdline += ["--tags", args.tags]
+    if args.limit:
+        cmdline += ["--limit", args.limit]
+    outcome = runs.run_playbook(
+        args.command, args.inventory, extravars, cmdline, None if args.quiet else sys.stderr
+    )
+    code = runs.exit_code(outcome, warn_exit=args.warn_exit)
+    print(runs.dumps(outcome, code) if args.json else runs.summary(outcome, code))
+    return code
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ledger.LedgerError(f"{path}: {exc}") from exc
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    state = Path(args.state_dir)
+    records = ledger.read(ledger.ledger_path(state))
+    status = {
+        "state_dir": str(state),
+        "last_run": records[-1] if records else None,
+        "last_good": ledger.last_good(records),
+        "lock": _read_json(state / "lock.json"),
+        "rollback_in_progress": _read_json(state / "rollback.json"),
+    }
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+        return 0
+    last, good, lock = status["last_run"], status["last_good"], status["lock"]
+    print(f"state dir: {state}")
+    print("last run: " + (_describe(last) if last else "none"))
+    print("last good release: " + (str(good["release"]) if good else "none"))
+    if lock:
+        print(f"deploy lock: held by {lock.get('owner')} (run {lock.get('run_id')}) "
+              f"until {lock.get('expires_at')}")  # fmt: skip
+    else:
+        print("deploy lock: free")
+    rollback = status["rollback_in_progress"]
+    if rollback:
+        print(f"rollback in progress: run {rollback.get('run_id')}, to {rollback.get('target')}")
+    return 0
+
+
+def _describe(record: dict[str, Any]) -> str:
+    fields = ("release", "verdict", "score", "run_id", "finished", "report_dir")
+    return ", ".join(f"{k} {record.get(k)}" for k in fields if record.get(k) is not None)
+
+
+def _cmd_report_show(args: argparse.Namespace) -> int:
+    state = Path(args.state_dir)
+    records = [r for r in ledger.read(ledger.ledger_path(state)) if r.get("report_dir")]
+    if args.run_id != "last":
+        records = [r for r in records if str(r.get("run_id")) == args.run_id]
+    candidates = [Path(str(r["report_dir"])) for r in records[-1:]]
+    if args.run_id != "last":
+        candidates.append(state / "reports" / args.run_id)
+    found = next((d for d in candidates if (d / "report.json").is_file()), None)
+    if found is None:
+        where = ", ".join(str(d) for d in candidates) or f"the ledger in {state}"
+        print(f"stagegate: no report for run {args.run_id} ({where})", file=sys.stderr)
+        return runs.EXIT_NOT_FOUND
+    if args.format == "path":
+        print(found)
+    else:
+        name = "report.md" if args.format == "md" else "report.json"
+        print((found / name).read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _add_run_commands(commands: Any) -> None:
+    for name, help_text in (
+        ("promote", "promote a release: stagegate.release.staging"),
+        ("rollback", "roll back to the last good release: stagegate.release.rollback"),
+        ("validate", "re-validate the release that runs: stagegate.release.validate"),
+    ):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("-i", "--inventory", help="inventory (default: ansible.cfg's)")
+        sub.add_argument(
+            "-e", "--extra-vars", action="append", default=[], metavar="VARS",
+            help="key=value, JSON or @file, as ansible-playbook -e (repeatable)",
+        )  # fmt: skip
+        sub.add_argument("--check", action="store_true", help="check mode: change nothing")
+        sub.add_argument("--diff", action="store_true", help="show diffs")
+        sub.add_argument("--tags", help="run only these phases (comma-separated tags)")
+        sub.add_argument("--limit", help="limit to these hosts")
+        sub.add_argument(
+            "--warn-exit", action="store_true",
+            help=f"exit {runs.EXIT_WARNINGS} on GO_WITH_WARNINGS instead of 0",
+        )  # fmt: skip
+        sub.add_argument("--json", action="store_true", help="print the outcome as JSON")
+        sub.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+        sub.set_defaults(func=_cmd_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stagegate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="stagegate",
+        description=__doc__.splitlines()[0],
+        epilog=__doc__.split("Exit codes:", 1)[1].join(("Exit codes:", "")),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"stagegate {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_run_commands(commands)
+
+    status_cmd = commands.add_parser("status", help="last run, last good release, lock, rollback")
+    status_cmd.add_argument("--state-dir", required=True, help="stagegate_state_dir")
+    status_cmd.add_argument("--json", action="store_true", help="print JSON")
+    status_cmd.set_defaults(func=_cmd_status)
+
+    report_cmd = commands.add_parser("report", help="reports kept in the state dir")
+    report_sub = report_cmd.add_subparsers(dest="action", required=True)
+    show = report_sub.add_parser("show", help="print a past run's report")
+    show.add_argument("run_id", help="the run id (ledger `run_id`), or `last`")
+    show.add_argument("--state-dir", required=True, help="stagegate_state_dir")
+    show.add_argument("--format", choices=("md", "json", "path"), default="md")
+    show.set_defaults(func=_cmd_report_show)
 
     ledger_cmd = commands.add_parser("ledger", help="read the release ledger")
     ledger_sub = ledger_cmd.add_subparsers(dest="action", required=True)
@@ -119,9 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (GateConfigError, ledger.LedgerError, OSError) as exc:
+    except (GateConfigError, ledger.LedgerError, OSError, runs.RunInputError) as exc:
         print(f"stagegate: {exc}", file=sys.stderr)
-        return 2
+        return runs.EXIT_CONFIG
     return code
 
 

@@ -1,0 +1,279 @@
+"""Running the collection's playbooks through ansible-runner, as AWX does: the `stagegate
+promote|rollback|validate` commands.
+
+The run is read from runner's job events: a progress line per phase (the role a task belongs to),
+the first failed task, and the verdict the gate published with `set_stats`. `exit_code` turns
+that into the documented exit codes (README "Command line").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_GO = 0
+EXIT_NOT_FOUND = 1  # `ledger last-good`, `report show`: nothing to show
+EXIT_CONFIG = 2  # bad input or configuration: nothing changed
+EXIT_WARNINGS = 3  # GO_WITH_WARNINGS, only with --warn-exit (otherwise it exits 0)
+EXIT_NO_GO = 4
+EXIT_ERROR = 5  # the run failed without a verdict (unreachable host, a phase's error, ...)
+
+PLAYBOOKS = {
+    "promote": "stagegate.release.staging",
+    "rollback": "stagegate.release.rollback",
+    "validate": "stagegate.release.validate",
+}
+# Tasks whose failure means the configuration is wrong (they run before anything changes).
+CONFIG_ACTIONS = frozenset(
+    {
+        "stagegate.release.validate_config",
+        "validate_config",
+        "ansible.builtin.validate_argument_spec",
+        "validate_argument_spec",
+    }
+)
+# ansible-playbook's own exit codes for a playbook or command line it cannot parse.
+PLAYBOOK_PARSE_ERRORS = (4, 5)
+
+
+class RunInputError(ValueError):
+    """A bad command-line value for a run (exit EXIT_CONFIG)."""
+
+
+@dataclass
+class Phase:
+    name: str
+    started: float
+    seconds: float | None = None
+    failed: bool = False
+
+
+@dataclass
+class RunOutcome:
+    """What one playbook run came to, read from runner's events."""
+
+    playbook: str
+    rc: int
+    status: str
+    artifact_dir: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+    phases: list[Phase] = field(default_factory=list)
+    failed_task: dict[str, str] | None = None
+    output: str = ""  # the end of ansible-playbook's output when it failed before any task
+
+    @property
+    def verdict(self) -> str | None:
+        value = self.stats.get("stagegate_verdict")
+        return str(value) if value else None
+
+    def as_dict(self, code: int) -> dict[str, Any]:
+        return {
+            "playbook": self.playbook,
+            "exit_code": code,
+            "outcome": OUTCOME_NAMES[code],
+            "verdict": self.verdict,
+            "score": self.stats.get("stagegate_score"),
+            "report_dir": self.stats.get("stagegate_report_dir"),
+            "report": self.stats.get("stagegate_report"),
+            "failed_checks": self.stats.get("stagegate_failed_checks") or [],
+            "failed_task": self.failed_task,
+            "output": self.output,
+            "phases": [
+                {"name": p.name, "seconds": p.seconds, "failed": p.failed} for p in self.phases
+            ],
+            "ansible_rc": self.rc,
+            "runner_status": self.status,
+            "artifact_dir": self.artifact_dir,
+        }
+
+
+OUTCOME_NAMES = {
+    EXIT_GO: "GO",
+    EXIT_NOT_FOUND: "NOT_FOUND",
+    EXIT_CONFIG: "CONFIGURATION_ERROR",
+    EXIT_WARNINGS: "GO_WITH_WARNINGS",
+    EXIT_NO_GO: "NO_GO",
+    EXIT_ERROR: "EXECUTION_ERROR",
+}
+
+
+def exit_code(outcome: RunOutcome, warn_exit: bool = False) -> int:
+    """The documented exit code of a run (README "Command line")."""
+    failed_action = (outcome.failed_task or {}).get("action", "")
+    if failed_action in CONFIG_ACTIONS or (
+        outcome.verdict is None and outcome.rc in PLAYBOOK_PARSE_ERRORS
+    ):
+        return EXIT_CONFIG
+    if outcome.verdict == "NO_GO":
+        return EXIT_NO_GO
+    if outcome.rc != 0 or outcome.status != "successful" or outcome.verdict is None:
+        return EXIT_ERROR
+    if outcome.verdict == "GO_WITH_WARNINGS" and warn_exit:
+        return EXIT_WARNINGS
+    return EXIT_GO
+
+
+def phase_of(event_data: dict[str, Any]) -> str:
+    """The phase a task belongs to: its role's short name, else the play's own tasks."""
+    role = str(event_data.get("role") or "")
+    return role.rsplit(".", 1)[-1] if role else "playbook"
+
+
+class Progress:
+    """Follows runner's events: one line per phase, failures as they happen."""
+
+    def __init__(self, out: TextIO | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.out = out
+        self.clock = clock
+        self.phases: list[Phase] = []
+        self.failed_task: dict[str, str] | None = None
+        self.stats: dict[str, Any] = {}
+
+    def _say(self, text: str) -> None:
+        if self.out is not None:
+            print(f"stagegate: {text}", file=self.out, flush=True)
+
+    def _close_phase(self) -> None:
+        if self.phases and self.phases[-1].seconds is None:
+            phase = self.phases[-1]
+            phase.seconds = round(self.clock() - phase.started, 1)
+            state = "failed" if phase.failed else "done"
+            self._say(f"phase {phase.name} {state} ({phase.seconds:.1f} s)")
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if kind == "playbook_on_task_start":
+            name = phase_of(data)
+            if not self.phases or self.phases[-1].name != name:
+                self._close_phase()
+                self.phases.append(Phase(name, self.clock()))
+                self._say(f"phase {name} ...")
+        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get(
+            "ignore_errors"
+        ):
+            self._record_failure(data)
+        elif kind == "playbook_on_stats":
+            self._close_phase()
+            self.stats = dict(data.get("artifact_data") or {})
+        return True  # keep every event in the artifact dir
+
+    def _record_failure(self, data: dict[str, Any]) -> None:
+        result = data.get("res") or {}
+        message = str(result.get("msg") or result.get("stderr") or "failed")
+        if self.phases:
+            self.phases[-1].failed = True
+        self._say(f"  FAILED {data.get('task', '')}: {message.splitlines()[0][:300]}")
+        if self.failed_task is None:
+            self.failed_task = {
+                "task": str(data.get("task", "")),
+                "action": str(data.get("task_action", "")),
+                "phase": phase_of(data),
+                "host": str(data.get("host", "")),
+                "msg": message,
+            }
+
+
+def runner_dir() -> Path:
+    """Where runs keep their runner private data dir (artifacts, job events)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(os.environ.get("STAGEGATE_RUNNER_DIR") or Path(base) / "stagegate" / "runner")
+
+
+def parse_extra_vars(items: list[str]) -> dict[str, Any]:
+    """`-e` values as ansible-playbook reads them: JSON/YAML, `@file`, or `key=value` pairs."""
+    import yaml  # noqa: PLC0415 - only the run commands need it
+
+    merged: dict[str, Any] = {}
+    for item in items:
+        if item.startswith("@"):
+            loaded = yaml.safe_load(Path(item[1:]).read_text(encoding="utf-8"))
+        elif item.lstrip().startswith(("{", "[")):
+            loaded = yaml.safe_load(item)
+        else:
+            loaded = dict(pair.split("=", 1) for pair in item.split() if "=" in pair)
+            if not loaded:
+                raise RunInputError(f"-e {item!r}: expected key=value, JSON, or @file")
+        if not isinstance(loaded, dict):
+            raise RunInputError(f"-e {item!r}: expected a mapping of variables")
+        merged.update(loaded)
+    return merged
+
+
+def run_playbook(
+    command: str,
+    inventory: str | None,
+    extravars: dict[str, Any],
+    cmdline: list[str],
+    progress_out: TextIO | None = sys.stderr,
+) -> RunOutcome:
+    """Run the command's playbook with ansible_runner.run from the current directory (so its
+    ansible.cfg applies) and follow it."""
+    import ansible_runner  # noqa: PLC0415 - imported when a run is asked for, not for --help
+
+    playbook = PLAYBOOKS[command]
+    private = runner_dir()
+    private.mkdir(parents=True, exist_ok=True)
+    progress = Progress(progress_out)
+    kwargs: dict[str, Any] = {
+        "private_data_dir": str(private),
+        "project_dir": os.getcwd(),
+        "playbook": playbook,
+        "extravars": extravars,
+        "cmdline": " ".join(cmdline) if cmdline else None,
+        "quiet": True,
+        "event_handler": progress,
+        "rotate_artifacts": 20,
+        "envvars": {"ANSIBLE_NOCOLOR": "1"},
+    }
+    if inventory:
+        if "," not in inventory and not Path(inventory).exists():
+            raise RunInputError(f"-i {inventory}: no such inventory file or directory")
+        kwargs["inventory"] = str(Path(inventory).resolve()) if "," not in inventory else inventory
+    # The ansible-playbook of this package's own environment first, also when that is not on
+    # PATH (a venv's bin/stagegate run without activating the venv).
+    own_bin = str(Path(sys.executable).parent)
+    kwargs["envvars"]["PATH"] = os.pathsep.join((own_bin, os.environ.get("PATH", os.defpath)))
+    runner = ansible_runner.run(**{k: v for k, v in kwargs.items() if v is not None})
+    output = ""
+    if runner.rc and progress.failed_task is None:  # failed before any task: say why
+        output = "\n".join(runner.stdout.read().strip().splitlines()[-5:])
+    return RunOutcome(
+        playbook=playbook,
+        rc=int(runner.rc if runner.rc is not None else -1),
+        status=str(runner.status),
+        artifact_dir=str(runner.config.artifact_dir),
+        stats=progress.stats,
+        phases=progress.phases,
+        failed_task=progress.failed_task,
+        output=output,
+    )
+
+
+def summary(outcome: RunOutcome, code: int) -> str:
+    """The human end-of-run lines (`--json` prints `RunOutcome.as_dict` instead)."""
+    lines = [f"stagegate: {outcome.playbook}: {OUTCOME_NAMES[code]} (exit {code})"]
+    if outcome.verdict:
+        lines.append(f"verdict {outcome.verdict}, score {outcome.stats.get('stagegate_score')}%")
+        failed = outcome.stats.get("stagegate_failed_checks") or []
+        lines.append("failed checks: " + (", ".join(map(str, failed)) or "none"))
+        lines.append(f"report: {outcome.stats.get('stagegate_report_dir')}")
+    if outcome.failed_task and code in (EXIT_CONFIG, EXIT_ERROR):
+        task = outcome.failed_task
+        lines.append(f"failed in phase {task['phase']}, task {task['task']!r}: {task['msg']}")
+    if code == EXIT_ERROR and not (outcome.verdict or outcome.failed_task or outcome.output):
+        lines.append("no host ran the playbook: does the inventory have a `staging` group?")
+    if outcome.output:
+        lines.append(f"ansible-playbook exited {outcome.rc}:\n{outcome.output}")
+    lines.append(f"job events and output: {outcome.artifact_dir}")
+    return "\n".join(lines)
+
+
+def dumps(outcome: RunOutcome, code: int) -> str:
+    return json.dumps(outcome.as_dict(code), indent=2, default=str)

@@ -1,0 +1,236 @@
+"""The `stagegate` command run for real: --version, gates validate on the project's own
+inventory, promote/validate through ansible-runner with their exit codes, status and report show."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+from sandbox_fixtures import INVENTORY, SandboxStack, sandbox_secrets
+
+from stagegate import __version__, runs
+
+VENV_BIN = Path(sys.executable).parent
+GROUP_VARS = INVENTORY / "group_vars" / "all"
+
+
+def stagegate(*args: str, runner_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+    }
+    if runner_dir is not None:
+        env["STAGEGATE_RUNNER_DIR"] = str(runner_dir)
+    return subprocess.run(
+        [str(VENV_BIN / "stagegate"), *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False, timeout=1200,
+    )  # fmt: skip
+
+
+def test_version() -> None:
+    proc = stagegate("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"stagegate {__version__}"
+
+
+def test_gates_validate_renders_the_inventorys_jinja_catalog() -> None:
+    # inventory/sandbox's stagegate_checks is "{{ sandbox_checks + ... }}": it crashed before.
+    proc = stagegate(
+        "gates",
+        "validate",
+        str(GROUP_VARS / "gates.yml"),
+        "--checks",
+        str(GROUP_VARS / "checks.yml"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("7 gate(s) valid: infrastructure, authentication")
+
+
+def test_gates_validate_names_a_key_check_missing_from_the_catalog(tmp_path: Path) -> None:
+    inventory = tmp_path / "all"
+    shutil.copytree(GROUP_VARS, inventory)
+    gates = (inventory / "gates.yml").read_text()
+    (inventory / "gates.yml").write_text(gates.replace("login_flow, security", "no_such, security"))
+    proc = stagegate(
+        "gates", "validate", str(inventory / "gates.yml"), "--checks", str(inventory / "checks.yml")
+    )
+    assert proc.returncode == runs.EXIT_CONFIG, proc.stdout
+    assert "no_such" in proc.stderr
+
+
+def test_gates_validate_names_an_undefined_variable(tmp_path: Path) -> None:
+    checks = tmp_path / "checks.yml"
+    checks.write_text('stagegate_checks: "{{ nowhere_defined }}"\n')
+    proc = stagegate("gates", "validate", str(GROUP_VARS / "gates.yml"), "--checks", str(checks))
+    assert proc.returncode == runs.EXIT_CONFIG
+    assert "nowhere_defined" in proc.stderr
+    assert str(checks) in proc.stderr
+
+
+def _outcome(rc: int, verdict: str | None, action: str = "", status: str = "") -> runs.RunOutcome:
+    failed = {"action": action, "task": "t", "phase": "p", "host": "h", "msg": "m"}
+    return runs.RunOutcome(
+        playbook="stagegate.release.staging",
+        rc=rc,
+        status=status or ("successful" if rc == 0 else "failed"),
+        stats={"stagegate_verdict": verdict} if verdict else {},
+        failed_task=failed if action else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("outcome", "warn_exit", "code"),
+    [
+        (_outcome(0, "GO"), False, runs.EXIT_GO),
+        (_outcome(0, "GO_WITH_WARNINGS"), False, runs.EXIT_GO),
+        (_outcome(0, "GO_WITH_WARNINGS"), True, runs.EXIT_WARNINGS),
+        (_outcome(2, "NO_GO", "ansible.builtin.fail"), False, runs.EXIT_NO_GO),
+        (_outcome(2, None, "stagegate.release.validate_config"), False, runs.EXIT_CONFIG),
+        (_outcome(2, None, "ansible.builtin.validate_argument_spec"), False, runs.EXIT_CONFIG),
+        (_outcome(4, None), False, runs.EXIT_CONFIG),  # ansible-playbook could not parse
+        (_outcome(2, None, "stagegate.release.compose_up_tiers"), False, runs.EXIT_ERROR),
+        (_outcome(4, None, status="failed"), True, runs.EXIT_CONFIG),
+        (_outcome(0, None), False, runs.EXIT_ERROR),  # no verdict published: not a GO
+        (_outcome(2, "GO", "stagegate.release.deploy_lock"), False, runs.EXIT_ERROR),
+    ],
+)
+def test_exit_code_of_a_run(outcome: runs.RunOutcome, warn_exit: bool, code: int) -> None:
+    assert runs.exit_code(outcome, warn_exit=warn_exit) == code
+    assert runs.OUTCOME_NAMES[code] in runs.summary(outcome, code)
+
+
+def test_progress_follows_phases_from_runner_events() -> None:
+    ticks = iter(range(100))
+    lines: list[str] = []
+
+    class Out:
+        def write(self, text: str) -> None:
+            lines.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    progress = runs.Progress(Out(), clock=lambda: float(next(ticks)))  # type: ignore[arg-type]
+    for role in ("", "stagegate.release.preflight", "stagegate.release.preflight", "deploy"):
+        progress({"event": "playbook_on_task_start", "event_data": {"role": role}})
+    progress({"event": "runner_on_failed", "event_data": {
+        "task": "Start tier 2", "task_action": "stagegate.release.compose_up_tiers",
+        "role": "deploy", "res": {"msg": "api unhealthy\nmore"},
+    }})  # fmt: skip
+    progress({"event": "playbook_on_stats", "event_data": {"artifact_data": {"x": 1}}})
+    assert [p.name for p in progress.phases] == ["playbook", "preflight", "deploy"]
+    assert progress.phases[-1].failed
+    assert progress.failed_task is not None
+    assert progress.failed_task["phase"] == "deploy"
+    assert progress.stats == {"x": 1}
+    text = "".join(lines)
+    assert "stagegate: phase preflight done (1.0 s)" in text
+    assert "stagegate:   FAILED Start tier 2: api unhealthy\n" in text
+    assert "phase deploy failed" in text
+
+
+def test_promote_with_a_bad_configuration_exits_2_and_changes_nothing(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    extra = {"stagegate_tiers": "nope", "stagegate_state_dir": str(state_dir)}
+    proc = stagegate(
+        "promote", "-i", str(INVENTORY), "-e", json.dumps(extra), "--json",
+        runner_dir=tmp_path / "runner",
+    )  # fmt: skip
+    assert proc.returncode == runs.EXIT_CONFIG, proc.stdout + proc.stderr
+    outcome = json.loads(proc.stdout)
+    assert outcome["outcome"] == "CONFIGURATION_ERROR"
+    assert outcome["failed_task"]["phase"] == "preflight"
+    assert "stagegate_tiers" in outcome["failed_task"]["msg"]
+    assert "stagegate: phase preflight ..." in proc.stderr
+    assert not state_dir.exists()
+    # runner kept the job's events, as AWX would
+    assert (Path(outcome["artifact_dir"]) / "job_events").is_dir()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_promote_exit_codes_status_and_report_show(
+    sandbox_stack: SandboxStack, tmp_path: Path
+) -> None:
+    runner_dir = tmp_path / "runner"
+    bands = {
+        "avg": {"pass": "<= 200ms", "warn": "<= 10s"},
+        "p95": {"pass": "<= 200ms", "warn": "<= 10s"},
+    }
+    slow = sandbox_stack.extra_vars(
+        sandbox_faults="api:slow_responses", sandbox_latency_bands=bands
+    )
+    del slow["stagegate_report_dir"]  # the default under ansible-runner: the job's artifact dir
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(json.dumps(slow))
+    proc = stagegate(
+        "promote", "-i", str(INVENTORY), "-e", f"@{vars_file}", "--warn-exit", "--json",
+        runner_dir=runner_dir,
+    )  # fmt: skip
+    assert proc.returncode == runs.EXIT_WARNINGS, proc.stdout + proc.stderr
+    outcome = json.loads(proc.stdout)
+    assert outcome["verdict"] == "GO_WITH_WARNINGS"
+    assert outcome["failed_checks"] == []
+    phases = [p["name"] for p in outcome["phases"]]
+    for phase in ("preflight", "source", "build", "deploy", "validate", "gate_report"):
+        assert phase in phases
+        assert f"stagegate: phase {phase} done" in proc.stderr
+    for name, value in sandbox_secrets().items():
+        if "password" in name or "secret" in name:
+            assert value not in proc.stdout + proc.stderr, f"{name} printed"
+
+    # Reports with a home: written in runner's artifact dir (it comes back with an AWX job), a
+    # copy kept in the deploy host's state dir, and the ledger records the durable one.
+    artifact_dir = Path(outcome["artifact_dir"])
+    report_dir = Path(outcome["report_dir"])
+    assert report_dir.parent == artifact_dir / "stagegate", report_dir
+    assert json.loads((report_dir / "report.json").read_text())["verdict"] == "GO_WITH_WARNINGS"
+    status = stagegate("status", "--state-dir", str(sandbox_stack.state_dir), "--json")
+    assert status.returncode == 0, status.stderr
+    state = json.loads(status.stdout)
+    assert state["last_run"]["release"] == "v2"
+    assert state["last_run"]["verdict"] == "GO_WITH_WARNINGS"
+    assert state["lock"] is None  # released at the end of the run
+    run_id = state["last_run"]["run_id"]
+    kept = sandbox_stack.state_dir / "runs" / run_id
+    assert state["last_run"]["report_dir"] == str(kept)
+    assert state["last_run"]["reports"]["report.json"] == str(kept / "report.json")
+    assert state["last_run"]["controller_report_dir"] == str(report_dir)
+    assert (kept / "report.md").read_text() == (report_dir / "report.md").read_text()
+    shutil.rmtree(artifact_dir)  # the job's pod is gone: the report is still there to show
+
+    shown = stagegate("report", "show", run_id, "--state-dir", str(sandbox_stack.state_dir))
+    assert shown.returncode == 0, shown.stderr
+    assert "GO_WITH_WARNINGS" in shown.stdout
+    assert "api_latency" in shown.stdout
+    missing = stagegate(
+        "report", "show", "no-such-run", "--state-dir", str(sandbox_stack.state_dir)
+    )
+    assert missing.returncode == runs.EXIT_NOT_FOUND
+
+    crash = sandbox_stack.extra_vars(stagegate_release="v2-crashloop", sandbox_wait_timeout=60)
+    proc = stagegate(
+        "promote", "-i", str(INVENTORY), "-e", json.dumps(crash), runner_dir=runner_dir
+    )
+    assert proc.returncode == runs.EXIT_NO_GO, proc.stdout + proc.stderr
+    assert "NO_GO (exit 4)" in proc.stdout
+    assert "phase deploy failed" in proc.stderr
+
+
+def test_missing_inventory_is_bad_input_and_no_host_is_an_execution_error(tmp_path: Path) -> None:
+    missing = stagegate("promote", "-i", str(tmp_path / "nowhere"), runner_dir=tmp_path / "r")
+    assert missing.returncode == runs.EXIT_CONFIG
+    assert f"-i {tmp_path / 'nowhere'}: no such inventory" in missing.stderr
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all: {hosts: {localhost: {ansible_connection: local}}}\n")
+    nobody = stagegate("validate", "-i", str(inventory), "-q", runner_dir=tmp_path / "r")
+    assert nobody.returncode == runs.EXIT_ERROR, nobody.stdout + nobody.stderr
+    assert "EXECUTION_ERROR (exit 5)" in nobody.stdout
+    assert "no host ran the playbook" in nobody.stdout
