@@ -16,7 +16,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${STAGEGATE_VENV:-$ROOT/.venv}"
 REPO="${STAGEGATE_EE_IMAGE:-stagegate/ee}"
 BASE="stagegate/ee-base:bookworm"
-BASE_PACKAGES="python3,python3-pip,openssh-client,ca-certificates"
+# What bindep.txt asks for is already in the base image, so the build installs no system
+# package (and needs no mirror): git, the PostgreSQL client, the Docker CLI (docker.io).
+BASE_PACKAGES="python3,python3-pip,openssh-client,ca-certificates,git,postgresql-client,docker.io"
 STATE="${STAGEGATE_STATE_DIR:-/var/tmp/stagegate}"
 mkdir -p "$STATE"
 PY="$VENV/bin/python"
