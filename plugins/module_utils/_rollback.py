@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
     GOOD_VERDICTS,
     ledger_path,
-    read,
+    scan,
 )
 
 UTC = timezone.utc  # noqa: UP017 - runs on deploy hosts with Python older than 3.11
@@ -325,7 +325,8 @@ def build_plan(inputs, inspect_image, git=None, state=None):
     git = git or Git(inputs.project_dir, inputs.source_repo)
     releases_dir = os.path.join(inputs.state_dir, "releases")
     known = sorted(os.listdir(releases_dir)) if os.path.isdir(releases_dir) else []
-    records = read(ledger_path(inputs.state_dir))
+    # A torn or corrupt ledger line never stops a rollback: it is skipped and shown in the plan.
+    records, ledger_warnings = scan(ledger_path(inputs.state_dir))
 
     current, current_reason = current_release(inputs, git, known)
     finished = state and state.get("status") == DONE and state.get("to") == current
@@ -369,6 +370,7 @@ def build_plan(inputs, inspect_image, git=None, state=None):
         "rebuild": sorted(s for s, i in images.items() if i["action"] == "rebuild"),
         "database": database_plan(inputs, bad_manifest, current),
         "steps": list(STEPS),
+        "ledger_warnings": ledger_warnings,
     }
 
 
@@ -446,6 +448,7 @@ def summary_lines(plan, app_services):
         lines.append(f"  down scripts: {database['down_dir']}")
     if database["migrations_reverted"]:
         lines.append(f"  migrations reverted: {', '.join(database['migrations_reverted'])}")
+    lines += [f"Ledger warning:   {warning}" for warning in plan.get("ledger_warnings", [])]
     services = ", ".join(app_services) or "the app tier"
     lines += [
         "Steps:",

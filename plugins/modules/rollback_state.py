@@ -161,7 +161,9 @@ holder:
   returned: failed
   type: dict
 ledger:
-  description: With O(ledger_record), whether it was C(appended) and the ledger C(path).
+  description:
+    - With O(ledger_record), whether it was C(appended), the ledger C(path), and C(warnings)
+      (lines of the ledger skipped or repaired, see M(stagegate.release.ledger)).
   returned: when O(ledger_record) is given
   type: dict
 """
@@ -264,12 +266,14 @@ class RollbackStateManager:
         """Append the record unless this run id's record is there; True when appended."""
         path = _ledger.ledger_path(self.params["state_dir"])
         try:
-            line, _ = _ledger.append_once(
+            line, _, warnings = _ledger.append_once(
                 path, self.params["ledger_record"], self.module.check_mode
             )
         except (_ledger.LedgerError, OSError) as exc:
             self.module.fail_json(msg=f"ledger_record: cannot append to {path}: {exc}", path=path)
-        self.result["ledger"] = {"appended": line is not None, "path": path}
+        for warning in warnings:
+            self.module.warn(warning)
+        self.result["ledger"] = {"appended": line is not None, "path": path, "warnings": warnings}
         return line is not None
 
     def started(self, record):
