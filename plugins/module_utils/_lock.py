@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 UTC = timezone.utc  # noqa: UP017
 LOCK_FILE = "lock.json"
 GUARD_FILE = ".lock.guard"
+EXAMPLE_TIME = "2026-11-22T12:00:00Z"
 
 ACQUIRED = "acquired"
 ALREADY_HELD = "already_held"
@@ -73,9 +74,15 @@ def human_age(seconds):
 
 
 def describe_holder(record, now):
-    """`root@ci-1 (run 2026...-ab12cd), held for 3m12s, expires in 26m48s`."""
+    """`root@ci-1 (run 2026...-ab12cd), held for 3m12s, expires in 26m48s`.
+
+    Never raises: a record `read` found garbled is described by what is wrong with it.
+    """
     if record.get("corrupt"):
-        return f"an unreadable lock file ({record['corrupt']})"
+        known = ""
+        if record.get("owner") or record.get("run_id"):
+            known = f", written by {record.get('owner') or '?'} (run {record.get('run_id') or '?'})"
+        return f"an unreadable lock file ({record['corrupt']}{known})"
     age = human_age(now - parse_iso(record["acquired_at"]))
     remaining = parse_iso(record["expires_at"]) - now
     expiry = f"expires in {human_age(remaining)}" if remaining > 0 else "expired"
@@ -84,7 +91,33 @@ def describe_holder(record, now):
 
 def action_message(action, previous, now):
     """What an acquire or release did, naming the holder it replaced or removed."""
+    if action == BROKEN and previous and previous.get("corrupt"):
+        return f"broke {describe_holder(previous, now)} (break_lock)"
     return MESSAGES[action].format(holder=describe_holder(previous, now) if previous else "")
+
+
+def check_record(record):
+    """The record when every field a holder needs is there and parses; else {'corrupt': why}
+    plus whatever owner and run id could still be read (so that run can release it)."""
+    if not isinstance(record, dict):
+        return {"corrupt": f"expected a JSON object, got {type(record).__name__}"}
+    problems = [
+        f"{key} missing"
+        for key in ("owner", "run_id")
+        if not isinstance(record.get(key), str) or not record[key]
+    ]
+    for key in ("acquired_at", "expires_at"):
+        try:
+            parse_iso(record.get(key))
+        except (TypeError, ValueError):
+            problems.append(f"{key} {record.get(key)!r} is not a UTC time like {EXAMPLE_TIME}")
+    if not problems:
+        return record
+    corrupt = {"corrupt": "; ".join(problems)}
+    for key in ("owner", "run_id"):
+        if isinstance(record.get(key), str) and record[key]:
+            corrupt[key] = record[key]
+    return corrupt
 
 
 class DeployLock:
@@ -96,18 +129,15 @@ class DeployLock:
         self.clock = clock
 
     def read(self):
-        """The current record, None when free, or {'corrupt': reason} when unreadable."""
+        """The current record, None when free, or {'corrupt': reason, ...} when unreadable."""
         try:
             with open(self.path, encoding="utf-8") as handle:
                 record = json.load(handle)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            return {"corrupt": str(exc)}
-        needed = ("owner", "run_id", "acquired_at", "expires_at")
-        if not isinstance(record, dict) or any(k not in record for k in needed):
-            return {"corrupt": f"missing one of {', '.join(needed)}"}
-        return record
+            return {"corrupt": f"not a JSON lock record: {exc}"}
+        return check_record(record)
 
     def expired(self, record, now):
         return not record.get("corrupt") and parse_iso(record["expires_at"]) <= now
@@ -117,6 +147,16 @@ class DeployLock:
         current = self.read()
         if current is None:
             return ACQUIRED, None
+        if current.get("corrupt"):
+            # Neither alive nor expired can be told: only an explicit break replaces it.
+            if break_lock:
+                return BROKEN, current
+            raise LockHeldError(
+                f"deploy lock {self.path} is held by {describe_holder(current, now)}: whether "
+                "its run is alive or expired cannot be told; if no run is deploying now, set "
+                "break_lock (stagegate_break_lock=true) to replace it",
+                current,
+            )
         if current.get("run_id") == run_id:
             return ALREADY_HELD, current
         if self.expired(current, now):

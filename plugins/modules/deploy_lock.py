@@ -13,6 +13,10 @@ description:
   - O(state=acquired) creates the lock exclusively; when another live run holds it, fails with
     the holder's name, run id and age. An expired lock is taken over, and the result says so.
     O(break_lock=true) explicitly breaks a live lock (for a run known to be dead).
+  - A lock file that cannot be read (not JSON, a field missing, a time that does not parse) is
+    never taken over silently; the task fails naming what is wrong (and the owner and run id
+    when they can still be read); O(break_lock=true) always breaks it, and the run named in it
+    can still release it.
   - O(state=released) removes the lock only when O(run_id) holds it (or with O(break_lock=true)).
   - All changes happen under an flock(2) on a guard file beside the lock, so two runs racing for
     a free or an expired lock cannot both win.
