@@ -22,6 +22,12 @@ import json
 import os
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
+    StateFileError,
+    describe,
+    ensure_dir,
+)
+
 LEDGER_NAME = "ledger.jsonl"
 GOOD_VERDICTS = ("GO", "GO_WITH_WARNINGS")
 REQUIRED_FIELDS = ("release", "verdict")
@@ -29,7 +35,10 @@ _TAIL_CHUNK = 65536
 
 
 class LedgerError(ValueError):
-    """A record that cannot be appended (missing fields, not JSON, a short write)."""
+    """A record that cannot be appended (missing fields, not JSON, a short write).
+
+    Files that cannot be opened, read or written raise StateFileError (an OSError).
+    """
 
 
 def ledger_path(state_dir: str) -> str:
@@ -89,7 +98,8 @@ def parse(data: bytes, path: str) -> tuple[list[dict[str, Any]], list[str]]:
 def scan(path: str) -> tuple[list[dict[str, Any]], list[str]]:
     """All readable records, oldest first, and a warning per line skipped.
 
-    A missing ledger is empty. Only an unreadable file (permissions, I/O) raises OSError.
+    A missing ledger is empty. Only an unreadable file (permissions, I/O) raises, a
+    StateFileError naming the file and the cause.
     """
     try:
         with open(path, "rb") as handle:
@@ -97,6 +107,8 @@ def scan(path: str) -> tuple[list[dict[str, Any]], list[str]]:
             data = handle.read()
     except FileNotFoundError:
         return [], []
+    except OSError as exc:
+        raise describe("read", "the ledger", path, exc) from exc
     return parse(data, path)
 
 
@@ -168,13 +180,18 @@ class _Exclusive:
     def __enter__(self) -> int:
         directory = os.path.dirname(self.path)
         if directory:
-            os.makedirs(directory, mode=0o750, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+            ensure_dir(directory)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise describe("open", "the ledger", self.path, exc, "opening it to append") from exc
         return self.fd
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         os.close(self.fd)
+        if isinstance(exc, OSError) and not isinstance(exc, StateFileError):
+            raise describe("append to", "the ledger", self.path, exc) from exc
 
 
 def append(path: str, record: dict[str, Any], warnings: list[str] | None = None) -> str:

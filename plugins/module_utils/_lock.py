@@ -22,6 +22,11 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
+    describe,
+    ensure_dir,
+)
+
 # timezone.utc, not datetime.UTC: this file runs on deploy hosts with Python older than 3.11.
 UTC = timezone.utc  # noqa: UP017
 LOCK_FILE = "lock.json"
@@ -186,7 +191,7 @@ class DeployLock:
         if check_mode:
             action, previous = self.plan_acquire(run_id, owner, ttl, break_lock, now)
             return action, (previous if action == ALREADY_HELD else record), previous
-        os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
+        ensure_dir(self.state_dir)
         with self._guard():
             action, previous = self.plan_acquire(run_id, owner, ttl, break_lock, now)
             if action == ALREADY_HELD:
@@ -213,12 +218,19 @@ class DeployLock:
         with self._guard():
             action, previous = self.plan_release(run_id, break_lock)
             if action == RELEASED:
-                os.unlink(self.path)
+                try:
+                    os.unlink(self.path)
+                except OSError as exc:
+                    raise describe("remove", "the deploy lock", self.path, exc) from exc
         return action, previous
 
     @contextmanager
     def _guard(self):
-        fd = os.open(os.path.join(self.state_dir, GUARD_FILE), os.O_RDWR | os.O_CREAT, 0o640)
+        guard = os.path.join(self.state_dir, GUARD_FILE)
+        try:
+            fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise describe("open", "the deploy lock's guard file", guard, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -244,7 +256,7 @@ class DeployLock:
                 raise LockHeldError(
                     f"deploy lock {self.path} appeared while taking it", current
                 ) from exc
-            raise
+            raise describe("write", "the deploy lock", self.path, exc) from exc
         finally:
             if os.path.exists(temp):
                 os.unlink(temp)

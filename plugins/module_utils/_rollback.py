@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -23,6 +22,9 @@ from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
     GOOD_VERDICTS,
     ledger_path,
     scan,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
+    write_json_atomic,
 )
 
 UTC = timezone.utc  # noqa: UP017 - runs on deploy hosts with Python older than 3.11
@@ -393,14 +395,8 @@ class RollbackState:
             raise RollbackError(f"rollback state {self.path} cannot be read: {exc}") from exc
 
     def write(self, record):
-        os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
-        temp = f"{self.path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.path)  # atomic: a kill never leaves half a state file
+        """Atomic (a kill never leaves half a state file); raises StateFileError naming why."""
+        write_json_atomic(self.path, record, "the rollback state")
 
     @staticmethod
     def begin(plan, run_id, controller):

@@ -147,8 +147,8 @@ class DeployLockManager:
             action, held, previous = self.acquire() if self.state == "acquired" else self.release()
         except LockHeldError as exc:
             self.module.fail_json(msg=str(exc), holder=exc.holder, lock_file=self.lock.path)
-        except OSError as exc:
-            self.module.fail_json(msg=f"cannot change the deploy lock {self.lock.path}: {exc}")
+        except OSError as exc:  # StateFileError: names the file, the operation and the cause
+            self.module.fail_json(msg=str(exc), lock_file=self.lock.path)
         changed = action not in (ALREADY_HELD, NOT_HELD)
         self.module.exit_json(
             changed=changed,

@@ -130,8 +130,10 @@ class LedgerManager:
             line, recorded, warnings = _ledger.append_once(
                 self.path, self.record, self.module.check_mode
             )
-        except (_ledger.LedgerError, OSError) as exc:
+        except _ledger.LedgerError as exc:
             self.module.fail_json(msg=f"cannot append to {self.path}: {exc}", path=self.path)
+        except OSError as exc:  # StateFileError: names the file, the operation and the cause
+            self.module.fail_json(msg=str(exc), path=self.path)
         result = {"path": self.path, "ledger_warnings": self.warn(warnings)}
         if line is None:
             return dict(result, changed=False, record=recorded)
@@ -141,8 +143,8 @@ class LedgerManager:
     def read(self):
         try:
             records, warnings = _ledger.scan(self.path)
-        except OSError as exc:
-            self.module.fail_json(msg=f"cannot read {self.path}: {exc}", path=self.path)
+        except OSError as exc:  # StateFileError: names the file, the operation and the cause
+            self.module.fail_json(msg=str(exc), path=self.path)
         return {
             "changed": False,
             "path": self.path,

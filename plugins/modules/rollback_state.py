@@ -215,7 +215,10 @@ class RollbackStateManager:
             and self.append_to_ledger()
         )
         if after != before and not self.module.check_mode:
-            self.store.write(after)
+            try:
+                self.store.write(after)
+            except OSError as exc:  # StateFileError: names the file, the operation and the cause
+                self.module.fail_json(msg=str(exc), path=self.store.path, **self.result)
         if state == "finished" and self.params["release_lock"]:
             self.release_lock()
         lock_changed = self.result["lock"].get("action") not in (None, ALREADY_HELD, NOT_HELD)
@@ -245,8 +248,8 @@ class RollbackStateManager:
             )
         except LockHeldError as exc:
             self.module.fail_json(msg=str(exc), holder=exc.holder, lock_file=self.lock.path)
-        except OSError as exc:
-            self.module.fail_json(msg=f"cannot take the deploy lock {self.lock.path}: {exc}")
+        except OSError as exc:  # StateFileError: names the file, the operation and the cause
+            self.module.fail_json(msg=str(exc), lock_file=self.lock.path)
         self.note_lock(action, previous)
 
     def release_lock(self):
@@ -270,7 +273,7 @@ class RollbackStateManager:
                 path, self.params["ledger_record"], self.module.check_mode
             )
         except (_ledger.LedgerError, OSError) as exc:
-            self.module.fail_json(msg=f"ledger_record: cannot append to {path}: {exc}", path=path)
+            self.module.fail_json(msg=f"ledger_record: {exc}", path=path)
         for warning in warnings:
             self.module.warn(warning)
         self.result["ledger"] = {"appended": line is not None, "path": path, "warnings": warnings}
