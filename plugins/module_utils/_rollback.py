@@ -399,6 +399,17 @@ class RollbackState:
         write_json_atomic(self.path, record, "the rollback state")
 
     @staticmethod
+    def resumed(record):
+        """What the report says about the interrupted rollback a run resumes."""
+        done = record.get("steps_done") or {}
+        return {
+            "run_id": record.get("run_id"),
+            "started": record.get("started"),
+            "status": record.get("status"),
+            "steps_done": [step for step in STEPS if step in done],
+        }
+
+    @staticmethod
     def begin(plan, run_id, controller):
         return {
             "status": IN_PROGRESS,

@@ -156,6 +156,15 @@ lock:
   returned: always
   type: dict
   sample: {action: taken_over, msg: "took over an expired deploy lock from ci@runner ..."}
+resumed:
+  description:
+    - With O(state=started), the interrupted rollback this run resumes (C(run_id), C(started),
+      C(status) C(in_progress) or C(failed), C(steps_done) before this run); empty when it starts
+      afresh. The rollback role puts it into the report's C(rollback_plan).
+  returned: always
+  type: dict
+  sample: {run_id: rollback-20261130T081500Z-4242, started: "2026-11-30T08:15:01Z",
+           status: in_progress, steps_done: [stop]}
 holder:
   description: When the lock is held by another run, that run's lock record.
   returned: failed
@@ -196,7 +205,7 @@ class RollbackStateManager:
         self.params = module.params
         self.store = RollbackState(self.params["state_dir"])
         self.lock = DeployLock(self.params["state_dir"])
-        self.result = {"lock": {}}
+        self.result = {"lock": {}, "resumed": {}}
 
     def run(self):
         state = self.params["state"]
@@ -283,6 +292,7 @@ class RollbackStateManager:
         plan = self.params["plan"]
         target = plan.get("target", {}).get("release")
         if record.get("status") in RESUMABLE and record.get("to") == target:
+            self.result["resumed"] = RollbackState.resumed(record)
             # A failed verification is retried: its steps stay done, verify and record run again.
             if record["status"] == FAILED:
                 for step in ("verify", "record"):
