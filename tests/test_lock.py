@@ -15,6 +15,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._lock import (
     ACQUIRED,
     DeployLock,
     LockHeldError,
+    action_message,
 )
 from preflight_fixtures import DeployHost, Run
 
@@ -172,3 +173,72 @@ def test_an_unreadable_lock_is_not_silently_replaced(tmp_path: Path) -> None:
         lock.acquire("r1", "me@ci", 60)
     action, record, previous = lock.acquire("r1", "me@ci", 60, break_lock=True)
     assert (action, record["run_id"], "corrupt" in previous) == ("broken", "r1", True)
+
+
+GARBLED = {
+    # a bad start and an expired end: taken over, then the run failed holding it (before)
+    "bad acquired_at, expired": {"acquired_at": "yesterday", "expires_at": "2020-01-01T00:00:00Z"},
+    # an end that does not parse: not even break_lock could break it (before)
+    "bad expires_at": {"acquired_at": "2026-11-22T12:00:00Z", "expires_at": "2026-11-22 13:00"},
+    "numeric expires_at": {"acquired_at": "2026-11-22T12:00:00Z", "expires_at": 1764000000},
+}
+
+
+@pytest.mark.parametrize("times", GARBLED.values(), ids=list(GARBLED))
+def test_a_garbled_lock_is_named_broken_only_when_asked_and_releasable(
+    tmp_path: Path, times: dict[str, Any]
+) -> None:
+    garbled = {"owner": "gone@ci", "run_id": "dead-run", "ttl": 3600, **times}
+    (tmp_path / "lock.json").write_text(json.dumps(garbled))
+    lock = DeployLock(str(tmp_path))
+    bad = next(key for key in ("acquired_at", "expires_at") if key in str(lock.read()))
+
+    with pytest.raises(LockHeldError) as refused:
+        lock.acquire("r1", "me@ci", 60)
+    assert f"held by an unreadable lock file ({bad} {times[bad]!r} is not a UTC time" in str(
+        refused.value
+    )
+    assert "written by gone@ci (run dead-run)" in str(refused.value)
+    assert "set break_lock (stagegate_break_lock=true)" in str(refused.value)
+    assert json.loads((tmp_path / "lock.json").read_text()) == garbled  # untouched
+
+    action, record, previous = lock.acquire("r1", "me@ci", 60, break_lock=True)
+    assert (action, record["run_id"], previous["run_id"]) == ("broken", "r1", "dead-run")
+    assert action_message(action, previous, lock.clock()).startswith(
+        "broke an unreadable lock file ("
+    )
+    assert lock.release("r1") == ("released", record)  # what it took, it can release
+    assert not (tmp_path / "lock.json").exists()
+
+
+def test_the_run_named_in_a_garbled_lock_can_still_release_it(tmp_path: Path) -> None:
+    (tmp_path / "lock.json").write_text(
+        json.dumps({"owner": "me@ci", "run_id": "r1", "acquired_at": "?", "expires_at": "?"})
+    )
+    lock = DeployLock(str(tmp_path))
+    with pytest.raises(LockHeldError, match="not by run r2; left in place"):
+        lock.release("r2")
+    action, previous = lock.release("r1")
+    assert (action, previous["run_id"], "corrupt" in previous) == ("released", "r1", True)
+
+
+@pytest.mark.slow
+def test_the_module_breaks_a_garbled_lock_and_says_so(
+    deploy_host: DeployHost, tmp_path: Path
+) -> None:
+    deploy_host.state_dir.mkdir(parents=True)
+    lock_file = deploy_host.state_dir / "lock.json"
+    lock_file.write_text(
+        json.dumps({"owner": "gone@ci", "run_id": "dead", "acquired_at": "x", "expires_at": "y"})
+    )
+    run, _ = lock_play(deploy_host, tmp_path, lock_run_id="r4")
+    assert run.rc != 0
+    assert "held by an unreadable lock file (acquired_at 'x' is not a UTC time" in run.output
+    assert "Traceback" not in run.output
+    run, result = lock_play(deploy_host, tmp_path, lock_run_id="r4", lock_break=True)
+    assert run.rc == 0, run.output
+    assert result["action"] == "broken"
+    assert result["msg"].startswith("broke an unreadable lock file (acquired_at 'x'")
+    assert json.loads(lock_file.read_text())["run_id"] == "r4"
+    run, result = lock_play(deploy_host, tmp_path, lock_state="released", lock_run_id="r4")
+    assert (run.rc, result["action"], lock_file.exists()) == (0, "released", False)

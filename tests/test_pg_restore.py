@@ -72,15 +72,20 @@ def test_round_trip_equals_manifest_and_is_idempotent(
         pg_cluster.drop_database(target)
 
 
-def test_production_refused_without_confirmation(pg_cluster: PgCluster, exact_backup: Path) -> None:
+# Names are case-insensitive; `Production`, `PRODUCTION` and `prod` were restored unasked before.
+@pytest.mark.parametrize("environment", ["production", "Production", "PRODUCTION", "prod", "Live"])
+def test_production_refused_without_confirmation(
+    pg_cluster: PgCluster, exact_backup: Path, environment: str
+) -> None:
     args = {
         "db": db_arg(pg_cluster, "postgres"),
         "backup": str(exact_backup),
         "name": "sgt_prod_never",
-        "environment": "production",
+        "environment": environment,
     }
     refused = run_module("pg_restore", args)
     assert refused["failed"] is True
+    assert f"environment {environment!r} counts as production" in refused["msg"]
     assert "confirm_production" in refused["msg"]
     assert (
         pg_cluster.psql("SELECT count(*) FROM pg_database WHERE datname = 'sgt_prod_never'") == "0"

@@ -281,7 +281,7 @@ def test_crash_looping_release_is_rolled_back_despite_a_live_lock(rollout: Rollo
     assert rollout.schema() >= V2_OBJECTS
     before = rollout.snapshot()
 
-    refused = rollout.rollback(stagegate_environment="production")
+    refused = rollout.rollback(stagegate_environment="PRODUCTION")  # any case counts
     assert refused.returncode != 0
     assert "re-run with -e stagegate_confirm_production=true" in refused.stdout
     rollout.write_lock("oncall@bastion", age=timedelta(minutes=5), ttl=timedelta(hours=1))

@@ -209,3 +209,21 @@ def test_downgrade_uses_the_bad_release_down_scripts_and_names_a_missing_one(
 )
 def test_image_actions(image: dict[str, str], action: str) -> None:
     assert image_action(image, inspect) == action
+
+
+def test_a_torn_or_corrupt_ledger_never_stops_the_plan_and_is_shown(host: PlanInputs) -> None:
+    ledger = Path(host.state_dir) / "ledger.jsonl"
+    lines = ledger.read_text().splitlines()
+    # a corrupt line between v1 and v2, and a rollback record cut short by a kill
+    ledger.write_text(f'{lines[0]}\n{{"release": "v1", "ver\n{lines[1]}\n{{"release": "v1", "ki')
+
+    plan = build_plan(host, inspect)
+
+    assert (plan["current"]["release"], plan["target"]["release"]) == ("v2", "v1")
+    assert [w.split(": ", 1)[1][:20] for w in plan["ledger_warnings"]] == [
+        "not a JSON record, s",
+        "torn final line skip",
+    ]
+    shown = [line for line in summary_lines(plan, ["api"]) if line.startswith("Ledger warning:")]
+    assert len(shown) == 2
+    assert "line 4: torn final line skipped" in shown[1]

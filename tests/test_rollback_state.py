@@ -4,11 +4,19 @@ and the lock's release, each in one module run, through real `ansible-playbook` 
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ansible_collections.stagegate.release.plugins.module_utils._lock import DeployLock
-from preflight_fixtures import DeployHost, Run
+from ansible_collections.stagegate.release.plugins.module_utils._rollback import RollbackState
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
+    StateFileError,
+)
+from preflight_fixtures import REPO_ROOT, VENV_BIN, DeployHost, Run, playbook_env
 
 PLAN = {"current": {"release": "v2"}, "target": {"release": "v1"}, "nothing_to_do": False}
 STARTED = {"state": "started", "plan": PLAN, "run_id": "rollback-1", "lock": {"owner": "me@h"}}
@@ -106,3 +114,87 @@ def test_missing_run_id_is_refused_before_anything_is_written(deploy_host: Deplo
     assert run.rc != 0
     assert "release_lock is True but all of the following are missing: run_id" in result["msg"]
     assert files(deploy_host) == started, "no ledger record, state or lock change"
+
+
+def test_state_file_errors_name_the_file_the_operation_and_the_cause(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be\n")
+    with pytest.raises(StateFileError) as caught:
+        RollbackState(str(blocker / "state")).write({"status": "in_progress"})
+    message = str(caught.value)
+    assert message.startswith(f"cannot create the state directory {blocker / 'state'}: ")
+    assert "a part of the path is a file, not a directory (errno 20)" in message
+    assert not message.startswith("[Errno")
+
+
+READ_ONLY_PLAY = """
+- name: Every state writer on a read-only state directory
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Start a rollback
+      stagegate.release.rollback_state:
+        state_dir: "{{ state_dir }}"
+        state: started
+        run_id: r1
+        plan: {current: {release: v2}, target: {release: v1}}
+      register: started
+      ignore_errors: true
+    - name: Take the lock
+      stagegate.release.deploy_lock:
+        state_dir: "{{ state_dir }}"
+        run_id: r1
+      register: lock
+      ignore_errors: true
+    - name: Append to the ledger
+      stagegate.release.ledger:
+        state_dir: "{{ state_dir }}"
+        state: present
+        record: {release: v1, verdict: GO}
+      register: ledger
+      ignore_errors: true
+    - name: Write a release manifest
+      stagegate.release.release_manifest:
+        state_dir: "{{ state_dir }}"
+        release: v1
+      register: manifest
+      ignore_errors: true
+    - name: Keep the messages
+      ansible.builtin.copy:
+        content: "{{ [started, lock, ledger, manifest] | map(attribute='msg') | to_json }}"
+        dest: "{{ result_file }}"
+        mode: "0600"
+"""
+
+
+@pytest.mark.slow
+def test_a_read_only_state_dir_fails_every_writer_with_a_message_naming_it(
+    tmp_path: Path,
+) -> None:
+    state_dir, result_file = tmp_path / "state", tmp_path / "messages.json"
+    state_dir.mkdir()
+    playbook = tmp_path / "read_only.yml"
+    playbook.write_text(READ_ONLY_PLAY)
+    play = [
+        str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+        "-e", json.dumps({"ansible_python_interpreter": sys.executable,
+                          "state_dir": str(state_dir), "result_file": str(result_file)}),
+        str(playbook),
+    ]  # fmt: skip
+    # A read-only file system (errno 30) on the state dir, in a private mount namespace: the
+    # mount ends with the command, even when the test fails.
+    script = f"mount -t tmpfs -o ro,size=1m stagegate-ro {shlex.quote(str(state_dir))} && exec "
+    proc = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script + shlex.join(play)],
+        cwd=REPO_ROOT, env=playbook_env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    started, lock, ledger, manifest = json.loads(result_file.read_text())
+    assert started.startswith(f"cannot write the rollback state {state_dir}/rollback.json: ")
+    assert lock.startswith(f"cannot open the deploy lock's guard file {state_dir}/.lock.guard: ")
+    assert ledger.startswith(f"cannot open the ledger {state_dir}/ledger.jsonl: ")
+    assert manifest.startswith(f"cannot create the release directory {state_dir}/releases/v1: ")
+    for message in (started, lock, ledger, manifest):
+        assert "the file system is read-only (errno 30" in message
+        assert "stagegate_state_dir must be on a writable file system" in message
+        assert "Module failed" not in message

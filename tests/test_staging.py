@@ -115,10 +115,15 @@ def test_bad_inventory_stops_in_preflight_before_anything_changes(
     assert project_containers(staging.stack.project) == []
 
 
-def test_production_needs_confirmation_before_anything_changes(staging: Staging) -> None:
-    run = staging.staging("v1", stagegate_environment="production")
+# Names are case-insensitive: `Production` and `prod` went through unconfirmed before.
+@pytest.mark.parametrize("environment", ["production", "Production"])
+def test_production_needs_confirmation_before_anything_changes(
+    staging: Staging, environment: str
+) -> None:
+    run = staging.staging("v1", stagegate_environment=environment)
     assert run.rc != 0
-    assert "stagegate_environment is production: this run would stop api, worker" in run.stdout
+    assert f"stagegate_environment is {environment}: this run would stop api, worker" in run.stdout
+    assert f"{environment} counts as production" in run.stdout
     assert "re-run with -e stagegate_confirm_production=true" in run.stdout
     assert "Take the deploy lock" not in run.stdout
     assert not list(staging.state_dir.iterdir())

@@ -22,10 +22,16 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
+    describe,
+    ensure_dir,
+)
+
 # timezone.utc, not datetime.UTC: this file runs on deploy hosts with Python older than 3.11.
 UTC = timezone.utc
 LOCK_FILE = "lock.json"
 GUARD_FILE = ".lock.guard"
+EXAMPLE_TIME = "2026-11-22T12:00:00Z"
 
 ACQUIRED = "acquired"
 ALREADY_HELD = "already_held"
@@ -73,9 +79,15 @@ def human_age(seconds):
 
 
 def describe_holder(record, now):
-    """`root@ci-1 (run 2026...-ab12cd), held for 3m12s, expires in 26m48s`."""
+    """`root@ci-1 (run 2026...-ab12cd), held for 3m12s, expires in 26m48s`.
+
+    Never raises: a record `read` found garbled is described by what is wrong with it.
+    """
     if record.get("corrupt"):
-        return f"an unreadable lock file ({record['corrupt']})"
+        known = ""
+        if record.get("owner") or record.get("run_id"):
+            known = f", written by {record.get('owner') or '?'} (run {record.get('run_id') or '?'})"
+        return f"an unreadable lock file ({record['corrupt']}{known})"
     age = human_age(now - parse_iso(record["acquired_at"]))
     remaining = parse_iso(record["expires_at"]) - now
     expiry = f"expires in {human_age(remaining)}" if remaining > 0 else "expired"
@@ -84,7 +96,33 @@ def describe_holder(record, now):
 
 def action_message(action, previous, now):
     """What an acquire or release did, naming the holder it replaced or removed."""
+    if action == BROKEN and previous and previous.get("corrupt"):
+        return f"broke {describe_holder(previous, now)} (break_lock)"
     return MESSAGES[action].format(holder=describe_holder(previous, now) if previous else "")
+
+
+def check_record(record):
+    """The record when every field a holder needs is there and parses; else {'corrupt': why}
+    plus whatever owner and run id could still be read (so that run can release it)."""
+    if not isinstance(record, dict):
+        return {"corrupt": f"expected a JSON object, got {type(record).__name__}"}
+    problems = [
+        f"{key} missing"
+        for key in ("owner", "run_id")
+        if not isinstance(record.get(key), str) or not record[key]
+    ]
+    for key in ("acquired_at", "expires_at"):
+        try:
+            parse_iso(record.get(key))
+        except (TypeError, ValueError):
+            problems.append(f"{key} {record.get(key)!r} is not a UTC time like {EXAMPLE_TIME}")
+    if not problems:
+        return record
+    corrupt = {"corrupt": "; ".join(problems)}
+    for key in ("owner", "run_id"):
+        if isinstance(record.get(key), str) and record[key]:
+            corrupt[key] = record[key]
+    return corrupt
 
 
 class DeployLock:
@@ -96,18 +134,15 @@ class DeployLock:
         self.clock = clock
 
     def read(self):
-        """The current record, None when free, or {'corrupt': reason} when unreadable."""
+        """The current record, None when free, or {'corrupt': reason, ...} when unreadable."""
         try:
             with open(self.path, encoding="utf-8") as handle:
                 record = json.load(handle)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            return {"corrupt": str(exc)}
-        needed = ("owner", "run_id", "acquired_at", "expires_at")
-        if not isinstance(record, dict) or any(k not in record for k in needed):
-            return {"corrupt": f"missing one of {', '.join(needed)}"}
-        return record
+            return {"corrupt": f"not a JSON lock record: {exc}"}
+        return check_record(record)
 
     def expired(self, record, now):
         return not record.get("corrupt") and parse_iso(record["expires_at"]) <= now
@@ -117,6 +152,16 @@ class DeployLock:
         current = self.read()
         if current is None:
             return ACQUIRED, None
+        if current.get("corrupt"):
+            # Neither alive nor expired can be told: only an explicit break replaces it.
+            if break_lock:
+                return BROKEN, current
+            raise LockHeldError(
+                f"deploy lock {self.path} is held by {describe_holder(current, now)}: whether "
+                "its run is alive or expired cannot be told; if no run is deploying now, set "
+                "break_lock (stagegate_break_lock=true) to replace it",
+                current,
+            )
         if current.get("run_id") == run_id:
             return ALREADY_HELD, current
         if self.expired(current, now):
@@ -146,7 +191,7 @@ class DeployLock:
         if check_mode:
             action, previous = self.plan_acquire(run_id, owner, ttl, break_lock, now)
             return action, (previous if action == ALREADY_HELD else record), previous
-        os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
+        ensure_dir(self.state_dir)
         with self._guard():
             action, previous = self.plan_acquire(run_id, owner, ttl, break_lock, now)
             if action == ALREADY_HELD:
@@ -173,12 +218,19 @@ class DeployLock:
         with self._guard():
             action, previous = self.plan_release(run_id, break_lock)
             if action == RELEASED:
-                os.unlink(self.path)
+                try:
+                    os.unlink(self.path)
+                except OSError as exc:
+                    raise describe("remove", "the deploy lock", self.path, exc) from exc
         return action, previous
 
     @contextmanager
     def _guard(self):
-        fd = os.open(os.path.join(self.state_dir, GUARD_FILE), os.O_RDWR | os.O_CREAT, 0o640)
+        guard = os.path.join(self.state_dir, GUARD_FILE)
+        try:
+            fd = os.open(guard, os.O_RDWR | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise describe("open", "the deploy lock's guard file", guard, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -204,7 +256,7 @@ class DeployLock:
                 raise LockHeldError(
                     f"deploy lock {self.path} appeared while taking it", current
                 ) from exc
-            raise
+            raise describe("write", "the deploy lock", self.path, exc) from exc
         finally:
             if os.path.exists(temp):
                 os.unlink(temp)

@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
     GOOD_VERDICTS,
     ledger_path,
-    read,
+    scan,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
+    write_json_atomic,
 )
 
 UTC = timezone.utc  # runs on deploy hosts with Python older than 3.11
@@ -415,7 +417,8 @@ def build_plan(inputs, inspect_image, git=None, state=None):
     git = git or Git(inputs.project_dir, inputs.source_repo)
     releases_dir = os.path.join(inputs.state_dir, "releases")
     known = sorted(os.listdir(releases_dir)) if os.path.isdir(releases_dir) else []
-    records = read(ledger_path(inputs.state_dir))
+    # A torn or corrupt ledger line never stops a rollback: it is skipped and shown in the plan.
+    records, ledger_warnings = scan(ledger_path(inputs.state_dir))
 
     current, current_reason = current_release(inputs, git, known)
     finished = state and state.get("status") == DONE and state.get("to") == current
@@ -462,6 +465,7 @@ def build_plan(inputs, inspect_image, git=None, state=None):
         "database": database_plan(inputs, bad_manifest, current),
         "considered": considered_releases(records, current, inputs.state_dir),
         "steps": list(STEPS),
+        "ledger_warnings": ledger_warnings,
     }
 
 
@@ -484,14 +488,19 @@ class RollbackState:
             raise RollbackError(f"rollback state {self.path} cannot be read: {exc}") from exc
 
     def write(self, record):
-        os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
-        temp = f"{self.path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
-        with open(temp, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.path)  # atomic: a kill never leaves half a state file
+        """Atomic (a kill never leaves half a state file); raises StateFileError naming why."""
+        write_json_atomic(self.path, record, "the rollback state")
+
+    @staticmethod
+    def resumed(record):
+        """What the report says about the interrupted rollback a run resumes."""
+        done = record.get("steps_done") or {}
+        return {
+            "run_id": record.get("run_id"),
+            "started": record.get("started"),
+            "status": record.get("status"),
+            "steps_done": [step for step in STEPS if step in done],
+        }
 
     @staticmethod
     def begin(plan, run_id, controller):
@@ -578,6 +587,7 @@ def summary_lines(plan, app_services):
     if database["migrations_reverted"]:
         lines.append(f"  migrations reverted: {', '.join(database['migrations_reverted'])}")
     lines += _considered_lines(plan)
+    lines += [f"Ledger warning:   {warning}" for warning in plan.get("ledger_warnings", [])]
     services = ", ".join(app_services) or "the app tier"
     lines += [
         "Steps:",

@@ -13,6 +13,10 @@ description:
   - O(state=acquired) creates the lock exclusively; when another live run holds it, fails with
     the holder's name, run id and age. An expired lock is taken over, and the result says so.
     O(break_lock=true) explicitly breaks a live lock (for a run known to be dead).
+  - A lock file that cannot be read (not JSON, a field missing, a time that does not parse) is
+    never taken over silently; the task fails naming what is wrong (and the owner and run id
+    when they can still be read); O(break_lock=true) always breaks it, and the run named in it
+    can still release it.
   - O(state=released) removes the lock only when O(run_id) holds it (or with O(break_lock=true)).
   - All changes happen under an flock(2) on a guard file beside the lock, so two runs racing for
     a free or an expired lock cannot both win.
@@ -143,8 +147,8 @@ class DeployLockManager:
             action, held, previous = self.acquire() if self.state == "acquired" else self.release()
         except LockHeldError as exc:
             self.module.fail_json(msg=str(exc), holder=exc.holder, lock_file=self.lock.path)
-        except OSError as exc:
-            self.module.fail_json(msg=f"cannot change the deploy lock {self.lock.path}: {exc}")
+        except OSError as exc:  # StateFileError: names the file, the operation and the cause
+            self.module.fail_json(msg=str(exc), lock_file=self.lock.path)
         changed = action not in (ALREADY_HELD, NOT_HELD)
         self.module.exit_json(
             changed=changed,

@@ -17,6 +17,10 @@ description:
     interleave or lose a record; a run already recorded (same C(run_id), C(release), C(kind)) is
     not appended again. I(state=read) returns all records and the last good one (verdict
     C(GO) or C(GO_WITH_WARNINGS)), which baseline comparison and rollback use.
+  - A torn final line (a run killed while appending) or an unparseable line elsewhere never
+    fails the task; it is skipped, named in a warning and in RV(ledger_warnings). An append
+    first repairs a torn final line under the lock (cut off, or newline-terminated when it is a
+    whole record), so the new record never lands on the end of a broken one.
 options:
   state_dir:
     description: The deploy host's stagegate state directory (C(stagegate_state_dir)).
@@ -88,6 +92,14 @@ last_good:
   description: The newest record with verdict GO or GO_WITH_WARNINGS, or null.
   returned: state=read
   type: dict
+ledger_warnings:
+  description: Lines skipped (torn final line, unparseable line, with the line number) and
+    repairs made before appending; each is also a task warning. Empty for a healthy ledger.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/var/lib/stagegate/staging/ledger.jsonl line 7: torn final line skipped (41 bytes,
+           not a whole record: a run was killed while writing it); the next append removes it"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -115,25 +127,36 @@ class LedgerManager:
                 path=self.path,
             )
         try:
-            line, recorded = _ledger.append_once(self.path, self.record, self.module.check_mode)
-        except (_ledger.LedgerError, OSError) as exc:
+            line, recorded, warnings = _ledger.append_once(
+                self.path, self.record, self.module.check_mode
+            )
+        except _ledger.LedgerError as exc:
             self.module.fail_json(msg=f"cannot append to {self.path}: {exc}", path=self.path)
+        except OSError as exc:  # StateFileError: names the file, the operation and the cause
+            self.module.fail_json(msg=str(exc), path=self.path)
+        result = {"path": self.path, "ledger_warnings": self.warn(warnings)}
         if line is None:
-            return {"changed": False, "path": self.path, "record": recorded}
+            return dict(result, changed=False, record=recorded)
         diff = {"before": "", "after": line, "after_header": self.path + " (appended)"}
-        return {"changed": True, "path": self.path, "record": self.record, "diff": diff}
+        return dict(result, changed=True, record=self.record, diff=diff)
 
     def read(self):
         try:
-            records = _ledger.read(self.path)
-        except (_ledger.LedgerError, OSError) as exc:
-            self.module.fail_json(msg=f"cannot read {self.path}: {exc}", path=self.path)
+            records, warnings = _ledger.scan(self.path)
+        except OSError as exc:  # StateFileError: names the file, the operation and the cause
+            self.module.fail_json(msg=str(exc), path=self.path)
         return {
             "changed": False,
             "path": self.path,
             "records": records,
             "last_good": _ledger.last_good(records, self.exclude_release),
+            "ledger_warnings": self.warn(warnings),
         }
+
+    def warn(self, warnings):
+        for warning in warnings:
+            self.module.warn(warning)
+        return warnings
 
 
 def main():

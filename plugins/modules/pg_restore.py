@@ -15,6 +15,7 @@ description:
   - Other sessions on the database are ended only when O(terminate_sessions) is set B(and)
     O(environment) is in O(terminate_environments); otherwise a busy database fails the task.
   - Refuses an environment listed in O(production_environments) unless O(confirm_production).
+    Environment names are compared without regard to case (C(Production) and C(PROD) count).
   - Verified afterwards. Every table of the manifest exists with the manifest's row count
     (exact counts when the backup recorded them, else non-empty where rows were estimated).
   - Progress (table by table) is parsed from C(pg_restore --verbose) into RV(progress) and
@@ -58,10 +59,12 @@ options:
     elements: str
     default: [staging]
   production_environments:
-    description: Environments that need O(confirm_production).
+    description:
+      - Environments that need O(confirm_production), compared with O(environment) without
+        regard to case (C(stagegate_production_environments)).
     type: list
     elements: str
-    default: [production]
+    default: [production, prod, live]
   confirm_production:
     description: Explicit confirmation to restore over a production database.
     type: bool
@@ -145,6 +148,11 @@ dsn:
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._environments import (
+    DEFAULT_PRODUCTION_ENVIRONMENTS,
+    environment_in,
+    is_production,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
@@ -183,7 +191,11 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "terminate_sessions": {"type": "bool", "default": False},
     "environment": {"type": "str", "default": "staging"},
     "terminate_environments": {"type": "list", "elements": "str", "default": ["staging"]},
-    "production_environments": {"type": "list", "elements": "str", "default": ["production"]},
+    "production_environments": {
+        "type": "list",
+        "elements": "str",
+        "default": list(DEFAULT_PRODUCTION_ENVIRONMENTS),
+    },
     "confirm_production": {"type": "bool", "default": False},
     "verify": {"type": "bool", "default": True},
     "force": {"type": "bool", "default": False},
@@ -249,15 +261,17 @@ class RestoreManager:
         if self.manifest and not self.manifest.get("verified"):
             raise PgError(f"backup {self.backup!r}: its manifest does not say verified")
         env = self.params["environment"]
-        if env in self.params["production_environments"] and not self.params["confirm_production"]:
+        production = self.params["production_environments"]
+        if is_production(env, production) and not self.params["confirm_production"]:
             raise PgError(
-                f"refusing to restore into {self.target.dbname!r}: environment {env!r} is "
-                "production; set confirm_production=true to proceed"
+                f"refusing to restore into {self.target.dbname!r}: environment {env!r} counts "
+                f"as production (production_environments: {', '.join(production)}); set "
+                "confirm_production=true to proceed"
             )
 
     def _may_terminate(self) -> bool:
         return self.params["terminate_sessions"] and (
-            self.params["environment"] in self.params["terminate_environments"]
+            environment_in(self.params["environment"], self.params["terminate_environments"])
         )
 
     def _already_restored(self, admin: Any, sha256: str) -> bool:

@@ -128,11 +128,15 @@ releases:
 import contextlib
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
+    StateFileError,
+    ensure_dir,
+    write_json_atomic,
+)
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -192,25 +196,12 @@ class ManifestManager:
         }
 
     def write(self, path: str, manifest: dict[str, Any]) -> None:
-        directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".tmp", dir=directory)
+        """Atomic; a failure names the file, the operation and the cause (StateFileError)."""
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(manifest, fh, indent=2, sort_keys=True)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            ensure_dir(os.path.dirname(path), "the release directory", mode=0o755)
+            write_json_atomic(path, manifest, "the release manifest", mode=0o644)
+        except StateFileError as exc:
+            self.module.fail_json(msg=str(exc), path=path)
 
     def run(self) -> dict[str, Any]:
         state = self.params["state"]

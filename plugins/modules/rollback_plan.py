@@ -160,6 +160,11 @@ plan:
       description: The rollback's steps in order.
       type: list
       elements: str
+    ledger_warnings:
+      description: Ledger lines skipped while choosing the target (a torn final line, a corrupt
+        line, with the line number); they never stop a rollback.
+      type: list
+      elements: str
   sample:
     current: {release: v2, ref: 3f2a..., found_by: tag checked out in the project directory}
     target: {release: v1, ref: 9c1e..., reason: last good release in the ledger (GO)}

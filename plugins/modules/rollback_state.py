@@ -156,12 +156,23 @@ lock:
   returned: always
   type: dict
   sample: {action: taken_over, msg: "took over an expired deploy lock from ci@runner ..."}
+resumed:
+  description:
+    - With O(state=started), the interrupted rollback this run resumes (C(run_id), C(started),
+      C(status) C(in_progress) or C(failed), C(steps_done) before this run); empty when it starts
+      afresh. The rollback role puts it into the report's C(rollback_plan).
+  returned: always
+  type: dict
+  sample: {run_id: rollback-20261130T081500Z-4242, started: "2026-11-30T08:15:01Z",
+           status: in_progress, steps_done: [stop]}
 holder:
   description: When the lock is held by another run, that run's lock record.
   returned: failed
   type: dict
 ledger:
-  description: With O(ledger_record), whether it was C(appended) and the ledger C(path).
+  description:
+    - With O(ledger_record), whether it was C(appended), the ledger C(path), and C(warnings)
+      (lines of the ledger skipped or repaired, see M(stagegate.release.ledger)).
   returned: when O(ledger_record) is given
   type: dict
 """
@@ -194,7 +205,7 @@ class RollbackStateManager:
         self.params = module.params
         self.store = RollbackState(self.params["state_dir"])
         self.lock = DeployLock(self.params["state_dir"])
-        self.result = {"lock": {}}
+        self.result = {"lock": {}, "resumed": {}}
 
     def run(self):
         state = self.params["state"]
@@ -213,7 +224,10 @@ class RollbackStateManager:
             and self.append_to_ledger()
         )
         if after != before and not self.module.check_mode:
-            self.store.write(after)
+            try:
+                self.store.write(after)
+            except OSError as exc:  # StateFileError: names the file, the operation and the cause
+                self.module.fail_json(msg=str(exc), path=self.store.path, **self.result)
         if state == "finished" and self.params["release_lock"]:
             self.release_lock()
         lock_changed = self.result["lock"].get("action") not in (None, ALREADY_HELD, NOT_HELD)
@@ -243,8 +257,8 @@ class RollbackStateManager:
             )
         except LockHeldError as exc:
             self.module.fail_json(msg=str(exc), holder=exc.holder, lock_file=self.lock.path)
-        except OSError as exc:
-            self.module.fail_json(msg=f"cannot take the deploy lock {self.lock.path}: {exc}")
+        except OSError as exc:  # StateFileError: names the file, the operation and the cause
+            self.module.fail_json(msg=str(exc), lock_file=self.lock.path)
         self.note_lock(action, previous)
 
     def release_lock(self):
@@ -264,18 +278,21 @@ class RollbackStateManager:
         """Append the record unless this run id's record is there; True when appended."""
         path = _ledger.ledger_path(self.params["state_dir"])
         try:
-            line, _ = _ledger.append_once(
+            line, _, warnings = _ledger.append_once(
                 path, self.params["ledger_record"], self.module.check_mode
             )
         except (_ledger.LedgerError, OSError) as exc:
-            self.module.fail_json(msg=f"ledger_record: cannot append to {path}: {exc}", path=path)
-        self.result["ledger"] = {"appended": line is not None, "path": path}
+            self.module.fail_json(msg=f"ledger_record: {exc}", path=path)
+        for warning in warnings:
+            self.module.warn(warning)
+        self.result["ledger"] = {"appended": line is not None, "path": path, "warnings": warnings}
         return line is not None
 
     def started(self, record):
         plan = self.params["plan"]
         target = plan.get("target", {}).get("release")
         if record.get("status") in RESUMABLE and record.get("to") == target:
+            self.result["resumed"] = RollbackState.resumed(record)
             # A failed verification is retried: its steps stay done, verify and record run again.
             if record["status"] == FAILED:
                 for step in ("verify", "record"):

@@ -43,6 +43,14 @@ def _ledger_file(args: argparse.Namespace) -> Path:
     return Path(args.ledger) if args.ledger else ledger.ledger_path(args.state_dir)
 
 
+def _read_ledger(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The records; lines skipped (a torn final line, a corrupt one) are named on stderr."""
+    records, warnings = ledger.scan(_ledger_file(args))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return records
+
+
 def _table(records: list[dict[str, Any]]) -> str:
     rows = [
         [str(r[c] if r.get(c) is not None else _DEFAULTS.get(c, "-")) for c in _COLUMNS]
@@ -55,7 +63,7 @@ def _table(records: list[dict[str, Any]]) -> str:
 
 
 def _cmd_ledger_list(args: argparse.Namespace) -> int:
-    records = ledger.read(_ledger_file(args))
+    records = _read_ledger(args)
     if args.limit:
         records = records[-args.limit :]
     if args.json:
@@ -68,7 +76,7 @@ def _cmd_ledger_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_ledger_last_good(args: argparse.Namespace) -> int:
-    record = ledger.last_good(ledger.read(_ledger_file(args)), args.exclude_release)
+    record = ledger.last_good(_read_ledger(args), args.exclude_release)
     if record is None:
         print(f"no GO or GO_WITH_WARNINGS release in {_ledger_file(args)}", file=sys.stderr)
         return 1

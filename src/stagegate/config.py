@@ -111,7 +111,16 @@ _DB_PHASES = frozenset({"backup", "migration_dryrun", "deploy", "rollback"})
 _COMPOSE_PHASES = frozenset({"build", "deploy", "rollback"})
 
 CORE_FIELDS: tuple[Field, ...] = (
-    Field("stagegate_environment", STR, "environment name; `production` turns on guards"),
+    Field(
+        "stagegate_environment",
+        STR,
+        "environment name; one in stagegate_production_environments (any case) turns on guards",
+    ),
+    Field(
+        "stagegate_production_environments",
+        LIST_OF_STR,
+        "environment names that count as production, case-insensitive (production, prod, live)",
+    ),
     Field("stagegate_state_dir", PATH, "deploy-host state (checkout, manifests, ledger, lock)"),
     Field("stagegate_project_dir", PATH, "compose project directory of the deployed release"),
     Field(

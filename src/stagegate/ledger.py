@@ -1,8 +1,9 @@
 """Readers of the release ledger on the controller (CLI, baseline comparison, rollback).
 
-The file format and the locked append live in the collection's `module_utils/_ledger.py`,
-which the `stagegate.release.ledger` module runs on the deploy host; this module wraps the
-same code with types.
+The file format, the one reader (`scan`: torn final line and unparseable lines skipped with a
+warning) and the locked append (which repairs a torn final line first) live in the
+collection's `module_utils/_ledger.py`, which the `stagegate.release.ledger` module runs on
+the deploy host; this module wraps the same code with types.
 """
 
 from __future__ import annotations
@@ -20,15 +21,24 @@ def ledger_path(state_dir: str | Path) -> Path:
     return Path(_ledger.ledger_path(str(state_dir)))
 
 
-def append(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one record under an exclusive lock."""
-    _ledger.append(str(path), record)
+def append(path: str | Path, record: dict[str, Any]) -> list[str]:
+    """Append one record under an exclusive lock; returns what was repaired first (warnings)."""
+    warnings: list[str] = []
+    _ledger.append(str(path), record, warnings)
+    return warnings
+
+
+def scan(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """All readable records, oldest first, and one warning per line skipped."""
+    records: list[dict[str, Any]]
+    warnings: list[str]
+    records, warnings = _ledger.scan(str(path))
+    return records, warnings
 
 
 def read(path: str | Path) -> list[dict[str, Any]]:
-    """All records, oldest first (empty when the ledger does not exist yet)."""
-    records: list[dict[str, Any]] = _ledger.read(str(path))
-    return records
+    """All readable records, oldest first (empty when the ledger does not exist yet)."""
+    return scan(path)[0]
 
 
 def last_good(
