@@ -5,6 +5,8 @@ The stack is deployed v1 -> v2 with the real modules (tests/playbooks/rollback_d
 its database step and the re-run (through ansible_runner) finishes it; a second re-run changes
 nothing. Then v2-crashloop is deployed on top (NO_GO, it migrated): production refuses without
 confirmation, a live lock refuses naming its holder, break-lock proceeds and brings v1 back.
+Then v2 again, rolled back by downgrade; and twice more, rollbacks SIGKILLed during the restore
+itself and during the tiered start, each finished by a re-run whose report says it resumed.
 The tests share the stack (a deploy costs ~20 s) and run in file order.
 """
 
@@ -15,7 +17,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import ansible_runner
 import psycopg
 import pytest
+from ansible_collections.stagegate.release.plugins.module_utils._rollback import STEPS
 from conftest import REPO_ROOT
 from psycopg import sql
 from sandbox_fixtures import (
@@ -153,6 +156,85 @@ class Rollout:
         reply = self.stack.wait_for("/version")
         return str(reply.json()["version"])
 
+    def kill_rollback_when(self, moment: Callable[[int], bool], what: str) -> dict[str, Any]:
+        """Start rollback.yml, SIGKILL its whole process group the moment `moment(its pid)` is
+        true; returns the rollback state the killed run left."""
+        proc = subprocess.Popen(
+            self.rollback_argv(),
+            cwd=REPO_ROOT,
+            env=playbook_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 240
+            while not moment(proc.pid):
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, f"the rollback never reached {what}"
+                time.sleep(0.02)
+            os.killpg(proc.pid, signal.SIGKILL)
+        finally:
+            proc.communicate()
+        interrupted = self.rollback_state()
+        assert interrupted["status"] == "in_progress"
+        lock = json.loads((self.state_dir / "lock.json").read_text())
+        assert lock["run_id"] == interrupted["run_id"], "the killed run still holds the lock"
+        return interrupted
+
+    def rerun_as_awx(self, interrupted: dict[str, Any]) -> dict[str, Any]:
+        """The re-run through ansible_runner, as AWX runs it: it resumes the interrupted rollback
+        (adopting the dead run's lock), converges to the target, and its report says it resumed;
+        returns that report."""
+        private_data_dir = self.state_dir / f"runner-{interrupted['run_id']}"
+        private_data_dir.mkdir()
+        runner = ansible_runner.run(
+            private_data_dir=str(private_data_dir),
+            project_dir=str(REPO_ROOT),
+            playbook=str(REPO_ROOT / "playbooks" / "rollback.yml"),
+            inventory=str(INVENTORY),
+            extravars=self.vars,
+            envvars={k: playbook_env()[k] for k in ("ANSIBLE_CONFIG", "PATH")},
+            quiet=True,
+        )
+        stdout = runner.stdout.read()
+        assert runner.rc == 0, stdout[-4000:]
+        assert "Resuming the rollback " + interrupted["run_id"] in stdout
+        finished = self.rollback_state()
+        assert finished["status"] == "done"
+        assert finished["verdict"] in GOOD
+        assert not (self.state_dir / "lock.json").exists()
+        report: dict[str, Any] = json.loads((Path(finished["report"]) / "report.json").read_text())
+        assert report["verdict"] in GOOD
+        resumed = report["rollback_plan"]["resumed"]
+        assert resumed["run_id"] == interrupted["run_id"]
+        assert resumed["steps_done"] == [s for s in STEPS if s in interrupted["steps_done"]]
+        assert "resumed" in (Path(finished["report"]) / "report.md").read_text()
+        return report
+
+    def backup_rows(self, release: str) -> dict[str, int]:
+        """Row counts the backup taken before `release` recorded (what a restore brings back)."""
+        manifest = json.loads((self.state_dir / "releases" / release / "manifest.json").read_text())
+        backup = json.loads(Path(manifest["backup"]["manifest_path"]).read_text())
+        rows = {name.split(".")[-1]: info["rows"] for name, info in backup["tables"].items()}
+        rows.pop("stagegate_schema_migrations", None)
+        return rows
+
+    def restoring(self, pid: int) -> bool:
+        """pg_restore is filling the database: the `docker exec ... pg_restore --exit-on-error`
+        that the run `pid` started (pg_restore's module, after it dropped and re-created the
+        database; its `--list` call comes earlier and does not count)."""
+        for child in descendants(pid):
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            except OSError:  # gone
+                continue
+            words = {word.decode(errors="replace") for word in argv}
+            if {"exec", "pg_restore", "--exit-on-error"} <= words:
+                return True
+        return False
+
     def write_lock(self, owner: str, age: timedelta, ttl: timedelta) -> None:
         now = datetime.now(UTC)
         fmt = "%Y-%m-%dT%H:%M:%SZ"
@@ -164,6 +246,20 @@ class Rollout:
             "ttl": int(ttl.total_seconds()),
         }
         (self.state_dir / "lock.json").write_text(json.dumps(record))
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc/<pid>/task/*/children), nearest first."""
+    found, todo = [], [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop(0)}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in children.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
 
 
 def playbook_env() -> dict[str, str]:
@@ -203,64 +299,24 @@ def test_check_mode_prints_the_plan_and_changes_nothing(rollout: Rollout) -> Non
 def test_rollback_killed_half_way_is_finished_by_a_rerun(rollout: Rollout) -> None:
     # A dead staging run left its lock behind, already expired: the rollback takes it over.
     rollout.write_lock("deploy@ci-7", age=timedelta(hours=2), ttl=timedelta(hours=1))
-    proc = subprocess.Popen(
-        rollout.rollback_argv(),
-        cwd=REPO_ROOT,
-        env=playbook_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    interrupted = rollout.kill_rollback_when(
+        lambda _: "database" in rollout.rollback_state().get("steps_done", {}),
+        "its database step",
     )
-    try:
-        deadline = time.monotonic() + 180
-        while "database" not in rollout.rollback_state().get("steps_done", {}):
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the rollback never reached its database step"
-            time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.communicate()
-
-    interrupted = rollout.rollback_state()
-    assert interrupted["status"] == "in_progress"
     assert "start" not in interrupted["steps_done"]
-    lock = json.loads((rollout.state_dir / "lock.json").read_text())
-    assert lock["run_id"] == interrupted["run_id"], "took the expired lock over, still holds it"
 
     # The killed run's controller was another AWX pod: its host and pid mean nothing here.
     state_file = rollout.state_dir / "rollback.json"
     moved = {**interrupted, "controller": {"host": "awx-job-41-x7k2p", "pid": 7, "pid_start": "1"}}
     state_file.write_text(json.dumps(moved))
-    # The re-run, as AWX runs it (a new pod): resumes the same rollback and adopts the dead
-    # run's lock by the run state on the deploy host (rollback.json's run owns lock.json).
-    private_data_dir = rollout.state_dir / "runner"
-    private_data_dir.mkdir()
-    runner = ansible_runner.run(
-        private_data_dir=str(private_data_dir),
-        project_dir=str(REPO_ROOT),
-        playbook=str(REPO_ROOT / "playbooks" / "rollback.yml"),
-        inventory=str(INVENTORY),
-        extravars=rollout.vars,
-        envvars={k: playbook_env()[k] for k in ("ANSIBLE_CONFIG", "PATH")},
-        quiet=True,
-    )
-    stdout = runner.stdout.read()
-    assert runner.rc == 0, stdout[-4000:]
-    assert "Resuming the rollback " + interrupted["run_id"] in stdout
+    report = rollout.rerun_as_awx(interrupted)
 
     assert rollout.api_version() == "v1"
     assert not V2_OBJECTS & rollout.schema(), "v2's table and view are gone"
     assert rollout.row_counts() == rollout.v1_rows  # type: ignore[attr-defined]
-    finished = rollout.rollback_state()
-    assert finished["status"] == "done"
-    assert finished["verdict"] in GOOD
-    assert not (rollout.state_dir / "lock.json").exists()
     records = [r for r in rollout.ledger() if r.get("kind") == "rollback"]
     assert [(r["release"], r["rolled_back_from"]) for r in records] == [("v1", "v2")]
     assert records[0]["verdict"] in GOOD
-    report = json.loads((Path(finished["report"]) / "report.json").read_text())
-    assert report["verdict"] in GOOD
     assert report["rollback_plan"]["database"]["action"] == "restore"
 
 
@@ -336,3 +392,49 @@ def test_downgrade_reverts_the_migrations_and_keeps_data_written_since(rollout: 
     finished = rollout.rollback_state()
     report = json.loads((Path(finished["report"]) / "report.json").read_text())
     assert report["rollback_plan"]["database"]["action"] == "downgrade"
+
+
+@pytest.mark.timeout(600)  # a deploy, a killed rollback and its re-run
+def test_killed_during_the_restore_a_rerun_restores_and_verifies(rollout: Rollout) -> None:
+    if V2_OBJECTS & rollout.schema():  # run alone (-k): start from v1, as the tests above leave it
+        run = rollout.rollback()
+        assert run.returncode == 0, run.stdout[-4000:]
+    rollout.deploy("v2")  # migrates again: its rollback restores the backup taken before it
+    assert rollout.schema() >= V2_OBJECTS
+    # Killed while pg_restore fills the re-created database.
+    interrupted = rollout.kill_rollback_when(rollout.restoring, "the restore")
+    assert "database" not in interrupted["steps_done"]  # so the re-run restores again
+    marks = rollout.sql(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'app'"
+    )
+    assert "stagegate-restore" not in str(marks), "the killed restore never finished"
+
+    report = rollout.rerun_as_awx(interrupted)
+
+    assert report["rollback_plan"]["database"]["action"] == "restore"
+    assert rollout.api_version() == "v1"
+    assert not V2_OBJECTS & rollout.schema()
+    assert rollout.row_counts() == rollout.backup_rows("v2")
+
+
+@pytest.mark.timeout(600)
+def test_killed_during_the_tiered_start_a_rerun_starts_and_verifies(rollout: Rollout) -> None:
+    rollout.deploy("v2")
+    assert rollout.api_version() == "v2"
+
+    def starting(_: int) -> bool:
+        """The database step is done and the first container of v1 has been created: only the
+        tiered start (after the checkout and the images) makes one."""
+        if "database" not in rollout.rollback_state().get("steps_done", {}):
+            return False
+        return any(image.endswith(":v1") for _, _, image in rollout.containers())
+
+    interrupted = rollout.kill_rollback_when(starting, "the tiered start")
+    assert "database" in interrupted["steps_done"]  # the re-run does not restore again
+
+    report = rollout.rerun_as_awx(interrupted)
+
+    assert rollout.api_version() == "v1"
+    assert not V2_OBJECTS & rollout.schema()
+    assert rollout.row_counts() == rollout.backup_rows("v2")
+    assert report["release"]["version"] == "v1"
