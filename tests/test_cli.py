@@ -208,8 +208,12 @@ def test_promote_exit_codes_status_and_report_show(
 
     shown = stagegate("report", "show", run_id, "--state-dir", str(sandbox_stack.state_dir))
     assert shown.returncode == 0, shown.stderr
-    assert "GO_WITH_WARNINGS" in shown.stdout
+    assert shown.stdout.startswith("# Staging Validation Report: v2")
     assert "api_latency" in shown.stdout
+    as_json = stagegate(
+        "report", "show", run_id, "--state-dir", str(sandbox_stack.state_dir), "--format", "json"
+    )
+    assert json.loads(as_json.stdout)["verdict"] == "GO_WITH_WARNINGS"
     missing = stagegate(
         "report", "show", "no-such-run", "--state-dir", str(sandbox_stack.state_dir)
     )

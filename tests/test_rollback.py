@@ -228,7 +228,12 @@ def test_rollback_killed_half_way_is_finished_by_a_rerun(rollout: Rollout) -> No
     lock = json.loads((rollout.state_dir / "lock.json").read_text())
     assert lock["run_id"] == interrupted["run_id"], "took the expired lock over, still holds it"
 
-    # The re-run, as AWX runs it: resumes the same rollback and adopts the dead run's lock.
+    # The killed run's controller was another AWX pod: its host and pid mean nothing here.
+    state_file = rollout.state_dir / "rollback.json"
+    moved = {**interrupted, "controller": {"host": "awx-job-41-x7k2p", "pid": 7, "pid_start": "1"}}
+    state_file.write_text(json.dumps(moved))
+    # The re-run, as AWX runs it (a new pod): resumes the same rollback and adopts the dead
+    # run's lock by the run state on the deploy host (rollback.json's run owns lock.json).
     private_data_dir = rollout.state_dir / "runner"
     private_data_dir.mkdir()
     runner = ansible_runner.run(

@@ -184,7 +184,10 @@ def test_crash_loop_is_rolled_back_automatically(staging: Staging) -> None:
     assert staging.row_counts() == staging.v1_rows  # type: ignore[attr-defined]
     assert staging.api_version() == "v1"
     assert staging.stack.project_dir.joinpath(".stagegate-release").read_text().strip() == "v1"
-    assert Path(rollback["report_dir"]).parent == Path(promotion["report_dir"])
+    # the rollback's reports sit in the promotion's report dir on the controller (the ledger's
+    # report_dir of the promotion is its copy kept in <state_dir>/runs/<run id>)
+    assert Path(rollback["report_dir"]).parent == Path(promotion["controller_report_dir"])
+    assert Path(promotion["report_dir"]) == staging.stack.state_dir / "runs" / promotion["run_id"]
 
 
 def test_promotion_to_v2_through_ansible_runner(staging: Staging, tmp_path: Path) -> None:

@@ -3,11 +3,12 @@
 """Runs the rollback_plan module on the deploy host and adds what only the controller knows.
 
 Which `ansible-playbook` process runs this rollback (the parent of this worker process), and
-whether the process that started an interrupted rollback is gone. A rollback killed half-way
-leaves the deploy lock held (not yet expired) by its run id; when that run's controller process
-is dead on this controller, the re-run adopts the run id and so the lock, and resumes. A
-rollback started from another controller cannot be judged dead from here: the lock's expiry or
-`stagegate_break_lock` decide, as for any other holder.
+whether the process that started an interrupted rollback is known to be alive. A rollback killed
+half-way leaves the deploy lock held (not yet expired) by its run id; the re-run adopts that run
+id, and so the lock, by the run state on the deploy host (`_rollback.adoptable_run_id`:
+rollback.json resumable and its run owns the lock), whichever controller or AWX pod ran it. Only
+a process known alive on this very controller keeps its lock (two rollbacks at once from one
+controller); AWX job templates for rollback.yml must not allow concurrent jobs (docs/rollback.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import socket
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
+    adoptable_run_id,
+)
 
 
 def _process_start(pid: int) -> str:
@@ -33,13 +37,13 @@ def controller_identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": pid, "pid_start": _process_start(pid)}
 
 
-def is_gone(controller: dict[str, Any]) -> bool:
-    """True when the recorded controller process is known to be dead (same host, pid gone or
-    reused by a process that started later)."""
+def is_alive_here(controller: dict[str, Any]) -> bool:
+    """True when the recorded controller process runs on this controller (same host, same pid
+    with the same start time): the only case where a run is known to be alive."""
     if not controller or controller.get("host") != socket.gethostname():
         return False
     pid = int(controller.get("pid") or 0)
-    return pid <= 0 or _process_start(pid) != controller.get("pid_start")
+    return pid > 0 and _process_start(pid) == controller.get("pid_start")
 
 
 class ActionModule(ActionBase):
@@ -59,6 +63,10 @@ class ActionModule(ActionBase):
             return result
         state = result.get("state") or {}
         result["controller"] = controller_identity()
-        adopt = result.get("resumed") and is_gone(state.get("controller") or {})
-        result["resume_run_id"] = state.get("run_id", "") if adopt else ""
+        result["resume_run_id"] = adoptable_run_id(
+            bool(result.get("resumed")),
+            state,
+            result.get("lock") or {},
+            is_alive_here(state.get("controller") or {}),
+        )
         return result

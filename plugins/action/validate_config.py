@@ -127,6 +127,11 @@ class ActionModule(ActionBase):
             user = task_vars.get("awx_user_name") or getpass.getuser()
             owner = f"{user}@{socket.gethostname()}"
             facts["stagegate_run_owner"] = f"{owner} (AWX job {job_id})" if job_id else owner
+        # Reports go to the job's artifact dir under ansible-runner / AWX (runner exports it
+        # as AWX_ISOLATED_DATA_DIR), which comes back with the job; else playbook_dir/artifacts.
+        artifact_dir = os.environ.get("AWX_ISOLATED_DATA_DIR")
+        if artifact_dir and not task_vars.get("stagegate_report_root"):
+            facts["stagegate_report_root"] = os.path.join(artifact_dir, "stagegate")
         return facts
 
     # --- secrets -------------------------------------------------------------------------

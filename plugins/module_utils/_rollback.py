@@ -414,6 +414,22 @@ class RollbackState:
         }
 
 
+def adoptable_run_id(resumed, state, lock, controller_alive):
+    """The run id a re-run adopts (and so the deploy lock), decided by the run state on the deploy
+    host, not by which controller ran it: an AWX job runs in a new pod, so the killed run's host
+    and pid say nothing there.
+
+    Adopted when rollback.json holds a resumable rollback (`resumed`) whose run id also owns the
+    deploy lock (or the lock is free), unless its controller process is known to be alive
+    (`controller_alive`: same controller host, same process). "" otherwise: the lock rules apply.
+    """
+    run_id = (state or {}).get("run_id") or ""
+    if not resumed or not run_id or controller_alive:
+        return ""
+    holder = (lock or {}).get("run_id")
+    return run_id if holder in (None, run_id) else ""
+
+
 # --- the plan as an on-call engineer reads it -----------------------------------------------
 
 

@@ -161,10 +161,16 @@ controller:
     (added by the action plugin).
   returned: always
   type: dict
+lock:
+  description: The deploy lock record (C(lock.json)) on the deploy host, empty when it is free.
+  returned: always
+  type: dict
 resume_run_id:
-  description: The run id of the interrupted rollback when its controller process is gone on
-    this controller, so this run adopts its deploy lock; empty otherwise (added by the action
-    plugin).
+  description: The run id of the interrupted rollback that this run adopts, and so its deploy
+    lock; empty otherwise (added by the action plugin). Decided by the run state on the deploy
+    host, whichever controller or AWX pod ran it, C(rollback.json) holds a resumable rollback
+    whose run id owns the deploy lock (or the lock is free), unless that run's
+    C(ansible-playbook) process is known to be alive on this very controller.
   returned: always
   type: str
 """
@@ -178,6 +184,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._docker import (
     image_facts,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._ledger import LedgerError
+from ansible_collections.stagegate.release.plugins.module_utils._lock import DeployLock
 from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
     RESUMABLE,
     PlanInputs,
@@ -221,8 +228,9 @@ class RollbackPlanManager:
             summary.insert(
                 0, f"Resuming the rollback {record.get('run_id')} started {record.get('started')}"
             )
+        lock = DeployLock(self.inputs.state_dir).read() or {}
         self.module.exit_json(
-            changed=False, plan=plan, summary=summary, resumed=resumed, state=record
+            changed=False, plan=plan, summary=summary, resumed=resumed, state=record, lock=lock
         )
 
     def inspect(self, ref):

@@ -200,8 +200,8 @@ def _cmd_report_show(args: argparse.Namespace) -> int:
     if args.run_id != "last":
         records = [r for r in records if str(r.get("run_id")) == args.run_id]
     candidates = [Path(str(r["report_dir"])) for r in records[-1:]]
-    if args.run_id != "last":
-        candidates.append(state / "reports" / args.run_id)
+    if args.run_id != "last":  # where gate_report keeps each run's copy (docs/reports.md)
+        candidates.append(state / "runs" / args.run_id)
     found = next((d for d in candidates if (d / "report.json").is_file()), None)
     if found is None:
         where = ", ".join(str(d) for d in candidates) or f"the ledger in {state}"
