@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,10 +17,17 @@ from conftest import REPO_ROOT, PgCluster, start_pg_cluster, stop_pg_cluster, un
 MODULES = REPO_ROOT / "plugins" / "modules"
 
 
+def module_env() -> dict[str, str]:
+    """The environment a module process needs outside Ansible: the collection's module_utils
+    importable as `ansible_collections.stagegate.release...` (Ansible's payload carries them)."""
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT / "collections")}
+
+
 def run_module(
     name: str, args: dict[str, Any], check_mode: bool = False, tmp: Path | None = None
 ) -> dict[str, Any]:
-    """Run plugins/modules/<name>.py as Ansible runs it (its own process, JSON args file)."""
+    """Run plugins/modules/<name>.py as Ansible runs it (its own process, JSON args file; the
+    collection's module_utils importable, as Ansible's module payload makes them)."""
     payload = {"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check_mode}}
     args_file = (tmp or Path("/tmp")) / f"{unique_name('args')}.json"
     args_file.write_text(json.dumps(payload))
@@ -30,6 +38,7 @@ def run_module(
             text=True,
             check=False,
             timeout=300,
+            env=module_env(),
         )
     finally:
         args_file.unlink()

@@ -32,6 +32,7 @@ from pg_fixtures import (
     backup_dir_entries,
     count_scratch,
     db_arg,
+    module_env,
     run_module,
     sample_database,
 )
@@ -153,6 +154,7 @@ def test_server_stopped_mid_backup_leaves_nothing_good(
         [sys.executable, str(MODULES / "pg_backup.py"), str(args_file)],
         stdout=subprocess.PIPE,
         text=True,
+        env=module_env(),
     )
     deadline = time.monotonic() + 60
     while "pgbench_accounts" not in (progress.read_text() if progress.exists() else ""):
@@ -464,7 +466,7 @@ def start_module(tmp_path: Path) -> Iterator[Callable[[str, dict[str, Any]], Pop
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
         proc = subprocess.Popen(
             [sys.executable, str(MODULES / f"{name}.py"), str(args_file)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=module_env(),
         )  # fmt: skip
         started.append(proc)
         return proc

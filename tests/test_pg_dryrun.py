@@ -13,7 +13,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import PgCluster
-from pg_fixtures import MODULES, count_scratch, db_arg, fingerprint, run_module
+from pg_fixtures import (
+    MODULES,
+    count_scratch,
+    db_arg,
+    fingerprint,
+    module_env,
+    run_module,
+)
 from test_pg_migrate import CORPUS, CORPUS_STATEMENTS, INDEXES, VIEWS, write_migrations
 
 DROP_AND_ADD = """
@@ -152,6 +159,7 @@ def test_interrupted_dryrun_drops_scratch(
         [sys.executable, str(MODULES / "pg_migrate_dryrun.py"), str(args_file)],
         stdout=subprocess.PIPE,
         text=True,
+        env=module_env(),
     )
     deadline = time.monotonic() + 30
     while (

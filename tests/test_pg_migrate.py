@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from conftest import REPO_ROOT, PgCluster
-from pg_fixtures import MODULES, db_arg, run_module
+from pg_fixtures import MODULES, db_arg, module_env, run_module
 
 INDEXES = """
 -- 006: composite indexes (seed 002 style)
@@ -613,6 +613,7 @@ def test_killed_no_transaction_file_resumes_after_its_committed_statements(
     proc = subprocess.Popen(
         [sys.executable, str(MODULES / "pg_migrate.py"), str(args_file)],
         stdout=subprocess.DEVNULL,
+        env=module_env(),
     )
     try:
         deadline = time.monotonic() + 60
