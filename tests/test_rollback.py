@@ -211,7 +211,34 @@ class Rollout:
         assert resumed["run_id"] == interrupted["run_id"]
         assert resumed["steps_done"] == [s for s in STEPS if s in interrupted["steps_done"]]
         assert "resumed" in (Path(finished["report"]) / "report.md").read_text()
+        self.assert_awx_record(runner, interrupted)
         return report
+
+    def assert_awx_record(self, runner: Any, interrupted: dict[str, Any]) -> None:
+        """The job's set_stats artifacts name the rollback's outcome, and its reports have a
+        durable copy in the state dir that its ledger record points at."""
+        stats = next(
+            e["event_data"].get("artifact_data") or {}
+            for e in runner.events
+            if e.get("event") == "playbook_on_stats"
+        )
+        record = [r for r in self.ledger() if r.get("kind") == "rollback"][-1]
+        kept = self.state_dir / "runs" / interrupted["run_id"] / "rollback"
+        controller_dir = Path(self.vars["stagegate_report_dir"]) / "rollback"
+        assert stats["stagegate_verdict"] == record["verdict"]
+        assert stats["stagegate_score"] == record["score"]
+        assert stats["stagegate_release"] == record["release"]
+        assert stats["stagegate_rolled_back_from"] == record["rolled_back_from"]
+        assert stats["stagegate_report"] == str(controller_dir / "report.json")
+        assert stats["stagegate_rollback"]["run_id"] == interrupted["run_id"]
+        assert stats["stagegate_rollback"]["kept_report_dir"] == str(kept)
+        assert record["run_id"] == interrupted["run_id"]
+        assert record["report_dir"] == str(kept)
+        assert record["controller_report_dir"] == str(controller_dir)
+        assert record["reports"]["report.json"] == str(kept / "report.json")
+        kept_report = json.loads((kept / "report.json").read_text())
+        assert kept_report == json.loads((controller_dir / "report.json").read_text())
+        assert {p.name for p in kept.iterdir()} >= {"report.json", "report.md", "junit.xml"}
 
     def backup_rows(self, release: str) -> dict[str, int]:
         """Row counts the backup taken before `release` recorded (what a restore brings back)."""
