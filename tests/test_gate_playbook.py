@@ -19,6 +19,7 @@ from typing import Any
 
 import ansible_runner
 import pytest
+from ee_fixtures import build_deployhost, deploy_host
 
 from stagegate import ledger
 
@@ -459,3 +460,51 @@ def test_failed_run_reports_where_and_why_it_stopped(tmp_path: Path) -> None:
     assert ledger.read(tmp_path / "state" / "ledger.jsonl")[0]["stopped"]["phase"] == "deploy"
     for name in ("report.json", "report.md", "junit.xml", "report.html"):
         assert PLANTED not in (report_dir / name).read_text(), name
+
+
+NO_HOST_KEYS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+
+
+def test_results_files_are_fetched_from_the_deploy_host(tmp_path: Path) -> None:
+    """The load-test results exist only on the deploy host (a container reached over SSH): the
+    role fetches them into the report dir, grades from that copy, and the state dir keeps it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    on_host = "/srv/suite/staging_load_simulation.json"
+    assert not Path(on_host).exists()
+    with deploy_host(build_deployhost(), tmp_path, [state]) as host:
+        assert host.ssh("mkdir -p /srv/suite").returncode == 0
+        subprocess.run(
+            ["docker", "cp", str(FIXTURES / "seed003_fail.json"), f"{host.name}:{on_host}"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        inventory = tmp_path / "hosts.yml"
+        inventory.write_text(json.dumps({"deploy": {"hosts": {"deployhost": {
+            "ansible_host": "127.0.0.1",
+            "ansible_port": host.port,
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(host.key),
+            "ansible_ssh_common_args": NO_HOST_KEYS,
+        }}}}))  # fmt: skip
+        variables = extravars(tmp_path, "v9", results(), stagegate_run_id="run-v9")
+        variables["ansible_python_interpreter"] = "/usr/bin/python3"
+        variables["stagegate_gates"] = {
+            "profiles": ["seed003_load_simulation"],
+            "results_files": {"load_simulation": on_host},
+        }
+        playbook = tmp_path / "gate.yml"
+        playbook.write_text(PLAYBOOK)
+        extra = tmp_path / "extra.json"
+        extra.write_text(json.dumps(variables))
+        proc = subprocess.run(
+            [str(BIN / "ansible-playbook"), "-i", str(inventory), "-e", f"@{extra}", str(playbook)],
+            capture_output=True, text=True, cwd=REPO, env={**os.environ, **ENV}, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout[-4000:] + proc.stderr[-2000:]
+    report_dir = tmp_path / "reports" / "v9"
+    fetched = report_dir / "results" / "load_simulation.json"
+    assert fetched.read_bytes() == (FIXTURES / "seed003_fail.json").read_bytes()
+    text = (report_dir / "report.md").read_text()
+    assert "| load: retry cap | ❌ FAIL |" in text  # graded from the host's file
+    kept = state / "runs" / "run-v9" / "results" / "load_simulation.json"
+    assert kept.read_bytes() == fetched.read_bytes()
