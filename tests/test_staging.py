@@ -196,10 +196,14 @@ def test_crash_loop_is_rolled_back_automatically(staging: Staging) -> None:
     assert staging.row_counts() == staging.v1_rows  # type: ignore[attr-defined]
     assert staging.api_version() == "v1"
     assert staging.stack.project_dir.joinpath(".stagegate-release").read_text().strip() == "v1"
-    # the rollback's reports sit in the promotion's report dir on the controller (the ledger's
-    # report_dir of the promotion is its copy kept in <state_dir>/runs/<run id>)
-    assert Path(rollback["report_dir"]).parent == Path(promotion["controller_report_dir"])
+    # the rollback's reports sit in the promotion's report dir on the controller, and both are
+    # kept in <state_dir>/runs/<run id> (the ledger's report_dir), the rollback's in rollback/
+    controller_dir = Path(rollback["controller_report_dir"])
+    assert controller_dir.parent == Path(promotion["controller_report_dir"])
     assert Path(promotion["report_dir"]) == staging.stack.state_dir / "runs" / promotion["run_id"]
+    assert Path(rollback["report_dir"]) == Path(promotion["report_dir"]) / "rollback"
+    kept = json.loads((Path(rollback["report_dir"]) / "report.json").read_text())
+    assert kept == json.loads((controller_dir / "report.json").read_text())
     # the NO_GO report names the automatic rollback and links the report it wrote
     promoted = (Path(promotion["controller_report_dir"]) / "report.md").read_text()
     assert "Automatic rollback to v1 runs next" in promoted
