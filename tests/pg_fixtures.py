@@ -140,6 +140,13 @@ def quiet_cluster() -> Iterator[PgCluster]:
         stop_pg_cluster(cluster)
 
 
+@pytest.fixture
+def quiet_db(quiet_cluster: PgCluster) -> Iterator[str]:
+    """The sample database on the quiet cluster (no autovacuum commits beside the test's)."""
+    with sample_database(quiet_cluster) as name:
+        yield name
+
+
 def backup_dir_entries(directory: Path) -> list[str]:
     """Names in a backup directory, less the directory's lock file (it stays, by design)."""
     return sorted(p.name for p in directory.iterdir() if p.name != ".stagegate-backup.lock")

@@ -34,7 +34,6 @@ from pg_fixtures import (
     db_arg,
     module_env,
     run_module,
-    sample_database,
 )
 
 
@@ -285,12 +284,6 @@ def test_retention_keeps_newest_and_the_release_backup(
             Path(done["path"]).name + ".manifest.json",
         ]
     )
-
-
-@pytest.fixture
-def quiet_db(quiet_cluster: PgCluster) -> Iterator[str]:
-    with sample_database(quiet_cluster) as name:
-        yield name
 
 
 def test_backup_reused_only_when_provably_of_the_current_state(

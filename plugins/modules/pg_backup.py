@@ -44,7 +44,7 @@ options:
   name:
     description:
       - Archive base name. Default C(<database>-<release>-<run_id>) (parts not set are left
-        out; a UTC timestamp stands for a missing O(run_id)).
+        out; a UTC timestamp to the microsecond stands for a missing O(run_id)).
       - With O(name) set, only an archive of that name is considered for reuse; a new backup
         replaces it.
       - Custom format archives get the suffix C(.dump).
@@ -301,7 +301,9 @@ class BackupManager:
         }
         base = checked.get("name")
         if not base:
-            stamp = checked.get("run_id") or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            # to the microsecond: two runs without a run id in one second get two archives
+            now = datetime.now(timezone.utc)
+            stamp = checked.get("run_id") or now.strftime("%Y%m%dT%H%M%S%fZ")
             parts = [self.target.dbname, checked.get("release"), stamp]
             base = safe_component("-".join(p for p in parts if p), "database name")
         return f"{base}.dump" if self.params["format"] == "custom" else base
