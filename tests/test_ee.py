@@ -181,7 +181,7 @@ def test_rollback_through_transmit_worker_process(site: AwxSite) -> None:
     job = site.job("rollback.yml", "rollback")
     assert job.rc == 0, job.stdout[-4000:] + job.worker_stderr[-2000:]
     assert job.status == "successful"
-    # rollback.yml publishes no set_stats (yet); its report came back with the job
+    # its report came back with the job
     report = json.loads((job.artifact_dir / "reports" / "rollback" / "report.json").read_text())
     assert report["verdict"] in GOOD
     assert report["release"]["version"] == "v1"
