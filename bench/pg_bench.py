@@ -28,8 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import PgCluster, start_pg_cluster, stop_pg_cluster  # noqa: E402
-
-MODULES = REPO / "plugins" / "modules"
+from pg_fixtures import MODULES, module_env  # noqa: E402
 
 
 def best_of(
@@ -56,6 +55,7 @@ def module(name: str, args: dict[str, Any], workdir: Path) -> dict[str, Any]:
         capture_output=True,
         text=True,
         check=False,
+        env=module_env(),
     )
     result: dict[str, Any] = json.loads(proc.stdout)
     if result.get("failed"):
