@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
     describe,
     ensure_dir,
+    json_text,
+    write_temp,
 )
 
 # timezone.utc, not datetime.UTC: this file runs on deploy hosts with Python older than 3.11.
@@ -238,14 +240,8 @@ class DeployLock:
             os.close(fd)
 
     def _write(self, record, replace):
-        temp = f"{self.path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        temp = write_temp(self.path, json_text(record), "the deploy lock")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
             if replace:
                 os.replace(temp, self.path)
             else:

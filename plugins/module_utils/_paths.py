@@ -16,8 +16,19 @@ import re
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
+EXPECTED_NAME = (
+    "one file name: letters, digits and '-', '_', '.', '+', '@', ':' "
+    "(no '/', '\\', not '.' or '..', no leading '.')"
+)
+
+
 class UnsafeNameError(ValueError):
-    """A value that cannot be used as one path component; the message names option and value."""
+    """A value that cannot be used as one path component; the message names option and value,
+    `problem` says what is wrong with it."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 def safe_component(value: object, option: str) -> str:
@@ -38,8 +49,5 @@ def safe_component(value: object, option: str) -> str:
     elif text.startswith("."):
         problem = "starts with '.' (names of hidden and temporary files)"
     if problem:
-        raise UnsafeNameError(
-            f"{option}={value!r} {problem}; expected one file name: letters, digits and "
-            "'-', '_', '.', '+', '@', ':' (no '/', '\\', not '.' or '..', no leading '.')"
-        )
+        raise UnsafeNameError(f"{option}={value!r} {problem}; expected {EXPECTED_NAME}", problem)
     return str(text)
