@@ -228,6 +228,19 @@ def test_promote_exit_codes_status_and_report_show(
     assert "phase deploy failed" in proc.stderr
 
 
+def test_report_show_refuses_a_run_id_that_is_a_path(tmp_path: Path) -> None:
+    # `runs/<run id>/` is read from the state dir: `../../x` read a report.json outside it.
+    state_dir, outside = tmp_path / "state", tmp_path / "outside"
+    (state_dir / "runs").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "report.md").write_text("# not stagegate's\n")
+    (outside / "report.json").write_text("{}\n")
+    shown = stagegate("report", "show", "../../outside", "--state-dir", str(state_dir))
+    assert shown.returncode == runs.EXIT_CONFIG, shown.stdout
+    assert "not stagegate's" not in shown.stdout
+    assert "run id='../../outside' contains a path separator" in shown.stderr
+
+
 def test_missing_inventory_is_bad_input_and_no_host_is_an_execution_error(tmp_path: Path) -> None:
     missing = stagegate("promote", "-i", str(tmp_path / "nowhere"), runner_dir=tmp_path / "r")
     assert missing.returncode == runs.EXIT_CONFIG

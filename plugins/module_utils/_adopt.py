@@ -19,6 +19,7 @@ import re
 import subprocess
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._paths import RELEASE_MARKER
 from ansible_collections.stagegate.release.plugins.module_utils._pg import PgError
 from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import (
     Alembic,
@@ -31,7 +32,6 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations i
     tracking_columns,
 )
 
-RELEASE_MARKER = ".stagegate-release"
 MANAGED, FRESH, UNMANAGED = "managed", "fresh", "unmanaged"
 
 _NAME = r'((?:"[^"]+"|[\w$]+)(?:\.(?:"[^"]+"|[\w$]+))?)'
@@ -69,14 +69,6 @@ DROPS = re.compile(
 
 
 # --- inspect ---------------------------------------------------------------------------------
-
-
-def read_marker(project_dir: str) -> str | None:
-    try:
-        with open(os.path.join(project_dir, RELEASE_MARKER), encoding="utf-8") as handle:
-            return handle.read().strip() or None
-    except OSError:
-        return None
 
 
 def describe_checkout(project_dir: str) -> str | None:

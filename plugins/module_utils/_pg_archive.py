@@ -31,7 +31,7 @@ from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._paths import (
     UnsafeNameError,
-    safe_component,
+    release_manifest_path,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
@@ -394,10 +394,9 @@ def protected_backups(state_dir: str | None, release: str | None, extra: list[st
     protected = {str(Path(p).resolve()) for p in extra}
     if state_dir and release:
         try:
-            release = safe_component(release, "release")
+            release_manifest = Path(release_manifest_path(state_dir, release))
         except UnsafeNameError as exc:
             raise PgError(str(exc)) from exc
-        release_manifest = Path(state_dir) / "releases" / release / "manifest.json"
         if release_manifest.exists():
             # unreadable: fail rather than let retention remove the backup it protects
             ref = load_json_file(release_manifest, "release manifest").get("backup")

@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible_collections.stagegate.release.plugins.module_utils._paths import (
+    UnsafeNameError,
+    safe_component,
+)
 
 from stagegate import __version__, ledger, runs
 from stagegate.gatekeeper import GateRequest, catalog_names_groups, validate_request
@@ -209,6 +213,8 @@ def _describe(record: dict[str, Any]) -> str:
 
 
 def _cmd_report_show(args: argparse.Namespace) -> int:
+    if args.run_id != "last":  # it becomes `runs/<run id>/`: one file name, never `../x`
+        safe_component(args.run_id, "run id")
     state = Path(args.state_dir)
     records = [r for r in ledger.read(ledger.ledger_path(state)) if r.get("report_dir")]
     if args.run_id != "last":
@@ -308,7 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (GateConfigError, ledger.LedgerError, OSError, runs.RunInputError) as exc:
+    except (
+        GateConfigError,
+        ledger.LedgerError,
+        OSError,
+        runs.RunInputError,
+        UnsafeNameError,
+    ) as exc:
         print(f"stagegate: {exc}", file=sys.stderr)
         return runs.EXIT_CONFIG
     return code
