@@ -19,8 +19,10 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
     describe,
@@ -130,12 +132,12 @@ def check_record(record):
 class DeployLock:
     """Reads and changes the lock in one state directory."""
 
-    def __init__(self, state_dir, clock=time.time):
+    def __init__(self, state_dir: str, clock: Callable[[], float] = time.time) -> None:
         self.state_dir = state_dir
         self.path = os.path.join(state_dir, LOCK_FILE)
         self.clock = clock
 
-    def read(self):
+    def read(self) -> dict[str, Any] | None:
         """The current record, None when free, or {'corrupt': reason, ...} when unreadable."""
         try:
             with open(self.path, encoding="utf-8") as handle:

@@ -17,6 +17,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
     GOOD_VERDICTS,
@@ -479,10 +480,10 @@ def build_plan(inputs, inspect_image, git=None, state=None):
 class RollbackState:
     """`<state_dir>/rollback.json`: the plan being carried out and the steps done so far."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir: str) -> None:
         self.path = os.path.join(state_dir, STATE_FILE)
 
-    def read(self):
+    def read(self) -> dict[str, Any] | None:
         try:
             with open(self.path, encoding="utf-8") as handle:
                 return json.load(handle)

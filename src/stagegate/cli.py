@@ -29,9 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible_collections.stagegate.release.plugins.module_utils._lock import DeployLock
 from ansible_collections.stagegate.release.plugins.module_utils._paths import (
     UnsafeNameError,
     safe_component,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
+    RollbackError,
+    RollbackState,
 )
 
 from stagegate import __version__, ledger, runs
@@ -170,24 +175,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ledger.LedgerError(f"{path}: {exc}") from exc
-
-
 def _cmd_status(args: argparse.Namespace) -> int:
     state = Path(args.state_dir)
     records = ledger.read(ledger.ledger_path(state))
-    status = {
+    status: dict[str, Any] = {
         "state_dir": str(state),
         "last_run": records[-1] if records else None,
         "last_good": ledger.last_good(records),
-        "lock": _read_json(state / "lock.json"),
-        "rollback_in_progress": _read_json(state / "rollback.json"),
+        # the readers the modules use: a torn lock file is reported, not a traceback
+        "lock": DeployLock(str(state)).read(),
+        "rollback_in_progress": RollbackState(str(state)).read(),
     }
     if args.json:
         print(json.dumps(status, indent=2, default=str))
@@ -196,7 +193,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"state dir: {state}")
     print("last run: " + (_describe(last) if last else "none"))
     print("last good release: " + (str(good["release"]) if good else "none"))
-    if lock:
+    if lock and lock.get("corrupt"):
+        print(f"deploy lock: unreadable ({lock['corrupt']}); break_lock removes it")
+    elif lock:
         print(f"deploy lock: held by {lock.get('owner')} (run {lock.get('run_id')}) "
               f"until {lock.get('expires_at')}")  # fmt: skip
     else:
@@ -320,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         OSError,
         runs.RunInputError,
         UnsafeNameError,
+        RollbackError,
     ) as exc:
         print(f"stagegate: {exc}", file=sys.stderr)
         return runs.EXIT_CONFIG
