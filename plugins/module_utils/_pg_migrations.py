@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import Redactor
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
@@ -666,10 +667,9 @@ class Alembic:
 
 
 def _redact_url(text: str, alembic: Alembic) -> str:
+    """alembic's output with the password masked, also URL-quoted as in the URL it was given."""
     password = alembic.target.password
-    return (
-        text.replace(quote(password, safe=""), "***").replace(password, "***") if password else text
-    )
+    return Redactor([password, quote(password, safe="")] if password else []).text(text)
 
 
 def _alembic_error_line(stderr: str) -> str:
