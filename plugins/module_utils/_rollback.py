@@ -31,6 +31,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._paths import (
     release_manifest_path,
     releases_dir,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._source import git_dir
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
     write_json_atomic,
 )
@@ -251,17 +252,12 @@ class Git:
         if os.path.isdir(os.path.join(self.checkout, ".git")):
             places.append(["git", "-C", self.checkout])
         if self.source_repo and os.path.isdir(self.source_repo):
-            places.append(["git", "--git-dir", self._git_dir(self.source_repo)])
+            places.append(["git", "--git-dir", git_dir(self.source_repo)])
         for prefix in places:
             proc = self.runner(prefix + args, capture_output=True, text=True, check=False)
             if proc.returncode == 0:
                 return proc.stdout
         return None
-
-    @staticmethod
-    def _git_dir(repo):
-        dot_git = os.path.join(repo, ".git")
-        return dot_git if os.path.isdir(dot_git) else repo
 
     def commit_of(self, ref):
         out = self._run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])
