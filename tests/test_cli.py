@@ -228,6 +228,30 @@ def test_promote_exit_codes_status_and_report_show(
     assert "phase deploy failed" in proc.stderr
 
 
+def test_report_show_refuses_a_run_id_that_is_a_path(tmp_path: Path) -> None:
+    # `runs/<run id>/` is read from the state dir: `../../x` read a report.json outside it.
+    state_dir, outside = tmp_path / "state", tmp_path / "outside"
+    (state_dir / "runs").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "report.md").write_text("# not stagegate's\n")
+    (outside / "report.json").write_text("{}\n")
+    shown = stagegate("report", "show", "../../outside", "--state-dir", str(state_dir))
+    assert shown.returncode == runs.EXIT_CONFIG, shown.stdout
+    assert "not stagegate's" not in shown.stdout
+    assert "run id='../../outside' contains a path separator" in shown.stderr
+
+
+def test_status_reports_a_torn_lock_file_instead_of_failing(tmp_path: Path) -> None:
+    # status read lock.json on its own and exited 2 on a torn one, when on-call needs it most;
+    # it now reads the lock as the deploy_lock module does.
+    (tmp_path / "lock.json").write_text('{"owner": "ci@build-1", "run_id": "r7", "acq')
+    status = stagegate("status", "--state-dir", str(tmp_path))
+    assert status.returncode == 0, status.stderr
+    assert "deploy lock: unreadable (not a JSON lock record" in status.stdout
+    as_json = stagegate("status", "--state-dir", str(tmp_path), "--json")
+    assert json.loads(as_json.stdout)["lock"]["corrupt"].startswith("not a JSON lock record")
+
+
 def test_missing_inventory_is_bad_input_and_no_host_is_an_execution_error(tmp_path: Path) -> None:
     missing = stagegate("promote", "-i", str(tmp_path / "nowhere"), runner_dir=tmp_path / "r")
     assert missing.returncode == runs.EXIT_CONFIG

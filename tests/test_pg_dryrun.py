@@ -129,6 +129,14 @@ def test_busy_source_policies(pg_cluster: PgCluster, sample_db: str, tmp_path: P
     finally:
         session.close()
         run_module("pg_clone", {**clone, "state": "absent"})
+    # environment names compare ignoring case and spaces, as every guard does (_environments.py)
+    allowed = run_module(
+        "pg_clone", {**clone, "when_busy": "terminate", "environment": " Staging "}
+    )
+    try:
+        assert allowed.get("failed") is not True, allowed
+    finally:
+        run_module("pg_clone", {**clone, "state": "absent"})
 
 
 def test_leftovers_dropped_by_prefix(pg_cluster: PgCluster, sample_db: str, tmp_path: Path) -> None:

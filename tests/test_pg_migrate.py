@@ -10,9 +10,12 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
+from ansible_collections.stagegate.release.plugins.module_utils._pg import PgError, PgTarget
+from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import Alembic
 from conftest import REPO_ROOT, PgCluster
 from pg_fixtures import MODULES, db_arg, module_env, run_module
 
@@ -351,6 +354,37 @@ def test_alembic_check_then_upgrade(password_cluster: PgCluster, alembic_project
     again = run_module("pg_migrate", args)
     assert again["changed"] is False
     assert again["alembic_pending"] == []
+
+
+ALEMBIC_ENV_ECHOING_URL = """
+import os
+from urllib.parse import unquote, urlsplit
+
+url = os.environ["DATABASE_URL"]
+print(f"migrating {url}")
+raise RuntimeError(f"cannot migrate: password {unquote(urlsplit(url).password)} refused")
+"""
+
+
+def test_alembic_failure_shows_neither_form_of_the_password(tmp_path: Path) -> None:
+    """An env.py that echoes DATABASE_URL (its password URL-quoted) and then fails naming the
+    password: the error, stdout and stderr stagegate keeps mask both forms."""
+    (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = .\n")
+    (tmp_path / "env.py").write_text(ALEMBIC_ENV_ECHOING_URL)
+    (tmp_path / "script.py.mako").write_text("")
+    (tmp_path / "versions").mkdir()
+    password = "p@ss w0rd/1"
+    target = PgTarget(params={"host": "127.0.0.1", "port": "1", "dbname": "app"}, password=password)
+    executable = str(Path(sys.executable).with_name("alembic"))
+    alembic = Alembic(config=str(tmp_path / "alembic.ini"), target=target, executable=executable)
+    with pytest.raises(PgError) as failed:
+        alembic.run("upgrade", "head")
+    details = failed.value.details
+    shown = json.dumps([failed.value.msg, details["stdout"], details["stderr"]])
+    assert "cannot migrate: password *** refused" in shown
+    assert "migrating postgresql+psycopg://postgres:***@127.0.0.1:1/app" in shown
+    assert password not in shown
+    assert quote(password, safe="") not in shown
 
 
 # -- migrations as people write them (issue 13, items 12 and 13) ----------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sandbox_fixtures import isolated_stack, run_playbook
+from sandbox_fixtures import PlaybookRun, SandboxStack, isolated_stack, run_playbook
 
 from stagegate.config import (
     CORE_FIELDS,
@@ -148,6 +148,28 @@ def test_runtime_facts_are_not_typos(schema: Schema) -> None:
 
 
 @pytest.mark.parametrize(
+    "key", ["stagegate_release", "stagegate_adopt_release", "stagegate_run_id"]
+)
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("../x", "contains a path separator"),
+        ("v1/../../etc", "contains a path separator"),
+        ("/srv/v1", "is an absolute path"),
+        ("..", "is a relative directory reference"),
+        (".v1", "starts with '.'"),
+    ],
+)
+def test_names_that_become_paths_must_be_one_file_name(
+    schema: Schema, key: str, value: str, problem: str
+) -> None:
+    # releases/<release>/, <db>-<release>-<run id>.dump, runs/<run id>/, <release>-<run id>/
+    text = messages(schema, {**VALID, key: value})
+    assert text.startswith(f"{key}: got {value!r}, which {problem}"), text
+    assert "expected one file name" in text
+
+
+@pytest.mark.parametrize(
     ("rule", "value", "problem"),
     [
         (SecretRule("JWT_SECRET", min_length=32), "s3cr3t-v4lue", "is shorter than 32 characters"),
@@ -198,6 +220,15 @@ def test_a_broken_role_argument_spec_is_named(tmp_path: Path) -> None:
         Schema.load(tmp_path)
 
 
+def assert_stopped_by_config_validation(run: PlaybookRun, stack: SandboxStack) -> None:
+    """staging.yml failed in preflight's configuration check, before anything: no lock, no
+    checkout, no ledger record, no report."""
+    assert run.rc != 0
+    assert "TASK [stagegate.release.preflight : Validate every stagegate_* variable" in run.stdout
+    assert "Take the deploy lock" not in run.stdout
+    assert not stack.state_dir.exists() or not list(stack.state_dir.iterdir())
+
+
 @pytest.mark.slow
 @pytest.mark.docker
 def test_a_bad_check_option_stops_staging_before_the_lock(sandbox_repo: Path) -> None:
@@ -217,15 +248,22 @@ def test_a_bad_check_option_stops_staging_before_the_lock(sandbox_repo: Path) ->
             stagegate_release="v1", bad_checks=[bad], stagegate_checks=catalog
         )
         run = run_playbook("staging.yml", variables)
-        assert run.rc != 0
-        assert (
-            "TASK [stagegate.release.preflight : Validate every stagegate_* variable" in run.stdout
-        )
+        assert_stopped_by_config_validation(run, stack)
         assert (
             "stagegate_checks: check 'api_status' (type http): option 'status' = 'two hundred':"
             " expected an integer or a list of integers"
         ) in run.stdout, run.stdout[-3000:]
         assert "tok-never-shown" not in run.output
-        # stopped before anything: no lock, no checkout, no ledger record, no report
-        assert "Take the deploy lock" not in run.stdout
-        assert not stack.state_dir.exists() or not list(stack.state_dir.iterdir())
+
+
+@pytest.mark.slow
+def test_a_release_that_is_a_path_stops_staging_in_preflight(sandbox_repo: Path) -> None:
+    """A release becomes `releases/<release>/`, an archive and a report directory name: `../x`
+    is refused with the key named before the lock, not by the first module that makes a path."""
+    with isolated_stack(sandbox_repo, "pathrelease") as stack:
+        run = run_playbook("staging.yml", stack.extra_vars(stagegate_release="../x"))
+        assert_stopped_by_config_validation(run, stack)
+        assert (
+            "stagegate_release: got '../x', which contains a path separator or a control "
+            "character; expected one file name"
+        ) in run.stdout, run.stdout[-3000:]

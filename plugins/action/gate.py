@@ -19,7 +19,7 @@ try:
         who_ran,
     )
     from stagegate.gates import GateConfigError
-    from stagegate.redact import is_secret_name, redact
+    from stagegate.redact import Redactor, redact
 except ImportError as exc:  # the controller needs: pip install stagegate-release
     STAGEGATE_IMPORT_ERROR = exc
 else:
@@ -48,18 +48,6 @@ ARGUMENT_SPEC = {
     "validate_only": {"type": "bool", "default": False},
 }
 _VAR_PREFIX = re.compile(r"^stagegate_")
-
-
-def _secret_values(value, key=""):
-    """Every string under a secret-named key (db password, tokens) of the stagegate_* vars."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _secret_values(v, str(k))
-    elif isinstance(value, list):
-        for item in value:
-            yield from _secret_values(item, key)
-    elif key and isinstance(value, str) and is_secret_name(key):
-        yield value
 
 
 def _stopped_from_failure(task_vars):
@@ -167,7 +155,8 @@ class ActionModule(ActionBase):
             awx_job_id=job,
             run_id=task_vars.get("stagegate_run_id"),
             started=args["started"],
-            secrets=[*args["secrets"], *_secret_values(own_vars)],
+            # every value under a secret-looking name of the stagegate_* vars (db password, tokens)
+            secrets=[*args["secrets"], *Redactor().learn(own_vars).known()],
             policy={"strict": args["strict"]},
             webhook=webhook,
             auto_rollback=args["auto_rollback"],

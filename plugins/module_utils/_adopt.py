@@ -19,19 +19,20 @@ import re
 import subprocess
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._paths import RELEASE_MARKER
 from ansible_collections.stagegate.release.plugins.module_utils._pg import PgError
 from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import (
-    Alembic,
     Migration,
     _record,
+    alembic_revision,
     applied_versions,
     discover,
     ensure_tracking_table,
     is_applied,
     tracking_columns,
+    tracking_values,
 )
 
-RELEASE_MARKER = ".stagegate-release"
 MANAGED, FRESH, UNMANAGED = "managed", "fresh", "unmanaged"
 
 _NAME = r'((?:"[^"]+"|[\w$]+)(?:\.(?:"[^"]+"|[\w$]+))?)'
@@ -69,14 +70,6 @@ DROPS = re.compile(
 
 
 # --- inspect ---------------------------------------------------------------------------------
-
-
-def read_marker(project_dir: str) -> str | None:
-    try:
-        with open(os.path.join(project_dir, RELEASE_MARKER), encoding="utf-8") as handle:
-            return handle.read().strip() or None
-    except OSError:
-        return None
 
 
 def describe_checkout(project_dir: str) -> str | None:
@@ -300,24 +293,14 @@ def baseline(
                 with conn.transaction():
                     ensure_tracking_table(conn, tracking_table)
                     columns = tracking_columns(conn, tracking_table)
-                    for m in applied:
-                        _record(conn, tracking_table, columns, _values(m))
+                    for m in applied:  # applied before stagegate: no time known
+                        _record(conn, tracking_table, columns, tracking_values(m, 0))
     result["applied"] = [m["filename"] for m in result["migrations"] if m["status"] == "applied"]
     result["pending"] = [m["filename"] for m in result["migrations"] if m["status"] == "pending"]
     # Alembic's own table is read, never written: its pending revisions come from it.
-    result["alembic_version"] = Alembic(config="", target=None).current(conn)
+    result["alembic_version"] = alembic_revision(conn)
     return result
 
 
 def _status(result: dict[str, Any], migration: Migration) -> str:
     return next(m["status"] for m in result["migrations"] if m["filename"] == migration.filename)
-
-
-def _values(migration: Migration) -> dict[str, Any]:
-    return {
-        "version": migration.version,
-        "filename": migration.filename,
-        "checksum": migration.checksum,
-        "duration_ms": 0,  # applied before stagegate: no time known
-        "statements": len(migration.statements),
-    }

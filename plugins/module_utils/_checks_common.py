@@ -21,7 +21,7 @@ from ansible.module_utils.common.validation import (
     check_type_float,
     check_type_int,
 )
-from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import Redactor
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import MASK, Redactor
 
 PASS, WARN, FAIL, SKIP, ERROR = "PASS", "WARN", "FAIL", "SKIP", "ERROR"
 _RANK = {PASS: 0, SKIP: 0, WARN: 1, FAIL: 2, ERROR: 3}
@@ -241,7 +241,7 @@ def validate_options(
             where, key, value=options[key], spec=spec, band_parser=band_parser, errors=errors
         )
         if expected is not None:
-            shown = "***" if spec.get("no_log") else repr(options[key])
+            shown = MASK if spec.get("no_log") else repr(options[key])
             errors.append(f"{where}: option '{key}' = {shown}: expected {expected}")
     return normal, errors
 

@@ -29,6 +29,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_common i
     RunContext,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
+    MASK,
     is_secret_name,
 )
 
@@ -203,7 +204,7 @@ def assert_response(resp: Response, opts: dict[str, Any], checks: Assertions) ->
         )
     for name, pattern in (opts.get("header_values") or {}).items():
         actual = resp.headers.get(name.lower())
-        shown = "***" if is_secret_name(name) else repr(actual)
+        shown = MASK if is_secret_name(name) else repr(actual)
         checks.expect(
             actual is not None and re.search(str(pattern), actual) is not None,
             f"header {name}",

@@ -19,12 +19,16 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
     describe,
     ensure_dir,
+    json_text,
+    write_temp,
 )
 
 # timezone.utc, not datetime.UTC: this file runs on deploy hosts with Python older than 3.11.
@@ -128,12 +132,12 @@ def check_record(record):
 class DeployLock:
     """Reads and changes the lock in one state directory."""
 
-    def __init__(self, state_dir, clock=time.time):
+    def __init__(self, state_dir: str, clock: Callable[[], float] = time.time) -> None:
         self.state_dir = state_dir
         self.path = os.path.join(state_dir, LOCK_FILE)
         self.clock = clock
 
-    def read(self):
+    def read(self) -> dict[str, Any] | None:
         """The current record, None when free, or {'corrupt': reason, ...} when unreadable."""
         try:
             with open(self.path, encoding="utf-8") as handle:
@@ -238,14 +242,8 @@ class DeployLock:
             os.close(fd)
 
     def _write(self, record, replace):
-        temp = f"{self.path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        temp = write_temp(self.path, json_text(record), "the deploy lock")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
             if replace:
                 os.replace(temp, self.path)
             else:

@@ -6,18 +6,33 @@ One rule for every caller (pg_backup's `name`, the release in `releases/<release
 in an archive or report directory name): a value is used as a single file name inside a
 directory the caller chose, so it must never climb out of it (`..`), replace it (an absolute
 path) or reach below it (a separator).
+
+The places on the deploy host named after a release live here too: its directory and manifest
+under `<state_dir>/releases/`, and the release marker in the project directory.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 # Control characters (NUL included) and both separators.
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
+EXPECTED_NAME = (
+    "one file name: letters, digits and '-', '_', '.', '+', '@', ':' "
+    "(no '/', '\\', not '.' or '..', no leading '.')"
+)
+
+
 class UnsafeNameError(ValueError):
-    """A value that cannot be used as one path component; the message names option and value."""
+    """A value that cannot be used as one path component; the message names option and value,
+    `problem` says what is wrong with it."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 def safe_component(value: object, option: str) -> str:
@@ -38,8 +53,30 @@ def safe_component(value: object, option: str) -> str:
     elif text.startswith("."):
         problem = "starts with '.' (names of hidden and temporary files)"
     if problem:
-        raise UnsafeNameError(
-            f"{option}={value!r} {problem}; expected one file name: letters, digits and "
-            "'-', '_', '.', '+', '@', ':' (no '/', '\\', not '.' or '..', no leading '.')"
-        )
+        raise UnsafeNameError(f"{option}={value!r} {problem}; expected {EXPECTED_NAME}", problem)
     return str(text)
+
+
+# --- places named after a release ----------------------------------------------------------
+
+RELEASE_MARKER = ".stagegate-release"  # in the project directory: the release it holds
+MANIFEST_NAME = "manifest.json"
+
+
+def releases_dir(state_dir: str) -> str:
+    return os.path.join(state_dir, "releases")
+
+
+def release_manifest_path(state_dir: str, release: object, option: str = "release") -> str:
+    """`<state_dir>/releases/<release>/manifest.json`; UnsafeNameError naming `option` when the
+    release is not one file name."""
+    return os.path.join(releases_dir(state_dir), safe_component(release, option), MANIFEST_NAME)
+
+
+def read_marker(project_dir: str) -> str | None:
+    """The release the project directory's marker names (None: no marker, or an empty one)."""
+    try:
+        with open(os.path.join(project_dir, RELEASE_MARKER), encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None

@@ -27,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
+    MASK,
+    redact_argv,
+)
 
 try:
     import psycopg
@@ -146,7 +150,7 @@ class PgTarget:
     @property
     def redacted_dsn(self) -> str:
         shown = {k: v for k, v in self.params.items() if k != "connect_timeout"}
-        return make_conninfo(**shown) + (" password=***" if self.password else "")
+        return make_conninfo(**shown) + (f" password={MASK}" if self.password else "")
 
     def for_database(self, dbname: str) -> PgTarget:
         return replace(self, params={**self.params, "dbname": dbname})
@@ -289,11 +293,6 @@ class ToolRun:
             rc=self.rc,
             stderr=self.stderr,
         )
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """argv as shown in results: a conninfo never carries a password, but be sure."""
-    return [re.sub(r"password=\S+", "password=***", arg) for arg in argv]
 
 
 PROGRESS_LINE = re.compile(

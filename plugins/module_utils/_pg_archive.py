@@ -31,7 +31,7 @@ from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._paths import (
     UnsafeNameError,
-    safe_component,
+    release_manifest_path,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
@@ -43,6 +43,11 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     drop_database,
     run_tool,
     scratch_name,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
+    fsync_dir,
+    json_text,
+    write_temp,
 )
 
 PARTIAL_PREFIX = ".stagegate-partial-"
@@ -84,26 +89,6 @@ def remove_path(path: str | Path) -> None:
         path.unlink()
 
 
-def write_json_temp(path: Path, data: dict[str, Any]) -> Path:
-    """`data` written and fsynced to a temporary name beside `path` (unique to this call);
-    the caller renames it. Nothing is left behind when the write fails (e.g. a full disk)."""
-    tmp = path.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    write_json_temp(path, data).replace(path)
-
-
 def load_json_file(path: Path, what: str) -> dict[str, Any]:
     """A JSON object from `path`; a truncated or invalid file is a PgError naming it."""
     try:
@@ -133,30 +118,27 @@ def publish(partial: Path, archive: Path, manifest: dict[str, Any]) -> None:
     name, fsync, rename), the archive renamed last. At no moment does a file under the final
     archive name lack its manifest; an archive of the same name taken before is removed first."""
     final_manifest = manifest_path(archive)
+    temp = final_manifest.with_name(
+        f"{PARTIAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{final_manifest.name}"
+    )  # a partial name: an interrupted run's leftover is swept with the others
     try:
-        tmp = write_json_temp(final_manifest, manifest)
-    except OSError as exc:
+        text = json_text(manifest)
+        write_temp(str(final_manifest), text, "the backup manifest", mode=0o644, temp=str(temp))
+    except OSError as exc:  # a StateFileError: the errno's own words, as the tools would say
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise PgError(
-            f"writing the manifest {final_manifest} failed ({exc.strerror or exc}): the "
+            f"writing the manifest {final_manifest} failed ({reason}): the "
             f"verified archive is not kept under {archive.name}",
             path=str(archive),
         ) from exc
     try:
         remove_path(archive)
-        tmp.replace(final_manifest)
+        temp.replace(final_manifest)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
     partial.replace(archive)
-    fsync_dir(archive.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(str(archive.parent))
 
 
 class BackupDirRun:
@@ -412,10 +394,9 @@ def protected_backups(state_dir: str | None, release: str | None, extra: list[st
     protected = {str(Path(p).resolve()) for p in extra}
     if state_dir and release:
         try:
-            release = safe_component(release, "release")
+            release_manifest = Path(release_manifest_path(state_dir, release))
         except UnsafeNameError as exc:
             raise PgError(str(exc)) from exc
-        release_manifest = Path(state_dir) / "releases" / release / "manifest.json"
         if release_manifest.exists():
             # unreadable: fail rather than let retention remove the backup it protects
             ref = load_json_file(release_manifest, "release manifest").get("backup")

@@ -6,7 +6,8 @@ PostgreSQL refuses a template that has other sessions ("source database ... is b
 by other users", SQLSTATE 55006). `when_busy` chooses what to do then:
 - `wait`: retry until `busy_timeout` seconds have passed, then fail naming the session count;
 - `terminate`: pg_terminate_backend the source's other sessions, then retry; refused unless
-  the environment is in `terminate_environments` (staging by default, never by accident);
+  the environment is in `terminate_environments` (staging by default, never by accident;
+  compared like every environment name, ignoring case and surrounding spaces);
 - `dump_restore`: create an empty scratch and pipe pg_dump of the source into pg_restore.
 """
 
@@ -16,6 +17,9 @@ import subprocess
 import time
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._environments import (
+    environment_in,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
@@ -44,7 +48,7 @@ def clone_database(
     terminate_environments: tuple[str, ...] = ("staging",),
 ) -> dict[str, Any]:
     """Create `scratch` as a copy of `source`; returns how (method, seconds, retries)."""
-    if when_busy == "terminate" and environment not in terminate_environments:
+    if when_busy == "terminate" and not environment_in(environment, terminate_environments):
         raise PgError(
             f"when_busy=terminate refused: environment {environment!r} is not one of "
             f"{list(terminate_environments)} (other sessions are only ended where allowed)"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import Redactor
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
@@ -420,7 +421,8 @@ def apply_migration(
     progress = progress or Progress(tracking_table).load(conn)
 
     def track() -> None:
-        _record(conn, tracking_table, columns, _tracking_values(migration, started))
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        _record(conn, tracking_table, columns, tracking_values(migration, elapsed_ms))
         progress.forget(conn, migration)
 
     return _execute(conn, migration, track, "applied", record_locks=record_locks, progress=progress)
@@ -519,12 +521,13 @@ def _send(conn: Any, statement: Statement) -> None:
         copy.write(statement.copy_data)
 
 
-def _tracking_values(migration: Migration, started: float) -> dict[str, Any]:
+def tracking_values(migration: Migration, duration_ms: int) -> dict[str, Any]:
+    """A migration's row in the tracking table (TRACKING_COLUMNS)."""
     return {
         "version": migration.version,
         "filename": migration.filename,
         "checksum": migration.checksum,
-        "duration_ms": int((time.monotonic() - started) * 1000),
+        "duration_ms": duration_ms,
         "statements": len(migration.statements),
     }
 
@@ -630,11 +633,7 @@ class Alembic:
         return proc
 
     def current(self, conn: Any) -> str | None:
-        exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]
-        if not exists:
-            return None
-        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        return str(row[0]) if row else None
+        return alembic_revision(conn)
 
     def pending(self, conn: Any) -> list[str]:
         """Revisions between the database's current one and head, oldest first."""
@@ -665,11 +664,19 @@ class Alembic:
         }
 
 
+def alembic_revision(conn: Any) -> str | None:
+    """The revision in Alembic's own `alembic_version` table (None: no table, or no row)."""
+    exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]
+    if not exists:
+        return None
+    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return str(row[0]) if row else None
+
+
 def _redact_url(text: str, alembic: Alembic) -> str:
+    """alembic's output with the password masked, also URL-quoted as in the URL it was given."""
     password = alembic.target.password
-    return (
-        text.replace(quote(password, safe=""), "***").replace(password, "***") if password else text
-    )
+    return Redactor([password, quote(password, safe="")] if password else []).text(text)
 
 
 def _alembic_error_line(stderr: str) -> str:

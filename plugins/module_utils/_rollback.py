@@ -17,20 +17,27 @@ import os
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
     GOOD_VERDICTS,
     ledger_path,
     scan,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._paths import (
+    RELEASE_MARKER,
+    UnsafeNameError,
+    read_marker,
+    release_manifest_path,
+    releases_dir,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._source import git_dir
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
     write_json_atomic,
 )
 
 UTC = timezone.utc  # runs on deploy hosts with Python older than 3.11
 STATE_FILE = "rollback.json"
-# Written in the checkout by the source role: the release it holds.
-RELEASE_MARKER = ".stagegate-release"
 IN_PROGRESS = "in_progress"
 DONE = "done"
 FAILED = "failed"
@@ -57,7 +64,10 @@ def utc_now():
 
 
 def manifest_path(state_dir, release):
-    return os.path.join(state_dir, "releases", release, "manifest.json")
+    try:
+        return release_manifest_path(state_dir, release)
+    except UnsafeNameError as exc:  # a release read from the ledger or the release marker
+        raise RollbackError(f"{exc}; it cannot name a release manifest") from exc
 
 
 def read_manifest(state_dir, release):
@@ -242,17 +252,12 @@ class Git:
         if os.path.isdir(os.path.join(self.checkout, ".git")):
             places.append(["git", "-C", self.checkout])
         if self.source_repo and os.path.isdir(self.source_repo):
-            places.append(["git", "--git-dir", self._git_dir(self.source_repo)])
+            places.append(["git", "--git-dir", git_dir(self.source_repo)])
         for prefix in places:
             proc = self.runner(prefix + args, capture_output=True, text=True, check=False)
             if proc.returncode == 0:
                 return proc.stdout
         return None
-
-    @staticmethod
-    def _git_dir(repo):
-        dot_git = os.path.join(repo, ".git")
-        return dot_git if os.path.isdir(dot_git) else repo
 
     def commit_of(self, ref):
         out = self._run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])
@@ -323,11 +328,7 @@ class PlanInputs:
 def current_release(inputs, git, recorded_releases):
     """What runs now: the checkout's release marker (written by the source role), else the tag
     checked out, else the newest manifest written on this host; returns (release, how found)."""
-    try:
-        with open(os.path.join(inputs.project_dir, RELEASE_MARKER), encoding="utf-8") as handle:
-            marked = handle.read().strip()
-    except OSError:
-        marked = ""
+    marked = read_marker(inputs.project_dir)
     if marked:
         return marked, f"{RELEASE_MARKER} in the project directory"
     release = git.head_release()
@@ -340,7 +341,7 @@ def current_release(inputs, git, recorded_releases):
         return os.path.basename(os.path.dirname(newest)), "newest release manifest on the host"
     raise RollbackError(
         f"cannot tell which release runs: {inputs.project_dir} has no {RELEASE_MARKER}, is not a "
-        f"git checkout at a tag, and {os.path.join(inputs.state_dir, 'releases')} holds no manifest"
+        f"git checkout at a tag, and {releases_dir(inputs.state_dir)} holds no manifest"
     )
 
 
@@ -415,8 +416,8 @@ def nothing_to_do(release, reason, records=(), inputs=None):
 def build_plan(inputs, inspect_image, git=None, state=None):
     """The whole plan as a dict (see the rollback_plan module's RETURN)."""
     git = git or Git(inputs.project_dir, inputs.source_repo)
-    releases_dir = os.path.join(inputs.state_dir, "releases")
-    known = sorted(os.listdir(releases_dir)) if os.path.isdir(releases_dir) else []
+    directory = releases_dir(inputs.state_dir)
+    known = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
     # A torn or corrupt ledger line never stops a rollback: it is skipped and shown in the plan.
     records, ledger_warnings = scan(ledger_path(inputs.state_dir))
 
@@ -475,10 +476,10 @@ def build_plan(inputs, inspect_image, git=None, state=None):
 class RollbackState:
     """`<state_dir>/rollback.json`: the plan being carried out and the steps done so far."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir: str) -> None:
         self.path = os.path.join(state_dir, STATE_FILE)
 
-    def read(self):
+    def read(self) -> dict[str, Any] | None:
         try:
             with open(self.path, encoding="utf-8") as handle:
                 return json.load(handle)

@@ -77,7 +77,7 @@ def local_commit(repo: str, ref: str, runner: Runner = subprocess.run) -> str | 
         [
             "git",
             "--git-dir",
-            _git_dir(repo),
+            git_dir(repo),
             "rev-parse",
             "--verify",
             "--quiet",
@@ -90,7 +90,8 @@ def local_commit(repo: str, ref: str, runner: Runner = subprocess.run) -> str | 
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def _git_dir(repo: str) -> str:
+def git_dir(repo: str) -> str:
+    """The git directory of a local repository: its `.git`, or the repository itself (bare)."""
     dot_git = os.path.join(repo, ".git")
     return dot_git if os.path.isdir(dot_git) else repo
 

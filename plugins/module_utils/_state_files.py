@@ -30,6 +30,9 @@ _CAUSES = {
 }
 
 
+STATE_DIR = "stagegate_state_dir"  # the variable that places state files (default `setting`)
+
+
 class StateFileError(OSError):
     """A state file or directory that cannot be read or written; str() is the whole story."""
 
@@ -41,8 +44,17 @@ class StateFileError(OSError):
         return self.message
 
 
-def describe(operation: str, what: str, path: str, exc: OSError, step: str = "") -> StateFileError:
-    """`cannot <operation> <what> <path>: <cause> (errno N[, while <step>]); <what to fix>`."""
+def describe(
+    operation: str,
+    what: str,
+    path: str,
+    exc: OSError,
+    step: str = "",
+    *,
+    setting: str = STATE_DIR,
+) -> StateFileError:
+    """`cannot <operation> <what> <path>: <cause> (errno N[, while <step>]); <setting> <what to
+    fix>`; `setting` is the variable that places the file."""
     if isinstance(exc, StateFileError):
         return exc
     cause, fix = _CAUSES.get(exc.errno or -1, (exc.strerror or str(exc), ""))
@@ -53,23 +65,32 @@ def describe(operation: str, what: str, path: str, exc: OSError, step: str = "")
         detail += f", at {exc.filename}"
     message = f"cannot {operation} {what} {path}: {cause} ({detail})"
     if fix:
-        message += f"; stagegate_state_dir {fix}"
+        message += f"; {setting} {fix}"
     return StateFileError(message, exc.errno)
 
 
-def ensure_dir(path: str, what: str = "the state directory", mode: int = 0o750) -> None:
+def ensure_dir(
+    path: str, what: str = "the state directory", mode: int = 0o750, *, setting: str = STATE_DIR
+) -> None:
     try:
         os.makedirs(path, mode=mode, exist_ok=True)
     except OSError as exc:
-        raise describe("create", what, path, exc) from exc
+        raise describe("create", what, path, exc, setting=setting) from exc
 
 
-def write_atomic(path: str, text: str, what: str, mode: int = 0o640) -> None:
-    """Write `text` to `path` through a temporary file in the same directory (fsync, rename,
-    fsync of the directory): a reader sees the old file or the new one, never half of one."""
-    directory = os.path.dirname(path) or "."
-    ensure_dir(directory)
-    temp = f"{path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+def write_temp(
+    path: str,
+    text: str,
+    what: str,
+    mode: int = 0o640,
+    *,
+    temp: str = "",
+    setting: str = STATE_DIR,
+) -> str:
+    """`text` written and fsynced to a new temporary file beside `path` (`temp`, or a name
+    unique to this call); returns its name for the caller to rename (or link) into place.
+    Nothing is left behind when the write fails (a full disk, a read-only file system)."""
+    temp = temp or f"{path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
     step = f"creating its temporary file {temp}"
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -79,20 +100,48 @@ def write_atomic(path: str, text: str, what: str, mode: int = 0o640) -> None:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-            step = f"renaming {temp} into place"
+        except BaseException:
+            os.unlink(temp)
+            raise
+    except OSError as exc:
+        raise describe("write", what, path, exc, step, setting=setting) from exc
+    return temp
+
+
+def json_text(data: Any) -> str:
+    """How stagegate writes a JSON state file: indented, keys sorted, a final newline."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def fsync_dir(directory: str) -> None:
+    """Make a rename in `directory` durable (raises OSError)."""
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_atomic(
+    path: str, text: str, what: str, mode: int = 0o640, *, setting: str = STATE_DIR
+) -> None:
+    """Write `text` to `path` through a temporary file in the same directory (fsync, rename,
+    fsync of the directory): a reader sees the old file or the new one, never half of one."""
+    directory = os.path.dirname(path) or "."
+    ensure_dir(directory, setting=setting)
+    temp = write_temp(path, text, what, mode, setting=setting)
+    step = f"renaming {temp} into place"
+    try:
+        try:
             os.replace(temp, path)
         finally:
             if os.path.exists(temp):
                 os.unlink(temp)
         step = f"syncing the directory {directory}"
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(directory)
     except OSError as exc:
-        raise describe("write", what, path, exc, step) from exc
+        raise describe("write", what, path, exc, step, setting=setting) from exc
 
 
 def write_json_atomic(path: str, data: Any, what: str, mode: int = 0o640) -> None:
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n", what, mode)
+    write_atomic(path, json_text(data), what, mode)

@@ -77,7 +77,7 @@ options:
     type: str
     default: staging
   terminate_environments:
-    description: Environments where O(when_busy=terminate) may end other sessions.
+    description: Environments where O(when_busy=terminate) may end other sessions (any case).
     type: list
     elements: str
     default: [staging]

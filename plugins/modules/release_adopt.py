@@ -167,7 +167,6 @@ from ansible_collections.stagegate.release.plugins.module_utils._adopt import (
     database_facts,
     decide,
     describe_checkout,
-    read_marker,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._docker import (
     DOCKER_SDK_IMPORT_ERROR,
@@ -176,6 +175,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._docker import (
     docker_client,
     service_containers,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._paths import read_marker
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,

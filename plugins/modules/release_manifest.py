@@ -132,6 +132,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stagegate.release.plugins.module_utils._paths import (
+    EXPECTED_NAME,
+    MANIFEST_NAME,
+    UnsafeNameError,
+    release_manifest_path,
+    releases_dir,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
     StateFileError,
     ensure_dir,
@@ -139,7 +146,6 @@ from ansible_collections.stagegate.release.plugins.module_utils._state_files imp
 )
 
 SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.json"
 # Set by the module on every write: not part of what makes two manifests differ.
 VOLATILE_KEYS = frozenset({"written_at"})
 
@@ -148,12 +154,17 @@ class ManifestManager:
     def __init__(self, module: AnsibleModule) -> None:
         self.module = module
         self.params = module.params
-        self.releases_dir = os.path.join(self.params["state_dir"], "releases")
+        self.releases_dir = releases_dir(self.params["state_dir"])
 
     def path(self, release: str) -> str:
-        if not release or release in (".", "..") or "/" in release or "\0" in release:
-            self.module.fail_json(msg=f"release={release!r}: expected a release name, not a path")
-        return os.path.join(self.releases_dir, release, MANIFEST_NAME)
+        try:
+            return release_manifest_path(self.params["state_dir"], release)
+        except UnsafeNameError as exc:
+            self.module.fail_json(
+                msg=f"release={release!r} {exc.problem}: expected a release name, not a path "
+                f"({EXPECTED_NAME})"
+            )
+        return ""  # not reached: fail_json exits
 
     def load(self, release: str) -> dict[str, Any] | None:
         path = self.path(release)

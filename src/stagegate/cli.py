@@ -29,6 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible_collections.stagegate.release.plugins.module_utils._lock import DeployLock
+from ansible_collections.stagegate.release.plugins.module_utils._paths import (
+    UnsafeNameError,
+    safe_component,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
+    RollbackError,
+    RollbackState,
+)
 
 from stagegate import __version__, ledger, runs
 from stagegate.gatekeeper import GateRequest, catalog_names_groups, validate_request
@@ -166,24 +175,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ledger.LedgerError(f"{path}: {exc}") from exc
-
-
 def _cmd_status(args: argparse.Namespace) -> int:
     state = Path(args.state_dir)
     records = ledger.read(ledger.ledger_path(state))
-    status = {
+    status: dict[str, Any] = {
         "state_dir": str(state),
         "last_run": records[-1] if records else None,
         "last_good": ledger.last_good(records),
-        "lock": _read_json(state / "lock.json"),
-        "rollback_in_progress": _read_json(state / "rollback.json"),
+        # the readers the modules use: a torn lock file is reported, not a traceback
+        "lock": DeployLock(str(state)).read(),
+        "rollback_in_progress": RollbackState(str(state)).read(),
     }
     if args.json:
         print(json.dumps(status, indent=2, default=str))
@@ -192,7 +193,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"state dir: {state}")
     print("last run: " + (_describe(last) if last else "none"))
     print("last good release: " + (str(good["release"]) if good else "none"))
-    if lock:
+    if lock and lock.get("corrupt"):
+        print(f"deploy lock: unreadable ({lock['corrupt']}); break_lock removes it")
+    elif lock:
         print(f"deploy lock: held by {lock.get('owner')} (run {lock.get('run_id')}) "
               f"until {lock.get('expires_at')}")  # fmt: skip
     else:
@@ -209,6 +212,8 @@ def _describe(record: dict[str, Any]) -> str:
 
 
 def _cmd_report_show(args: argparse.Namespace) -> int:
+    if args.run_id != "last":  # it becomes `runs/<run id>/`: one file name, never `../x`
+        safe_component(args.run_id, "run id")
     state = Path(args.state_dir)
     records = [r for r in ledger.read(ledger.ledger_path(state)) if r.get("report_dir")]
     if args.run_id != "last":
@@ -308,7 +313,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (GateConfigError, ledger.LedgerError, OSError, runs.RunInputError) as exc:
+    except (
+        GateConfigError,
+        ledger.LedgerError,
+        OSError,
+        runs.RunInputError,
+        UnsafeNameError,
+        RollbackError,
+    ) as exc:
         print(f"stagegate: {exc}", file=sys.stderr)
         return runs.EXIT_CONFIG
     return code

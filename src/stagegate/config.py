@@ -23,6 +23,11 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_common i
 from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
     is_secret_name,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._paths import (
+    EXPECTED_NAME,
+    UnsafeNameError,
+    safe_component,
+)
 
 PREFIX = "stagegate_"
 
@@ -48,6 +53,11 @@ RUNTIME_FACTS = frozenset(
         "stagegate_source_after",
     }
 )
+
+# Values that name one file or directory on the deploy host or the controller:
+# `releases/<release>/`, the archive `<db>-<release>-<run id>`, `runs/<run id>/`, the report
+# directory `<release>-<run id>`. A user-given run id (`-e stagegate_run_id=...`) is checked too.
+PATH_COMPONENTS = frozenset({"stagegate_release", "stagegate_adopt_release", "stagegate_run_id"})
 
 
 @dataclass(frozen=True)
@@ -269,13 +279,12 @@ class Schema:
         errors: list[ConfigError] = []
         unknown: list[ConfigError] = []
         for key in sorted(k for k in values if k.startswith(PREFIX)):
-            if key in RUNTIME_FACTS:
-                continue
             known = self.fields.get(key)
-            if known is None:
+            if known is None and key not in RUNTIME_FACTS:
                 unknown.append(_unknown(key, [*self.fields, *RUNTIME_FACTS]))
             elif not _is_unset(values[key]):
-                errors.extend(check_value(key, values[key], known.spec))
+                found = check_value(key, values[key], known.spec) if known else []
+                errors.extend(found or check_component(key, values[key]))
         errors.extend(self._missing(values, phases))
         if unknown_keys_fatal:
             return errors + unknown, []
@@ -405,6 +414,22 @@ def _check_dict(
                 )
             )
     return errors
+
+
+def check_component(key: str, value: Any) -> list[ConfigError]:
+    """A value that becomes one path component (PATH_COMPONENTS) must be one file name: the
+    rule of `module_utils/_paths.safe_component`, which the modules apply again."""
+    if key not in PATH_COMPONENTS:
+        return []
+    try:
+        safe_component(value, key)
+    except UnsafeNameError as exc:
+        return [
+            ConfigError(
+                key, f"got {shown(key, value, STR)}, which {exc.problem}; expected {EXPECTED_NAME}"
+            )
+        ]
+    return []
 
 
 def _expected(key: str, value: Any, spec: Spec) -> ConfigError:

@@ -9,8 +9,6 @@ report: its `stopped` field says in which phase and why, and the verdict is NO_G
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -19,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
+    ensure_dir,
+    write_atomic,
+)
 
 from stagegate.bands import UNITS, convert, dimension
 from stagegate.gates import GateResult
@@ -767,17 +769,7 @@ def render_html(report: Mapping[str, Any]) -> str:
 
 # ---- writing ---------------------------------------------------------------------------------
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; CI and AWX collect these as artifacts
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+REPORT_DIR = "stagegate_report_dir"  # named in a write error: the variable that places them
 
 
 def write_reports(
@@ -786,7 +778,7 @@ def write_reports(
     """Redact, then write the four reports; returns {file name: path}."""
     clean = redact(report, secrets)
     directory = Path(report_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    ensure_dir(str(directory), "the report directory", 0o755, setting=REPORT_DIR)
     renderers = {
         "report.json": render_json,
         "report.md": render_markdown,
@@ -795,6 +787,7 @@ def write_reports(
     }
     paths = {}
     for name, render in renderers.items():
-        _atomic_write(directory / name, render(clean))
-        paths[name] = str(directory / name)
+        path = str(directory / name)  # 0644: CI and AWX collect the reports as artifacts
+        write_atomic(path, render(clean), f"the report {name}", 0o644, setting=REPORT_DIR)
+        paths[name] = path
     return paths
