@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from ansible_collections.stagegate.release.plugins.doc_fragments.pg import ModuleDocFragment
 from sandbox_fixtures import isolated_stack, run_playbook
 
 from stagegate.config import (
@@ -90,6 +92,20 @@ def test_nested_database_keys_are_checked(schema: Schema) -> None:
     assert "stagegate_db.port: got 'abc' (string), expected an integer in 1..65535" in text
     assert "stagegate_db.pasword: unknown key; did you mean password?" in text
     assert "stagegate_db.user: is required but not set" in text
+
+
+def test_every_database_option_of_the_pg_modules_is_a_stagegate_db_key(schema: Schema) -> None:
+    """`stagegate_db` is handed whole to the pg_* modules (`db:`), so each of their `db`
+    suboptions (socket_dir, container_port, connect_timeout, ...) must pass preflight too."""
+    fragment = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)
+    suboptions = fragment["options"]["db"]["suboptions"]
+    assert {"socket_dir", "container_port"} <= set(suboptions)
+    samples = {"str": "/tmp", "int": 5432, "path": "/tmp"}
+    db = dict(VALID["stagegate_db"])  # type: ignore[call-overload]
+    db.update({key: samples[spec["type"]] for key, spec in suboptions.items() if key not in db})
+    assert messages(schema, {**VALID, "stagegate_db": db}) == ""
+    text = messages(schema, {**VALID, "stagegate_db": {**db, "container_port": "abc"}})
+    assert "stagegate_db.container_port: got 'abc' (string), expected an integer" in text
 
 
 def test_scalars_given_as_strings_convert_like_ansible(schema: Schema) -> None:
