@@ -108,6 +108,21 @@ def test_every_database_option_of_the_pg_modules_is_a_stagegate_db_key(schema: S
     assert "stagegate_db.container_port: got 'abc' (string), expected an integer" in text
 
 
+def test_role_argument_specs_take_every_database_option_of_the_pg_modules() -> None:
+    """A role whose argument spec lists `stagegate_db`'s options would refuse the ones it
+    leaves out at role entry ("stagegate_db.socket_dir. Supported parameters include: ...")."""
+    fragment = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)
+    wanted = set(fragment["options"]["db"]["suboptions"])
+    checked = []
+    for path in sorted(ROLES.glob("*/meta/argument_specs.yml")):
+        for entry, spec in yaml.safe_load(path.read_text())["argument_specs"].items():
+            db = spec.get("options", {}).get("stagegate_db", {})
+            if "options" in db:
+                checked.append(f"{path.parent.parent.name}:{entry}")
+                assert wanted <= set(db["options"]), (path, entry, wanted - set(db["options"]))
+    assert checked, "no role spells out stagegate_db's options any more: drop this test"
+
+
 def test_scalars_given_as_strings_convert_like_ansible(schema: Schema) -> None:
     db = {**VALID["stagegate_db"], "port": "5433"}  # type: ignore[dict-item]
     assert messages(schema, {**VALID, "stagegate_db": db}) == ""
