@@ -255,6 +255,10 @@ def resolve_container(name: str, compose_project: str | None = None) -> str:
 ERROR_LINE = re.compile(r"\b(error|fatal|panic):", re.IGNORECASE)
 
 
+# libpq's words when the server refused the role (pg_hba.conf's method, or the password).
+AUTH_FAILED = re.compile(r"authentication failed|no pg_hba\.conf entry")
+
+
 @dataclass
 class ToolRun:
     """One client-tool run: its exit code, stderr, error lines and progress events."""
@@ -279,10 +283,19 @@ class ToolRun:
         lines = self.error_lines or self.stderr.strip().splitlines()[-1:] or ["no output"]
         first = f"writing its output: {self.write_error}" if self.write_error else lines[0]
         if self.argv[:2] == ["docker", "exec"] and "on socket" in first:
-            first += (
-                " (inside the container: set db.socket_dir to the server's "
-                "unix_socket_directories and db.container_port to its port)"
-            )
+            if AUTH_FAILED.search(first):
+                first += (
+                    " (inside the container the tools connect over the server's socket as "
+                    "db.user, and its pg_hba.conf does not let that role in with a password "
+                    "there (e.g. `local all all peer`): set db.socket_dir to 127.0.0.1 to "
+                    "connect over TCP inside the container, or leave db.container unset to run "
+                    "the host's client tools)"
+                )
+            else:
+                first += (
+                    " (inside the container: set db.socket_dir to the server's "
+                    "unix_socket_directories and db.container_port to its port)"
+                )
         return PgError(
             f"{what} failed (rc={self.rc}): {first}",
             cmd=redact_argv(self.argv),
