@@ -224,13 +224,18 @@ class PgTarget:
 def resolve_container(name: str, compose_project: str | None = None) -> str:
     """A container id from a container name, or a compose service name (within a project)."""
     inspect = subprocess.run(
-        ["docker", "inspect", "--type", "container", "--format", "{{.Id}}", name],
+        ["docker", "inspect", "--type", "container", "--format", "{{.Id}} {{.Name}}", name],
         capture_output=True,
         text=True,
         check=False,
     )
-    if inspect.returncode == 0:
-        return inspect.stdout.strip()
+    found_id, _, found_name = inspect.stdout.strip().partition(" ")
+    # Docker also resolves a prefix of an ID: a service called `db` would find any container
+    # whose ID starts with "db". Only a container of that name, or an ID of 12+ digits, counts.
+    if inspect.returncode == 0 and (
+        found_name == f"/{name}" or (len(name) >= 12 and found_id.startswith(name))
+    ):
+        return found_id
     filters = ["--filter", f"label=com.docker.compose.service={name}"]
     if compose_project:
         filters += ["--filter", f"label=com.docker.compose.project={compose_project}"]
