@@ -285,6 +285,39 @@ def test_existing_tracking_table_with_numeric_versions(
     )
 
 
+def test_existing_tracking_table_with_integer_versions(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    """A team's own `schema_migrations (version integer)` lists 006_x.sql as 6: it counts as
+    applied, a new file is recorded as its number, and a revert forgets that number."""
+    pg_cluster.psql(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, "
+        "applied_at timestamptz NOT NULL DEFAULT now()); "
+        "INSERT INTO schema_migrations (version) VALUES (6)",
+        sample_db,
+    )
+    directory = write_migrations(
+        tmp_path / "m", {"006_composite_indexes.sql": INDEXES, "007_metrics_views.sql": VIEWS}
+    )
+    write_migrations(
+        directory / "down", {"007_metrics_views.sql": "DROP VIEW v_customer_orders;\n"}
+    )
+    args = {"tracking_table": "schema_migrations", "pattern": "0*_*.sql"}
+    versions = "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"
+
+    plan = migrate(pg_cluster, sample_db, directory, check=True, **args)
+    assert plan["pending"] == ["007_metrics_views.sql"], plan
+    result = migrate(pg_cluster, sample_db, directory, **args)
+    assert result.get("failed") is not True, result
+    assert [m["filename"] for m in result["migrations"]] == ["007_metrics_views.sql"]
+    assert pg_cluster.psql(versions, sample_db) == "6,7"
+    assert migrate(pg_cluster, sample_db, directory, **args)["changed"] is False
+
+    done = migrate(pg_cluster, sample_db, directory, revert=["007_metrics_views.sql"], **args)
+    assert done.get("failed") is not True, done
+    assert pg_cluster.psql(versions, sample_db) == "6"
+
+
 ALEMBIC_ENV = """
 import os
 from alembic import context

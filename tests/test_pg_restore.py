@@ -261,3 +261,31 @@ def test_container_socket_dir_port_and_non_superuser_owner(
     assert restored.get("failed") is not True, (restored.get("msg"), restored.get("stderr"))
     assert restored["verification"]["mismatched"] == {}
     assert "own-pw" not in json.dumps([backup, restored])
+
+
+@pytest.mark.docker
+def test_container_whose_socket_uses_peer_auth(
+    socket_in_tmp_container: tuple[str, int], tmp_path: Path
+) -> None:
+    # Found as a new user: a server made with `initdb --auth-local=peer` refuses db.user on
+    # its socket, and the hint said to set db.socket_dir, which was set already.
+    container, port = socket_in_tmp_container
+    subprocess.run(
+        ["docker", "exec", container, "sh", "-c",
+         "sed -i 's/^local *all *all *trust/local all all peer/' /tmp/d/pg_hba.conf"
+         " && pg_ctl -D /tmp/d reload"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    db = {"host": "127.0.0.1", "port": port, "name": "appdb", "user": "owner",
+          "password": "own-pw", "container": container, "socket_dir": "/tmp"}  # fmt: skip
+    refused = run_module("pg_backup", {"db": db, "backup_dir": str(tmp_path), "name": "peer"})
+    assert refused["failed"] is True
+    assert "Peer authentication failed" in refused["msg"]
+    assert "pg_hba.conf" in refused["msg"]
+    assert "db.socket_dir to 127.0.0.1" in refused["msg"]
+    assert "own-pw" not in json.dumps(refused)
+    db["socket_dir"] = "127.0.0.1"  # TCP inside the container, the password from PGPASSWORD
+    backup = run_module("pg_backup", {"db": db, "backup_dir": str(tmp_path), "name": "tcp"})
+    assert backup.get("failed") is not True, (backup.get("msg"), backup.get("stderr"))
+    assert backup["manifest"]["verified"] is True
+    assert backup["manifest"]["tables"]["public.orders"]["rows"] == 1000

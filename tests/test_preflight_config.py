@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from ansible_collections.stagegate.release.plugins.doc_fragments.pg import ModuleDocFragment
 from sandbox_fixtures import PlaybookRun, SandboxStack, isolated_stack, run_playbook
 
 from stagegate.config import (
@@ -90,6 +92,35 @@ def test_nested_database_keys_are_checked(schema: Schema) -> None:
     assert "stagegate_db.port: got 'abc' (string), expected an integer in 1..65535" in text
     assert "stagegate_db.pasword: unknown key; did you mean password?" in text
     assert "stagegate_db.user: is required but not set" in text
+
+
+def test_every_database_option_of_the_pg_modules_is_a_stagegate_db_key(schema: Schema) -> None:
+    """`stagegate_db` is handed whole to the pg_* modules (`db:`), so each of their `db`
+    suboptions (socket_dir, container_port, connect_timeout, ...) must pass preflight too."""
+    fragment = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)
+    suboptions = fragment["options"]["db"]["suboptions"]
+    assert {"socket_dir", "container_port"} <= set(suboptions)
+    samples = {"str": "/tmp", "int": 5432, "path": "/tmp"}
+    db = dict(VALID["stagegate_db"])  # type: ignore[call-overload]
+    db.update({key: samples[spec["type"]] for key, spec in suboptions.items() if key not in db})
+    assert messages(schema, {**VALID, "stagegate_db": db}) == ""
+    text = messages(schema, {**VALID, "stagegate_db": {**db, "container_port": "abc"}})
+    assert "stagegate_db.container_port: got 'abc' (string), expected an integer" in text
+
+
+def test_role_argument_specs_take_every_database_option_of_the_pg_modules() -> None:
+    """A role whose argument spec lists `stagegate_db`'s options would refuse the ones it
+    leaves out at role entry ("stagegate_db.socket_dir. Supported parameters include: ...")."""
+    fragment = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)
+    wanted = set(fragment["options"]["db"]["suboptions"])
+    checked = []
+    for path in sorted(ROLES.glob("*/meta/argument_specs.yml")):
+        for entry, spec in yaml.safe_load(path.read_text())["argument_specs"].items():
+            db = spec.get("options", {}).get("stagegate_db", {})
+            if "options" in db:
+                checked.append(f"{path.parent.parent.name}:{entry}")
+                assert wanted <= set(db["options"]), (path, entry, wanted - set(db["options"]))
+    assert checked, "no role spells out stagegate_db's options any more: drop this test"
 
 
 def test_scalars_given_as_strings_convert_like_ansible(schema: Schema) -> None:

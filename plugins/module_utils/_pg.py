@@ -228,13 +228,18 @@ class PgTarget:
 def resolve_container(name: str, compose_project: str | None = None) -> str:
     """A container id from a container name, or a compose service name (within a project)."""
     inspect = subprocess.run(
-        ["docker", "inspect", "--type", "container", "--format", "{{.Id}}", name],
+        ["docker", "inspect", "--type", "container", "--format", "{{.Id}} {{.Name}}", name],
         capture_output=True,
         text=True,
         check=False,
     )
-    if inspect.returncode == 0:
-        return inspect.stdout.strip()
+    found_id, _, found_name = inspect.stdout.strip().partition(" ")
+    # Docker also resolves a prefix of an ID: a service called `db` would find any container
+    # whose ID starts with "db". Only a container of that name, or an ID of 12+ digits, counts.
+    if inspect.returncode == 0 and (
+        found_name == f"/{name}" or (len(name) >= 12 and found_id.startswith(name))
+    ):
+        return found_id
     filters = ["--filter", f"label=com.docker.compose.service={name}"]
     if compose_project:
         filters += ["--filter", f"label=com.docker.compose.project={compose_project}"]
@@ -257,6 +262,10 @@ def resolve_container(name: str, compose_project: str | None = None) -> str:
 
 
 ERROR_LINE = re.compile(r"\b(error|fatal|panic):", re.IGNORECASE)
+
+
+# libpq's words when the server refused the role (pg_hba.conf's method, or the password).
+AUTH_FAILED = re.compile(r"authentication failed|no pg_hba\.conf entry")
 
 
 @dataclass
@@ -283,10 +292,19 @@ class ToolRun:
         lines = self.error_lines or self.stderr.strip().splitlines()[-1:] or ["no output"]
         first = f"writing its output: {self.write_error}" if self.write_error else lines[0]
         if self.argv[:2] == ["docker", "exec"] and "on socket" in first:
-            first += (
-                " (inside the container: set db.socket_dir to the server's "
-                "unix_socket_directories and db.container_port to its port)"
-            )
+            if AUTH_FAILED.search(first):
+                first += (
+                    " (inside the container the tools connect over the server's socket as "
+                    "db.user, and its pg_hba.conf does not let that role in with a password "
+                    "there (e.g. `local all all peer`): set db.socket_dir to 127.0.0.1 to "
+                    "connect over TCP inside the container, or leave db.container unset to run "
+                    "the host's client tools)"
+                )
+            else:
+                first += (
+                    " (inside the container: set db.socket_dir to the server's "
+                    "unix_socket_directories and db.container_port to its port)"
+                )
         return PgError(
             f"{what} failed (rc={self.rc}): {first}",
             cmd=redact_argv(self.argv),

@@ -237,9 +237,23 @@ def applied_versions(conn: Any, tracking_table: str) -> dict[str, str | None]:
 
 def tracked_as(version: str) -> list[str]:
     """The tracking-table versions a file counts as: its full stem (ours) and its numeric
-    prefix (an existing table's `006`)."""
+    prefix (an existing table's `006`, or `6` in a table whose `version` is an integer)."""
     prefix = re.match(r"\d+", version)
-    return [version, prefix.group(0)] if prefix and prefix.group(0) != version else [version]
+    if not prefix:
+        return [version]
+    return list(dict.fromkeys([version, prefix.group(0), str(int(prefix.group(0)))]))
+
+
+def _numeric_version(conn: Any, tracking_table: str) -> bool:
+    """Whether the table's `version` column is a number (smallint, integer, bigint, numeric),
+    as in a team's own `schema_migrations (version integer)`: rows then hold `6` for 006_x."""
+    schema, _, name = tracking_table.rpartition(".")
+    row = conn.execute(
+        "SELECT data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s AND column_name = 'version'",
+        (schema or "public", name),
+    ).fetchone()
+    return bool(row) and row[0] in ("smallint", "integer", "bigint", "numeric")
 
 
 def is_applied(migration: Migration, applied: dict[str, str | None]) -> bool:
@@ -258,6 +272,14 @@ def ensure_tracking_table(conn: Any, tracking_table: str) -> None:
 
 def _record(conn: Any, tracking_table: str, columns: list[str], values: dict[str, Any]) -> None:
     names = [c for c in TRACKING_COLUMNS if c in columns]
+    if _numeric_version(conn, tracking_table):
+        prefix = re.match(r"\d+", str(values["version"]))
+        if not prefix:
+            raise PgError(
+                f"tracking_table {tracking_table!r} has a numeric `version` column, but "
+                f"{values['filename']!r} does not start with a number (expected e.g. 006_x.sql)"
+            )
+        values = {**values, "version": int(prefix.group(0))}
     conn.execute(
         sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
             _table_ident(tracking_table),
@@ -431,7 +453,9 @@ def apply_migration(
 def revert_migration(conn: Any, down: Migration, tracking_table: str) -> MigrationResult:
     """Run one down script and forget its migration in the tracking table, in one transaction
     (statement by statement in autocommit when the script is marked no-transaction)."""
-    forget = sql.SQL("DELETE FROM {} WHERE version = ANY(%s)").format(_table_ident(tracking_table))
+    forget = sql.SQL("DELETE FROM {} WHERE version::text = ANY(%s)").format(
+        _table_ident(tracking_table)
+    )
     return _execute(
         conn, down, lambda: conn.execute(forget, (tracked_as(down.version),)), "reverted"
     )

@@ -301,6 +301,16 @@ def image_action(image, inspect):
     return "present"
 
 
+def _image_step(images):
+    """Step 4 of the plan in words: what happens to the target's images."""
+    parts = [
+        f"{verb} {', '.join(sorted(s for s, i in images.items() if i['action'] == action))}"
+        for action, verb in (("rebuild", "rebuild"), ("retag", "tag back to the recorded ID"))
+        if any(i["action"] == action for i in images.values())
+    ]
+    return "; ".join(parts) or "all present"
+
+
 def image_actions(wanted, inspect):
     return {
         service: dict(image, action=image_action(image, inspect))
@@ -595,8 +605,7 @@ def summary_lines(plan, app_services):
         f"  1. stop {services} of {current['release']} (the database keeps running)",
         f"  2. database: {database['action']}",
         f"  3. check out {target['release']} ({_short(target['ref'])})",
-        f"  4. images: {', '.join(plan['rebuild']) or 'all present'}"
-        + (" (rebuilt)" if plan["rebuild"] else ""),
+        f"  4. images: {_image_step(plan['images'])}",
         f"  5. start in tiers with the images of {target['release']}",
         "  6. verify with the release checks, report",
         "  7. record the rollback in the ledger, release the lock",

@@ -114,6 +114,13 @@ DB_FIELDS = {
         Field("user", STR, "database role to connect as", required=True),
         Field("password", _spec("str", secret=True), "password (secret, never printed)"),
         Field("container", STR, "compose service for `docker exec` (database in a container)"),
+        Field("socket_dir", STR, "with container: the server's socket directory inside it"),
+        Field(
+            "container_port",
+            _spec("int", minimum=1, maximum=65535),
+            "with container: the port the server listens on inside it",
+        ),
+        Field("connect_timeout", _spec("int", minimum=1), "seconds to wait for a connection"),
     )
 }
 
@@ -167,7 +174,7 @@ CORE_FIELDS: tuple[Field, ...] = (
     Field(
         "stagegate_db",
         _spec("dict", options=DB_FIELDS),
-        "database connection: host, port, name, user, password, container",
+        "database connection: host, port, name, user, password, container, socket_dir, ..",
         required_for=_DB_PHASES,
     ),
     Field("stagegate_migrations_dir", PATH, "SQL migration files"),
