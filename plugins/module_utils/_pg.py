@@ -222,15 +222,19 @@ class PgTarget:
 
 
 def resolve_container(name: str, compose_project: str | None = None) -> str:
-    """A container id from a container name, or a compose service name (within a project)."""
+    """A container id from a container name (or an ID of at least 12 characters), or a compose
+    service name (within a project). Docker also resolves any unique ID prefix; a service called
+    `db` or `cafe` is not one, so a shorter match by ID is not taken."""
     inspect = subprocess.run(
-        ["docker", "inspect", "--type", "container", "--format", "{{.Id}}", name],
+        ["docker", "inspect", "--type", "container", "--format", "{{.Id}} {{.Name}}", name],
         capture_output=True,
         text=True,
         check=False,
     )
     if inspect.returncode == 0:
-        return inspect.stdout.strip()
+        found_id, _, found_name = inspect.stdout.strip().partition(" ")
+        if found_name == f"/{name}" or (len(name) >= 12 and found_id.startswith(name)):
+            return found_id
     filters = ["--filter", f"label=com.docker.compose.service={name}"]
     if compose_project:
         filters += ["--filter", f"label=com.docker.compose.project={compose_project}"]
