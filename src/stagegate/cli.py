@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ansible_collections.stagegate.release.plugins.module_utils import _rollback
 
 from stagegate import __version__, ledger, runs
 from stagegate.gatekeeper import GateRequest, catalog_names_groups, validate_request
@@ -183,7 +184,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "last_run": records[-1] if records else None,
         "last_good": ledger.last_good(records),
         "lock": _read_json(state / "lock.json"),
-        "rollback_in_progress": _read_json(state / "rollback.json"),
+        "rollback_in_progress": _unfinished(_read_json(state / "rollback.json")),
     }
     if args.json:
         print(json.dumps(status, indent=2, default=str))
@@ -199,8 +200,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print("deploy lock: free")
     rollback = status["rollback_in_progress"]
     if rollback:
-        print(f"rollback in progress: run {rollback.get('run_id')}, to {rollback.get('target')}")
+        print(f"rollback in progress: run {rollback.get('run_id')}, to {rollback.get('to')}")
     return 0
+
+
+def _unfinished(rollback: Any) -> Any:
+    """The rollback state, while the rollback is not done (the file stays after it)."""
+    return rollback if rollback and rollback.get("status") != _rollback.DONE else None
 
 
 def _describe(record: dict[str, Any]) -> str:
