@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ansible_collections.stagegate.release.plugins.module_utils import _rollback
 from conftest import REPO_ROOT
 from sandbox_fixtures import INVENTORY, SandboxStack, sandbox_secrets
 
@@ -250,6 +251,23 @@ def test_status_reports_a_torn_lock_file_instead_of_failing(tmp_path: Path) -> N
     assert "deploy lock: unreadable (not a JSON lock record" in status.stdout
     as_json = stagegate("status", "--state-dir", str(tmp_path), "--json")
     assert json.loads(as_json.stdout)["lock"]["corrupt"].startswith("not a JSON lock record")
+
+
+def test_status_names_an_unfinished_rollback_only(tmp_path: Path) -> None:
+    # rollback.json stays on the deploy host after a rollback (a re-run reads it to say why
+    # the release runs): `status` must not call a finished one "in progress".
+    plan = {"current": {"release": "v2"}, "target": {"release": "v1"}}
+    state = _rollback.RollbackState(str(tmp_path))
+    record = _rollback.RollbackState.begin(plan, "run-1", {"host": "ee", "pid": 1})
+    state.write(record)
+    running = stagegate("status", "--state-dir", str(tmp_path))
+    assert running.returncode == 0, running.stderr
+    assert "rollback in progress: run run-1, to v1" in running.stdout
+    state.write({**record, "status": _rollback.DONE, "finished": "2026-11-30T11:26:21Z"})
+    done = stagegate("status", "--state-dir", str(tmp_path))
+    assert "rollback in progress" not in done.stdout, done.stdout
+    as_json = json.loads(stagegate("status", "--state-dir", str(tmp_path), "--json").stdout)
+    assert as_json["rollback_in_progress"] is None
 
 
 def test_missing_inventory_is_bad_input_and_no_host_is_an_execution_error(tmp_path: Path) -> None:

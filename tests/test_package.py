@@ -158,6 +158,29 @@ def test_built_collection_ships_only_what_a_user_needs(clean_venv: CleanVenv) ->
     assert "example" not in manifest["collection_info"]["repository"]
 
 
+def test_built_collection_ships_no_run_output_of_the_checkout(tmp_path: Path) -> None:
+    # Runs from a checkout write reports to playbooks/artifacts/ (the default report dir) and
+    # runner jobs to artifacts/ beside their playbook; neither is tracked, neither may ship
+    # (they went into the collection tarball, and from it into the EE image, before).
+    src = tmp_path / "src"
+    for name in run(["git", "ls-files"], cwd=REPO_ROOT).splitlines():
+        if (REPO_ROOT / name).is_file() and not (REPO_ROOT / name).is_symlink():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, src / name)
+    planted = ["playbooks/artifacts/v2-20261130T000000Z-abcdef/report.json"]
+    planted += ["awx/artifacts/1/stdout"]
+    for name in planted:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text("{}")
+    galaxy = Path(sys.executable).parent / "ansible-galaxy"
+    run([str(galaxy), "collection", "build", "--output-path", str(tmp_path / "out"), str(src)])
+    (tarball,) = (tmp_path / "out").glob("stagegate-release-*.tar.gz")
+    with tarfile.open(tarball) as tar:
+        names = [m.name for m in tar.getmembers() if m.isfile()]
+    assert not [n for n in names if "artifacts" in n.split("/")], names
+    assert "playbooks/staging.yml" in names
+
+
 def tar_member(tarball: Path, name: str) -> str:
     with tarfile.open(tarball) as tar:
         member = tar.extractfile(name)

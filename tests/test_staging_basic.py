@@ -94,3 +94,21 @@ def test_slow_responses_fault_grades_go_with_warnings(sandbox_stack: SandboxStac
         "api_latency"
     ]
     assert "stagegate: verdict GO_WITH_WARNINGS" in run.stdout
+
+
+def test_first_deploy_stopped_before_deploying_stays_a_first_deploy(
+    sandbox_stack: SandboxStack,
+) -> None:
+    # A first deploy that stops after the source phase but before the deploy phase started
+    # nothing. Its checkout must not keep the release's marker: the next run would take that
+    # release for one that runs, and refuse it in preflight (its database does not answer).
+    nowhere = sandbox_stack.project_dir / "no-migrations-here"
+    broken = sandbox_stack.extra_vars(stagegate_migrations_dir=str(nowhere))
+    first = run_playbook("staging.yml", broken)
+    assert first.rc != 0
+    assert "nothing runs yet: a first deploy" in first.output, first.output
+    assert "run stopped in phase source" in first.output, first.output
+    assert not (sandbox_stack.project_dir / ".stagegate-release").exists()
+    again = run_playbook("staging.yml", broken)
+    assert "nothing runs yet: a first deploy" in again.output, again.output
+    assert "run stopped in phase source" in again.output, again.output

@@ -226,7 +226,9 @@ class PgTarget:
 
 
 def resolve_container(name: str, compose_project: str | None = None) -> str:
-    """A container id from a container name, or a compose service name (within a project)."""
+    """A container id from a container name (or an ID of at least 12 characters), or a compose
+    service name (within a project). Docker also resolves any unique ID prefix; a service called
+    `db` or `cafe` is not one, so a shorter match by ID is not taken."""
     inspect = subprocess.run(
         ["docker", "inspect", "--type", "container", "--format", "{{.Id}} {{.Name}}", name],
         capture_output=True,

@@ -35,6 +35,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._paths import (
     safe_component,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
+    DONE,
     RollbackError,
     RollbackState,
 )
@@ -184,7 +185,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "last_good": ledger.last_good(records),
         # the readers the modules use: a torn lock file is reported, not a traceback
         "lock": DeployLock(str(state)).read(),
-        "rollback_in_progress": RollbackState(str(state)).read(),
+        "rollback_in_progress": _unfinished(RollbackState(str(state)).read()),
     }
     if args.json:
         print(json.dumps(status, indent=2, default=str))
@@ -202,8 +203,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print("deploy lock: free")
     rollback = status["rollback_in_progress"]
     if rollback:
-        print(f"rollback in progress: run {rollback.get('run_id')}, to {rollback.get('target')}")
+        print(f"rollback in progress: run {rollback.get('run_id')}, to {rollback.get('to')}")
     return 0
+
+
+def _unfinished(rollback: Any) -> Any:
+    """The rollback state, while the rollback is not done (the file stays after it)."""
+    return rollback if rollback and rollback.get("status") != DONE else None
 
 
 def _describe(record: dict[str, Any]) -> str:
