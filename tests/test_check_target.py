@@ -99,5 +99,5 @@ def test_check_mode_plans_the_target_with_the_checkouts_untracked_env(tmp_path: 
     assert "/stagegate-release-" in planned.group(1)  # the copy, not the checkout
     assert not Path(planned.group(1)).exists()  # removed at the end
     assert SECRET not in output
-    assert sorted(p.name for p in checkout.iterdir()) == [".env", ".git", ".gitignore",
-                                                        "compose.yaml", "migrations"]  # fmt: skip
+    expected = [".env", ".git", ".gitignore", "compose.yaml", "migrations"]
+    assert sorted(p.name for p in checkout.iterdir()) == expected
