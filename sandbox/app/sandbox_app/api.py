@@ -45,7 +45,9 @@ SECURITY_HEADERS = {
 # A faulty release "forgets" the headers a clickjacking/XSS check looks for first.
 HEADERS_DROPPED_BY_FAULT = ("X-Frame-Options", "Content-Security-Policy")
 # Routes shipped by later releases: present in the image only from the release that adds them.
-OPTIONAL_ROUTE_MODULES = ("sandbox_app.reporting",)
+# `shape` is a runbook target's endpoints and envelopes (sandbox/targets/<runbook>/), never in
+# the sandbox's own image.
+OPTIONAL_ROUTE_MODULES = ("sandbox_app.reporting", "sandbox_app.shape")
 
 
 class Response:
