@@ -2,7 +2,8 @@
 `/api/health/detailed` (`checks.database.status`, `checks.redis.status`), `/api/ws/stats`,
 `/api/auth/login` (email, password -> `access_token`), `/api/user/me` (a JWT or the staging
 API key), `/api/debates` (dry run), `/api/audit/events`, `/api/billing/usage` and
-`/api/audit/verify` (`{"valid": true, "errors": []}`)."""
+`/api/audit/verify` (`{"valid": true, "errors": []}`); for runbook 001 (production readiness)
+also `/api/rate-limits/config`, `/api/agents/circuit-breakers` and `GET /api/debates/d-1`."""
 
 from __future__ import annotations
 
@@ -58,7 +59,23 @@ def routes(app: App) -> dict[tuple[str, str], Callable[[Request], Response]]:
         if not caller(request):
             return unauthorized()
         data = request.json()
-        return Response(201, {"debate_id": "dry-run", "dry_run": bool(data.get("dry_run"))})
+        return Response(201, {"debate_id": "d-1", "dry_run": bool(data.get("dry_run"))})
+
+    def debate(request: Request) -> Response:
+        return (
+            Response(200, {"debate_id": "d-1", "status": "running"})
+            if caller(request)
+            else unauthorized()
+        )
+
+    def rate_limits(request: Request) -> Response:
+        limits = {"per_token_per_minute": 100, "per_ip_per_minute": 200, "burst_multiplier": 2.0}
+        return Response(200, {"limits": limits, "backend": "redis"})
+
+    def circuit_breakers(request: Request) -> Response:
+        return Response(
+            200, [{"agent": "claude", "state": "closed"}, {"agent": "gpt-4", "state": "closed"}]
+        )
 
     def audit_events(request: Request) -> Response:
         return Response(200, {"events": []}) if caller(request) else unauthorized()
@@ -86,4 +103,7 @@ def routes(app: App) -> dict[tuple[str, str], Callable[[Request], Response]]:
         ("GET", "/api/audit/events"): audit_events,
         ("GET", "/api/billing/usage"): usage,
         ("POST", "/api/audit/verify"): audit_verify,
+        ("GET", "/api/debates/d-1"): debate,
+        ("GET", "/api/rate-limits/config"): rate_limits,
+        ("GET", "/api/agents/circuit-breakers"): circuit_breakers,
     }
