@@ -418,6 +418,9 @@ class Request(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A burst of concurrent clients (a latency series, `ab -c 10`) on a busy host must queue,
+    # not be refused: the listen backlog of socketserver's default (5) overflows.
+    request_queue_size = 64
 
     def __init__(self, app: App) -> None:
         self.app = app
