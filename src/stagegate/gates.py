@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -595,20 +596,49 @@ def _check_unique(names: list[str]) -> None:
 def _merge_profiles(
     spec: dict[str, Any], profiles: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
-    """Profile rules and recommendations come first; the user's own follow."""
+    """Profile rules and recommendations come first; the user's own follow.
+
+    A `profiles` item is a name, or `{name: NAME, KEY: VALUE, ...}` setting the profile's
+    `parameters`; a rule value `{parameter: KEY}` in the profile takes the given value or
+    the parameter's default.
+    """
     merged = dict(spec)
     rules: list[Any] = []
     recommendations: list[Any] = []
-    for name in spec.get("profiles") or []:
+    for i, item in enumerate(spec.get("profiles") or []):
+        settings = dict(item) if isinstance(item, Mapping) else {"name": item}
+        name = settings.pop("name", None)
+        where = f"stagegate_gates.profiles[{i}]"
         if name not in profiles:
-            raise GateConfigError(
-                f"stagegate_gates.profiles: unknown profile {name!r}; known: {sorted(profiles)}"
-            )
-        rules += list(profiles[name].get("rules") or [])
+            raise GateConfigError(f"{where}: unknown profile {name!r}; known: {sorted(profiles)}")
+        values = _profile_parameters(f"{where} ({name})", profiles[name], settings)
+        rules += [_with_parameters(rule, values) for rule in profiles[name].get("rules") or []]
         recommendations += list(profiles[name].get("recommendations") or [])
     merged["rules"] = rules + list(spec.get("rules") or [])
     merged["recommendations"] = recommendations + list(spec.get("recommendations") or [])
     return merged
+
+
+def _profile_parameters(
+    where: str, profile: Mapping[str, Any], settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    declared = dict(profile.get("parameters") or {})
+    unknown = sorted(set(settings) - set(declared))
+    if unknown:
+        raise GateConfigError(
+            f"{where}: unknown parameter(s) {unknown}; the profile takes {sorted(declared)}"
+        )
+    return {key: settings.get(key, dict(spec).get("default")) for key, spec in declared.items()}
+
+
+def _with_parameters(value: Any, values: Mapping[str, Any]) -> Any:
+    if isinstance(value, Mapping):
+        if set(value) == {"parameter"}:
+            return values[str(value["parameter"])]
+        return {k: _with_parameters(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_parameters(v, values) for v in value]
+    return value
 
 
 def _validate_recommendations(rules: list[dict[str, Any]], gate_names: set[str]) -> None:
@@ -619,7 +649,9 @@ def _validate_recommendations(rules: list[dict[str, Any]], gate_names: set[str])
                 f"{where}: expected {{when: {{gate: [WARN, FAIL]}}, advice: ...}}"
             )
         for gate, statuses in dict(rule["when"]).items():
-            if gate not in gate_names and gate != "verdict":
+            if gate != "verdict" and not any(
+                name == gate or fnmatchcase(name, gate) for name in gate_names
+            ):
                 raise GateConfigError(
                     f"{where}, key 'when': names gate {gate!r}, which is not "
                     f"defined (gates: {sorted(gate_names)})"

@@ -50,9 +50,17 @@ def last_good(
 
 
 def baseline_metrics(record: dict[str, Any] | None) -> dict[str, dict[str, float]]:
-    """The per-check metrics a ledger record kept, for `baseline` gates."""
+    """The per-check metrics a ledger record kept, for `baseline` gates.
+
+    Only numbers: a value the record could not keep (masked as `***` because its key looks
+    secret, e.g. a metric named after a compose service `auth`) has no baseline.
+    """
     metrics = (record or {}).get("metrics") or {}
     return {
-        str(check): {str(k): float(v) for k, v in values.items()}
+        str(check): {
+            str(k): float(v)
+            for k, v in values.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        }
         for check, values in metrics.items()
     }

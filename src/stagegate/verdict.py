@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from typing import Any
 
 from stagegate.bands import Bands
 from stagegate.gates import GateResult
-from stagegate.grading import is_failure
+from stagegate.grading import is_failure, worst
 from stagegate.results import CheckResult, Severity, Status
 
 _CREDIT = {Status.PASS: 1.0, Status.WARN: 0.5, Status.FAIL: 0.0, Status.ERROR: 0.0}
@@ -203,14 +204,26 @@ def manual_items(
 def recommendations(
     rules: Sequence[Mapping[str, Any]], gates: list[GateResult], decision: Decision
 ) -> list[dict[str, Any]]:
-    """Advice whose `when` matches: every named gate's status is among the listed ones."""
-    status_of: dict[str, str] = {g.name: str(g.status) for g in gates}
-    status_of["verdict"] = str(decision)
+    """Advice whose `when` matches: every named gate's status is among the listed ones.
+
+    A name with a glob (`"load: *"`) stands for the worst status of the gates it matches, so
+    `{"load: *": [PASS]}` reads "every load gate PASS" and `{"load: *": [WARN]}` "some WARN,
+    no FAIL" (seed 003's readiness estimate, from its load gates alone).
+    """
     out = []
     for rule in rules:
         when = dict(rule["when"])
-        if all(status_of.get(gate) in set(statuses) for gate, statuses in when.items()):
+        if all(when_status(name, gates, decision) in set(wanted) for name, wanted in when.items()):
             out.append(
                 {"advice": str(rule["advice"]), "because": when, "id": str(rule.get("id", ""))}
             )
     return out
+
+
+def when_status(name: str, gates: Sequence[GateResult], decision: Decision) -> str | None:
+    """The status a recommendation's `when` key names: a gate, a glob of gates, or `verdict`."""
+    if name == "verdict":
+        return str(decision)
+    exact = [g.status for g in gates if g.name == name]
+    matched = exact or [g.status for g in gates if fnmatchcase(g.name, name)]
+    return str(worst(matched)) if matched else None

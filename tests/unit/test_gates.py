@@ -197,6 +197,56 @@ def test_seed003_tuning_rule_recommends_more_workers() -> None:
     ]
 
 
+def test_seed003_readiness_estimate_from_the_load_gates_only() -> None:
+    """All load gates PASS reads 97-98% even when an unrelated check warns (the verdict is
+    GO_WITH_WARNINGS); before, the estimate followed the verdict and read 95-96%."""
+    cfg = config(
+        {
+            "profiles": [SEED003],
+            "results_files": {"load_simulation": str(FIXTURES / "seed003_pass.json")},
+        }
+    )
+    gates = evaluate_gates(cfg, [])
+    advice = recommendations(cfg.recommendations, gates, Decision.GO_WITH_WARNINGS)
+    ids = {a["id"] for a in advice}
+    assert "readiness-all-pass" in ids
+    assert not ids & {"readiness-warn", "readiness-fail"}
+    failing = evaluate_gates(cfg, [], documents={"load_simulation": _load("seed003_fail.json")})
+    ids = {a["id"] for a in recommendations(cfg.recommendations, failing, Decision.NO_GO)}
+    assert "readiness-fail" in ids
+    assert "readiness-all-pass" not in ids
+
+
+def test_seed003_parameters_replace_what_the_runbook_names_no_field_for() -> None:
+    """The load phase comes from --load-phase-seconds (a parameter), polling failures from a
+    JMESPath parameter; the results file needs only the runbook's own fields."""
+    doc = _load("seed003_pass.json")
+    doc["Failure Metrics"]["health_metrics_polling_failures"] = 3
+    doc["Failure Metrics"]["polls_failed"] = 3
+    default = config({"profiles": [SEED003], "results_files": {"load_simulation": "x.json"}})
+    by_name = {g.name: g for g in evaluate_gates(default, [], documents={"load_simulation": doc})}
+    assert by_name["load: health metrics polling"].status is Status.FAIL  # hard fail
+    assert by_name["load: degraded-state share"].status is Status.PASS  # 30 s of 300 s
+    tuned = config(
+        {
+            "profiles": [
+                {
+                    "name": SEED003,
+                    "load_phase_seconds": 100,
+                    "polling_failures": '"Failure Metrics".polls_failed',
+                    "max_polling_failures": "<= 5",
+                }
+            ],
+            "results_files": {"load_simulation": "x.json"},
+        }
+    )
+    by_name = {g.name: g for g in evaluate_gates(tuned, [], documents={"load_simulation": doc})}
+    assert by_name["load: health metrics polling"].status is Status.PASS
+    assert by_name["load: degraded-state share"].status is Status.WARN  # 30 s of 100 s
+    with pytest.raises(GateConfigError, match=r"unknown parameter\(s\) \['load_seconds'\]"):
+        config({"profiles": [{"name": SEED003, "load_seconds": 1}]})
+
+
 def _load(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 

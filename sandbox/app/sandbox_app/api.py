@@ -45,7 +45,9 @@ SECURITY_HEADERS = {
 # A faulty release "forgets" the headers a clickjacking/XSS check looks for first.
 HEADERS_DROPPED_BY_FAULT = ("X-Frame-Options", "Content-Security-Policy")
 # Routes shipped by later releases: present in the image only from the release that adds them.
-OPTIONAL_ROUTE_MODULES = ("sandbox_app.reporting",)
+# `shape` is a runbook target's endpoints and envelopes (sandbox/targets/<runbook>/), never in
+# the sandbox's own image.
+OPTIONAL_ROUTE_MODULES = ("sandbox_app.reporting", "sandbox_app.shape")
 
 
 class Response:
@@ -416,6 +418,9 @@ class Request(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A burst of concurrent clients (a latency series, `ab -c 10`) on a busy host must queue,
+    # not be refused: the listen backlog of socketserver's default (5) overflows.
+    request_queue_size = 64
 
     def __init__(self, app: App) -> None:
         self.app = app

@@ -23,10 +23,16 @@ from stagegate.hookspecs import hookimpl
 from stagegate.results import Status
 
 
+def _is_number(value: object) -> bool:
+    """`window_seconds` is the load phase in seconds, or a JMESPath to it in the file."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _validate(rule: GateRule, ctx: ValidationContext) -> None:
     validate_file(rule, ctx)
     rule.query("transitions")
-    rule.query("window_seconds")
+    if not _is_number(rule.options.get("window_seconds")):
+        rule.query("window_seconds")
     for key in ("max_transitions", "per_seconds"):
         value = rule.options.get(key, 1)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -35,7 +41,8 @@ def _validate(rule: GateRule, ctx: ValidationContext) -> None:
 
 def _evaluate(rule: GateRule, ctx: GateContext) -> GateResult:
     transitions = number_at(rule, ctx, "transitions")
-    window = number_at(rule, ctx, "window_seconds")
+    given = rule.options["window_seconds"]
+    window = float(given) if _is_number(given) else number_at(rule, ctx, "window_seconds")
     if window <= 0:
         raise GateEvaluationError(f"key 'window_seconds': window is {window:g} s")
     per = float(rule.options.get("per_seconds", 300))

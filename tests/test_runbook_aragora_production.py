@@ -1,0 +1,87 @@
+"""Runbook 001 (Aragora production readiness) as a shipped example, end to end on its target.
+
+The test starts the simulated Aragora service (sandbox/targets/aragora-staging, which also
+serves runbook 001's routes, with its production environment file
+config/production.env); inventory/examples/aragora-production runs the pre-launch checks the
+machine can read, the pre-launch health check and the post-launch smoke test through
+playbooks/validate.yml (validation only, environment `production`): GO once the four roles
+signed. Then `localhost` slips into ARAGORA_ALLOWED_ORIGINS: "CORS origins restricted" fails,
+a key check, NO_GO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import REPO_ROOT, free_port
+from runbook_fixtures import TargetService, target_service
+from sandbox_fixtures import run_playbook
+
+from stagegate import ledger
+
+pytestmark = pytest.mark.slow
+
+INVENTORY = REPO_ROOT / "inventory" / "examples" / "aragora-production"
+VARS = yaml.safe_load((INVENTORY / "group_vars" / "all" / "stagegate.yml").read_text())
+MANUAL = yaml.safe_load((INVENTORY / "group_vars" / "all" / "gates.yml").read_text())[
+    "stagegate_manual_checks"
+]
+
+
+@pytest.fixture
+def aragora(tmp_path: Path, docker_client: Any) -> Iterator[TargetService]:
+    env = {
+        "IMAGE_PREFIX_VAR": "ARAGORA_IMAGE_PREFIX",
+        "ARAGORA_API_PORT": str(free_port()),
+        "ARAGORA_PG_PORT": str(free_port()),
+        "ARAGORA_REDIS_PORT": str(free_port()),
+        "SANDBOX_ADMIN_PASSWORD": VARS["vault_aragora_test_password"],
+        "SANDBOX_JWT_SECRET": "aragora-jwt-signing-key-for-the-simulated-target",
+        "ARAGORA_API_KEY": VARS["vault_aragora_staging_api_key"],
+        "POSTGRES_PASSWORD": "aragora-db-not-a-secret",
+    }
+    with target_service("aragora-staging", tmp_path, env, "aragora", "aragora_staging") as svc:
+        yield svc
+
+
+def test_aragora_production_ready_then_cors_allows_localhost(aragora: TargetService) -> None:
+    env_file = aragora.checkout / "config" / "production.env"
+    overrides = {
+        "aragora_api_port": int(aragora.env["ARAGORA_API_PORT"]),
+        "aragora_redis_port": int(aragora.env["ARAGORA_REDIS_PORT"]),
+        "aragora_env_file": str(env_file),
+        "stagegate_manual_confirmations": {m["name"]: "lead@2026-01-13" for m in MANUAL},
+    }
+    go = aragora.validate(INVENTORY, "1.0.0", **overrides)
+    statuses = {c["name"]: c["status"] for c in go["checks"]}
+    assert go["verdict"] == "GO", [
+        (c["name"], c["message"]) for c in go["checks"] if c["status"] != "PASS"
+    ]
+    assert statuses["smoke_debate"] == "PASS"
+    assert statuses["signoff_product_owner"] == "PASS"
+
+    text = env_file.read_text().replace(
+        "ARAGORA_ALLOWED_ORIGINS=https://aragora.example",
+        "ARAGORA_ALLOWED_ORIGINS=http://localhost:3000,https://aragora.example",
+    )
+    env_file.write_text(text)
+    run = run_playbook(
+        "validate.yml",
+        {
+            "stagegate_release": "1.0.0",
+            "stagegate_state_dir": str(aragora.state_dir),
+            "stagegate_report_root": str(aragora.state_dir / "reports"),
+            **overrides,
+        },
+        inventory=INVENTORY,
+    )
+    assert run.rc != 0, run.output[-4000:]
+    assert "cors_restricted" in run.output
+    assert "http://localhost:3000" not in run.output  # a configuration value is never shown
+    record = ledger.read(aragora.state_dir / "ledger.jsonl")[-1]
+    assert (record["kind"], record["verdict"]) == ("validation", "NO_GO")
+    assert Path(record["reports"]["report.json"]).is_file()

@@ -1,0 +1,69 @@
+"""Runbook 000 (Aragora staging validation) as a shipped example, end to end on its target.
+
+stagegate does not deploy Aragora: the test starts the simulated service
+(sandbox/targets/aragora-staging: the sandbox application with Aragora's endpoints and
+envelopes, its schema) itself, and inventory/examples/aragora-staging validates it through
+playbooks/validate.yml with the validation-only profile: GO with the sign-off confirmed, then,
+with Redis stopped, GO_WITH_WARNINGS ("[WARN] Redis not available (optional)"), not NO_GO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import REPO_ROOT, free_port
+from runbook_fixtures import TargetService, target_service
+
+pytestmark = pytest.mark.slow
+
+INVENTORY = REPO_ROOT / "inventory" / "examples" / "aragora-staging"
+VARS = yaml.safe_load((INVENTORY / "group_vars" / "all" / "stagegate.yml").read_text())
+MANUAL = yaml.safe_load((INVENTORY / "group_vars" / "all" / "gates.yml").read_text())[
+    "stagegate_manual_checks"
+]
+
+
+@pytest.fixture
+def aragora(tmp_path: Path, docker_client: Any) -> Iterator[TargetService]:
+    env = {
+        "IMAGE_PREFIX_VAR": "ARAGORA_IMAGE_PREFIX",
+        "ARAGORA_API_PORT": str(free_port()),
+        "ARAGORA_PG_PORT": str(free_port()),
+        "ARAGORA_REDIS_PORT": str(free_port()),
+        "SANDBOX_ADMIN_PASSWORD": VARS["vault_aragora_test_password"],
+        "SANDBOX_JWT_SECRET": "aragora-jwt-signing-key-for-the-simulated-target",
+        "ARAGORA_API_KEY": VARS["vault_aragora_staging_api_key"],
+        "POSTGRES_PASSWORD": VARS["vault_aragora_db_password"],
+    }
+    with target_service("aragora-staging", tmp_path, env, "aragora", "aragora_staging") as svc:
+        yield svc
+
+
+def test_aragora_staging_validates_then_warns_without_redis(aragora: TargetService) -> None:
+    overrides = {
+        "aragora_api_port": int(aragora.env["ARAGORA_API_PORT"]),
+        "aragora_pg_port": int(aragora.env["ARAGORA_PG_PORT"]),
+        "aragora_latency_avg": {"pass": "< 20s"},  # a busy test host: never assert timings
+        "stagegate_manual_confirmations": {m["name"]: "validator@2026-11-30" for m in MANUAL},
+    }
+    go = aragora.validate(INVENTORY, "1.0.0", **overrides)
+    statuses = {c["name"]: c["status"] for c in go["checks"]}
+    assert go["verdict"] == "GO", [
+        (c["name"], c["message"]) for c in go["checks"] if c["status"] != "PASS"
+    ]
+    for name in ("api_health", "database_healthy", "token_generation", "schema_version",
+                 "audit_log_integrity", "security_headers"):  # fmt: skip
+        assert statuses[name] == "PASS", name
+    assert statuses["signoff_security"] == "PASS"  # the Validator's confirmation
+
+    aragora.compose("stop", "redis")
+    warned = aragora.validate(INVENTORY, "1.0.0", **overrides)
+    statuses = {c["name"]: c["status"] for c in warned["checks"]}
+    assert warned["verdict"] == "GO_WITH_WARNINGS", statuses
+    assert statuses["redis_healthy"] == "WARN"
+    assert statuses["database_healthy"] == "PASS"
+    assert not {"FAIL", "ERROR"} & set(statuses.values()), statuses
