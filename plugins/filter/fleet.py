@@ -29,6 +29,17 @@ def _fleet_shape(groups, play_hosts=None, state_host=""):
     return data
 
 
+def _unreachable(hosts, hostvars, result_var):
+    """{host: why} for each of `hosts` whose registered `result_var` says it was unreachable."""
+    found = {}
+    for host in hosts or []:
+        own = hostvars.get(host) if hasattr(hostvars, "get") else None
+        result = (own or {}).get(result_var) or {}
+        if isinstance(result, dict) and result.get("unreachable"):
+            found[host] = str(result.get("msg") or "unreachable").strip()
+    return found
+
+
 class FilterModule:
     def filters(self):
-        return {"fleet_shape": _fleet_shape}
+        return {"fleet_shape": _fleet_shape, "unreachable": _unreachable}
