@@ -154,8 +154,9 @@ def _entry(host: str, result: CheckResult) -> dict[str, Any]:
 
 def _fold_one(name: str, per_host: list[tuple[str, CheckResult]], quorum: float) -> CheckResult:
     counted = [(h, r) for h, r in per_host if r.status is not Status.SKIP]
-    if not counted:
-        return replace(per_host[0][1], details={**per_host[0][1].details, "hosts": []})
+    entries = [_entry(h, r) for h, r in per_host]
+    if not counted:  # skipped on every host
+        return replace(per_host[0][1], details={**per_host[0][1].details, "hosts": entries})
     ok = [h for h, r in counted if r.status in _OK]
     share = len(ok) / len(counted) * 100.0
     bad = [(h, r) for h, r in counted if r.status is not Status.PASS]
@@ -176,7 +177,7 @@ def _fold_one(name: str, per_host: list[tuple[str, CheckResult]], quorum: float)
         base,
         status=status,
         message=f"{len(ok)}/{len(counted)} hosts ok (needs {need}); " + "; ".join(parts),
-        details={**base.details, "hosts": [_entry(h, r) for h, r in per_host]},
+        details={**base.details, "hosts": entries},
     )
 
 

@@ -137,3 +137,12 @@ def test_a_single_host_report_has_no_hosts_section(tmp_path: Path) -> None:
     outcome = run_gate(request, gate_plugin_manager())
     assert "hosts" not in outcome.report
     assert "Results by Host" not in render_markdown(outcome.report)
+
+
+def test_a_check_skipped_on_every_host_stays_skip_and_listed_by_host(tmp_path: Path) -> None:
+    results = {h: [result("api_ready"), result("suite", "SKIP")] for h in ("app1", "app2")}
+    outcome = gate(tmp_path, results, {})
+    suite = next(c for c in outcome.report["checks"] if c["name"] == "suite")
+    assert suite["status"] == "SKIP"
+    assert [e["host"] for e in suite["details"]["hosts"]] == ["app1", "app2"]
+    assert str(outcome.verdict) == "GO"
