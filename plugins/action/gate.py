@@ -46,7 +46,11 @@ ARGUMENT_SPEC = {
     "auto_rollback": {"type": "bool"},
     "rollback_report_dir": {"type": "path"},
     "validate_only": {"type": "bool", "default": False},
+    "hosts": {"type": "list", "elements": "str", "default": []},
 }
+_HOST_RESULTS = "stagegate_gate_report_results"
+_HOST_ERROR = "stagegate_fleet_host_error"
+_NO_RESULTS = "no check results (it failed or was unreachable before its checks ran)"
 _VAR_PREFIX = re.compile(r"^stagegate_")
 
 
@@ -127,8 +131,25 @@ class ActionModule(ActionBase):
                 confirmations[item["name"]] = self._templar.template(answer)
         return confirmations
 
+    def _host_results(self, hosts, task_vars):
+        """(results, missing, releases) of the fleet's app hosts, from their host vars."""
+        hostvars = task_vars.get("hostvars") or {}
+        results, missing, releases = {}, {}, {}
+        for host in hosts:
+            own = hostvars.get(host) or {}
+            found = own.get(_HOST_RESULTS)
+            if found is None:
+                missing[host] = str(self._templar.template(own.get(_HOST_ERROR) or _NO_RESULTS))
+                continue
+            results[host] = self._templar.template(found)
+            releases[host] = str(self._templar.template(own.get("stagegate_release") or ""))
+        return results, missing, releases
+
     def _request(self, args, task_vars):
         run_by, job = who_ran(task_vars)
+        host_results, missing, releases = None, {}, {}
+        if args["hosts"]:
+            host_results, missing, releases = self._host_results(args["hosts"], task_vars)
         names, groups = catalog_names_groups(args["catalog"])
         own_vars = {k: v for k, v in task_vars.items() if _VAR_PREFIX.match(k)}
         try:
@@ -161,4 +182,7 @@ class ActionModule(ActionBase):
             webhook=webhook,
             auto_rollback=args["auto_rollback"],
             rollback_report_dir=args["rollback_report_dir"],
+            host_results=host_results,
+            missing_hosts=missing,
+            host_releases=releases,
         )

@@ -116,6 +116,19 @@ options:
       - Where the automatic rollback writes its reports; the NO_GO report links its
         C(report.html) (relative when it is under O(report_dir)).
     type: path
+  hosts:
+    description:
+      - A fleet (docs/fleet.md) - the app hosts whose check results are folded into one result
+        per check. Each host's results are read from its C(stagegate_gate_report_results) (what
+        role C(stagegate.release.validate) sets), its release from its C(stagegate_release);
+        O(checks) then holds the results of the checks that ran once for the fleet.
+      - A host without results (unreachable, failed before its checks ran) is an ERROR on every
+        check, with the reason in its C(stagegate_fleet_host_error) when the play recorded one.
+      - The reports then list the results by host (report.json C(hosts)), and the verdict,
+        score and ledger record are the fleet's. Empty (the default) - one host, O(checks) only.
+    type: list
+    elements: str
+    default: []
   validate_only:
     description: Only validate O(gates) and O(manual_checks); write nothing.
     type: bool

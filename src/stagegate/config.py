@@ -51,6 +51,8 @@ RUNTIME_FACTS = frozenset(
         "stagegate_previous_release",
         "stagegate_source_before",
         "stagegate_source_after",
+        "stagegate_fleet",  # the fleet shape (docs/fleet.md)
+        "stagegate_fleet_host_error",  # why an app host reported nothing
     }
 )
 

@@ -21,6 +21,7 @@ import pluggy
 
 from stagegate.catalog import DEFAULT_GROUP, CheckSpec
 from stagegate.config import PHASES
+from stagegate.fleet import HostResults, by_host, fold_hosts
 from stagegate.gates import GateConfig, GateConfigError, GateType, evaluate_gates, validate_gates
 from stagegate.grading import apply_grade, is_graded
 from stagegate.ledger import baseline_metrics
@@ -72,6 +73,12 @@ class GateRequest:
     auto_rollback: bool | None = None
     """Whether staging.yml rolls back on NO_GO; None: not a promotion (no rollback note)."""
     rollback_report_dir: str | None = None
+    host_results: Mapping[str, list[dict[str, Any]]] | None = None
+    """A fleet (docs/fleet.md): each app host's check results, folded into one result per
+    check; `checks` then holds the checks that ran once for the fleet. None: one host."""
+    missing_hosts: Mapping[str, str] = field(default_factory=dict)
+    """App hosts that reported no results, with why (each check is an ERROR on them)."""
+    host_releases: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -209,6 +216,13 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
     config = validate_request(request, pm)
     hooks = Hooks(pm)
     checks = _grade_all(_parse_checks(request.checks), config, hooks)
+    if request.host_results is not None:
+        per_host = {
+            host: _grade_all(_parse_checks(raw), config, hooks)
+            for host, raw in request.host_results.items()
+        }
+        fleet = HostResults(per_host, dict(request.missing_hosts), dict(request.host_releases))
+        checks = fold_hosts(fleet, checks, config)
     checks += manual_items(request.manual, request.confirmations)
     baseline = baseline_metrics(dict(request.baseline) if request.baseline else None)
     gates = evaluate_gates(config, checks, baseline) if not request.stopped else []
@@ -237,6 +251,9 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
         baseline_release=(request.baseline or {}).get("release"),
         auto_rollback=rollback_next(request, verdict.decision),
     )
+    hosts = by_host(report["checks"])
+    if hosts:  # a fleet: results by host (a single-host report is unchanged)
+        report["hosts"] = hosts
     directory = Path(request.report_dir)
     report["report_paths"] = {name: str(directory / name) for name in REPORT_FILES}
     secrets = [*request.secrets, *_webhook_secrets(request.webhook)]

@@ -35,14 +35,15 @@ DEFAULT_PLUGINS = (
     "stagegate.checks.defaults",
     "stagegate.checks.builtin",
     "stagegate.gates",
+    "stagegate.fleet",
     "stagegate.profiles.seed003",
     "stagegate.policies",
 )
 """Modules registered before entry points (datasette's DEFAULT_PLUGINS): the default hook
 implementations, one plugin per built-in check type (``stagegate.checks.<type>``), the
-built-in gate types (``stagegate.gates``), seed 003's flapping gate type and the strict
-verdict policy. An entry point registered later replaces a check or gate type of the same
-name."""
+built-in gate types (``stagegate.gates``; the fleet's ``hosts`` in ``stagegate.fleet``), seed
+003's flapping gate type and the strict verdict policy. An entry point registered later
+replaces a check or gate type of the same name."""
 
 
 def blocked_names() -> set[str]:

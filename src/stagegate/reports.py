@@ -526,6 +526,41 @@ def _md_checks(report: Mapping[str, Any]) -> list[str]:
             for c in report["checks"]
         ],
     )
+    return [*lines, "", *_md_hosts(report)]
+
+
+def host_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A fleet's results by host (report.json `hosts`), failing hosts first: one row per host
+    and check, for the Markdown and HTML tables."""
+    return [
+        {"host": host, "host_status": data["status"], **check}
+        for host, data in (report.get("hosts") or {}).items()
+        for check in data["checks"]
+    ]
+
+
+def _md_hosts(report: Mapping[str, Any]) -> list[str]:
+    hosts = report.get("hosts") or {}
+    if not hosts:
+        return []
+    lines = ["### Results by Host", ""]
+    lines += _table(
+        ["Host", "Status", "Checks", "Failed"],
+        [
+            [h, f"{_STATUS_ICON[d['status']]} {d['status']}", len(d["checks"]),
+             ", ".join(d["failed"]) or "none"]
+            for h, d in hosts.items()
+        ],
+    )  # fmt: skip
+    lines += [""]
+    lines += _table(
+        ["Host", "Check", "Status", "Measured", "Time", "Message"],
+        [
+            [r["host"], r["check"], f"{_STATUS_ICON[r['status']]} {r['status']}", measured(r),
+             human(r.get("duration_ms"), "ms"), r.get("message") or ""]
+            for r in host_rows(report)
+        ],
+    )  # fmt: skip
     return [*lines, ""]
 
 
@@ -705,6 +740,10 @@ def render_junit(report: Mapping[str, Any]) -> str:
     ]
     if gates:
         suites["gates"] = gates
+    for host, data in (report.get("hosts") or {}).items():  # a fleet: a suite per host
+        suites[f"host {host}"] = [
+            {"name": c["check"], "duration_ms": 0, **c} for c in data["checks"]
+        ]
     for name, cases in suites.items():
         suite = ET.SubElement(root, "testsuite", name=name, tests=str(len(cases)))
         counts = {"failures": 0, "errors": 0, "skipped": 0}
@@ -712,7 +751,7 @@ def render_junit(report: Mapping[str, Any]) -> str:
             element = ET.SubElement(
                 suite,
                 "testcase",
-                classname=f"stagegate.{name}",
+                classname=f"stagegate.{name.replace(' ', '.')}",
                 name=case["name"],
                 time=f"{case['duration_ms'] / 1000:.3f}",
             )
@@ -759,6 +798,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         key_results=key_results(report),
         rollback_note=rollback_note(report),
         plan_rows=plan_rows(report["rollback_plan"]),
+        host_rows=host_rows(report),
         chart_data={
             "checks": report["checks"],
             "phases": report["phases"],

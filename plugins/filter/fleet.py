@@ -1,0 +1,45 @@
+# Copyright: stagegate contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet shape of an inventory; the rule lives in stagegate.fleet (docs/fleet.md)."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from stagegate.fleet import FleetError, fleet_shape
+except ImportError as exc:  # the controller needs: pip install stagegate-release
+    STAGEGATE_IMPORT_ERROR = exc
+else:
+    STAGEGATE_IMPORT_ERROR = None
+
+
+def _fleet_shape(groups, play_hosts=None, state_host=""):
+    if STAGEGATE_IMPORT_ERROR is not None:
+        raise AnsibleFilterError(
+            "stagegate.release.fleet_shape needs the stagegate Python package on the controller "
+            f"(pip install stagegate-release): {STAGEGATE_IMPORT_ERROR}"
+        )
+    try:
+        shape = fleet_shape(dict(groups), list(play_hosts or []), state_host or None)
+    except FleetError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+    data = shape.to_dict()
+    data["gate_hosts"] = shape.app if shape.is_fleet else []
+    return data
+
+
+def _unreachable(hosts, hostvars, result_var):
+    """{host: why} for each of `hosts` whose registered `result_var` says it was unreachable."""
+    found = {}
+    for host in hosts or []:
+        own = hostvars.get(host) if hasattr(hostvars, "get") else None
+        result = (own or {}).get(result_var) or {}
+        if isinstance(result, dict) and result.get("unreachable"):
+            found[host] = str(result.get("msg") or "unreachable").strip()
+    return found
+
+
+class FilterModule:
+    def filters(self):
+        return {"fleet_shape": _fleet_shape, "unreachable": _unreachable}

@@ -1,0 +1,301 @@
+"""Fleets: the inventory shape, and one graded result per check from many hosts.
+
+An environment is one host (`staging: {hosts: {localhost: ...}}`), or a fleet whose inventory
+names its hosts by group (docs/fleet.md): ``stagegate_app`` (the app hosts, where the per-host
+checks run), ``stagegate_db`` (the database host) and optionally ``stagegate_proxy``. The
+fleet-wide lock, ledger and kept reports live on one *state host*: ``stagegate_state_host``
+when set, else the database host, else the first app host (a single-host inventory: that host).
+
+Every app host runs the check catalog; the gate step then folds the per-host results of each
+check into one result (`fold_hosts`), so the grades, gates, score and verdict are computed once
+for the fleet. A host that reported nothing (unreachable, failed before its checks) is an ERROR
+on every check, naming the host and why. How many hosts must pass is a `hosts` gate
+(``{type: hosts, checks: [api_ready], min: all | "66%"}``): the checks it selects are folded
+with its quorum (the strictest when several select one), every other check with "all hosts".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from stagegate.bands import Band, BandError
+from stagegate.gates import (
+    GateConfig,
+    GateContext,
+    GateResult,
+    GateRule,
+    GateType,
+    ValidationContext,
+)
+from stagegate.gates import _selected as selected_checks
+from stagegate.gates import _validate_selection as validate_selection
+from stagegate.grading import worst
+from stagegate.hookspecs import hookimpl
+from stagegate.results import CheckResult, Severity, Status
+
+APP_GROUP, DB_GROUP, PROXY_GROUP = "stagegate_app", "stagegate_db", "stagegate_proxy"
+FLEET_CHECK_TYPE = "fleet"
+_OK = (Status.PASS, Status.WARN)
+
+
+class FleetError(ValueError):
+    """An inventory whose fleet shape is ambiguous or wrong; the message names the key."""
+
+
+@dataclass(frozen=True)
+class FleetShape:
+    """Who is who in one environment's inventory (`stagegate_fleet` in a play)."""
+
+    app: list[str]
+    db: list[str]
+    proxy: list[str]
+    state_host: str
+
+    @property
+    def is_fleet(self) -> bool:
+        """More than one host takes part (a single-host inventory is not a fleet)."""
+        return len({*self.app, *self.db, *self.proxy}) > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "db": self.db,
+            "proxy": self.proxy,
+            "state_host": self.state_host,
+            "is_fleet": self.is_fleet,
+        }
+
+
+def fleet_shape(
+    groups: Mapping[str, Sequence[str]], play_hosts: Sequence[str], state_host: str | None = None
+) -> FleetShape:
+    """The shape of the inventory. Without a `stagegate_app` group the play's hosts are the
+    app hosts (a single-host inventory is unchanged); raises FleetError naming the key."""
+    app = [str(h) for h in groups.get(APP_GROUP) or []] or [str(h) for h in play_hosts]
+    db = [str(h) for h in groups.get(DB_GROUP) or []]
+    proxy = [str(h) for h in groups.get(PROXY_GROUP) or []]
+    known = {str(h) for h in groups.get("all") or []} | set(app) | set(db) | set(proxy)
+    if not app:
+        raise FleetError(f"{APP_GROUP}: no app host in the inventory (and no host in the play)")
+    if state_host:
+        if state_host not in known:
+            raise FleetError(
+                f"stagegate_state_host: {state_host!r} is not a host of the inventory "
+                f"(hosts: {', '.join(sorted(known))})"
+            )
+        return FleetShape(app, db, proxy, state_host)
+    if len(db) > 1:
+        raise FleetError(
+            f"{DB_GROUP}: {len(db)} hosts ({', '.join(db)}); name the one that holds the lock "
+            "and the ledger with stagegate_state_host"
+        )
+    return FleetShape(app, db, proxy, db[0] if db else app[0])
+
+
+# ---- "all hosts" or "at least N%" -----------------------------------------------------
+
+
+def parse_quorum(raw: Any, where: str = "min") -> float:
+    """`all` (100) or a share of hosts such as `66%` / `>= 66%`, in %."""
+    text = str(raw).strip()
+    if text.lower() == "all":
+        return 100.0
+    try:
+        band = Band.parse(text if text[:1] in "<>=" else f">= {text.rstrip('%')}%")
+    except BandError as exc:
+        raise FleetError(f"{where}: {raw!r} is not 'all' or a share of hosts like '66%'") from exc
+    if band.op not in (">=", ">") or band.unit != "%" or not 0 < band.number <= 100:
+        raise FleetError(f"{where}: {raw!r} is not 'all' or a share of hosts like '66%'")
+    return float(band.number)
+
+
+def _hosts_min(rule: GateRule) -> float:
+    try:
+        return parse_quorum(rule.options.get("min", "all"))
+    except FleetError as exc:
+        raise rule.error("min", str(exc).split(": ", 1)[1]) from exc
+
+
+def quorums(config: GateConfig, checks: Iterable[CheckResult]) -> dict[str, float]:
+    """The quorum of each check a `hosts` gate selects (the strictest wins); others: all."""
+    found: dict[str, float] = {}
+    checks = list(checks)
+    for rule in config.rules:
+        if rule.type != "hosts":
+            continue
+        share = _hosts_min(rule)
+        for check in selected_checks(rule, checks):
+            found[check.name] = max(found.get(check.name, 0.0), share)
+    return found
+
+
+@dataclass
+class HostResults:
+    """Results of one gate step from many hosts: per-host results, hosts that reported nothing
+    (with why), and the release each host runs."""
+
+    results: dict[str, list[CheckResult]]
+    missing: dict[str, str] = field(default_factory=dict)
+    releases: dict[str, str] = field(default_factory=dict)
+
+
+def _entry(host: str, result: CheckResult) -> dict[str, Any]:
+    return {
+        "host": host,
+        "status": str(result.status),
+        "message": result.message,
+        "value": result.value,
+        "duration_ms": result.duration_ms,
+        "metrics": dict(result.metrics),
+    }
+
+
+def _fold_one(name: str, per_host: list[tuple[str, CheckResult]], quorum: float) -> CheckResult:
+    counted = [(h, r) for h, r in per_host if r.status is not Status.SKIP]
+    entries = [_entry(h, r) for h, r in per_host]
+    if not counted:  # skipped on every host
+        return replace(per_host[0][1], details={**per_host[0][1].details, "hosts": entries})
+    ok = [h for h, r in counted if r.status in _OK]
+    share = len(ok) / len(counted) * 100.0
+    bad = [(h, r) for h, r in counted if r.status is not Status.PASS]
+    if not bad:
+        status = Status.PASS
+    elif share >= quorum:
+        status = Status.WARN
+    else:
+        status = worst([r.status for _, r in counted])
+    shown = max(counted, key=lambda pair: [*_OK, Status.FAIL, Status.ERROR].index(pair[1].status))
+    good = [h for h, r in counted if r.status is Status.PASS]
+    parts = [f"{r.status} on {h}: {r.message}".rstrip(": ") for h, r in bad]
+    if good:
+        parts.append(f"PASS on {', '.join(good)}")
+    need = "all hosts" if quorum >= 100 else f"at least {quorum:g}% of hosts"
+    base = shown[1]
+    return replace(
+        base,
+        status=status,
+        message=f"{len(ok)}/{len(counted)} hosts ok (needs {need}); " + "; ".join(parts),
+        details={**base.details, "hosts": entries},
+    )
+
+
+def _missing_results(
+    missing: Mapping[str, str], templates: Mapping[str, CheckResult]
+) -> list[tuple[str, CheckResult]]:
+    blank: dict[str, Any] = {"value": None, "metrics": {}, "details": {}, "duration_ms": 0.0}
+    return [
+        (host, replace(template, status=Status.ERROR, message=f"host {host} did not report: {why}",
+                       attempts=0, **blank))
+        for host, why in missing.items()
+        for template in templates.values()
+    ]  # fmt: skip
+
+
+def release_check(releases: Mapping[str, str]) -> CheckResult | None:
+    """A fleet check: every app host runs the same release (None for fewer than two hosts)."""
+    if len(releases) < 2:
+        return None
+    counts: dict[str, int] = {}
+    for release in releases.values():
+        counts[release] = counts.get(release, 0) + 1
+    common = max(counts, key=lambda r: (counts[r], r))
+    odd = {h: r for h, r in releases.items() if r != common}
+    message = (
+        f"all {len(releases)} app hosts run {common}"
+        if not odd
+        else "; ".join(f"{h} runs {r or 'nothing'}" for h, r in odd.items())
+        + f" (the others run {common})"
+    )
+    return CheckResult(
+        name="fleet_release",
+        group="infrastructure",
+        type=FLEET_CHECK_TYPE,
+        status=Status.FAIL if odd else Status.PASS,
+        severity=Severity.CRITICAL,
+        message=message,
+        value=dict(releases),
+        details={"hosts": [{"host": h, "status": "FAIL" if h in odd else "PASS",
+                            "message": f"runs {r or 'nothing'}", "value": r, "duration_ms": 0.0,
+                            "metrics": {}} for h, r in releases.items()]},
+    )  # fmt: skip
+
+
+def fold_hosts(
+    fleet: HostResults, once: list[CheckResult], config: GateConfig
+) -> list[CheckResult]:
+    """One result per check for the whole fleet: per-host results folded by quorum (hosts that
+    reported nothing count as ERROR), then the fleet checks (`once`, run a single time), then
+    the release agreement check."""
+    order: dict[str, list[tuple[str, CheckResult]]] = {}
+    templates: dict[str, CheckResult] = {}
+    for host, results in fleet.results.items():
+        for result in results:
+            order.setdefault(result.name, []).append((host, result))
+            templates.setdefault(result.name, result)
+    for host, result in _missing_results(fleet.missing, templates):
+        order[result.name].append((host, result))
+    need = quorums(config, templates.values())
+    folded = [_fold_one(name, pairs, need.get(name, 100.0)) for name, pairs in order.items()]
+    agreement = release_check(fleet.releases)
+    return folded + once + ([agreement] if agreement else [])
+
+
+def by_host(checks: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """report.json `hosts`: for each host, its status (the worst of its checks) and its
+    results, from the folded checks' `details.hosts`; empty for a single-host run."""
+    hosts: dict[str, dict[str, Any]] = {}
+    for check in checks:
+        for entry in (check.get("details") or {}).get("hosts") or []:
+            row = {"check": check["name"], "group": check.get("group", ""), **entry}
+            row.pop("host", None)
+            hosts.setdefault(entry["host"], {"checks": []})["checks"].append(row)
+    for data in hosts.values():
+        statuses = [Status(c["status"]) for c in data["checks"]]
+        data["status"] = str(worst(statuses))
+        data["failed"] = [c["check"] for c in data["checks"] if c["status"] in ("FAIL", "ERROR")]
+    return dict(sorted(hosts.items(), key=lambda item: (not item[1]["failed"], item[0])))
+
+
+# ---- the `hosts` gate type ------------------------------------------------------------
+
+
+def _validate_hosts(rule: GateRule, ctx: ValidationContext) -> None:
+    validate_selection(rule, ctx)
+    _hosts_min(rule)
+
+
+def _evaluate_hosts(rule: GateRule, ctx: GateContext) -> GateResult:
+    share_min = _hosts_min(rule)
+    hosts: dict[str, list[str]] = {}
+    for check in selected_checks(rule, ctx.checks.values()):
+        for entry in check.details.get("hosts") or [{"host": "", "status": str(check.status)}]:
+            failing = hosts.setdefault(str(entry["host"]), [])
+            if Status(entry["status"]) not in (*_OK, Status.SKIP):
+                failing.append(f"{check.name} {entry['status']}")
+    if not hosts:
+        return rule.result(Status.SKIP, "no check ran in this selection")
+    good = [h for h, failing in hosts.items() if not failing]
+    share = len(good) / len(hosts) * 100.0
+    need = "all hosts" if share_min >= 100 else f"at least {share_min:g}% of hosts"
+    bad = "; ".join(f"{h or 'the host'}: {', '.join(f)}" for h, f in hosts.items() if f)
+    return rule.result(
+        Status.PASS if share >= share_min else Status.FAIL,
+        f"{len(good)}/{len(hosts)} hosts pass ({share:.0f}%, needs {need})"
+        + (f"; failing: {bad}" if bad else ""),
+        value=round(share, 2),
+        threshold=need,
+        details={"hosts_ok": good, "hosts_failing": {h: f for h, f in hosts.items() if f}},
+    )
+
+
+HOSTS_GATE = GateType(
+    "hosts", frozenset({"checks", "group", "tags", "min"}), _validate_hosts, _evaluate_hosts
+)
+
+
+@hookimpl
+def stagegate_gate_types() -> list[GateType]:
+    """The `hosts` gate type (a default plugin, `stagegate.fleet`)."""
+    return [HOSTS_GATE]

@@ -1,0 +1,242 @@
+"""Fleet hosts for tests and benches: N app hosts and a database host, each a container with
+sshd reached over real SSH with a throwaway key, each app host serving the catalog endpoints
+(tests/fleet/app.py) on its own port.
+
+The containers use the deploy host image (tests/deployhost/, built offline) and share this
+machine's network namespace, so every sshd and every app listens on its own 127.0.0.1 port,
+while each host has its own file system: its /srv/stagegate is a directory of the test's
+(`FleetHost.root`), holding the checkout with its `.stagegate-release` marker, the state dir
+and the fault switch the app reads (`FleetHost.fault`). The database host's state dir holds
+the fleet's ledger (stagegate_state_host). Every container is removed at the end, also when
+the test fails or a container did not start.
+
+    with fleet(tmp_path, apps=3) as hosts:
+        inventory = hosts.write_inventory(tmp_path / "hosts.yml")
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from conftest import REPO_ROOT, free_port, unique_name
+from ee_fixtures import build_deployhost
+
+FLEET_APP = REPO_ROOT / "tests" / "fleet" / "app.py"
+SSH_OPTIONS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+# In each container (its own mount of FleetHost.root).
+HOST_ROOT = "/srv/stagegate"
+# The check catalog each app host answers (tests/fleet/app.py), per host at its own port.
+CATALOG = [
+    {"name": "api_ready", "type": "http", "group": "infrastructure", "severity": "critical",
+     "options": {"url": "http://127.0.0.1:{{ fleet_app_port }}/health/ready",
+                 "json": ["status == 'healthy'"]}},
+    {"name": "security_headers", "type": "http", "group": "security", "severity": "critical",
+     "options": {"url": "http://127.0.0.1:{{ fleet_app_port }}/health/live",
+                 "headers_present": ["X-Frame-Options", "Content-Security-Policy"]}},
+    {"name": "items_listed", "type": "http", "group": "functionality", "severity": "critical",
+     "options": {"url": "http://127.0.0.1:{{ fleet_app_port }}/api/v1/items",
+                 "json": ["length(items) > `0`"]}},
+    {"name": "host_disk", "type": "disk", "group": "infrastructure", "severity": "warning",
+     "run_on": "host", "options": {"path": "/srv/stagegate", "free": {"pass": ">= 1mb"}}},
+]  # fmt: skip
+
+
+@dataclass
+class FleetHost:
+    """One host of the fleet: inventory name, container, sshd port, app port (0: no app)."""
+
+    name: str
+    container: str
+    ssh_port: int
+    http_port: int
+    root: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    def fault(self, mode: str) -> None:
+        """Switch the host's app: `unhealthy`, `no_headers`, or "" (healthy)."""
+        (self.root / "fault").write_text(mode)
+
+    def set_release(self, release: str) -> None:
+        (self.root / "checkout" / ".stagegate-release").write_text(f"{release}\n")
+
+    def inventory_vars(self, key: Path) -> dict[str, Any]:
+        return {
+            "ansible_host": "127.0.0.1",
+            "ansible_port": self.ssh_port,
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(key),
+            "ansible_ssh_common_args": SSH_OPTIONS,
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "fleet_app_port": self.http_port,
+        }
+
+
+@dataclass
+class Fleet:
+    apps: list[FleetHost]
+    db: FleetHost
+    key: Path
+    image: str
+    extra: list[FleetHost] = field(default_factory=list)
+
+    @property
+    def hosts(self) -> list[FleetHost]:
+        return [*self.apps, self.db]
+
+    def inventory(self, **group_vars: Any) -> dict[str, Any]:
+        """The fleet inventory shape (docs/fleet.md): stagegate_app and stagegate_db under the
+        environment's group `staging`, the database host holding the lock and ledger."""
+        return {
+            "staging": {
+                "vars": {
+                    "stagegate_environment": "staging",
+                    "stagegate_state_dir": f"{HOST_ROOT}/state",
+                    "stagegate_project_dir": f"{HOST_ROOT}/checkout",
+                    **group_vars,
+                },
+                "children": {
+                    "stagegate_app": {
+                        "hosts": {h.name: h.inventory_vars(self.key) for h in self.apps}
+                    },
+                    "stagegate_db": {"hosts": {self.db.name: self.db.inventory_vars(self.key)}},
+                },
+            }
+        }
+
+    def write_inventory(self, path: Path, *, single: bool = False, **group_vars: Any) -> Path:
+        """The fleet inventory, or with `single` the first app host alone, as a single-host
+        inventory has always been written (no stagegate_* groups)."""
+        data = self.inventory(**group_vars)
+        if single:
+            host = self.apps[0]
+            data["staging"].pop("children")
+            data["staging"]["hosts"] = {host.name: host.inventory_vars(self.key)}
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    def seed_ledger(
+        self, release: str, previous: str = "", state_host: FleetHost | None = None
+    ) -> None:
+        """A GO promotion record of `release` in the state host's ledger (default: the database
+        host), as staging.yml leaves it, and the release marker on every app host (what
+        validate.yml re-validates)."""
+        state = state_host or self.db
+        for host in self.apps:
+            host.set_release(release)
+        record = {
+            "release": release,
+            "previous": previous or None,
+            "environment": "staging",
+            "verdict": "GO",
+            "score": 100.0,
+            "started": "2026-11-30T10:00:00+00:00",
+            "finished": "2026-11-30T10:05:00+00:00",
+            "run_id": "seed-promotion",
+            "failed_checks": [],
+            "stopped": None,
+            "metrics": {},
+        }
+        state.state_dir.mkdir(parents=True, exist_ok=True)
+        with (state.state_dir / "ledger.jsonl").open("a") as ledger:
+            ledger.write(json.dumps(record) + "\n")
+
+    def ledger(self, state_host: FleetHost | None = None) -> list[dict[str, Any]]:
+        path = (state_host or self.db).state_dir / "ledger.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def stop(self, host: FleetHost) -> None:
+        """The host goes away (sshd and app with it)."""
+        subprocess.run(
+            ["docker", "rm", "--force", host.container], capture_output=True, check=False
+        )
+
+
+def _wait_port(port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def _start(host: FleetHost, image: str, key: Path) -> None:
+    for sub in ("checkout", "state"):
+        (host.root / sub).mkdir(parents=True, exist_ok=True)
+    app = (
+        f"python3 /usr/local/lib/fleet_app.py {host.http_port} {HOST_ROOT} & "
+        if host.http_port
+        else ""
+    )
+    sshd = f"exec /usr/sbin/sshd -D -e -o ListenAddress=127.0.0.1 -p {host.ssh_port}"
+    subprocess.run(
+        ["docker", "run", "--detach", "--rm", "--name", host.container, "--network", "host",
+         "--label", "stagegate.test=fleet",
+         "-v", f"{key}.pub:/root/.ssh/authorized_keys:ro",
+         "-v", f"{FLEET_APP}:/usr/local/lib/fleet_app.py:ro",
+         "-v", f"{host.root}:{HOST_ROOT}",
+         "--entrypoint", "/bin/sh", image, "-c", app + sshd],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    for port in (host.ssh_port, host.http_port):
+        if port and not _wait_port(port, deadline):
+            logs = subprocess.run(
+                ["docker", "logs", host.container], capture_output=True, text=True, check=False
+            )
+            raise RuntimeError(f"fleet host {host.name}: port {port} did not answer: {logs.stderr}")
+
+
+@contextmanager
+def fleet(workdir: Path, apps: int = 3, image: str | None = None) -> Iterator[Fleet]:
+    """Starts `apps` app hosts (app1..appN) and a database host (db1), in parallel."""
+    image = image or build_deployhost()
+    workdir.mkdir(parents=True, exist_ok=True)
+    key = workdir / "fleet_ed25519"
+    if not key.exists():
+        subprocess.run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "stagegate-fleet",
+                "-f",
+                str(key),
+            ],
+            check=True,
+        )
+    prefix = unique_name("sgt-fleet")
+
+    def make(name: str, http: bool) -> FleetHost:
+        return FleetHost(
+            name, f"{prefix}-{name}", free_port(), free_port() if http else 0, workdir / name
+        )
+
+    made = Fleet(
+        [make(f"app{i}", True) for i in range(1, apps + 1)], make("db1", False), key, image
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda h: _start(h, image, key), made.hosts))
+        yield made
+    finally:
+        for host in made.hosts:
+            made.stop(host)

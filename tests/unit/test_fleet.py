@@ -1,0 +1,148 @@
+"""Fleets without Ansible: the inventory shape, folding per-host results into one result per
+check, the `hosts` gate ("all hosts" / "at least N%"), and one verdict through run_gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stagegate.fleet import FleetError, fleet_shape, parse_quorum
+from stagegate.gatekeeper import GateRequest, gate_plugin_manager, run_gate
+from stagegate.reports import render_junit, render_markdown
+
+
+def result(name: str, status: str = "PASS", **kw: Any) -> dict[str, Any]:
+    return {"name": name, "group": "infrastructure", "type": "http", "status": status,
+            "severity": "critical", "message": kw.pop("message", ""), **kw}  # fmt: skip
+
+
+def test_a_single_host_inventory_is_its_own_fleet() -> None:
+    shape = fleet_shape({"all": ["localhost"], "staging": ["localhost"]}, ["localhost"])
+    assert (shape.app, shape.db, shape.state_host, shape.is_fleet) == (
+        ["localhost"], [], "localhost", False
+    )  # fmt: skip
+
+
+def test_the_state_host_is_the_db_host_or_the_named_one() -> None:
+    groups = {"all": ["a1", "a2", "db1", "ops"], "stagegate_app": ["a1", "a2"],
+              "stagegate_db": ["db1"]}  # fmt: skip
+    shape = fleet_shape(groups, ["a1", "a2", "db1"])
+    assert (shape.app, shape.state_host, shape.is_fleet) == (["a1", "a2"], "db1", True)
+    assert fleet_shape(groups, [], "ops").state_host == "ops"
+    assert fleet_shape({"stagegate_app": ["a1", "a2"]}, []).state_host == "a1"
+
+
+def test_an_ambiguous_or_unknown_state_host_is_refused_naming_the_key() -> None:
+    groups = {"all": ["a1", "db1", "db2"], "stagegate_app": ["a1"], "stagegate_db": ["db1", "db2"]}
+    with pytest.raises(
+        FleetError, match=r"stagegate_db: 2 hosts \(db1, db2\).*stagegate_state_host"
+    ):
+        fleet_shape(groups, [])
+    with pytest.raises(FleetError, match="stagegate_state_host: 'db9' is not a host"):
+        fleet_shape(groups, [], "db9")
+    assert fleet_shape(groups, [], "db2").state_host == "db2"
+
+
+@pytest.mark.parametrize(("raw", "share"), [("all", 100.0), ("66%", 66.0), (">= 50%", 50.0),
+                                            (75, 75.0)])  # fmt: skip
+def test_quorum_is_all_or_a_share_of_hosts(raw: object, share: float) -> None:
+    assert parse_quorum(raw) == share
+
+
+@pytest.mark.parametrize("raw", ["most", "<= 50%", "150%", "0%", "5ms"])
+def test_a_bad_quorum_is_named(raw: str) -> None:
+    with pytest.raises(FleetError, match="not 'all' or a share of hosts"):
+        parse_quorum(raw)
+
+
+def gate(tmp_path: Path, per_host: dict[str, list[dict[str, Any]]], gates: dict[str, Any],
+         **kw: Any):  # type: ignore[no-untyped-def]  # fmt: skip
+    request = GateRequest(release="v2", report_dir=str(tmp_path), gates=gates,
+                          host_results=per_host, **kw)  # fmt: skip
+    return run_gate(request, gate_plugin_manager())
+
+
+def fleet_results(bad: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    bad = bad or {}
+    return {
+        host: [result("api_ready", bad.get(host, "PASS"), message="503" if host in bad else ""),
+               result("items", "PASS", metrics={"avg_ms": 10.0})]
+        for host in ("app1", "app2", "app3")
+    }  # fmt: skip
+
+
+def test_three_healthy_hosts_give_one_go_and_one_score(tmp_path: Path) -> None:
+    outcome = gate(tmp_path, fleet_results(), {},
+                   host_releases={"app1": "v2", "app2": "v2", "app3": "v2"})  # fmt: skip
+    assert (str(outcome.verdict), outcome.score) == ("GO", 100.0)
+    names = [c["name"] for c in outcome.report["checks"]]
+    assert names == ["api_ready", "items", "fleet_release"]  # one result per check
+    assert list(outcome.report["hosts"]) == ["app1", "app2", "app3"]
+    assert json.loads((tmp_path / "report.json").read_text())["hosts"]["app2"]["status"] == "PASS"
+
+
+def test_one_failing_host_fails_the_check_and_is_named_first(tmp_path: Path) -> None:
+    outcome = gate(tmp_path, fleet_results({"app2": "FAIL"}), {})
+    assert str(outcome.verdict) == "NO_GO"
+    api = next(c for c in outcome.report["checks"] if c["name"] == "api_ready")
+    assert api["status"] == "FAIL"
+    assert api["message"] == "2/3 hosts ok (needs all hosts); FAIL on app2: 503; PASS on app1, app3"
+    assert next(iter(outcome.report["hosts"])) == "app2"
+    md = render_markdown(outcome.report)
+    assert "| app2 | ❌ FAIL | 2 | api_ready |" in md
+    assert 'classname="stagegate.host.app2"' in render_junit(outcome.report)
+
+
+def test_a_hosts_gate_allows_at_least_n_percent(tmp_path: Path) -> None:
+    rule = {"name": "api on most hosts", "type": "hosts", "checks": ["api_ready"], "min": "60%"}
+    outcome = gate(tmp_path, fleet_results({"app2": "FAIL"}), {"rules": [rule]})
+    assert str(outcome.verdict) == "GO_WITH_WARNINGS"
+    api = next(c for c in outcome.report["checks"] if c["name"] == "api_ready")
+    assert api["status"] == "WARN"  # tolerated by the quorum, still named
+    found = next(g for g in outcome.report["gates"] if g["name"] == "api on most hosts")
+    assert found["status"] == "PASS"
+    assert found["message"] == (
+        "2/3 hosts pass (67%, needs at least 60% of hosts); failing: app2: api_ready FAIL"
+    )
+    # two of three failing is below 60%: the gate and the check fail
+    outcome = gate(tmp_path, fleet_results({"app2": "FAIL", "app3": "FAIL"}), {"rules": [rule]})
+    assert str(outcome.verdict) == "NO_GO"
+    assert any("api on most hosts" in b for b in outcome.report["blockers"])
+
+
+def test_a_host_that_did_not_report_is_an_error_on_every_check(tmp_path: Path) -> None:
+    results = fleet_results()
+    del results["app3"]
+    outcome = gate(tmp_path, results, {}, missing_hosts={"app3": "unreachable: Connection refused"})
+    assert str(outcome.verdict) == "NO_GO"
+    assert outcome.report["hosts"]["app3"]["failed"] == ["api_ready", "items"]
+    api = next(c for c in outcome.report["checks"] if c["name"] == "api_ready")
+    assert api["status"] == "ERROR"
+    assert "host app3 did not report: unreachable: Connection refused" in api["message"]
+
+
+def test_hosts_on_another_release_fail_the_fleet_release_check(tmp_path: Path) -> None:
+    outcome = gate(tmp_path, fleet_results(), {},
+                   host_releases={"app1": "v2", "app2": "v1", "app3": "v2"})  # fmt: skip
+    assert str(outcome.verdict) == "NO_GO"
+    agreement = next(c for c in outcome.report["checks"] if c["name"] == "fleet_release")
+    assert agreement["message"] == "app2 runs v1 (the others run v2)"
+
+
+def test_a_single_host_report_has_no_hosts_section(tmp_path: Path) -> None:
+    request = GateRequest(release="v2", report_dir=str(tmp_path), checks=[result("api_ready")])
+    outcome = run_gate(request, gate_plugin_manager())
+    assert "hosts" not in outcome.report
+    assert "Results by Host" not in render_markdown(outcome.report)
+
+
+def test_a_check_skipped_on_every_host_stays_skip_and_listed_by_host(tmp_path: Path) -> None:
+    results = {h: [result("api_ready"), result("suite", "SKIP")] for h in ("app1", "app2")}
+    outcome = gate(tmp_path, results, {})
+    suite = next(c for c in outcome.report["checks"] if c["name"] == "suite")
+    assert suite["status"] == "SKIP"
+    assert [e["host"] for e in suite["details"]["hosts"]] == ["app1", "app2"]
+    assert str(outcome.verdict) == "GO"
