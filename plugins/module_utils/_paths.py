@@ -10,6 +10,7 @@ path) or reach below it (a separator).
 
 from __future__ import annotations
 
+import os
 import re
 
 # Control characters (NUL included) and both separators.
@@ -43,3 +44,17 @@ def safe_component(value: object, option: str) -> str:
             "'-', '_', '.', '+', '@', ':' (no '/', '\\', not '.' or '..', no leading '.')"
         )
     return str(text)
+
+
+# The release manifests on the deploy host: `<state_dir>/releases/<release>/manifest.json`.
+RELEASES_DIR = "releases"
+MANIFEST_NAME = "manifest.json"
+
+
+def releases_dir(state_dir: str | os.PathLike[str]) -> str:
+    return os.path.join(state_dir, RELEASES_DIR)
+
+
+def release_manifest_path(state_dir: str | os.PathLike[str], release: str) -> str:
+    """The release manifest's path; the caller checks `release` with `safe_component`."""
+    return os.path.join(releases_dir(state_dir), release, MANIFEST_NAME)

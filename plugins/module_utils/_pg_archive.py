@@ -31,6 +31,7 @@ from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._paths import (
     UnsafeNameError,
+    release_manifest_path,
     safe_component,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
@@ -415,7 +416,7 @@ def protected_backups(state_dir: str | None, release: str | None, extra: list[st
             release = safe_component(release, "release")
         except UnsafeNameError as exc:
             raise PgError(str(exc)) from exc
-        release_manifest = Path(state_dir) / "releases" / release / "manifest.json"
+        release_manifest = Path(release_manifest_path(state_dir, release))
         if release_manifest.exists():
             # unreadable: fail rather than let retention remove the backup it protects
             ref = load_json_file(release_manifest, "release manifest").get("backup")

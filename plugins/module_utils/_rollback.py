@@ -23,6 +23,10 @@ from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
     ledger_path,
     scan,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._paths import (
+    release_manifest_path,
+    releases_dir,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
     write_json_atomic,
 )
@@ -57,7 +61,7 @@ def utc_now():
 
 
 def manifest_path(state_dir, release):
-    return os.path.join(state_dir, "releases", release, "manifest.json")
+    return release_manifest_path(state_dir, release)
 
 
 def read_manifest(state_dir, release):
@@ -340,7 +344,7 @@ def current_release(inputs, git, recorded_releases):
         return os.path.basename(os.path.dirname(newest)), "newest release manifest on the host"
     raise RollbackError(
         f"cannot tell which release runs: {inputs.project_dir} has no {RELEASE_MARKER}, is not a "
-        f"git checkout at a tag, and {os.path.join(inputs.state_dir, 'releases')} holds no manifest"
+        f"git checkout at a tag, and {releases_dir(inputs.state_dir)} holds no manifest"
     )
 
 
@@ -415,8 +419,8 @@ def nothing_to_do(release, reason, records=(), inputs=None):
 def build_plan(inputs, inspect_image, git=None, state=None):
     """The whole plan as a dict (see the rollback_plan module's RETURN)."""
     git = git or Git(inputs.project_dir, inputs.source_repo)
-    releases_dir = os.path.join(inputs.state_dir, "releases")
-    known = sorted(os.listdir(releases_dir)) if os.path.isdir(releases_dir) else []
+    recorded_dir = releases_dir(inputs.state_dir)
+    known = sorted(os.listdir(recorded_dir)) if os.path.isdir(recorded_dir) else []
     # A torn or corrupt ledger line never stops a rollback: it is skipped and shown in the plan.
     records, ledger_warnings = scan(ledger_path(inputs.state_dir))
 
