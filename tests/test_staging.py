@@ -211,7 +211,24 @@ def test_crash_loop_is_rolled_back_automatically(staging: Staging) -> None:
     assert (Path(rollback["report_dir"]) / "report.html").is_file()
 
 
+def service_container(project: str, service: str) -> tuple[str, str]:
+    """(container ID, State.StartedAt) of a service's container."""
+    (container,) = subprocess.run(
+        ["docker", "ps", "--quiet", "--no-trunc",
+         "--filter", f"label=com.docker.compose.project={project}",
+         "--filter", f"label=com.docker.compose.service={service}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    started = subprocess.run(
+        ["docker", "inspect", "--format", "{{.State.StartedAt}}", container],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return container, started
+
+
 def test_promotion_to_v2_through_ansible_runner(staging: Staging, tmp_path: Path) -> None:
+    # v1 -> v2 changes only the app images: the database is not recreated nor restarted
+    database_before = service_container(staging.stack.project, "postgres")
     result = ansible_runner.run(
         private_data_dir=str(tmp_path),
         project_dir=str(REPO_ROOT),
@@ -226,6 +243,7 @@ def test_promotion_to_v2_through_ansible_runner(staging: Staging, tmp_path: Path
     stats = result.stats
     assert stats
     assert not stats["failures"]
+    assert service_container(staging.stack.project, "postgres") == database_before
 
     record = staging.last()
     assert (record["release"], record["verdict"], record["previous"]) == ("v2", "GO", "v1")
