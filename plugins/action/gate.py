@@ -9,7 +9,6 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 try:
-    from stagegate.config import PHASES
     from stagegate.gatekeeper import (
         GateRequest,
         catalog_names_groups,
@@ -20,6 +19,7 @@ try:
     )
     from stagegate.gates import GateConfigError
     from stagegate.redact import is_secret_name, redact
+    from stagegate.runrecord import load_current
 except ImportError as exc:  # the controller needs: pip install stagegate-release
     STAGEGATE_IMPORT_ERROR = exc
 else:
@@ -62,16 +62,17 @@ def _secret_values(value, key=""):
         yield value
 
 
-def _stopped_from_failure(task_vars):
-    """In a play's `rescue:`, where and why the run stopped, from Ansible's failure variables."""
-    task = task_vars.get("ansible_failed_task")
-    if not isinstance(task, dict):
-        return None
-    failure = task_vars.get("ansible_failed_result") or {}
-    phases = [tag for tag in task.get("tags") or [] if tag in PHASES]
-    name = task.get("name") or task.get("action") or "a task"
-    reason = failure.get("msg") or "failed"
-    return {"phase": phases[0] if phases else name, "reason": f"task '{name}' failed: {reason}"}
+def _from_record(args, host):
+    """Phases, stop and start time the arguments leave out, from the run record that the
+    callback stagegate.release.progress keeps (nothing when it is not enabled)."""
+    record = load_current()
+    if record is None:
+        return args["phases"], args["stopped"], args["started"]
+    return (
+        args["phases"] or record.phases_for(host),
+        args["stopped"] or record.stopped_for(host),
+        args["started"] or record.started_iso(),
+    )
 
 
 class ActionModule(ActionBase):
@@ -117,6 +118,7 @@ class ActionModule(ActionBase):
             report_dir=str(request.report_dir),
             report_paths=outcome.report_paths,
             failed_checks=outcome.failed_checks,
+            stopped=report["stopped"],
             blockers=report["blockers"],
             findings=report["warnings"],
             gates=[
@@ -148,6 +150,7 @@ class ActionModule(ActionBase):
         except AnsibleError:
             own_vars = {}  # an unrenderable var cannot be printed either; nothing to mask
         webhook = args["webhook"]
+        phases, stopped, started = _from_record(args, task_vars.get("inventory_hostname", ""))
         return GateRequest(
             release=args["release"] or "",
             report_dir=args["report_dir"] or "",
@@ -159,14 +162,14 @@ class ActionModule(ActionBase):
             manual=args["manual_checks"],
             confirmations=self._confirmations(args, task_vars),
             baseline=args["baseline"],
-            phases=args["phases"],
-            stopped=args["stopped"] or _stopped_from_failure(task_vars),
+            phases=phases,
+            stopped=stopped,
             rollback_plan=args["rollback_plan"],
             environment=args["environment"],
             run_by=run_by,
             awx_job_id=job,
             run_id=task_vars.get("stagegate_run_id"),
-            started=args["started"],
+            started=started,
             secrets=[*args["secrets"], *_secret_values(own_vars)],
             policy={"strict": args["strict"]},
             webhook=webhook,
