@@ -1,4 +1,5 @@
-"""The whole playbooks/staging.yml run on the sandbox, with its time per phase.
+"""The whole playbooks/staging.yml run on the sandbox, with its time per phase, against the same
+procedure as raw commands, in one run.
 
     .venv/bin/python bench/staging_bench.py
 
@@ -6,12 +7,25 @@ On an isolated sandbox stack: v1 is promoted from nothing (not timed beyond its 
 v2 (backup, migration dry-run, build, deploy with migrations 006/007, validation, gate). Prints
 each phase's seconds from the v2 run's report.json, their sum, the wall time of the
 ansible-playbook process, and the share of it spent outside the phases (validation of the
-configuration, the gate and reports, Ansible's own start-up). Everything is removed at the end.
+configuration, the gate and reports, Ansible's own start-up).
+
+Then rollback.yml brings v1 back (not timed) and the same promotion runs as the raw commands an
+engineer would type, timed step by step: `git checkout v2`; `pg_dump -Fc -Z1` in the database
+container and `pg_restore --list` of it; the dry-run (`CREATE DATABASE .. TEMPLATE app` after
+ending the app's sessions, the pending migrations with psql, `DROP DATABASE`); `docker compose
+build`; `docker compose stop api worker`; the migrations with psql; `up --detach --wait` of the
+infrastructure tier, then of the app tier; and the catalog's checks by curl, psql, redis-cli and
+docker (health, login flow, 401, security headers, items, 20 requests 4 at a time for latency,
+metrics, logs, schema, the release's own checks). Prints the ratio playbook/raw (bar: <= 2.0).
+Everything is removed at the end.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +38,10 @@ from sandbox_fixtures import (  # noqa: E402 - the test helpers are the sandbox'
     SandboxStack,
     make_sandbox_repo,
     run_playbook,
+    sandbox_secrets,
 )
+
+BAR = 2.0
 
 
 def promote(stack: SandboxStack, release: str) -> tuple[float, dict[str, object]]:
@@ -47,6 +64,113 @@ def promote(stack: SandboxStack, release: str) -> tuple[float, dict[str, object]
     return wall, json.loads((report_dir / "report.json").read_text())
 
 
+def db_vars(stack: SandboxStack) -> dict[str, object]:
+    return {
+        "host": "127.0.0.1",
+        "port": stack.pg_port,
+        "name": "app",
+        "user": "app",
+        "password": stack.env()["POSTGRES_PASSWORD"],
+        "container": f"{stack.project}-postgres-1",
+    }
+
+
+def rollback(stack: SandboxStack) -> None:
+    variables = stack.extra_vars(
+        stagegate_db=db_vars(stack),
+        stagegate_report_dir=str(stack.state_dir / "reports" / "rollback"),
+    )
+    run = run_playbook("rollback.yml", variables)
+    if run.rc != 0:
+        raise SystemExit(f"rollback.yml failed (rc {run.rc}):\n{run.output[-3000:]}")
+
+
+def raw_checks(stack: SandboxStack, release: str, since: str) -> str:
+    """The catalog's checks (inventory/sandbox/group_vars/all/checks.yml) as one bash script."""
+    secrets = sandbox_secrets()
+    url = stack.base_url
+    login = json.dumps(
+        {"username": secrets["sandbox_admin_user"], "password": secrets["sandbox_admin_password"]}
+    )
+    pg = f"docker exec {stack.project}-postgres-1 psql -X -q -t -U postgres -d app -c"
+    tables = "SELECT count(*) FROM pg_tables WHERE tablename IN "
+    tables += "('items', 'job_runs', 'api_users', 'item_events')"
+    return "\n".join(
+        [
+            "set -xeu",  # no pipefail: `grep -q` ends a pipe early (curl then exits 23)
+            f"until curl -sf {url}/health/ready | grep -q healthy; do sleep 0.2; done",
+            f"docker compose --project-name {stack.project} ps --format json | grep -vq unhealthy",
+            f"docker exec {stack.project}-redis-1 redis-cli ping | grep -q PONG",
+            f"df -P {shlex.quote(str(stack.state_dir))} > /dev/null",
+            f"token=$(curl -sf -X POST -H 'Content-Type: application/json' -d {shlex.quote(login)}"
+            f" {url}/api/v1/auth/login | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+            '["access_token"])\')',
+            f'curl -sf -H "Authorization: Bearer $token" {url}/api/v1/me | grep -q username',
+            f"test $(curl -s -o /dev/null -w '%{{http_code}}' {url}/api/v1/me) = 401",
+            f"curl -s -D - -o /dev/null {url}/health/live"
+            " | grep -qi '^X-Content-Type-Options: nosniff'",
+            f"grep -q '^SANDBOX_RELEASE=' {shlex.quote(str(stack.project_dir / '.env'))}",
+            f"curl -sf {url}/api/v1/items | grep -q items",
+            f"seq 20 | xargs -P4 -I{{}} curl -sf -o /dev/null -w '%{{time_total}}\\n'"
+            f" {url}/health/ready > /dev/null",
+            f"curl -sf {url}/metrics | grep -q http_requests_total",
+            f"! docker compose --project-name {stack.project} logs --since {since} api worker 2>&1"
+            " | grep -qE '\\b(ERROR|CRITICAL)\\b'",
+            f"{pg} {shlex.quote(tables)} | grep -q 4",
+            f"curl -sf {url}/version | grep -q '\"{release}\"'",
+            f"curl -sf {url}/api/v1/reports/summary | grep -q summary",
+        ]
+    )
+
+
+def promote_raw(stack: SandboxStack, release: str) -> tuple[float, list[tuple[float, str]]]:
+    """The promotion as raw commands, from the release that runs; (wall, time per step)."""
+    project = stack.project_dir
+    pending = subprocess.run(
+        ["git", "-C", str(project), "diff", "--name-only", "HEAD", release, "--", "migrations"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    files = [f"/{p}" for p in sorted(pending) if p.endswith(".sql") and "/down/" not in p]
+    container = f"{stack.project}-postgres-1"
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # the logs check's window
+    # As the app's role, as pg_migrate runs: it owns what the migrations make.
+    psql = ["docker", "exec", container, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+            "-U", "app"]  # fmt: skip
+    apply = [arg for f in files for arg in ("-f", f)]
+    compose = ["docker", "compose", "--project-name", stack.project]
+    steps: list[tuple[str, list[str]]] = [
+        ("source: git checkout", ["git", "checkout", "--quiet", "--force", release]),
+        ("backup: pg_dump", ["docker", "exec", container, "pg_dump", "-U", "postgres", "-Fc",
+                             "-Z1", "-f", "/tmp/raw.dump", "app"]),
+        ("backup: pg_restore --list", ["docker", "exec", container, "sh", "-c",
+                                       "pg_restore --list /tmp/raw.dump > /dev/null"]),
+        ("dry-run: TEMPLATE copy", [*psql, "-c", "SELECT pg_terminate_backend(pid) FROM "
+                                    "pg_stat_activity WHERE datname = 'app' AND pid <> "
+                                    "pg_backend_pid()", "-c",
+                                    "CREATE DATABASE raw_dryrun TEMPLATE app"]),
+        ("dry-run: migrations", [*psql, "-d", "raw_dryrun", *apply]),
+        ("dry-run: drop", [*psql, "-c", "DROP DATABASE raw_dryrun"]),
+        ("build", [*compose, "build", "--quiet"]),
+        ("deploy: stop app tier", [*compose, "stop", "api", "worker"]),
+        ("deploy: migrate", [*psql, "-d", "app", *apply]),
+        ("deploy: up infra --wait", [*compose, "up", "--detach", "--wait", "postgres", "redis"]),
+        ("deploy: up apps --wait", [*compose, "up", "--detach", "--wait", "api", "worker"]),
+        ("validate: checks", ["bash", "-c", raw_checks(stack, release, since)]),
+    ]  # fmt: skip
+    env = {**os.environ, **stack.env()}
+    timed: list[tuple[float, str]] = []
+    started = time.perf_counter()
+    for name, argv in steps:
+        step_started = time.perf_counter()
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=env, cwd=project, check=False
+        )
+        if done.returncode:
+            raise SystemExit(f"{name}: exited {done.returncode}:\n{done.stderr[-2000:]}")
+        timed.append((time.perf_counter() - step_started, name))
+    return time.perf_counter() - started, timed
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sgt-bench-staging-", dir="/var/tmp") as tmp:
         repo = Path(tmp) / "sandbox.git"
@@ -55,6 +179,8 @@ def main() -> None:
         try:
             first, _ = promote(stack, "v1")
             wall, report = promote(stack, "v2")
+            rollback(stack)
+            raw_wall, raw_steps = promote_raw(stack, "v2")
         finally:
             stack.teardown()
     phases = report["phases"]
@@ -67,6 +193,12 @@ def main() -> None:
     print(f"  {'phases':<17} {total:7.1f} s")
     outside = wall - total
     print(f"  {'ansible-playbook':<17} {wall:7.1f} s wall ({outside:.1f} s outside the phases)")
+    print("v2 as raw commands (after rollback.yml brought v1 back):")
+    for seconds, name in raw_steps:
+        print(f"  {name:<26} {seconds:7.1f} s")
+    print(f"  {'raw':<26} {raw_wall:7.1f} s wall")
+    ratio = wall / raw_wall
+    print(f"ratio staging.yml/raw: {ratio:.2f} (bar <= {BAR}) {'OK' if ratio <= BAR else 'OVER'}")
 
 
 if __name__ == "__main__":

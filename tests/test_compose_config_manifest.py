@@ -65,6 +65,18 @@ def test_release_manifest_ladder_previous_release_read_and_remove(
     v2 = res["v2"]["manifest"]
     assert v2["previous_release"] == "v1"
     assert v2["backup"] == {"path": "/backups/app-v1.dump", "sha256": "feed"}
+    # merge: the recorded backup and migrations kept, this run's added once, times kept
+    # while nothing was deployed, so the same re-run changes nothing
+    merged = res["merge1"]["manifest"]
+    assert merged["backup"] == v2["backup"]
+    assert merged["migrations_applied"] == ["001_init.sql", "002_orders.sql", "003_more.sql"]
+    assert (merged["started_at"], merged["finished_at"]) == (v2["started_at"], v2["finished_at"])
+    assert res["merge1"]["changed"] is True
+    assert res["merge2"]["changed"] is False
+    redeployed = res["merge3"]["manifest"]
+    assert redeployed["started_at"] == "2026-11-30T12:10:00+00:00"
+    assert redeployed["finished_at"] not in (None, v2["finished_at"])
+    assert redeployed["migrations_applied"] == merged["migrations_applied"]
     assert res["latest"]["manifest"]["release"] == "v2"
     assert res["latest"]["releases"] == ["v2", "v1"]
     assert res["read_v1"]["manifest"] == on_disk

@@ -65,8 +65,7 @@ def test_good_configuration_passes_every_step_and_takes_the_lock(host: DeployHos
     for step in (
         "configuration valid for phases: preflight, source, backup",
         "2 required secret(s) present and well formed",
-        "MiB free disk",
-        "MiB memory available",
+        "stagegate: [preflight] 2 checks: 2 PASS",  # free disk and available memory
         "Check that the Docker engine answers",
         "Check that the database port accepts connections",
         "docker compose",
@@ -178,6 +177,18 @@ def test_malformed_secrets_are_named_without_their_values(host: DeployHost) -> N
     assert f"CORS_ORIGINS ({env_file}): must not contain 'localhost'" in run.output
     assert weak not in run.output
     assert cors not in run.output
+    assert not host.state_dir.exists()
+
+
+def test_too_little_disk_space_names_the_setting_before_the_lock(host: DeployHost) -> None:
+    host.vars["stagegate_preflight_min_free_disk_mb"] = 1024**3  # a petabyte
+    run = host.play("preflight_run.yml")
+    assert run.rc != 0
+    # the setting, the path, what is free and the band it was held against
+    assert "checks graded FAIL/ERROR: stagegate_preflight_min_free_disk_mb (/" in run.output
+    assert "GiB free" in run.output
+    assert "expected free_mb: PASS >= 1.07374e+09 mb" in run.output
+    assert "stagegate_preflight_min_free_memory_mb" not in run.output.split("graded FAIL")[1]
     assert not host.state_dir.exists()
 
 

@@ -70,7 +70,11 @@ class ActionModule(ActionBase):
         summary = {str(status): 0 for status in Status}
         for check_result in results:
             summary[str(check_result.status)] += 1
-        failing = [r.name for r in results if str(r.status) in args["fail_on"]]
+        failing = [
+            f"{r.name} ({r.message}; expected {r.threshold})" if r.threshold else r.name
+            for r in results
+            if str(r.status) in args["fail_on"]
+        ]
         result.update(
             changed=False,
             results=[r.to_dict() for r in results],

@@ -9,7 +9,6 @@ from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 try:
-    from stagegate.config import PHASES
     from stagegate.gatekeeper import (
         GateRequest,
         catalog_names_groups,
@@ -20,6 +19,7 @@ try:
     )
     from stagegate.gates import GateConfigError
     from stagegate.redact import Redactor, redact
+    from stagegate.runrecord import load_current
 except ImportError as exc:  # the controller needs: pip install stagegate-release
     STAGEGATE_IMPORT_ERROR = exc
 else:
@@ -54,16 +54,17 @@ _NO_RESULTS = "no check results (it failed or was unreachable before its checks 
 _VAR_PREFIX = re.compile(r"^stagegate_")
 
 
-def _stopped_from_failure(task_vars):
-    """In a play's `rescue:`, where and why the run stopped, from Ansible's failure variables."""
-    task = task_vars.get("ansible_failed_task")
-    if not isinstance(task, dict):
-        return None
-    failure = task_vars.get("ansible_failed_result") or {}
-    phases = [tag for tag in task.get("tags") or [] if tag in PHASES]
-    name = task.get("name") or task.get("action") or "a task"
-    reason = failure.get("msg") or "failed"
-    return {"phase": phases[0] if phases else name, "reason": f"task '{name}' failed: {reason}"}
+def _from_record(args, host):
+    """Phases, stop and start time the arguments leave out, from the run record that the
+    callback stagegate.release.progress keeps (nothing when it is not enabled)."""
+    record = load_current()
+    if record is None:
+        return args["phases"], args["stopped"], args["started"]
+    return (
+        args["phases"] or record.phases_for(host),
+        args["stopped"] or record.stopped_for(host),
+        args["started"] or record.started_iso(),
+    )
 
 
 class ActionModule(ActionBase):
@@ -109,6 +110,7 @@ class ActionModule(ActionBase):
             report_dir=str(request.report_dir),
             report_paths=outcome.report_paths,
             failed_checks=outcome.failed_checks,
+            stopped=report["stopped"],
             blockers=report["blockers"],
             findings=report["warnings"],
             gates=[
@@ -157,6 +159,7 @@ class ActionModule(ActionBase):
         except AnsibleError:
             own_vars = {}  # an unrenderable var cannot be printed either; nothing to mask
         webhook = args["webhook"]
+        phases, stopped, started = _from_record(args, task_vars.get("inventory_hostname", ""))
         return GateRequest(
             release=args["release"] or "",
             report_dir=args["report_dir"] or "",
@@ -168,14 +171,14 @@ class ActionModule(ActionBase):
             manual=args["manual_checks"],
             confirmations=self._confirmations(args, task_vars),
             baseline=args["baseline"],
-            phases=args["phases"],
-            stopped=args["stopped"] or _stopped_from_failure(task_vars),
+            phases=phases,
+            stopped=stopped,
             rollback_plan=args["rollback_plan"],
             environment=args["environment"],
             run_by=run_by,
             awx_job_id=job,
             run_id=task_vars.get("stagegate_run_id"),
-            started=args["started"],
+            started=started,
             # every value under a secret-looking name of the stagegate_* vars (db password, tokens)
             secrets=[*args["secrets"], *Redactor().learn(own_vars).known()],
             policy={"strict": args["strict"]},

@@ -5,9 +5,21 @@ DOCUMENTATION = r"""
 ---
 name: progress
 type: aggregate
-short_description: One progress line per check group, and the verdict summary at the end
+short_description: Records the run, prints one line per check group and the verdict
 version_added: 0.1.0
 description:
+  - Keeps the run record (C(stagegate.runrecord)) as the play goes, so the playbook does not time
+    its phases or work out which one failed. A task belongs to the phase of the playbook step it
+    comes from, the last phase name among its tags (Ansible lists a task's own tags before
+    those it inherits; e.g. the tag C(backup) on the C(import_role) of the backup role); a task
+    without a phase tag ends the phase before it, and so does one tagged C(always) (each role's
+    argument check runs under any C(--tags)), which never starts a phase. A phase records, per host,
+    its time, and C(ok), C(skipped) (every task skipped) or C(failed) (a task failed, errors not
+    ignored). The first failure is where the run stopped, until a C(stagegate.release.gate) task
+    reports it.
+  - The record is written before each task to the JSON file named by E(STAGEGATE_RUN_RECORD) (a
+    temporary file, removed at the end, when that is not set); C(stagegate.release.gate) reads
+    the phases and the stop from it, and C(stagegate.release.run_record) returns it.
   - Alongside the normal output, prints one line per check group as soon as a task returns
     check results (C(stagegate.release.checks), C(stagegate.release.gate)), saying how many checks
     passed, warned, failed, and which did not pass.
@@ -17,7 +29,15 @@ requirements:
   - Enable it in ansible.cfg, C(callbacks_enabled = stagegate.release.progress).
 """
 
+import os
+import tempfile
+
 from ansible.plugins.callback import CallbackBase
+
+try:
+    from stagegate import runrecord
+except ImportError:  # the controller needs: pip install stagegate-release
+    runrecord = None
 
 _ORDER = ("PASS", "WARN", "FAIL", "ERROR", "SKIP")
 _COLOR = {"GO": "green", "GO_WITH_WARNINGS": "yellow", "NO_GO": "red"}
@@ -76,17 +96,55 @@ class CallbackModule(CallbackBase):
         super().__init__()
         self._gates = []
         self._groups_shown = False
+        self._record = None
+        self._record_path = None
+        self._own_record_file = False
+
+    def v2_playbook_on_start(self, playbook):
+        if runrecord is None or self._record is not None:
+            return
+        self._record = runrecord.RunRecord()
+        self._record_path = os.environ.get(runrecord.ENV_VAR)
+        if not self._record_path:
+            fd, self._record_path = tempfile.mkstemp(prefix="stagegate-run-", suffix=".json")
+            os.close(fd)
+            self._own_record_file = True
+            # Task workers are forked from this process: they inherit the variable.
+            os.environ[runrecord.ENV_VAR] = self._record_path
+        runrecord.save(self._record, self._record_path)
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        if self._record is not None:
+            self._record.task_started(task.tags or [])
+            runrecord.save(self._record, self._record_path)
+
+    def _note(self, result, status, msg=""):
+        if self._record is not None:
+            self._record.task_result(
+                result._host.get_name(), status, task=result._task.get_name(), msg=msg
+            )
 
     def v2_runner_on_ok(self, result):
         data = result._result
+        self._note(result, "ok")
         if "verdict" in data and "report_paths" in data:
             self._gates.append(data)
+            if self._record is not None:
+                self._record.reported()
             if self._groups_shown:  # the checks task already printed its groups
                 return
         self._show_groups(data)
 
+    def v2_runner_on_skipped(self, result):
+        self._note(result, "skipped")
+
     def v2_runner_on_failed(self, result, ignore_errors=False):
+        if not ignore_errors:
+            self._note(result, "failed", str(result._result.get("msg") or "failed"))
         self._show_groups(result._result)
+
+    def v2_runner_on_unreachable(self, result):
+        self._note(result, "failed", str(result._result.get("msg") or "unreachable"))
 
     def _show_groups(self, data):
         for line in group_lines(_check_results(data)):
@@ -94,6 +152,9 @@ class CallbackModule(CallbackBase):
             self._groups_shown = True
 
     def v2_playbook_on_stats(self, stats):
+        if self._own_record_file:
+            os.environ.pop(runrecord.ENV_VAR, None)
+            os.unlink(self._record_path)
         for gate in self._gates:
             color = _COLOR.get(gate["verdict"])
             for line in summary_lines(gate):

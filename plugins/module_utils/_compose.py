@@ -142,6 +142,30 @@ def parse_progress(text: str) -> list[ProgressEvent]:
     return [ProgressEvent(kind, name, verb) for (kind, name), verb in last.items()]
 
 
+STOP_APP_TIER = ("auto", "always", "never")
+
+
+def app_tier_stop(
+    mode: str, changed_services: list[str], app_services: list[str], pending_migrations: list[Any]
+) -> dict[str, Any]:
+    """Whether a deploy stops the app tier before it migrates, and why (`stop`, `reason`):
+    `always`, `never`, or `auto`, which stops it when one of its containers would change
+    (`changed_services`, from `compose_up_tiers` in check mode) or a migration is pending."""
+    if mode not in STOP_APP_TIER:
+        raise ValueError(
+            f"stagegate_deploy_stop_app_tier: got {mode!r}, "
+            f"expected one of {', '.join(STOP_APP_TIER)}"
+        )
+    if mode != "auto":
+        return {"stop": mode == "always", "reason": f"stagegate_deploy_stop_app_tier is {mode}"}
+    changing = [s for s in changed_services if s in app_services]
+    if changing:
+        return {"stop": True, "reason": f"{', '.join(changing)} would change"}
+    if pending_migrations:
+        return {"stop": True, "reason": f"{len(pending_migrations)} migration(s) pending"}
+    return {"stop": False, "reason": "no app container would change and no migration is pending"}
+
+
 def split_image_ref(ref: str) -> tuple[str, str]:
     """`registry:5000/app/api:v2` -> (`registry:5000/app/api`, `v2`); no tag -> `latest`."""
     name, _, tail = ref.rpartition("/")

@@ -52,7 +52,9 @@ options:
       - Unset runs every check.
     type: int
   fail_on:
-    description: Fail the task when a check's grade is one of these.
+    description:
+      - Fail the task when a check's grade is one of these.
+      - The message names each such check, what it found and the bands it was held against.
     type: list
     elements: str
     choices: [WARN, FAIL, ERROR, SKIP]

@@ -66,15 +66,20 @@ options:
       C(baseline) gates.
     type: dict
   phases:
-    description: Phases of this run, C({name, status, seconds}).
+    description:
+      - Phases of this run, C({name, status, seconds}).
+      - When empty, the phases of the run record (kept by the callback
+        C(stagegate.release.progress), see C(stagegate.release.run_record)) that ended since the
+        last gate report.
     type: list
     elements: dict
     default: []
   stopped:
     description:
       - Where and why the run stopped, C({phase, reason}); the verdict is then NO_GO.
-      - When omitted in a play's C(rescue:) section, it is taken from C(ansible_failed_task) (its
-        phase tag, or its name) and C(ansible_failed_result.msg).
+      - When omitted, the run record's first failure for this host that no gate reported yet
+        (the phase it failed in, the task and its message); none when the record has none or
+        the callback C(stagegate.release.progress) is not enabled.
     type: dict
   rollback_plan:
     description: The rollback plan shown in the reports (target release, images, database action).
@@ -87,7 +92,7 @@ options:
     type: str
     default: staging
   started:
-    description: When the run started (ISO 8601).
+    description: When the run started (ISO 8601); when omitted, the run record's start.
     type: str
   secrets:
     description: Extra secret values to mask in every output.
@@ -147,6 +152,7 @@ author:
   - stagegate developers (@stagegate)
 seealso:
   - module: stagegate.release.ledger
+  - module: stagegate.release.run_record
 """
 
 EXAMPLES = r"""
@@ -193,6 +199,11 @@ failed_checks:
   returned: unless validate_only
   type: list
   elements: str
+stopped:
+  description: Where and why the run stopped, C({phase, reason}), as the reports say it; null
+    when it did not stop.
+  returned: unless validate_only
+  type: dict
 gates:
   description: Gate outcomes (name, status, critical, message).
   returned: unless validate_only

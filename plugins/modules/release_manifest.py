@@ -65,6 +65,22 @@ options:
     description: Further facts to keep with the release (must not hold secrets).
     type: dict
     default: {}
+  merge:
+    description:
+      - With O(state=present), start from the manifest this host recorded for O(release), as a
+        re-run of a deploy does; O(backup) replaces its backup only when given,
+        O(migrations_applied) are added after its own (each once), and its O(started_at) and
+        O(finished_at) are kept unless O(deployed=true) (or it has none).
+      - Without a recorded manifest it is the same as O(merge=false).
+    type: bool
+    default: false
+  deployed:
+    description:
+      - With O(merge=true), whether this run changed the deployment (started, recreated or
+        migrated something). A run that did not keeps the recorded times, so the manifest is
+        not rewritten; one that did records O(started_at) and O(finished_at) (default now).
+    type: bool
+    default: true
 attributes:
   check_mode:
     description: Computes the manifest and reports whether it would be written; writes nothing.
@@ -90,6 +106,16 @@ EXAMPLES = r"""
       files_sha256: "{{ config.files_sha256 }}"
     images: "{{ startup.services | dict2items | items2dict(value_name='value') }}"
     migrations_applied: "{{ migrate.applied | default([]) }}"
+
+- name: Record the deploy, keeping what an earlier run of the same release recorded
+  stagegate.release.release_manifest:
+    state_dir: "{{ stagegate_state_dir }}"
+    release: "{{ stagegate_release }}"
+    merge: true
+    deployed: "{{ startup is changed or migrate is changed }}"
+    images: "{{ startup.images }}"
+    migrations_applied: "{{ pending.pending }}"
+    started_at: "{{ deploy_started_at }}"
 
 - name: Which release is live, and which one came before
   stagegate.release.release_manifest:
@@ -134,7 +160,6 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stagegate.release.plugins.module_utils._paths import (
     EXPECTED_NAME,
-    MANIFEST_NAME,
     UnsafeNameError,
     release_manifest_path,
     releases_dir,
@@ -183,16 +208,22 @@ class ManifestManager:
             return []
         found = []
         for name in os.listdir(self.releases_dir):
-            if os.path.isfile(os.path.join(self.releases_dir, name, MANIFEST_NAME)):
+            if os.path.isfile(release_manifest_path(self.params["state_dir"], name)):
                 manifest = self.load(name)
                 if manifest:
                     found.append(manifest)
         return sorted(found, key=lambda m: str(m.get("written_at", "")), reverse=True)
 
-    def desired(self, release: str, recorded: list[dict[str, Any]]) -> dict[str, Any]:
+    def desired(
+        self, release: str, recorded: list[dict[str, Any]], before: dict[str, Any] | None
+    ) -> dict[str, Any]:
         previous = self.params["previous_release"]
         if previous is None:
             previous = next((m["release"] for m in recorded if m.get("release") != release), None)
+        fresh = self.fresh(release, previous)
+        return merged(before, fresh, self.params["deployed"]) if self.params["merge"] else fresh
+
+    def fresh(self, release: str, previous: str | None) -> dict[str, Any]:
         return {
             "schema": SCHEMA_VERSION,
             "release": release,
@@ -231,7 +262,7 @@ class ManifestManager:
         before = self.load(release)
         if state == "absent":
             return self._remove(path, before, releases)
-        after = self.desired(release, recorded)
+        after = self.desired(release, recorded, before)
         changed = before is None or _content(before) != _content(after)
         after["written_at"] = (
             datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -266,6 +297,29 @@ class ManifestManager:
         }
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def merged(before: dict[str, Any] | None, fresh: dict[str, Any], deployed: bool) -> dict[str, Any]:
+    """A re-run's manifest: what the host recorded for the release, updated by this run."""
+    if not before:
+        return {**fresh, "finished_at": fresh["finished_at"] or _now()}
+    applied = list(before.get("migrations_applied") or [])
+    applied += [m for m in fresh["migrations_applied"] if m not in applied]
+    out = {
+        **fresh,
+        "backup": fresh["backup"] if fresh["backup"] is not None else before.get("backup"),
+        "migrations_applied": applied,
+    }
+    if deployed:
+        out["finished_at"] = fresh["finished_at"] or _now()
+    else:
+        out["started_at"] = before.get("started_at") or fresh["started_at"]
+        out["finished_at"] = before.get("finished_at") or fresh["finished_at"] or _now()
+    return out
+
+
 def _content(manifest: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in manifest.items() if k not in VOLATILE_KEYS}
 
@@ -288,6 +342,8 @@ def main() -> None:
             "started_at": {"type": "str"},
             "finished_at": {"type": "str"},
             "extra": {"type": "dict", "default": {}},
+            "merge": {"type": "bool", "default": False},
+            "deployed": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )

@@ -1,0 +1,43 @@
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Controller side of stagegate.release.run_record (documented in plugins/modules/run_record.py)."""
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+try:
+    from stagegate.runrecord import ENV_VAR, load_current
+except ImportError as exc:  # the controller needs: pip install stagegate-release
+    STAGEGATE_IMPORT_ERROR = exc
+else:
+    STAGEGATE_IMPORT_ERROR = None
+
+ARGUMENT_SPEC = {"required": {"type": "bool", "default": True}}
+NOT_KEPT = (
+    "no run record is kept ({var} is not set): enable the callback in ansible.cfg, "
+    "[defaults] callbacks_enabled = stagegate.release.progress (or ANSIBLE_CALLBACKS_ENABLED)"
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        if STAGEGATE_IMPORT_ERROR is not None:
+            raise AnsibleError(
+                "stagegate.release.run_record needs the stagegate Python package on the "
+                f"controller (pip install stagegate-release): {STAGEGATE_IMPORT_ERROR}"
+            )
+        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        record = load_current()
+        if record is None:
+            if args["required"]:
+                return {**result, "failed": True, "msg": NOT_KEPT.format(var=ENV_VAR)}
+            return {**result, "changed": False, "started": None, "phases": [],
+                    "stopped": None, "refused": False}  # fmt: skip
+        summary = record.summary(task_vars.get("inventory_hostname", ""))
+        return {**result, "changed": False, **summary}

@@ -1,0 +1,75 @@
+#!/usr/bin/python
+# Copyright: stagegate developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Documentation only: the work is done by the action plugin plugins/action/run_record.py on the
+# controller.
+
+DOCUMENTATION = r"""
+---
+module: run_record
+short_description: The run record kept by code (phases, their time and status, where it stopped)
+version_added: 0.2.0
+description:
+  - Runs on the controller. Returns, for the host it runs for, the run record that the callback
+    C(stagegate.release.progress) keeps as the play goes (see its documentation for how a task's
+    phase is known), namely the phases that ended (or failed) since the last
+    C(stagegate.release.gate) report, where and why the run stopped, and whether that was before
+    anything changed.
+  - C(playbooks/staging.yml) calls it once at the start (so a run whose record would be missing
+    stops before anything changes) and in its rescue section (to know the failed phase).
+  - Fails, naming the setting, when the callback is not enabled (C(callbacks_enabled) in
+    ansible.cfg); with O(required=false) it returns an empty record instead.
+options:
+  required:
+    description: Fail when no run record is kept.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; the same in check mode.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+  idempotent:
+    support: full
+    description: Changes nothing.
+author:
+  - stagegate developers (@stagegate)
+seealso:
+  - module: stagegate.release.gate
+"""
+
+EXAMPLES = r"""
+- name: Read where the run stopped
+  stagegate.release.run_record:
+  register: run
+
+- name: Stop a run refused before it changed anything
+  ansible.builtin.fail:
+    msg: "Refused: {{ run.stopped.reason }}"
+  when: run.refused
+"""
+
+RETURN = r"""
+started:
+  description: When the run started (ISO 8601, UTC).
+  returned: always
+  type: str
+phases:
+  description: The phases that ended or failed since the last gate report,
+    C({name, status, seconds}); status is C(ok), C(skipped) (every task skipped) or C(failed).
+  returned: always
+  type: list
+  elements: dict
+stopped:
+  description: Where and why the run stopped, C({phase, reason}) (the phase, else the task's name);
+    null when no task failed since the last gate report.
+  returned: always
+  type: dict
+refused:
+  description: The run stopped before its preflight phase ended (a failure outside any phase,
+    or in preflight, whose last step takes the deploy lock), so nothing changed.
+  returned: always
+  type: bool
+"""

@@ -1,0 +1,138 @@
+"""The run record (src/stagegate/runrecord.py): phases, status per host, where a run stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stagegate.runrecord import ENV_VAR, RunRecord, load_current, phase_of, save
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def run(record: RunRecord, tags: list[str], host: str = "web", status: str = "ok") -> None:
+    record.task_started(tags)
+    record.task_result(host, status, task=f"task {tags}", msg="boom" if status == "failed" else "")
+
+
+def test_a_task_belongs_to_the_phase_of_its_playbook_step() -> None:
+    # tags as Ansible lists them: the task's own first, then those it inherits
+    assert phase_of(["deploy", "deploy_start", "deploy"]) == "deploy"
+    # the backup role's tasks, included by the adopt step (include_tasks, apply: tags [adopt])
+    assert phase_of(["backup", "backup_dump", "adopt"]) == "adopt"
+    # the include itself, `tags: [adopt, preflight]`: it belongs to preflight
+    assert phase_of(["adopt", "preflight"]) == "preflight"
+    # preflight's task file imported by the source step
+    assert phase_of(["preflight", "source"]) == "source"
+    assert phase_of(["own", "always"]) == ""
+
+
+def test_phases_end_when_another_starts_or_a_task_outside_phases_runs() -> None:
+    record = RunRecord(Clock())
+    run(record, ["always"])  # before the phases: not a phase
+    run(record, ["preflight"])
+    run(record, ["preflight", "preflight_lock"])
+    run(record, ["backup"], status="skipped")  # a first deploy: every backup task skipped
+    run(record, ["backup"], status="skipped")
+    run(record, ["build"])
+    run(record, ["always"])  # the play's own step ends the build phase
+    phases = record.phases_for("web")
+    assert [(p["name"], p["status"]) for p in phases] == [
+        ("preflight", "ok"),
+        ("backup", "skipped"),
+        ("build", "ok"),
+    ]
+    assert all(p["seconds"] > 0 for p in phases)
+    assert record.stopped_for("web") is None
+    assert not record.refused("web")
+
+
+def test_a_run_limited_by_tags_records_only_its_phases() -> None:
+    # --tags backup: Ansible still runs each role's argument check, tagged [always, <phase>]
+    record = RunRecord(Clock())
+    run(record, ["always"])
+    run(record, ["always", "source"])
+    run(record, ["always", "backup"])
+    run(record, ["backup", "backup_dump", "backup"])
+    run(record, ["always", "migration_dryrun"])
+    run(record, ["always", "deploy"])
+    run(record, ["always"])
+    assert [p["name"] for p in record.phases_for("web")] == ["backup"]
+
+
+def test_an_optional_phase_that_did_not_happen_is_left_out() -> None:
+    record = RunRecord(Clock())
+    run(record, ["preflight"])
+    run(record, ["preflight", "adopt"], status="skipped")  # not adopting: the include is skipped
+    run(record, ["source"])
+    run(record, ["always"])
+    assert [p["name"] for p in record.phases_for("web")] == ["preflight", "source"]
+    adopting = RunRecord(Clock())
+    run(adopting, ["preflight"])
+    run(adopting, ["backup", "backup_dump", "adopt"])  # the backup role, included by adopt
+    run(adopting, ["source"])
+    run(adopting, ["always"])
+    assert [p["name"] for p in adopting.phases_for("web")] == ["preflight", "adopt", "source"]
+
+
+def test_the_failed_phase_is_known_and_reported_once() -> None:
+    record = RunRecord(Clock())
+    run(record, ["preflight"])
+    run(record, ["deploy"])
+    run(record, ["deploy"], status="failed")
+    run(record, ["always"])  # the rescue starts
+    assert record.phases_for("web")[-1]["status"] == "failed"
+    assert record.stopped_for("web") == {
+        "phase": "deploy",
+        "reason": "task 'task ['deploy']' failed: boom",
+    }
+    assert not record.refused("web")
+    assert record.stopped_for("other-host") is None
+    record.reported()  # the promotion's gate wrote its report
+    run(record, ["rollback"])  # the automatic rollback's gate starts a new story
+    assert record.stopped_for("web") is None
+    assert record.phases_for("web") == []
+
+
+def test_a_failure_before_preflight_ends_is_a_refusal() -> None:
+    record = RunRecord(Clock())
+    run(record, ["always"], status="failed")  # the release ref does not exist
+    assert record.refused("web")
+    assert record.stopped_for("web") == {
+        "phase": "task ['always']",
+        "reason": "task 'task ['always']' failed: boom",
+    }
+    locked = RunRecord(Clock())
+    run(locked, ["preflight"], status="failed")  # the deploy lock is held by another run
+    assert locked.refused("web")
+
+
+def test_a_phase_failed_for_one_host_only() -> None:
+    record = RunRecord(Clock())
+    record.task_started(["deploy"])
+    record.task_result("a", "ok")
+    record.task_result("b", "failed", task="start", msg="unhealthy")
+    record.task_started(["validate"])
+    assert record.phases_for("a")[0]["status"] == "ok"
+    assert record.phases_for("b")[0]["status"] == "failed"
+    assert record.stopped_for("a") is None
+
+
+def test_the_record_round_trips_through_its_file(tmp_path: Path) -> None:
+    record = RunRecord(Clock())
+    run(record, ["preflight"])
+    run(record, ["deploy"], status="failed")
+    record.task_started(["always"])
+    path = tmp_path / "run.json"
+    save(record, path)
+    loaded = load_current({ENV_VAR: str(path)})
+    assert loaded is not None
+    assert loaded.summary("web") == record.summary("web")
+    assert load_current({}) is None
+    assert load_current({ENV_VAR: str(tmp_path / "missing.json")}) is None
