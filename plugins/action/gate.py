@@ -45,6 +45,7 @@ ARGUMENT_SPEC = {
     "webhook": {"type": "dict", "no_log": True},
     "auto_rollback": {"type": "bool"},
     "rollback_report_dir": {"type": "path"},
+    "ledger_warnings": {"type": "list", "elements": "str", "default": []},
     "validate_only": {"type": "bool", "default": False},
 }
 _VAR_PREFIX = re.compile(r"^stagegate_")
@@ -172,4 +173,5 @@ class ActionModule(ActionBase):
             webhook=webhook,
             auto_rollback=args["auto_rollback"],
             rollback_report_dir=args["rollback_report_dir"],
+            ledger_warnings=args["ledger_warnings"],
         )

@@ -116,6 +116,15 @@ options:
       - Where the automatic rollback writes its reports; the NO_GO report links its
         C(report.html) (relative when it is under O(report_dir)).
     type: path
+  ledger_warnings:
+    description:
+      - What the run's ledger reads skipped (a torn final line, an unparseable line), as the
+        M(stagegate.release.ledger) module returns them (its C(ledger_warnings)).
+        The reports name each under "Ledger warnings" (C(ledger_warnings) in C(report.json)),
+        together with those of O(rollback_plan), each once.
+    type: list
+    elements: str
+    default: []
   validate_only:
     description: Only validate O(gates) and O(manual_checks); write nothing.
     type: bool

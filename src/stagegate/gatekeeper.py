@@ -72,6 +72,8 @@ class GateRequest:
     auto_rollback: bool | None = None
     """Whether staging.yml rolls back on NO_GO; None: not a promotion (no rollback note)."""
     rollback_report_dir: str | None = None
+    ledger_warnings: list[str] = field(default_factory=list)
+    """Lines the run's ledger reads skipped (a torn last line, a corrupt one): reports name them."""
 
 
 @dataclass
@@ -236,6 +238,7 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
         baseline_release=(request.baseline or {}).get("release"),
         auto_rollback=rollback_next(request, verdict.decision),
+        ledger_warnings=request.ledger_warnings,
     )
     directory = Path(request.report_dir)
     report["report_paths"] = {name: str(directory / name) for name in REPORT_FILES}

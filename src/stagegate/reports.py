@@ -212,6 +212,12 @@ def _sign_off(checks: list[CheckResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def _ledger_warnings(warnings: Iterable[str], rollback_plan: Mapping[str, Any] | None) -> list[str]:
+    """The ledger lines this run's reads skipped, each once, in the order they were named."""
+    planned = (rollback_plan or {}).get("ledger_warnings") or []
+    return list(dict.fromkeys(str(w) for w in (*warnings, *planned)))
+
+
 def build_report(
     *,
     release: str,
@@ -229,8 +235,13 @@ def build_report(
     finished: str | None = None,
     baseline_release: str | None = None,
     auto_rollback: Mapping[str, Any] | None = None,
+    ledger_warnings: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The report dictionary (report.json); no secret redaction yet (see `write_reports`)."""
+    """The report dictionary (report.json); no secret redaction yet (see `write_reports`).
+
+    `ledger_warnings` are what the run's ledger reads skipped (a torn final line, a corrupt
+    line); the rollback plan's own `ledger_warnings` join them, each named once.
+    """
     advice = recommendations or []
     now = datetime.now(UTC).isoformat(timespec="seconds")
     passed = sum(c.status in (Status.PASS, Status.WARN) for c in checks)
@@ -269,6 +280,7 @@ def build_report(
         "rollback": _rollback(auto_rollback, rollback_plan),
         "blockers": verdict.blockers,
         "warnings": verdict.warnings,
+        "ledger_warnings": _ledger_warnings(ledger_warnings, rollback_plan),
         "categories": _category_rows(checks),
         "checks": [c.to_dict() for c in checks],
         "gates": [g.to_dict() for g in gates],
@@ -482,6 +494,18 @@ def _md_summary(report: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _md_ledger(report: Mapping[str, Any]) -> list[str]:
+    warnings = report.get("ledger_warnings") or []
+    if not warnings:
+        return []
+    return [
+        "**Ledger warnings** (lines this run's reads skipped in the release ledger):",
+        "",
+        *[f"- ⚠️ {w}" for w in warnings],
+        "",
+    ]
+
+
 def _md_checks(report: Mapping[str, Any]) -> list[str]:
     lines = ["## 2. Check Results", "", "### Results Summary", ""]
     cats = report["categories"]
@@ -607,6 +631,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         + (f" (policy: {report['policy']})" if report["policy"] else ""),
         "",
         *_md_summary(report),
+        *_md_ledger(report),
         "## 1. Phases",
         "",
         *_table(
