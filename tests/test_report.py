@@ -239,6 +239,28 @@ def test_ledger_warnings_are_named_in_every_report_once(tmp_path: Path) -> None:
     assert 'id="ledger-warnings"' not in (tmp_path / "clean" / "report.html").read_text()
 
 
+def test_a_resumed_deploy_is_named_in_every_report(tmp_path: Path) -> None:
+    resumed = {
+        "run_id": "staging-dead-1",
+        "step": "migrations",
+        "started_at": "2026-11-30T12:03:41Z",
+        "release": "v2",
+        "previous_release": "v1",
+        "backup": {"path": "/srv/backups/app-v2-staging-dead-1.dump"},
+        "migrations": ["006_composite_indexes.sql", "007_reporting_views.sql"],
+    }
+    gate_run(tmp_path, resumed=resumed)
+    assert json.loads((tmp_path / "report.json").read_text())["resumed"] == resumed
+    said = "This run resumed the deploy of v2 that run staging-dead-1 began at"
+    md = (tmp_path / "report.md").read_text()
+    assert f"**Resumed:** {said}" in md.split("## 1. Phases")[0]
+    assert "app-v2-staging-dead-1.dump, stays the one a rollback restores" in md
+    assert said in (tmp_path / "report.html").read_text().split('id="resumed"', 1)[1]
+    gate_run(tmp_path / "fresh")
+    assert json.loads((tmp_path / "fresh" / "report.json").read_text())["resumed"] is None
+    assert "Resumed" not in (tmp_path / "fresh" / "report.md").read_text()
+
+
 def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("chromium")
     if binary is None:

@@ -46,6 +46,7 @@ ARGUMENT_SPEC = {
     "auto_rollback": {"type": "bool"},
     "rollback_report_dir": {"type": "path"},
     "ledger_warnings": {"type": "list", "elements": "str", "default": []},
+    "resumed": {"type": "dict"},
     "validate_only": {"type": "bool", "default": False},
 }
 _VAR_PREFIX = re.compile(r"^stagegate_")
@@ -174,4 +175,5 @@ class ActionModule(ActionBase):
             auto_rollback=args["auto_rollback"],
             rollback_report_dir=args["rollback_report_dir"],
             ledger_warnings=args["ledger_warnings"],
+            resumed=args["resumed"],
         )

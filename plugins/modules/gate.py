@@ -125,6 +125,13 @@ options:
     type: list
     elements: str
     default: []
+  resumed:
+    description:
+      - The interrupted deploy this run resumed, as M(stagegate.release.release_manifest) returns it
+        in C(interrupted) (C(run_id), C(step), C(started_at), C(release), C(previous_release),
+        C(backup), C(migrations)). The reports say so (C(resumed) in C(report.json), a
+        "Resumed" line after the summary in report.md and report.html).
+    type: dict
   validate_only:
     description: Only validate O(gates) and O(manual_checks); write nothing.
     type: bool

@@ -73,6 +73,8 @@ class GateRequest:
     """Whether staging.yml rolls back on NO_GO; None: not a promotion (no rollback note)."""
     rollback_report_dir: str | None = None
     ledger_warnings: list[str] = field(default_factory=list)
+    resumed: Mapping[str, Any] | None = None
+    """The interrupted deploy this run resumed (release_manifest's `interrupted`), if any."""
     """Lines the run's ledger reads skipped (a torn last line, a corrupt one): reports name them."""
 
 
@@ -239,6 +241,7 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
         baseline_release=(request.baseline or {}).get("release"),
         auto_rollback=rollback_next(request, verdict.decision),
         ledger_warnings=request.ledger_warnings,
+        resumed=request.resumed,
     )
     directory = Path(request.report_dir)
     report["report_paths"] = {name: str(directory / name) for name in REPORT_FILES}

@@ -236,6 +236,7 @@ def build_report(
     baseline_release: str | None = None,
     auto_rollback: Mapping[str, Any] | None = None,
     ledger_warnings: Iterable[str] = (),
+    resumed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report dictionary (report.json); no secret redaction yet (see `write_reports`).
 
@@ -281,6 +282,7 @@ def build_report(
         "blockers": verdict.blockers,
         "warnings": verdict.warnings,
         "ledger_warnings": _ledger_warnings(ledger_warnings, rollback_plan),
+        "resumed": dict(resumed) if resumed else None,
         "categories": _category_rows(checks),
         "checks": [c.to_dict() for c in checks],
         "gates": [g.to_dict() for g in gates],
@@ -494,6 +496,23 @@ def _md_summary(report: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def resumed_note(report: Mapping[str, Any]) -> str | None:
+    """What this run resumed: the deploy an earlier run began and never finished."""
+    resumed = report.get("resumed")
+    if not resumed:
+        return None
+    backup = resumed.get("backup") or {}
+    kept = backup.get("path") or backup.get("archive") if isinstance(backup, Mapping) else backup
+    migrations = ", ".join(resumed.get("migrations") or []) or "none"
+    return (
+        f"This run resumed the deploy of {resumed.get('release')} that run "
+        f"{resumed.get('run_id') or '?'} began at {resumed.get('started_at') or '?'} and never "
+        f"finished (interrupted during its {resumed.get('step') or 'deploy'}; migrations it was "
+        f"applying: {migrations}). The release before it is {resumed.get('previous_release')}; "
+        f"the backup taken before it, {kept or 'none'}, stays the one a rollback restores."
+    )
+
+
 def _md_ledger(report: Mapping[str, Any]) -> list[str]:
     warnings = report.get("ledger_warnings") or []
     if not warnings:
@@ -631,6 +650,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         + (f" (policy: {report['policy']})" if report["policy"] else ""),
         "",
         *_md_summary(report),
+        *([f"**Resumed:** {note}", ""] if (note := resumed_note(report)) else []),
         *_md_ledger(report),
         "## 1. Phases",
         "",
@@ -781,6 +801,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         headline=headline(report),
         key_results=key_results(report),
         rollback_note=rollback_note(report),
+        resumed_note=resumed_note(report),
         plan_rows=plan_rows(report["rollback_plan"]),
         chart_data={
             "checks": report["checks"],
