@@ -81,6 +81,25 @@ def test_release_manifest_ladder_previous_release_read_and_remove(
     assert res["latest"]["releases"] == ["v2", "v1"]
     assert res["read_v1"]["manifest"] == on_disk
 
+    assert res["read_v1"]["interrupted"] is None
+    # A manifest still marked in progress is a deploy that never finished: the read names it.
+    assert res["v3_begun"]["manifest"]["in_progress"]["run_id"] == "r3"
+    assert res["read_v3_begun"]["interrupted"] == {
+        "run_id": "r3",
+        "step": "migrations",
+        "started_at": "2026-11-30T12:00:00Z",
+        "release": "v3",
+        "previous_release": "v1",
+        "backup": {"path": "/backups/app-v3-r3.dump"},
+        "migrations": ["001_init.sql", "003_slow.sql"],
+    }
+    # A run that reported (its ledger record) is over, even with the mark still there.
+    assert res["read_v3_reported"]["interrupted"] is None
+    assert res["read_v3_reported"]["manifest"]["in_progress"]["run_id"] == "r3"
+    assert res["v3_done"]["changed"] is True
+    assert "in_progress" not in res["read_v3_done"]["manifest"]
+    assert res["read_v3_done"]["interrupted"] is None
+
     assert [res[k]["changed"] for k in ("remove_check", "remove_real", "remove_again")] == [
         True,
         True,

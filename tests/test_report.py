@@ -100,12 +100,15 @@ def gate_run(
             {"name": "deploy", "status": "ok", "seconds": 31.5},
             {"name": "validate", "status": "ok", "seconds": 4.2},
         ],
-        rollback_plan={
-            "target_release": "v1",
-            "images": ["sandbox-api:v1", "sandbox-worker:v1"],
-            "database": "restore backup 20261122T0930Z (schema 7)",
-            "password": PLANTED,
-        },
+        rollback_plan=extra.pop(
+            "rollback_plan",
+            {
+                "target_release": "v1",
+                "images": ["sandbox-api:v1", "sandbox-worker:v1"],
+                "database": "restore backup 20261122T0930Z (schema 7)",
+                "password": PLANTED,
+            },
+        ),
         secrets=[PLANTED],
         run_by="release-bot",
         **extra,
@@ -213,6 +216,49 @@ def test_a_stopped_run_still_writes_every_report(tmp_path: Path) -> None:
         assert (tmp_path / name).exists()
     assert "stopped in phase `deploy`" in (tmp_path / "report.md").read_text()
     assert "Run stopped in phase deploy" in (tmp_path / "report.html").read_text()
+
+
+def test_ledger_warnings_are_named_in_every_report_once(tmp_path: Path) -> None:
+    torn = "/srv/ledger.jsonl line 3: torn final line skipped (41 bytes, not a whole record)"
+    corrupt = "/srv/ledger.jsonl line 2: not a JSON record, skipped (Expecting value)"
+    plan = {"target": "v1", "ledger_warnings": [torn, corrupt]}
+    gate_run(tmp_path, ledger_warnings=[torn], rollback_plan=plan)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["ledger_warnings"] == [torn, corrupt]  # the plan's join, each once
+    md = (tmp_path / "report.md").read_text()
+    assert md.count(torn) == 2  # the warning list, and the rollback plan's own row
+    assert "**Ledger warnings**" in md.split("## 1. Phases")[0]
+    html = (tmp_path / "report.html").read_text()
+    block = html.split('id="ledger-warnings"', 1)[1].split("</div>", 1)[0]
+    assert torn in block
+    assert corrupt in block
+    gate_run(tmp_path / "clean")
+    clean = json.loads((tmp_path / "clean" / "report.json").read_text())
+    assert clean["ledger_warnings"] == []
+    assert "Ledger warnings" not in (tmp_path / "clean" / "report.md").read_text()
+    assert 'id="ledger-warnings"' not in (tmp_path / "clean" / "report.html").read_text()
+
+
+def test_a_resumed_deploy_is_named_in_every_report(tmp_path: Path) -> None:
+    resumed = {
+        "run_id": "staging-dead-1",
+        "step": "migrations",
+        "started_at": "2026-11-30T12:03:41Z",
+        "release": "v2",
+        "previous_release": "v1",
+        "backup": {"path": "/srv/backups/app-v2-staging-dead-1.dump"},
+        "migrations": ["006_composite_indexes.sql", "007_reporting_views.sql"],
+    }
+    gate_run(tmp_path, resumed=resumed)
+    assert json.loads((tmp_path / "report.json").read_text())["resumed"] == resumed
+    said = "This run resumed the deploy of v2 that run staging-dead-1 began at"
+    md = (tmp_path / "report.md").read_text()
+    assert f"**Resumed:** {said}" in md.split("## 1. Phases")[0]
+    assert "app-v2-staging-dead-1.dump, stays the one a rollback restores" in md
+    assert said in (tmp_path / "report.html").read_text().split('id="resumed"', 1)[1]
+    gate_run(tmp_path / "fresh")
+    assert json.loads((tmp_path / "fresh" / "report.json").read_text())["resumed"] is None
+    assert "Resumed" not in (tmp_path / "fresh" / "report.md").read_text()
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess[str]:

@@ -45,6 +45,8 @@ ARGUMENT_SPEC = {
     "webhook": {"type": "dict", "no_log": True},
     "auto_rollback": {"type": "bool"},
     "rollback_report_dir": {"type": "path"},
+    "ledger_warnings": {"type": "list", "elements": "str", "default": []},
+    "resumed": {"type": "dict"},
     "validate_only": {"type": "bool", "default": False},
     "hosts": {"type": "list", "elements": "str", "default": []},
 }
@@ -188,4 +190,6 @@ class ActionModule(ActionBase):
             host_results=host_results,
             missing_hosts=missing,
             host_releases=releases,
+            ledger_warnings=args["ledger_warnings"],
+            resumed=args["resumed"],
         )

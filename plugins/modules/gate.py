@@ -134,6 +134,22 @@ options:
     type: list
     elements: str
     default: []
+  ledger_warnings:
+    description:
+      - What the run's ledger reads skipped (a torn final line, an unparseable line), as the
+        M(stagegate.release.ledger) module returns them (its C(ledger_warnings)).
+        The reports name each under "Ledger warnings" (C(ledger_warnings) in C(report.json)),
+        together with those of O(rollback_plan), each once.
+    type: list
+    elements: str
+    default: []
+  resumed:
+    description:
+      - The interrupted deploy this run resumed, as M(stagegate.release.release_manifest) returns it
+        in C(interrupted) (C(run_id), C(step), C(started_at), C(release), C(previous_release),
+        C(backup), C(migrations)). The reports say so (C(resumed) in C(report.json), a
+        "Resumed" line after the summary in report.md and report.html).
+    type: dict
   validate_only:
     description: Only validate O(gates) and O(manual_checks); write nothing.
     type: bool

@@ -81,6 +81,17 @@ options:
         not rewritten; one that did records O(started_at) and O(finished_at) (default now).
     type: bool
     default: true
+  in_progress:
+    description:
+      - Marks the manifest as written by a deploy that is still changing the release that runs
+        (C(run_id), C(step), C(started_at)). The deploy role writes it before it stops the app
+        tier and migrates, so a run killed from there on leaves a manifest naming the backup
+        taken before and the migrations it was applying, for a rollback or a re-run. The
+        deploy's final write leaves it out.
+      - A manifest read back with it set, whose run has no record in the ledger (it never
+        reached its report), is an interrupted deploy; O(state=read) returns it as
+        RV(interrupted).
+    type: dict
 attributes:
   check_mode:
     description: Computes the manifest and reports whether it would be written; writes nothing.
@@ -144,6 +155,23 @@ path:
   description: The manifest file.
   returned: when a release is known
   type: str
+interrupted:
+  description:
+    - With O(state=read), when the manifest read was written by a deploy that never finished
+      (O(in_progress) still set and no ledger record of its run, which was killed or lost),
+      that run's C(run_id), C(step) and C(started_at), with the manifest's C(release),
+      C(previous_release), C(backup) and the C(migrations) it had begun to apply. Null
+      otherwise.
+  returned: always
+  type: dict
+  sample:
+    run_id: staging-20261130T1203-4f2a
+    step: migrations
+    started_at: "2026-11-30T12:03:41Z"
+    release: v2
+    previous_release: v1
+    backup: {path: /var/lib/stagegate/staging/backups/app-v2-staging-20261130T1203-4f2a.dump}
+    migrations: [006_composite_indexes.sql, 007_reporting_views.sql]
 releases:
   description: Recorded releases, newest first (by C(written_at)).
   returned: always
@@ -158,6 +186,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stagegate.release.plugins.module_utils import _ledger
 from ansible_collections.stagegate.release.plugins.module_utils._paths import (
     EXPECTED_NAME,
     UnsafeNameError,
@@ -235,6 +264,7 @@ class ManifestManager:
             "started_at": self.params["started_at"],
             "finished_at": self.params["finished_at"],
             "extra": self.params["extra"],
+            **({"in_progress": self.params["in_progress"]} if self.params["in_progress"] else {}),
         }
 
     def write(self, path: str, manifest: dict[str, Any]) -> None:
@@ -252,7 +282,12 @@ class ManifestManager:
         releases = [str(m.get("release")) for m in recorded]
         if state == "read":
             manifest = self.load(release) if release else (recorded[0] if recorded else None)
-            result = {"changed": False, "manifest": manifest, "releases": releases}
+            result = {
+                "changed": False,
+                "manifest": manifest,
+                "releases": releases,
+                "interrupted": interrupted(manifest, self.params["state_dir"]),
+            }
             if manifest:
                 result["path"] = self.path(str(manifest["release"]))
             return result
@@ -303,21 +338,46 @@ def _now() -> str:
 
 def merged(before: dict[str, Any] | None, fresh: dict[str, Any], deployed: bool) -> dict[str, Any]:
     """A re-run's manifest: what the host recorded for the release, updated by this run."""
+    # A deploy still in progress (its first write, before it changes anything) has not finished.
+    finished = None if fresh.get("in_progress") else fresh["finished_at"] or _now()
     if not before:
-        return {**fresh, "finished_at": fresh["finished_at"] or _now()}
+        return {**fresh, "finished_at": finished}
     applied = list(before.get("migrations_applied") or [])
     applied += [m for m in fresh["migrations_applied"] if m not in applied]
     out = {
         **fresh,
+        # the in-progress write knows no images yet: the recorded ones stay until the last write
+        "images": fresh["images"] or before.get("images") or {},
         "backup": fresh["backup"] if fresh["backup"] is not None else before.get("backup"),
         "migrations_applied": applied,
     }
     if deployed:
-        out["finished_at"] = fresh["finished_at"] or _now()
+        out["finished_at"] = finished
     else:
         out["started_at"] = before.get("started_at") or fresh["started_at"]
         out["finished_at"] = before.get("finished_at") or fresh["finished_at"] or _now()
     return out
+
+
+def interrupted(manifest: dict[str, Any] | None, state_dir: str) -> dict[str, Any] | None:
+    """The deploy that wrote `manifest` and never finished, or None.
+
+    Its `in_progress` mark is still there and its run never reached the ledger: a run that
+    failed and reported (a NO_GO record) is over, one killed before its report is not.
+    """
+    mark = (manifest or {}).get("in_progress")
+    if not isinstance(mark, dict) or manifest is None or not mark.get("run_id"):
+        return None
+    records, _ = _ledger.scan(_ledger.ledger_path(state_dir))
+    if any(r.get("run_id") == mark["run_id"] for r in records):
+        return None
+    return {
+        **mark,
+        "release": manifest.get("release"),
+        "previous_release": manifest.get("previous_release"),
+        "backup": manifest.get("backup"),
+        "migrations": manifest.get("migrations_applied") or [],
+    }
 
 
 def _content(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -344,6 +404,7 @@ def main() -> None:
             "extra": {"type": "dict", "default": {}},
             "merge": {"type": "bool", "default": False},
             "deployed": {"type": "bool", "default": True},
+            "in_progress": {"type": "dict"},
         },
         supports_check_mode=True,
     )

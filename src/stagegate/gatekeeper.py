@@ -79,6 +79,10 @@ class GateRequest:
     missing_hosts: Mapping[str, str] = field(default_factory=dict)
     """App hosts that reported no results, with why (each check is an ERROR on them)."""
     host_releases: Mapping[str, str] = field(default_factory=dict)
+    ledger_warnings: list[str] = field(default_factory=list)
+    """Lines the run's ledger reads skipped (a torn last line, a corrupt one): reports name them."""
+    resumed: Mapping[str, Any] | None = None
+    """The interrupted deploy this run resumed (release_manifest's `interrupted`), if any."""
 
 
 @dataclass
@@ -250,6 +254,8 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
         finished=datetime.now(UTC).isoformat(timespec="seconds"),
         baseline_release=(request.baseline or {}).get("release"),
         auto_rollback=rollback_next(request, verdict.decision),
+        ledger_warnings=request.ledger_warnings,
+        resumed=request.resumed,
     )
     hosts = by_host(report["checks"])
     if hosts:  # a fleet: results by host (a single-host report is unchanged)

@@ -214,6 +214,12 @@ def _sign_off(checks: list[CheckResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def _ledger_warnings(warnings: Iterable[str], rollback_plan: Mapping[str, Any] | None) -> list[str]:
+    """The ledger lines this run's reads skipped, each once, in the order they were named."""
+    planned = (rollback_plan or {}).get("ledger_warnings") or []
+    return list(dict.fromkeys(str(w) for w in (*warnings, *planned)))
+
+
 def build_report(
     *,
     release: str,
@@ -231,8 +237,14 @@ def build_report(
     finished: str | None = None,
     baseline_release: str | None = None,
     auto_rollback: Mapping[str, Any] | None = None,
+    ledger_warnings: Iterable[str] = (),
+    resumed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report dictionary (report.json); no secret redaction yet (see `write_reports`)."""
+    """The report dictionary (report.json); no secret redaction yet (see `write_reports`).
+
+    `ledger_warnings` are what the run's ledger reads skipped (a torn final line, a corrupt
+    line); the rollback plan's own `ledger_warnings` join them, each named once.
+    """
     advice = recommendations or []
     now = datetime.now(UTC).isoformat(timespec="seconds")
     passed = sum(c.status in (Status.PASS, Status.WARN) for c in checks)
@@ -271,6 +283,8 @@ def build_report(
         "rollback": _rollback(auto_rollback, rollback_plan),
         "blockers": verdict.blockers,
         "warnings": verdict.warnings,
+        "ledger_warnings": _ledger_warnings(ledger_warnings, rollback_plan),
+        "resumed": dict(resumed) if resumed else None,
         "categories": _category_rows(checks),
         "checks": [c.to_dict() for c in checks],
         "gates": [g.to_dict() for g in gates],
@@ -484,6 +498,35 @@ def _md_summary(report: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def resumed_note(report: Mapping[str, Any]) -> str | None:
+    """What this run resumed: the deploy an earlier run began and never finished."""
+    resumed = report.get("resumed")
+    if not resumed:
+        return None
+    backup = resumed.get("backup") or {}
+    kept = backup.get("path") or backup.get("archive") if isinstance(backup, Mapping) else backup
+    migrations = ", ".join(resumed.get("migrations") or []) or "none"
+    return (
+        f"This run resumed the deploy of {resumed.get('release')} that run "
+        f"{resumed.get('run_id') or '?'} began at {resumed.get('started_at') or '?'} and never "
+        f"finished (interrupted during its {resumed.get('step') or 'deploy'}; migrations it was "
+        f"applying: {migrations}). The release before it is {resumed.get('previous_release')}; "
+        f"the backup taken before it, {kept or 'none'}, stays the one a rollback restores."
+    )
+
+
+def _md_ledger(report: Mapping[str, Any]) -> list[str]:
+    warnings = report.get("ledger_warnings") or []
+    if not warnings:
+        return []
+    return [
+        "**Ledger warnings** (lines this run's reads skipped in the release ledger):",
+        "",
+        *[f"- ⚠️ {w}" for w in warnings],
+        "",
+    ]
+
+
 def _md_checks(report: Mapping[str, Any]) -> list[str]:
     lines = ["## 2. Check Results", "", "### Results Summary", ""]
     cats = report["categories"]
@@ -644,6 +687,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         + (f" (policy: {report['policy']})" if report["policy"] else ""),
         "",
         *_md_summary(report),
+        *([f"**Resumed:** {note}", ""] if (note := resumed_note(report)) else []),
+        *_md_ledger(report),
         "## 1. Phases",
         "",
         *_table(
@@ -797,6 +842,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         headline=headline(report),
         key_results=key_results(report),
         rollback_note=rollback_note(report),
+        resumed_note=resumed_note(report),
         plan_rows=plan_rows(report["rollback_plan"]),
         host_rows=host_rows(report),
         chart_data={
