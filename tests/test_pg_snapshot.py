@@ -205,17 +205,17 @@ def test_list_settings_are_split_as_pg_dump_does() -> None:
 
 
 def test_estimates_come_from_the_ledger() -> None:
-    records = [
-        {"kind": "promote", "release": "v2", "phases": [{"name": "backup", "seconds": 4.0}]},
+    records: list[dict[str, Any]] = [
+        {"release": "v2", "verdict": "GO"},
         {"kind": "rollback", "database": {"method": "snapshot", "seconds": 0.5}},
         {"kind": "rollback", "database": {"method": "snapshot", "seconds": 0.7}},
     ]
-    out = estimate(records, backup_bytes=10_000_000, bad_release="v2")
+    out = estimate(records, backup_bytes=10_000_000, dump_seconds=4.0)
     assert out["snapshot"]["seconds"] == 0.6
     assert out["dump"]["seconds"] == 4.0
-    assert "backup phase" in out["dump"]["basis"]
+    assert "as long as the dump took" in out["dump"]["basis"]
     records.append(
         {"kind": "rollback", "database": {"method": "dump", "seconds": 2.0, "bytes": 20_000_000}}
     )
-    assert estimate(records, backup_bytes=10_000_000, bad_release="v2")["dump"]["seconds"] == 1.0
-    assert estimate([], backup_bytes=None, bad_release=None) == {"snapshot": None, "dump": None}
+    assert estimate(records, backup_bytes=10_000_000, dump_seconds=4.0)["dump"]["seconds"] == 1.0
+    assert estimate([], backup_bytes=None, dump_seconds=None) == {"snapshot": None, "dump": None}

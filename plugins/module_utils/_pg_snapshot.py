@@ -274,22 +274,30 @@ def data_directory(conn: Any) -> str | None:
 
 def free_bytes(target: PgTarget, directory: str | None) -> tuple[int | None, str]:
     """Free bytes on the file system of the server's data directory, and how they were read
-    (`df` in the database container, `statvfs` on this host), or None and why not."""
-    if not directory:
-        return None, "data_directory is not readable by the connecting role"
+    (`df` in the database container, `statvfs` on this host), or None and why not. In a
+    container, a role that may not read `data_directory` falls back to the container's PGDATA
+    (set by the official and the sandbox images)."""
     if target.container:
         docker = shutil.which("docker") or "docker"
         container = resolve_container(target.container, target.compose_project)
+        where = directory or "$PGDATA"
+        argv = (
+            ["df", "-Pk", directory]
+            if directory
+            else ["sh", "-c", 'test -n "$PGDATA" && df -Pk "$PGDATA"']
+        )
         proc = subprocess.run(
-            [docker, "exec", container, "df", "-Pk", directory],
-            capture_output=True,
-            text=True,
-            check=False,
+            [docker, "exec", container, *argv], capture_output=True, text=True, check=False
         )
         lines = proc.stdout.strip().splitlines()
         if proc.returncode == 0 and len(lines) >= 2:
-            return int(lines[-1].split()[3]) * 1024, f"df -Pk {directory} in {container}"
-        return None, f"df in {container} failed (rc {proc.returncode}): {proc.stderr.strip()}"
+            return int(lines[-1].split()[3]) * 1024, f"df -Pk {where} in {container[:12]}"
+        return None, (
+            f"df -Pk {where} in {container[:12]} failed (rc {proc.returncode}): "
+            f"{proc.stderr.strip() or 'PGDATA not set'}"
+        )
+    if not directory:
+        return None, "data_directory is not readable by the connecting role"
     if os.path.isdir(directory):
         stat = os.statvfs(directory)
         return stat.f_bavail * stat.f_frsize, f"statvfs {directory}"
@@ -337,11 +345,14 @@ def snapshot_record(
     }
 
 
-def retention(admin: Any, source: str, *, kind: str, keep: int, protect: set[str]) -> list[str]:
-    """Drop `kind` databases of `source` beyond the newest `keep` (never those in `protect`)."""
+def retention(
+    admin: Any, source: str, *, kind: str, keep: int, protect: set[str], dry: bool = False
+) -> list[str]:
+    """Drop `kind` databases of `source` beyond the newest `keep` (never those in `protect`);
+    with `dry`, only name them."""
     mine = [d for d in stagegate_databases(admin, source) if d["kind"] == kind]
     drop = [d["name"] for d in mine[: max(len(mine) - keep, 0)] if d["name"] not in protect]
-    for name in drop:
+    for name in [] if dry else drop:
         drop_database(admin, name)
     return drop
 
@@ -380,12 +391,12 @@ def renames(admin: Any, source: str, snapshot: str, failed: str) -> None:
 
 
 def estimate(
-    records: list[dict[str, Any]], *, backup_bytes: int | None, bad_release: str | None
+    records: list[dict[str, Any]], *, backup_bytes: int | None, dump_seconds: float | None
 ) -> dict[str, Any]:
-    """Estimated seconds of each way to put the database back, from the ledger's measured
-    durations: snapshot rollbacks take about the same time whatever the size (their median);
-    a dump restore takes the size of the backup at the throughput measured by earlier dump
-    rollbacks, else at least the backup phase of the bad release's promotion."""
+    """Estimated seconds of each way to put the database back, from measured durations:
+    snapshot rollbacks take about the same time whatever the size (the median of those in the
+    ledger); a dump restore takes the backup's size at the throughput of the dump rollbacks in
+    the ledger, else at least as long as the dump itself took (its manifest's duration)."""
     snap, dump = [], []
     for record in records:
         db = record.get("database")
@@ -411,27 +422,13 @@ def estimate(
             "basis": f"{backup_bytes} bytes at {rate / 1e6:.1f} MB/s, the median of "
             f"{len(dump)} dump rollback(s) in the ledger",
         }
-    else:
-        backup_seconds = _backup_phase(records, bad_release)
-        if backup_seconds is not None:
-            out["dump"] = {
-                "seconds": round(backup_seconds, 2),
-                "basis": f"at least the backup phase of {bad_release}'s promotion "
-                "(no dump rollback measured yet)",
-            }
+    elif dump_seconds:
+        out["dump"] = {
+            "seconds": round(dump_seconds, 2),
+            "basis": "at least as long as the dump took (its manifest); no dump rollback "
+            "in the ledger yet",
+        }
     return out
-
-
-def _backup_phase(records: list[dict[str, Any]], release: str | None) -> float | None:
-    for record in reversed(records):
-        if record.get("release") != release or record.get("kind", "promote") != "promote":
-            continue
-        for phase in record.get("phases") or []:
-            if isinstance(phase, dict) and phase.get("name") == "backup":
-                seconds = phase.get("seconds")
-                if isinstance(seconds, (int, float)):
-                    return float(seconds)
-    return None
 
 
 def _median(values: list[float]) -> float:

@@ -135,11 +135,10 @@ options:
     elements: str
     default: [staging]
   backup_manifest:
-    description: The dump's manifest (O(state=info)), whose size estimates the dump restore.
+    description:
+      - The dump's manifest (O(state=info)), whose size and dump duration estimate the dump
+        restore.
     type: path
-  release:
-    description: The release whose rollback is estimated (O(state=info)), for the ledger lookup.
-    type: str
 attributes:
   check_mode:
     support: full
@@ -216,6 +215,15 @@ properties:
       not be applied, C(differ) what differs from the record.
   returned: state=swapped and method=snapshot
   type: dict
+backup_bytes:
+  description: Size of the dump (from O(backup_manifest)), or null.
+  returned: state=info
+  type: int
+summary:
+  description: Lines that say which way a rollback restores and the estimate of each.
+  returned: state=info
+  type: list
+  elements: str
 estimate:
   description:
     - Estimated seconds of a C(snapshot) and a C(dump) restore, each with its C(basis) (null
@@ -223,7 +231,7 @@ estimate:
   returned: state=info
   type: dict
 disk:
-  description: The free-disk check (C(free_bytes), C(needed_bytes), C(how)).
+  description: The free-disk check (C(free_bytes), C(needed_bytes), C(how)); empty when reused.
   returned: state=present
   type: dict
 removed:
@@ -302,7 +310,6 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "environment": {"type": "str", "default": "staging"},
     "terminate_environments": {"type": "list", "elements": "str", "default": ["staging"]},
     "backup_manifest": {"type": "path"},
-    "release": {"type": "str"},
 }
 
 
@@ -345,6 +352,18 @@ class SnapshotManager:
     # -- dispatch -----------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
+        if self.params["state"] == "info" and not (
+            self.params["name"] or (self.params["expect"] or {}).get("name")
+        ):
+            self.result.update(
+                method="dump",
+                reason="no snapshot to use (none recorded for the release, or snapshots are off)",
+                swap_state=None,
+                backup_bytes=self._backup_info()[0],
+                estimate=self._estimate(),
+            )
+            self.result["summary"] = self._summary(None)
+            return self.result
         name = self._name()
         self._check_options(name)
         state = self.params["state"]
@@ -369,7 +388,7 @@ class SnapshotManager:
                     f"name {name!r}: a database of that name exists and is not a stagegate "
                     f"snapshot of {self.source!r}; choose another name or run_id"
                 )
-            self.result["reused"] = True
+            self.result.update(reused=True, disk={}, snapshot={"name": name, "source": self.source})
             if not self.module.check_mode:  # a re-run of the same run: record it again
                 self._reuse(admin, name)
             return
@@ -378,12 +397,17 @@ class SnapshotManager:
         size = int(admin.execute("SELECT pg_database_size(%s)", (self.source,)).fetchone()[0])
         self._disk_check(admin, size)
         self.result["changed"] = True
+        self.result["removed"] = retention(
+            admin,
+            self.source,
+            kind="snapshot",
+            keep=self.params["keep"] - 1,
+            protect=protect,
+            dry=self.module.check_mode,
+        )
         if self.module.check_mode:
             self.result["snapshot"] = {"name": name, "source": self.source, "size_bytes": size}
             return
-        self.result["removed"] = retention(
-            admin, self.source, kind="snapshot", keep=self.params["keep"] - 1, protect=protect
-        )
         self._create(admin, name)
 
     def _reuse(self, admin: Any, name: str) -> None:
@@ -543,23 +567,48 @@ class SnapshotManager:
             else f"snapshot {name} exists (checked against its record before the swap)"
         )
         self.result["swap_state"] = state
+        self.result["backup_bytes"] = self._backup_info()[0]
+        self.result["estimate"] = self._estimate()
+        self.result["summary"] = self._summary(name)
+
+    def _estimate(self) -> dict[str, Any]:
         records: list[dict[str, Any]] = []
         if self.params["state_dir"]:
             records, _warnings = _ledger.scan(_ledger.ledger_path(self.params["state_dir"]))
-        self.result["estimate"] = estimate(
-            records, backup_bytes=self._backup_bytes(), bad_release=self.params["release"]
-        )
+        size, seconds = self._backup_info()
+        return estimate(records, backup_bytes=size, dump_seconds=seconds)
 
-    def _backup_bytes(self) -> int | None:
+    def _summary(self, name: str | None) -> list[str]:
+        """The lines rollback.yml (also --check) prints: the way chosen, and both estimates."""
+        est = self.result["estimate"]
+
+        def line(way: str, what: str) -> str:
+            found = est.get(way)
+            if not found:
+                return f"  {way:<9}{what}: no measurement in the ledger yet"
+            return f"  {way:<9}{what}: ~{found['seconds']} s ({found['basis']})"
+
+        return [
+            f"Database restore by: {self.result['method']} ({self.result['reason']})",
+            line("snapshot", f" rename {name} back in" if name else " none"),
+            line("dump", " pg_restore of the backup"),
+        ]
+
+    def _backup_info(self) -> tuple[int | None, float | None]:
+        """Size and dump duration from the dump's manifest (None when not known)."""
         path = self.params["backup_manifest"]
-        if not path:
-            return None
         try:
-            with open(path, encoding="utf-8") as handle:
-                size = json.load(handle).get("size_bytes")
-        except (OSError, ValueError, AttributeError):
-            return None
-        return int(size) if isinstance(size, int) else None
+            with open(path or "", encoding="utf-8") as handle:
+                manifest = json.load(handle)
+        except (OSError, ValueError):
+            return None, None
+        if not isinstance(manifest, dict):
+            return None, None
+        size, seconds = manifest.get("size_bytes"), manifest.get("duration_seconds")
+        return (
+            int(size) if isinstance(size, int) else None,
+            float(seconds) if isinstance(seconds, (int, float)) else None,
+        )
 
     # -- swapped ------------------------------------------------------------------------------
 
