@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
@@ -117,7 +116,7 @@ def marker(kind: str, **data: Any) -> str:
 
 
 def now_utc() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 # -- what the server says about databases -----------------------------------------------------

@@ -80,7 +80,11 @@ options:
     description:
       - V(auto) fails when the free space is measured short and warns when it cannot be
         measured (a remote server without O(db.container), or a role that cannot read
-        C(data_directory)); V(required) also fails then; V(skip) does not look.
+        C(data_directory) outside a container); V(required) also fails then; V(skip) does not
+        look.
+      - The free space is read with C(df) in O(db.container) (on C(data_directory), or the
+        container's C(PGDATA) when the role may not read it), else with C(statvfs) when the
+        server's data directory is on this host.
     type: str
     choices: [auto, required, skip]
     default: auto
