@@ -90,7 +90,7 @@ def test_snapshot_swap_rerun_and_fallback(pg_cluster: PgCluster, app_db: str) ->
     pg_cluster.psql("CREATE TABLE v2_things (id int); INSERT INTO orders VALUES (9999)", app_db)
     pg_cluster.psql(f"ALTER DATABASE {app_db} SET work_mem = '99MB'")
 
-    info = ok(run_module("pg_snapshot", {"db": db, "state": "info", "expect": record}))
+    info = ok(run_module("pg_snapshot", {"db": db, "state": "planned", "expect": record}))
     assert (info["method"], info["changed"]) == ("snapshot", False)
 
     swap_args = {"db": db, "state": "swapped", "expect": record}
@@ -142,7 +142,7 @@ def assert_half_swap_and_fallback(
     gone = ok(run_module("pg_snapshot", {"db": db, "state": "swapped", "expect": third}))
     assert (gone["method"], gone["changed"]) == ("dump", False)
     assert "gone" in gone["reason"]
-    info = ok(run_module("pg_snapshot", {"db": db, "state": "info", "expect": third}))
+    info = ok(run_module("pg_snapshot", {"db": db, "state": "planned", "expect": third}))
     assert info["method"] == "dump"
 
 

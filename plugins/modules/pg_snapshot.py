@@ -24,7 +24,7 @@ description:
     the names on the server and finishes it. When the snapshot is gone or fails its check it
     changes nothing and returns RV(method) V(dump) with the RV(reason), so the caller restores the
     dump instead.
-  - O(state=info) changes nothing and says which way a rollback would restore (RV(method)),
+  - O(state=planned) changes nothing and says which way a rollback would restore (RV(method)),
     with the estimated time of each way from the ledger in O(state_dir).
   - O(state=absent) drops snapshot O(name) (only a database with stagegate's snapshot marker).
   - Only databases with stagegate's marker comment are ever dropped or renamed as snapshots;
@@ -37,7 +37,7 @@ options:
   state:
     description: What to do (see the description).
     type: str
-    choices: [present, swapped, info, absent]
+    choices: [present, swapped, planned, absent]
     default: present
   name:
     description:
@@ -114,7 +114,7 @@ options:
   expect:
     description:
       - The snapshot record O(state=present) returned (kept in the release manifest), for
-        O(state=swapped) and O(state=info).
+        O(state=swapped) and O(state=planned).
     type: dict
   verify:
     description:
@@ -140,7 +140,7 @@ options:
     default: [staging]
   backup_manifest:
     description:
-      - The dump's manifest (O(state=info)), whose size and dump duration estimate the dump
+      - The dump's manifest (O(state=planned)), whose size and dump duration estimate the dump
         restore.
     type: path
 attributes:
@@ -201,11 +201,11 @@ method:
   description:
     - V(snapshot) when the snapshot is (or would be) swapped in, V(dump) when the dump must be
       restored instead.
-  returned: state=swapped or state=info
+  returned: state=swapped or state=planned
   type: str
 reason:
   description: Why RV(method) is what it is (e.g. the snapshot is gone, or failed its check).
-  returned: state=swapped or state=info
+  returned: state=swapped or state=planned
   type: str
 swap:
   description:
@@ -221,18 +221,18 @@ properties:
   type: dict
 backup_bytes:
   description: Size of the dump (from O(backup_manifest)), or null.
-  returned: state=info
+  returned: state=planned
   type: int
 summary:
   description: Lines that say which way a rollback restores and the estimate of each.
-  returned: state=info
+  returned: state=planned
   type: list
   elements: str
 estimate:
   description:
     - Estimated seconds of a C(snapshot) and a C(dump) restore, each with its C(basis) (null
       when the ledger has no measurement).
-  returned: state=info
+  returned: state=planned
   type: dict
 disk:
   description: The free-disk check (C(free_bytes), C(needed_bytes), C(how)); empty when reused.
@@ -292,7 +292,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot imp
 ARGUMENT_SPEC: dict[str, Any] = {
     "state": {
         "type": "str",
-        "choices": ["present", "swapped", "info", "absent"],
+        "choices": ["present", "swapped", "planned", "absent"],
         "default": "present",
     },
     "name": {"type": "str"},
@@ -356,7 +356,7 @@ class SnapshotManager:
     # -- dispatch -----------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        if self.params["state"] == "info" and not (
+        if self.params["state"] == "planned" and not (
             self.params["name"] or (self.params["expect"] or {}).get("name")
         ):
             self.result.update(
@@ -376,7 +376,7 @@ class SnapshotManager:
                 self._present(admin, name)
             elif state == "absent":
                 self._absent(admin, name)
-            elif state == "info":
+            elif state == "planned":
                 self._info(admin, name)
             else:
                 self._swapped(admin, name)
@@ -545,7 +545,7 @@ class SnapshotManager:
         if not self.module.check_mode:
             drop_database(admin, name)
 
-    # -- info ---------------------------------------------------------------------------------
+    # -- planned ------------------------------------------------------------------------------
 
     def _failed_name(self, name: str) -> str:
         expect = self.params["expect"] or {}
