@@ -108,7 +108,8 @@ class Bench(RollbackBench):
         elapsed = time.perf_counter() - started
         if done.returncode:
             sys.exit(f"rollback.yml failed:\n{done.stdout[-4000:]}")
-        if ("Not by snapshot" in done.stdout) != ("stagegate_rollback_snapshot" in extra):
+        way = "dump" if "stagegate_rollback_snapshot" in extra else "snapshot"
+        if f"Database restore by: {way}" not in done.stdout or "Not by snapshot" in done.stdout:
             sys.exit(f"rollback.yml went the unexpected way:\n{done.stdout[-4000:]}")
         return elapsed
 

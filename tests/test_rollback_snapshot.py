@@ -12,7 +12,10 @@ The tests share the stack and run in file order.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 from sandbox_fixtures import SandboxStack, isolated_stack, run_playbook
-from test_rollback import Rollout
+from test_rollback import Rollout, descendants
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -212,7 +215,7 @@ def test_killed_between_the_renames_a_rerun_finishes(snaps: Snapshots) -> None:
         holder.execute(f'COMMENT ON DATABASE "{snapshot["name"]}" IS NULL')
         seen: dict[str, Any] = {}
 
-        def between_renames(_: int) -> bool:
+        def between_renames(pid: int) -> bool:
             """A session waits for the snapshot's lock while it holds `app`'s exclusively:
             it renamed `app` aside and waits to rename the snapshot."""
             waiting = snaps.admin(
@@ -225,6 +228,10 @@ def test_killed_between_the_renames_a_rerun_finishes(snaps: Snapshots) -> None:
             )[0][0]
             if waiting:
                 seen["databases"] = snaps.databases()
+                # The module's own process too (Ansible runs it outside the playbook's group).
+                for child in descendants(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child, signal.SIGKILL)
             return bool(waiting)
 
         interrupted = snaps.kill_rollback_when(between_renames, "the second rename")
@@ -232,8 +239,13 @@ def test_killed_between_the_renames_a_rerun_finishes(snaps: Snapshots) -> None:
     assert "database" not in interrupted["steps_done"]
     # At the kill: one `app` (the first rename is not visible before both are committed).
     assert "app" in seen["databases"]
+    # The killed session's server side ends once it finds its client gone: its transaction,
+    # the first rename included, is rolled back.
     deadline = time.monotonic() + 60
-    while snaps.admin("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in%'")[0][0]:
+    while snaps.admin(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'object' "
+        "AND classid = 'pg_database'::regclass AND pid <> pg_backend_pid()"
+    )[0][0]:
         assert time.monotonic() < deadline, "the killed rollback's session stayed"
         time.sleep(0.2)
     assert {"app", snapshot["name"]} <= snaps.databases()
