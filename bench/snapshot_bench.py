@@ -164,6 +164,12 @@ def one_scale(repo: Path, workdir: Path, scale: int) -> dict[str, Any]:
         bench.promote()
         out["rollback_dump"] = round(bench.rollback(stagegate_rollback_snapshot=False), 2)
         # Raw, by hand: the same database step of each way, between stop and up --wait.
+        # The copy needs the database idle, as in a promotion: the app tier stopped first.
+        compose = ["docker", "compose", "--project-name", stack.project]
+        subprocess.run(
+            [*compose, "stop", "api", "worker"], cwd=stack.project_dir, check=True,
+            env={**os.environ, **stack.env()}, capture_output=True,
+        )  # fmt: skip
         copy_started = time.perf_counter()
         bench.psql("CREATE DATABASE app_raw TEMPLATE app STRATEGY FILE_COPY")
         out["raw_snapshot_create"] = round(time.perf_counter() - copy_started, 2)
