@@ -119,6 +119,13 @@ def manifest_backup(manifest):
     return backup.get("path") or backup.get("archive"), backup.get("manifest_path")
 
 
+def manifest_snapshot(manifest):
+    """The record of the snapshot taken before the release (pg_snapshot), or None."""
+    backup = (manifest or {}).get("backup")
+    snapshot = backup.get("snapshot") if isinstance(backup, dict) else None
+    return snapshot if isinstance(snapshot, dict) and snapshot.get("name") else None
+
+
 # --- choosing the releases ---------------------------------------------------------------
 
 
@@ -366,6 +373,8 @@ def database_plan(inputs, bad_manifest, bad_release):
         "migrations_reverted": migrations,
         "backup": archive,
         "backup_manifest": backup_manifest,
+        # the TEMPLATE snapshot taken right before it migrated (pg_snapshot), if any
+        "snapshot": manifest_snapshot(bad_manifest),
     }
     if inputs.database == "none" or (inputs.database in ("auto", "downgrade") and not migrations):
         plan["reason"] = (
