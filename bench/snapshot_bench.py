@@ -130,8 +130,8 @@ class Bench(RollbackBench):
             steps.append((time.perf_counter() - step_started, shlex.join(argv)[:90]))
         return time.perf_counter() - started, steps
 
-    def psql_argv(self, query: str) -> list[str]:
-        return ["docker", "exec", self.postgres, "psql", "-X", "-q", "-U", "app", "-d",
+    def psql_argv(self, query: str, user: str = "app") -> list[str]:
+        return ["docker", "exec", self.postgres, "psql", "-X", "-q", "-U", user, "-d",
                 "postgres", "-v", "ON_ERROR_STOP=1", "-c", query]  # fmt: skip
 
 
@@ -186,15 +186,17 @@ def one_scale(repo: Path, workdir: Path, scale: int) -> dict[str, Any]:
         subprocess.run(["docker", "cp", archive, f"{bench.postgres}:/tmp/bench.dump"], check=True)
         out["raw_dump"], out["raw_dump_steps"] = bench.raw(
             [
-                bench.psql_argv("DROP DATABASE app WITH (FORCE)"),
-                bench.psql_argv("CREATE DATABASE app OWNER app"),
+                # as the container's superuser, as bench/rollback_bench.py does: the archive's
+                # comment on an untrusted extension (pg_stat_statements) needs it
+                bench.psql_argv("DROP DATABASE app WITH (FORCE)", "postgres"),
+                bench.psql_argv("CREATE DATABASE app OWNER app", "postgres"),
                 [
                     "docker",
                     "exec",
                     bench.postgres,
                     "pg_restore",
                     "-U",
-                    "app",
+                    "postgres",
                     "-d",
                     "app",
                     "--exit-on-error",

@@ -112,7 +112,7 @@ class Snapshots(Rollout):
         )[0]
         return {
             "owner": row[0],
-            "acl": sorted(row[1]),
+            "acl": sorted(row[1] or []),
             "connlimit": row[2],
             "comment": row[3],
             "settings": sorted(row[4] or []),
