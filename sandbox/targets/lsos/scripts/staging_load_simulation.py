@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Runbook 003's backend/scripts/staging_load_simulation.py for the simulated target.
 
 Same command line as the runbook's; writes the runbook's sections ("Performance Metrics",

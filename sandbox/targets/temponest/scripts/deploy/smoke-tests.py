@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Runbook 002's ./scripts/deploy/smoke-tests.sh for the simulated target: a GET per endpoint
 of $WEB_UI_URL, written as JUnit XML (`--junit FILE`); exit 1 when a test failed."""
 
