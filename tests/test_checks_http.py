@@ -71,6 +71,15 @@ def test_non_json_body_where_json_asserted_is_an_error(http_app: App) -> None:
     assert "not JSON" in result.message
 
 
+def test_a_valid_expression_the_body_does_not_fit_is_not_called_invalid(http_app: App) -> None:
+    """`length(errors)` on a body without `errors`: the expression is valid, the body is not."""
+    result = one(type="http", url=f"{http_app.url}/health", json=["length(errors) == `0`"])
+    assert result.status is Status.ERROR
+    assert "is invalid" not in result.message
+    assert "cannot be evaluated on this data" in result.message, result.message
+    assert "length()" in result.message
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

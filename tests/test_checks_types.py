@@ -61,16 +61,19 @@ def test_postgres_schema_query_and_version(pg_cluster: PgCluster, schema_db: str
             "type": "postgres",
             **conn,
             "tables": ["nope", "active_schedules"],
+            "indexes": ["no_such_idx"],
             "schema_version": "0043",
         },
         {"type": "postgres", **conn, "query": "SELECT * FROM no_such_table"},
         {"type": "postgres", **conn, "slow_statements": {"mean_ms": "<= 100ms"}},
     )
     assert good.status is Status.PASS, good.message
+    assert "index report_schedules_name_idx" in good.message  # not "indexe"
     assert good.details["schema_version"] == "0042_cohesion"
     assert missing.status is Status.FAIL
     assert "table nope does not exist" in missing.message
     assert "table active_schedules does not exist" in missing.message  # a view is not a table
+    assert "index no_such_idx does not exist" in missing.message
     assert "schema version 0042_cohesion, expected 0043" in missing.message
     assert query_error.status is Status.ERROR
     assert "no_such_table" in query_error.message

@@ -373,6 +373,8 @@ def test_check_engine_results_graded_by_the_role_against_a_real_endpoint(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "stagegate: [security] 1 checks: 1 WARN (security_headers WARN)" in proc.stdout
     assert "stagegate: verdict GO_WITH_WARNINGS" in proc.stdout
+    # What warned is named in the end summary too (a pending sign-off had no line before).
+    assert "stagegate: warning: check security_headers WARN" in proc.stdout, proc.stdout[-3000:]
     report_dir = tmp_path / "reports" / "v7"
     report = json.loads((report_dir / "report.json").read_text())
     statuses = {c["name"]: c["status"] for c in report["checks"]}

@@ -92,6 +92,9 @@ def test_validate_only_needs_only_checks_and_gates(tmp_path: Path, http_app: App
         ("validation", "current", "GO")
     ]
     assert last_report(tmp_path)["verdict"] == "GO"
+    # No deploy to trend from: the trend line lists the validations, no "since its deploy (?".
+    assert "current validations: " in proc.stdout, proc.stdout[-2000:]
+    assert "since its deploy" not in proc.stdout
 
     # The service degrades: the key check fails, NO_GO exits non-zero, recorded all the same.
     proc = run_validate(

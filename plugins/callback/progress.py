@@ -79,6 +79,7 @@ def summary_lines(gate):
         "stagegate: failed checks: " + (", ".join(gate.get("failed_checks") or []) or "none"),
     ]
     lines += [f"stagegate: blocker: {b}" for b in gate.get("blockers") or []]
+    lines += [f"stagegate: warning: {w}" for w in gate.get("findings") or []]
     lines += [
         f"stagegate: report {name}: {path}"
         for name, path in (gate.get("report_paths") or {}).items()

@@ -172,6 +172,10 @@ def search(expression: str, data: Any) -> Any:
         raise CheckError("the jmespath library is required for JSON assertions and captures")
     try:
         return jmespath.search(expression, data)
+    except jmespath.exceptions.JMESPathTypeError as exc:  # valid, but not for this data
+        raise CheckError(
+            f"JMESPath {expression!r} cannot be evaluated on this data: {exc}"
+        ) from None
     except jmespath.exceptions.JMESPathError as exc:
         raise CheckError(f"JMESPath {expression!r} is invalid: {exc}") from None
 

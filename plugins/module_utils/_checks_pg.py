@@ -37,6 +37,7 @@ def _psycopg() -> Any:
     return psycopg
 
 
+_KIND = {"tables": "table", "indexes": "index", "views": "view"}
 _EXISTS = {
     "tables": "SELECT to_regclass(%s) IS NOT NULL AND "
     "(SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)) IN ('r', 'p')",
@@ -92,7 +93,8 @@ def _existence(conn: Any, opts: dict[str, Any], checks: Assertions) -> None:
     for kind, query in _EXISTS.items():
         for name in opts.get(kind) or []:
             exists = conn.execute(query, (name, name)).fetchone()[0]
-            checks.expect(bool(exists), f"{kind[:-1]} {name}", f"{kind[:-1]} {name} does not exist")
+            what = f"{_KIND[kind]} {name}"
+            checks.expect(bool(exists), what, f"{what} does not exist")
 
 
 def _schema_version(conn: Any, opts: dict[str, Any], checks: Assertions, outcome: Outcome) -> None:
