@@ -158,6 +158,28 @@ def test_changed_snapshot_fails_verification(pg_cluster: PgCluster, app_db: str)
     assert names(pg_cluster, app_db) == {app_db, record["name"]}  # nothing renamed
 
 
+def test_swap_ends_sessions_where_the_environment_allows(
+    pg_cluster: PgCluster, app_db: str
+) -> None:
+    """The environment is compared as everywhere else (case and spaces aside): a session left
+    open on the database is ended for the swap in " Staging ", not waited for until it fails."""
+    db = db_arg(pg_cluster, app_db)
+    record = ok(run_module("pg_snapshot", {"db": db, "run_id": "busy"}))["snapshot"]
+    swap_args = {
+        "db": db,
+        "state": "swapped",
+        "expect": record,
+        "environment": " Staging ",
+        "busy_timeout": 3.0,
+    }
+    with psycopg.connect(pg_cluster.dsn(app_db), autocommit=True) as session:
+        session.execute("SELECT 1")
+        swapped = ok(run_module("pg_snapshot", swap_args))
+    assert swapped["method"] == "snapshot"
+    assert swapped["swap"]["sessions_ended"] >= 1
+    assert swapped["swap"]["found"] == "ready"
+
+
 def test_retention_names_and_disk(pg_cluster: PgCluster, app_db: str) -> None:
     db = db_arg(pg_cluster, app_db)
     for run in ("r1", "r2", "r3"):

@@ -255,6 +255,9 @@ import time
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils import _ledger
+from ansible_collections.stagegate.release.plugins.module_utils._environments import (
+    environment_in,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
@@ -351,7 +354,7 @@ class SnapshotManager:
             raise PgError(f"failed_keep must be 0 or more (got {self.params['failed_keep']})")
 
     def _allowed_to_end_sessions(self) -> bool:
-        return self.params["environment"] in self.params["terminate_environments"]
+        return environment_in(self.params["environment"], self.params["terminate_environments"])
 
     # -- dispatch -----------------------------------------------------------------------------
 
