@@ -31,11 +31,9 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     count_rows,
     database_exists,
     drop_database,
-    other_sessions,
     psycopg,
     resolve_container,
     sql,
-    terminate_sessions,
 )
 
 MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: longer names are cut by the server without a word
@@ -304,26 +302,6 @@ def free_bytes(target: PgTarget, directory: str | None) -> tuple[int | None, str
 
 
 # -- making a snapshot ------------------------------------------------------------------------
-
-
-def wait_until_idle(
-    admin: Any, dbname: str, *, when_busy: str, timeout: float, own: tuple[int, ...] = ()
-) -> int:
-    """Wait (or end sessions, with when_busy=terminate) until nobody else uses `dbname`;
-    returns the number of sessions ended."""
-    deadline = time.monotonic() + timeout
-    ended = 0
-    while other_sessions(admin, dbname, own):
-        if time.monotonic() > deadline:
-            raise PgError(
-                f"database {dbname!r} stayed in use by {other_sessions(admin, dbname, own)} "
-                f"other session(s) for {timeout}s (when_busy={when_busy})",
-                sqlstate="55006",
-            )
-        if when_busy == "terminate":
-            ended += terminate_sessions(admin, dbname)
-        time.sleep(0.2)
-    return ended
 
 
 def snapshot_record(
