@@ -272,7 +272,10 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     sql,
     terminate_sessions,
 )
-from ansible_collections.stagegate.release.plugins.module_utils._pg_clone import clone_database
+from ansible_collections.stagegate.release.plugins.module_utils._pg_clone import (
+    clone_argument_spec,
+    clone_with_params,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot import (
     VERIFY_MODES,
     apply_properties,
@@ -307,16 +310,13 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "state_dir": {"type": "path"},
     "free_reserve_mb": {"type": "int", "default": 1024},
     "disk_check": {"type": "str", "choices": ["auto", "required", "skip"], "default": "auto"},
-    "strategy": {"type": "str", "choices": ["wal_log", "file_copy"], "default": "file_copy"},
     "row_counts": {"type": "str", "choices": ["exact", "none"], "default": "exact"},
-    "when_busy": {"type": "str", "choices": ["wait", "terminate"], "default": "wait"},
-    "busy_timeout": {"type": "float", "default": 30.0},
     "expect": {"type": "dict"},
     "verify": {"type": "str", "choices": list(VERIFY_MODES), "default": "catalog"},
     "terminate_sessions": {"type": "bool", "default": True},
-    "environment": {"type": "str", "default": "staging"},
-    "terminate_environments": {"type": "list", "elements": "str", "default": ["staging"]},
     "backup_manifest": {"type": "path"},
+    # A snapshot is the database itself, never a dump|restore copy; file_copy: no WAL flood.
+    **clone_argument_spec(busy_policies=("wait", "terminate"), strategy="file_copy"),
 }
 
 
@@ -490,16 +490,7 @@ class SnapshotManager:
         props = read_properties(admin, self.source)
         started = time.monotonic()
         try:
-            clone = clone_database(
-                admin,
-                self.target,
-                name,
-                strategy=self.params["strategy"],
-                when_busy=self.params["when_busy"],
-                busy_timeout=self.params["busy_timeout"],
-                environment=self.params["environment"],
-                terminate_environments=tuple(self.params["terminate_environments"]),
-            )
+            clone = clone_with_params(admin, self.target, name, self.params)
             copied = time.monotonic() - started
             record = snapshot_record(
                 self.target,
