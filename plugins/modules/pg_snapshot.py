@@ -421,17 +421,20 @@ class SnapshotManager:
         props = read_properties(admin, self.source)
         self._open(admin, name, True)
         try:
-            record = snapshot_record(
-                self.target,
-                name,
-                run_id=self.params["run_id"] or name,
-                props=props,
-                exact_counts=self.params["row_counts"] == "exact",
-            )
+            record = self._record(name, props)
         finally:
             self._open(admin, name, False)
         size = admin.execute("SELECT pg_database_size(%s)", (name,)).fetchone()[0]
         self.result["snapshot"] = {**record, "seconds": 0.0, "size_bytes": int(size)}
+
+    def _record(self, name: str, props: dict[str, Any]) -> dict[str, Any]:
+        return snapshot_record(
+            self.target,
+            name,
+            run_id=self.params["run_id"] or name,
+            props=props,
+            exact_counts=self.params["row_counts"] == "exact",
+        )
 
     def _open(self, admin: Any, name: str, allow: bool) -> None:
         admin.execute(
@@ -492,13 +495,7 @@ class SnapshotManager:
         try:
             clone = clone_with_params(admin, self.target, name, self.params)
             copied = time.monotonic() - started
-            record = snapshot_record(
-                self.target,
-                name,
-                run_id=self.params["run_id"] or name,
-                props=props,
-                exact_counts=self.params["row_counts"] == "exact",
-            )
+            record = self._record(name, props)
             problems = apply_properties(admin, name, props, allow_connections=False)
             record.update(
                 seconds=round(time.monotonic() - started, 3),
