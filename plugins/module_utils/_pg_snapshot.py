@@ -177,6 +177,19 @@ def read_properties(conn: Any, name: str) -> dict[str, Any]:
     }
 
 
+def public_properties(props: dict[str, Any]) -> dict[str, Any]:
+    """`props` as a module returns them and the release manifest keeps them: a setting's value
+    can be a secret (`ALTER DATABASE .. SET app.jwt_secret = ..`), so settings are named only.
+    The values stay on the server: the snapshot got them when it was made, and keeps them."""
+    return {
+        **props,
+        "settings": [
+            {"role": entry["role"], "settings": [s.partition("=")[0] for s in entry["settings"]]}
+            for entry in props.get("settings") or []
+        ],
+    }
+
+
 def apply_properties(
     conn: Any, name: str, props: dict[str, Any], *, allow_connections: bool
 ) -> list[str]:
@@ -318,7 +331,7 @@ def snapshot_record(
         "created_at": now_utc(),
         "tables": {t: {"rows": counts.get(t)} for t in tables},
         "fingerprint": tables,
-        "properties": props,
+        "properties": public_properties(props),
     }
 
 

@@ -194,7 +194,8 @@ snapshot:
   description:
     - O(state=present) - the record of the snapshot (C(name), C(source), C(run_id),
       C(created_at), C(seconds), C(size_bytes), C(tables) with exact C(rows), C(fingerprint),
-      C(properties)); the release manifest keeps it for the rollback.
+      C(properties), whose C(settings) are named without their values, which can be secrets);
+      the release manifest keeps it for the rollback.
   returned: state=present
   type: dict
 method:
@@ -215,8 +216,8 @@ swap:
   type: dict
 properties:
   description:
-    - Owner, grants, settings, connection limit after the swap; C(problems) lists what could
-      not be applied, C(differ) what differs from the record.
+    - Owner, grants, settings (named, without values), connection limit after the swap;
+      C(problems) lists what could not be applied, C(differ) what differs from the record.
   returned: state=swapped and method=snapshot
   type: dict
 backup_bytes:
@@ -287,6 +288,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot imp
     fingerprint,
     free_bytes,
     marker,
+    public_properties,
     read_marker,
     read_properties,
     renames,
@@ -705,7 +707,10 @@ class SnapshotManager:
     def _finish(self, admin: Any, failed: str, swap: dict[str, Any]) -> None:
         """After the renames (also on a re-run): the recorded properties on `<db>`, the
         set-aside database marked for retention, retention of set-aside databases."""
-        props = (self.params["expect"] or {}).get("properties") or read_properties(admin, failed)
+        recorded = (self.params["expect"] or {}).get("properties") or read_properties(admin, failed)
+        # The settings are the snapshot's own, given it from the database when it was made (the
+        # record names them only: a value can be a secret); applied again like the rest.
+        props = {**recorded, "settings": read_properties(admin, self.source)["settings"]}
         problems = apply_properties(
             admin, self.source, props, allow_connections=bool(props.get("allow_connections", True))
         )
@@ -730,9 +735,9 @@ class SnapshotManager:
             )
         actual = read_properties(admin, self.source)
         self.result["properties"] = {
-            **actual,
+            **public_properties(actual),
             "problems": problems,
-            "differ": compare_properties(props, actual),
+            "differ": compare_properties(public_properties(recorded), public_properties(actual)),
         }
         self.result["removed"] = retention(
             admin, self.source, kind="failed", keep=self.params["failed_keep"], protect=set()
