@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
@@ -35,6 +34,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     resolve_container,
     sql,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import utc_now
 
 MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: longer names are cut by the server without a word
 SNAPSHOT_MARK = "stagegate-snapshot "
@@ -111,10 +111,6 @@ def read_marker(comment: str | None) -> tuple[str, dict[str, Any]] | None:
 
 def marker(kind: str, **data: Any) -> str:
     return (SNAPSHOT_MARK if kind == "snapshot" else FAILED_MARK) + json.dumps(data, sort_keys=True)
-
-
-def now_utc() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 # -- what the server says about databases -----------------------------------------------------
@@ -328,7 +324,7 @@ def snapshot_record(
         "name": name,
         "source": target.dbname,
         "run_id": run_id,
-        "created_at": now_utc(),
+        "created_at": utc_now(),
         "tables": {t: {"rows": counts.get(t)} for t in tables},
         "fingerprint": tables,
         "properties": public_properties(props),

@@ -296,6 +296,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot imp
     snapshot_record,
     swap_state,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import utc_now
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "state": {
@@ -728,7 +729,7 @@ class SnapshotManager:
                             "failed",
                             source=self.source,
                             run_id=(self.params["expect"] or {}).get("run_id"),
-                            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            created_at=utc_now(),
                         )
                     ),
                 )
