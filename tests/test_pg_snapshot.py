@@ -3,6 +3,7 @@ its re-runs (also half done), the fall back to the dump, retention, names, the d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -156,6 +157,50 @@ def test_changed_snapshot_fails_verification(pg_cluster: PgCluster, app_db: str)
     assert (result["method"], result["changed"]) == ("dump", False)
     assert "failed verification" in result["reason"]
     assert names(pg_cluster, app_db) == {app_db, record["name"]}  # nothing renamed
+
+
+def test_swap_ends_sessions_where_the_environment_allows(
+    pg_cluster: PgCluster, app_db: str
+) -> None:
+    """The environment is compared as everywhere else (case and spaces aside): a session left
+    open on the database is ended for the swap in " Staging ", not waited for until it fails."""
+    db = db_arg(pg_cluster, app_db)
+    record = ok(run_module("pg_snapshot", {"db": db, "run_id": "busy"}))["snapshot"]
+    swap_args = {
+        "db": db,
+        "state": "swapped",
+        "expect": record,
+        "environment": " Staging ",
+        "busy_timeout": 3.0,
+    }
+    with psycopg.connect(pg_cluster.dsn(app_db), autocommit=True) as session:
+        session.execute("SELECT 1")
+        swapped = ok(run_module("pg_snapshot", swap_args))
+    assert swapped["method"] == "snapshot"
+    assert swapped["swap"]["sessions_ended"] >= 1
+    assert swapped["swap"]["found"] == "ready"
+
+
+def test_setting_values_are_neither_returned_nor_recorded(
+    pg_cluster: PgCluster, app_db: str
+) -> None:
+    """A database setting can hold a secret (PostgREST's `app.jwt_secret`): the record and the
+    swap's result name it without its value, and the swap still brings the value back."""
+    secret = "s3cret-" + unique_name("v")
+    pg_cluster.psql(f"ALTER DATABASE {app_db} SET app.jwt_secret = '{secret}'")
+    before = props(pg_cluster, app_db)
+    db = db_arg(pg_cluster, app_db)
+    made = ok(run_module("pg_snapshot", {"db": db, "run_id": "sec"}))
+    pg_cluster.psql(f"ALTER DATABASE {app_db} SET app.jwt_secret = 'release-two'")
+    swapped = ok(
+        run_module("pg_snapshot", {"db": db, "state": "swapped", "expect": made["snapshot"]})
+    )
+    assert swapped["method"] == "snapshot"
+    assert props(pg_cluster, app_db) == before  # the value is back
+    assert swapped["properties"]["differ"] == []
+    for result in (made, swapped):
+        assert secret not in json.dumps(result)
+    assert "app.jwt_secret" in json.dumps(made["snapshot"]["properties"]["settings"])
 
 
 def test_retention_names_and_disk(pg_cluster: PgCluster, app_db: str) -> None:

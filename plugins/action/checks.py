@@ -9,17 +9,17 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate import require_stagegate
 
 try:
     from stagegate.catalog import CatalogError, CheckSpec, load_catalog, select
     from stagegate.engine import graded_host_results, run_checks
     from stagegate.plugins import get_hooks
     from stagegate.results import CheckResult, Status
-
-    HAS_STAGEGATE = True
-except ImportError as import_error:
-    HAS_STAGEGATE = False
-    STAGEGATE_ERROR = str(import_error)
+except ImportError as exc:  # the controller needs: pip install stagegate-release
+    STAGEGATE_IMPORT_ERROR: ImportError | None = exc
+else:
+    STAGEGATE_IMPORT_ERROR = None
 
 _HOST_MODULE = "stagegate.release.host_checks"
 
@@ -33,11 +33,7 @@ class ActionModule(ActionBase):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        if not HAS_STAGEGATE:
-            raise AnsibleActionFail(
-                "the stagegate Python package is required on the controller "
-                f"(pip install stagegate-release): {STAGEGATE_ERROR}"
-            )
+        require_stagegate("checks", STAGEGATE_IMPORT_ERROR, AnsibleActionFail)
         _, args = self.validate_argument_spec(
             argument_spec={
                 "checks": {"type": "list", "elements": "dict"},

@@ -7,6 +7,7 @@ import re
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate import require_stagegate
 
 try:
     from stagegate.gatekeeper import (
@@ -76,11 +77,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        if STAGEGATE_IMPORT_ERROR is not None:
-            raise AnsibleError(
-                "stagegate.release.gate needs the stagegate Python package on the controller "
-                f"(pip install stagegate-release): {STAGEGATE_IMPORT_ERROR}"
-            )
+        require_stagegate("gate", STAGEGATE_IMPORT_ERROR)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         if not args["validate_only"]:
             for key in ("release", "report_dir"):

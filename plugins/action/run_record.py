@@ -3,8 +3,8 @@
 
 """Controller side of stagegate.release.run_record (documented in plugins/modules/run_record.py)."""
 
-from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate import require_stagegate
 
 try:
     from stagegate.runrecord import ENV_VAR, load_current
@@ -27,11 +27,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        if STAGEGATE_IMPORT_ERROR is not None:
-            raise AnsibleError(
-                "stagegate.release.run_record needs the stagegate Python package on the "
-                f"controller (pip install stagegate-release): {STAGEGATE_IMPORT_ERROR}"
-            )
+        require_stagegate("run_record", STAGEGATE_IMPORT_ERROR)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         record = load_current()
         if record is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
+from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate import require_stagegate
 
 try:
     from stagegate.catalog import CatalogError, load_catalog
@@ -57,11 +58,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        if STAGEGATE_IMPORT_ERROR is not None:
-            raise AnsibleError(
-                "stagegate.release.validate_config needs the stagegate Python package on the "
-                f"controller (pip install stagegate-release): {STAGEGATE_IMPORT_ERROR}"
-            )
+        require_stagegate("validate_config", STAGEGATE_IMPORT_ERROR)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         if args["scope"] == "secrets":
             result.update(self._check_secrets(args["secrets"], task_vars))

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate import require_stagegate
 
 try:
     from stagegate.fleet import FleetError, fleet_shape
@@ -15,11 +16,7 @@ else:
 
 
 def _fleet_shape(groups, play_hosts=None, state_host=""):
-    if STAGEGATE_IMPORT_ERROR is not None:
-        raise AnsibleFilterError(
-            "stagegate.release.fleet_shape needs the stagegate Python package on the controller "
-            f"(pip install stagegate-release): {STAGEGATE_IMPORT_ERROR}"
-        )
+    require_stagegate("fleet_shape", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
     try:
         shape = fleet_shape(dict(groups), list(play_hosts or []), state_host or None)
     except FleetError as exc:

@@ -36,6 +36,36 @@ BUSY_POLICIES = ("wait", "terminate", "dump_restore")
 STRATEGIES = ("wal_log", "file_copy")
 
 
+def clone_argument_spec(
+    *, busy_policies: tuple[str, ...] = BUSY_POLICIES, strategy: str | None = None
+) -> dict[str, Any]:
+    """The options of a module that copies a database with `clone_database` (pg_clone,
+    pg_migrate_dryrun, pg_snapshot); `strategy` is the default STRATEGY (None: the server's)."""
+    return {
+        "strategy": {"type": "str", "choices": list(STRATEGIES), "default": strategy},
+        "when_busy": {"type": "str", "choices": list(busy_policies), "default": "wait"},
+        "busy_timeout": {"type": "float", "default": 30.0},
+        "environment": {"type": "str", "default": "staging"},
+        "terminate_environments": {"type": "list", "elements": "str", "default": ["staging"]},
+    }
+
+
+def clone_with_params(
+    admin: Any, source: PgTarget, scratch: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """`clone_database` with the options of `clone_argument_spec` from a module's params."""
+    return clone_database(
+        admin,
+        source,
+        scratch,
+        strategy=params["strategy"],
+        when_busy=params["when_busy"],
+        busy_timeout=params["busy_timeout"],
+        environment=params["environment"],
+        terminate_environments=tuple(params["terminate_environments"]),
+    )
+
+
 def clone_database(
     admin: Any,
     source: PgTarget,

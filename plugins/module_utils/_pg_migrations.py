@@ -203,19 +203,27 @@ def discover_down(down_dir: str, filenames: list[str]) -> list[Migration]:
 # -- tracking table -------------------------------------------------------------------
 
 
-def _table_ident(tracking_table: str) -> Any:
+def _schema_and_name(tracking_table: str) -> tuple[str, str]:
     schema, _, name = tracking_table.rpartition(".")
-    return sql.Identifier(schema or "public", name)
+    return schema or "public", name
+
+
+def _table_ident(tracking_table: str) -> Any:
+    return sql.Identifier(*_schema_and_name(tracking_table))
+
+
+def _column_types(conn: Any, tracking_table: str) -> dict[str, str]:
+    """column name -> data type of the tracking table (empty when it does not exist)."""
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s",
+        _schema_and_name(tracking_table),
+    ).fetchall()
+    return {row[0]: row[1] for row in rows}
 
 
 def tracking_columns(conn: Any, tracking_table: str) -> list[str]:
-    schema, _, name = tracking_table.rpartition(".")
-    rows = conn.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = %s AND table_name = %s",
-        (schema or "public", name),
-    ).fetchall()
-    return [row[0] for row in rows]
+    return list(_column_types(conn, tracking_table))
 
 
 def applied_versions(conn: Any, tracking_table: str) -> dict[str, str | None]:
@@ -247,13 +255,8 @@ def tracked_as(version: str) -> list[str]:
 def _numeric_version(conn: Any, tracking_table: str) -> bool:
     """Whether the table's `version` column is a number (smallint, integer, bigint, numeric),
     as in a team's own `schema_migrations (version integer)`: rows then hold `6` for 006_x."""
-    schema, _, name = tracking_table.rpartition(".")
-    row = conn.execute(
-        "SELECT data_type FROM information_schema.columns "
-        "WHERE table_schema = %s AND table_name = %s AND column_name = 'version'",
-        (schema or "public", name),
-    ).fetchone()
-    return bool(row) and row[0] in ("smallint", "integer", "bigint", "numeric")
+    version_type = _column_types(conn, tracking_table).get("version")
+    return version_type in ("smallint", "integer", "bigint", "numeric")
 
 
 def is_applied(migration: Migration, applied: dict[str, str | None]) -> bool:

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
@@ -31,12 +30,11 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     count_rows,
     database_exists,
     drop_database,
-    other_sessions,
     psycopg,
     resolve_container,
     sql,
-    terminate_sessions,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import utc_now
 
 MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: longer names are cut by the server without a word
 SNAPSHOT_MARK = "stagegate-snapshot "
@@ -115,10 +113,6 @@ def marker(kind: str, **data: Any) -> str:
     return (SNAPSHOT_MARK if kind == "snapshot" else FAILED_MARK) + json.dumps(data, sort_keys=True)
 
 
-def now_utc() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 # -- what the server says about databases -----------------------------------------------------
 
 
@@ -176,6 +170,19 @@ def read_properties(conn: Any, name: str) -> dict[str, Any]:
         "connection_limit": connlimit,
         "allow_connections": allowconn,
         "comment": None if read_marker(comment) else comment,
+    }
+
+
+def public_properties(props: dict[str, Any]) -> dict[str, Any]:
+    """`props` as a module returns them and the release manifest keeps them: a setting's value
+    can be a secret (`ALTER DATABASE .. SET app.jwt_secret = ..`), so settings are named only.
+    The values stay on the server: the snapshot got them when it was made, and keeps them."""
+    return {
+        **props,
+        "settings": [
+            {"role": entry["role"], "settings": [s.partition("=")[0] for s in entry["settings"]]}
+            for entry in props.get("settings") or []
+        ],
     }
 
 
@@ -306,26 +313,6 @@ def free_bytes(target: PgTarget, directory: str | None) -> tuple[int | None, str
 # -- making a snapshot ------------------------------------------------------------------------
 
 
-def wait_until_idle(
-    admin: Any, dbname: str, *, when_busy: str, timeout: float, own: tuple[int, ...] = ()
-) -> int:
-    """Wait (or end sessions, with when_busy=terminate) until nobody else uses `dbname`;
-    returns the number of sessions ended."""
-    deadline = time.monotonic() + timeout
-    ended = 0
-    while other_sessions(admin, dbname, own):
-        if time.monotonic() > deadline:
-            raise PgError(
-                f"database {dbname!r} stayed in use by {other_sessions(admin, dbname, own)} "
-                f"other session(s) for {timeout}s (when_busy={when_busy})",
-                sqlstate="55006",
-            )
-        if when_busy == "terminate":
-            ended += terminate_sessions(admin, dbname)
-        time.sleep(0.2)
-    return ended
-
-
 def snapshot_record(
     target: PgTarget, name: str, *, run_id: str, props: dict[str, Any], exact_counts: bool
 ) -> dict[str, Any]:
@@ -337,10 +324,10 @@ def snapshot_record(
         "name": name,
         "source": target.dbname,
         "run_id": run_id,
-        "created_at": now_utc(),
+        "created_at": utc_now(),
         "tables": {t: {"rows": counts.get(t)} for t in tables},
         "fingerprint": tables,
-        "properties": props,
+        "properties": public_properties(props),
     }
 
 

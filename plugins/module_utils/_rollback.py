@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
@@ -33,10 +32,10 @@ from ansible_collections.stagegate.release.plugins.module_utils._paths import (
 )
 from ansible_collections.stagegate.release.plugins.module_utils._source import git_dir
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
+    utc_now,
     write_json_atomic,
 )
 
-UTC = timezone.utc  # runs on deploy hosts with Python older than 3.11
 STATE_FILE = "rollback.json"
 IN_PROGRESS = "in_progress"
 DONE = "done"
@@ -54,10 +53,6 @@ class RollbackError(Exception):
     def __init__(self, message, **details):
         super().__init__(message)
         self.details = details
-
-
-def utc_now():
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- release manifests (written by the deploy phase) -------------------------------------

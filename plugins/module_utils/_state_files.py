@@ -108,6 +108,11 @@ def write_temp(
     return temp
 
 
+def utc_now() -> str:
+    """The time stamp stagegate records in state files: UTC to the second, `Z`-suffixed."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def json_text(data: Any) -> str:
     """How stagegate writes a JSON state file: indented, keys sorted, a final newline."""
     return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -123,19 +123,14 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     run_manager,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_clone import (
-    BUSY_POLICIES,
-    STRATEGIES,
-    clone_database,
+    clone_argument_spec,
+    clone_with_params,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "name": {"type": "str", "required": True},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-    "strategy": {"type": "str", "choices": list(STRATEGIES)},
-    "when_busy": {"type": "str", "choices": list(BUSY_POLICIES), "default": "wait"},
-    "busy_timeout": {"type": "float", "default": 30.0},
-    "environment": {"type": "str", "default": "staging"},
-    "terminate_environments": {"type": "list", "elements": "str", "default": ["staging"]},
+    **clone_argument_spec(),
     "drop_prefix": {"type": "str"},
 }
 
@@ -164,15 +159,8 @@ class CloneManager:
             if self.module.check_mode:
                 return self.result
             if wanted:
-                self.result["clone"] = clone_database(
-                    admin,
-                    self.source,
-                    self.params["name"],
-                    strategy=self.params["strategy"],
-                    when_busy=self.params["when_busy"],
-                    busy_timeout=self.params["busy_timeout"],
-                    environment=self.params["environment"],
-                    terminate_environments=tuple(self.params["terminate_environments"]),
+                self.result["clone"] = clone_with_params(
+                    admin, self.source, self.params["name"], self.params
                 )
             else:
                 drop_database(admin, self.params["name"])

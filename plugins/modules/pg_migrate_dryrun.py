@@ -179,9 +179,8 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     scratch_name,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_clone import (
-    BUSY_POLICIES,
-    STRATEGIES,
-    clone_database,
+    clone_argument_spec,
+    clone_with_params,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import (
     MIGRATION_ARGUMENT_SPEC,
@@ -193,11 +192,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_schema impor
 ARGUMENT_SPEC: dict[str, Any] = {
     **MIGRATION_ARGUMENT_SPEC,
     "scratch_prefix": {"type": "str", "default": "stagegate_dryrun_"},
-    "strategy": {"type": "str", "choices": list(STRATEGIES)},
-    "when_busy": {"type": "str", "choices": list(BUSY_POLICIES), "default": "wait"},
-    "busy_timeout": {"type": "float", "default": 30.0},
-    "environment": {"type": "str", "default": "staging"},
-    "terminate_environments": {"type": "list", "elements": "str", "default": ["staging"]},
+    **clone_argument_spec(),
     "warn_seconds": {"type": "float", "default": 60.0},
     "warn_lock_seconds": {"type": "float", "default": 1.0},
     "warn_on_destructive": {"type": "bool", "default": True},
@@ -250,15 +245,8 @@ class DryRunManager:
             }
             try:
                 with self._timed("clone"):
-                    self.result["clone"] = clone_database(
-                        admin,
-                        self.source,
-                        scratch,
-                        strategy=self.params["strategy"],
-                        when_busy=self.params["when_busy"],
-                        busy_timeout=self.params["busy_timeout"],
-                        environment=self.params["environment"],
-                        terminate_environments=tuple(self.params["terminate_environments"]),
+                    self.result["clone"] = clone_with_params(
+                        admin, self.source, scratch, self.params
                     )
                 return self._migrate_copy(migration_run, scratch)
             finally:

@@ -194,7 +194,8 @@ snapshot:
   description:
     - O(state=present) - the record of the snapshot (C(name), C(source), C(run_id),
       C(created_at), C(seconds), C(size_bytes), C(tables) with exact C(rows), C(fingerprint),
-      C(properties)); the release manifest keeps it for the rollback.
+      C(properties), whose C(settings) are named without their values, which can be secrets);
+      the release manifest keeps it for the rollback.
   returned: state=present
   type: dict
 method:
@@ -215,8 +216,8 @@ swap:
   type: dict
 properties:
   description:
-    - Owner, grants, settings, connection limit after the swap; C(problems) lists what could
-      not be applied, C(differ) what differs from the record.
+    - Owner, grants, settings (named, without values), connection limit after the swap;
+      C(problems) lists what could not be applied, C(differ) what differs from the record.
   returned: state=swapped and method=snapshot
   type: dict
 backup_bytes:
@@ -255,6 +256,9 @@ import time
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils import _ledger
+from ansible_collections.stagegate.release.plugins.module_utils._environments import (
+    environment_in,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     PgError,
     PgTarget,
@@ -269,7 +273,10 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
     sql,
     terminate_sessions,
 )
-from ansible_collections.stagegate.release.plugins.module_utils._pg_clone import clone_database
+from ansible_collections.stagegate.release.plugins.module_utils._pg_clone import (
+    clone_argument_spec,
+    clone_with_params,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot import (
     VERIFY_MODES,
     apply_properties,
@@ -281,6 +288,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot imp
     fingerprint,
     free_bytes,
     marker,
+    public_properties,
     read_marker,
     read_properties,
     renames,
@@ -288,6 +296,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot imp
     snapshot_record,
     swap_state,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import utc_now
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "state": {
@@ -304,16 +313,13 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "state_dir": {"type": "path"},
     "free_reserve_mb": {"type": "int", "default": 1024},
     "disk_check": {"type": "str", "choices": ["auto", "required", "skip"], "default": "auto"},
-    "strategy": {"type": "str", "choices": ["wal_log", "file_copy"], "default": "file_copy"},
     "row_counts": {"type": "str", "choices": ["exact", "none"], "default": "exact"},
-    "when_busy": {"type": "str", "choices": ["wait", "terminate"], "default": "wait"},
-    "busy_timeout": {"type": "float", "default": 30.0},
     "expect": {"type": "dict"},
     "verify": {"type": "str", "choices": list(VERIFY_MODES), "default": "catalog"},
     "terminate_sessions": {"type": "bool", "default": True},
-    "environment": {"type": "str", "default": "staging"},
-    "terminate_environments": {"type": "list", "elements": "str", "default": ["staging"]},
     "backup_manifest": {"type": "path"},
+    # A snapshot is the database itself, never a dump|restore copy; file_copy: no WAL flood.
+    **clone_argument_spec(busy_policies=("wait", "terminate"), strategy="file_copy"),
 }
 
 
@@ -351,7 +357,7 @@ class SnapshotManager:
             raise PgError(f"failed_keep must be 0 or more (got {self.params['failed_keep']})")
 
     def _allowed_to_end_sessions(self) -> bool:
-        return self.params["environment"] in self.params["terminate_environments"]
+        return environment_in(self.params["environment"], self.params["terminate_environments"])
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -418,17 +424,20 @@ class SnapshotManager:
         props = read_properties(admin, self.source)
         self._open(admin, name, True)
         try:
-            record = snapshot_record(
-                self.target,
-                name,
-                run_id=self.params["run_id"] or name,
-                props=props,
-                exact_counts=self.params["row_counts"] == "exact",
-            )
+            record = self._record(name, props)
         finally:
             self._open(admin, name, False)
         size = admin.execute("SELECT pg_database_size(%s)", (name,)).fetchone()[0]
         self.result["snapshot"] = {**record, "seconds": 0.0, "size_bytes": int(size)}
+
+    def _record(self, name: str, props: dict[str, Any]) -> dict[str, Any]:
+        return snapshot_record(
+            self.target,
+            name,
+            run_id=self.params["run_id"] or name,
+            props=props,
+            exact_counts=self.params["row_counts"] == "exact",
+        )
 
     def _open(self, admin: Any, name: str, allow: bool) -> None:
         admin.execute(
@@ -487,24 +496,9 @@ class SnapshotManager:
         props = read_properties(admin, self.source)
         started = time.monotonic()
         try:
-            clone = clone_database(
-                admin,
-                self.target,
-                name,
-                strategy=self.params["strategy"],
-                when_busy=self.params["when_busy"],
-                busy_timeout=self.params["busy_timeout"],
-                environment=self.params["environment"],
-                terminate_environments=tuple(self.params["terminate_environments"]),
-            )
+            clone = clone_with_params(admin, self.target, name, self.params)
             copied = time.monotonic() - started
-            record = snapshot_record(
-                self.target,
-                name,
-                run_id=self.params["run_id"] or name,
-                props=props,
-                exact_counts=self.params["row_counts"] == "exact",
-            )
+            record = self._record(name, props)
             problems = apply_properties(admin, name, props, allow_connections=False)
             record.update(
                 seconds=round(time.monotonic() - started, 3),
@@ -714,7 +708,10 @@ class SnapshotManager:
     def _finish(self, admin: Any, failed: str, swap: dict[str, Any]) -> None:
         """After the renames (also on a re-run): the recorded properties on `<db>`, the
         set-aside database marked for retention, retention of set-aside databases."""
-        props = (self.params["expect"] or {}).get("properties") or read_properties(admin, failed)
+        recorded = (self.params["expect"] or {}).get("properties") or read_properties(admin, failed)
+        # The settings are the snapshot's own, given it from the database when it was made (the
+        # record names them only: a value can be a secret); applied again like the rest.
+        props = {**recorded, "settings": read_properties(admin, self.source)["settings"]}
         problems = apply_properties(
             admin, self.source, props, allow_connections=bool(props.get("allow_connections", True))
         )
@@ -732,16 +729,16 @@ class SnapshotManager:
                             "failed",
                             source=self.source,
                             run_id=(self.params["expect"] or {}).get("run_id"),
-                            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            created_at=utc_now(),
                         )
                     ),
                 )
             )
         actual = read_properties(admin, self.source)
         self.result["properties"] = {
-            **actual,
+            **public_properties(actual),
             "problems": problems,
-            "differ": compare_properties(props, actual),
+            "differ": compare_properties(public_properties(recorded), public_properties(actual)),
         }
         self.result["removed"] = retention(
             admin, self.source, kind="failed", keep=self.params["failed_keep"], protect=set()

@@ -195,8 +195,8 @@ from ansible_collections.stagegate.release.plugins.module_utils._rollback import
     RESUMABLE,
     RollbackError,
     RollbackState,
-    utc_now,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import utc_now
 
 
 class RollbackStateManager:

@@ -28,9 +28,9 @@ from stagegate.gates import (
     GateRule,
     GateType,
     ValidationContext,
+    selected_checks,
+    validate_selection,
 )
-from stagegate.gates import _selected as selected_checks
-from stagegate.gates import _validate_selection as validate_selection
 from stagegate.grading import worst
 from stagegate.hookspecs import hookimpl
 from stagegate.results import CheckResult, Severity, Status

@@ -286,7 +286,8 @@ def _evaluate_each(rule: GateRule, ctx: GateContext) -> GateResult:
 # ---- rules over checks ----------------------------------------------------------------
 
 
-def _selected(rule: GateRule, checks: Iterable[CheckResult]) -> list[CheckResult]:
+def selected_checks(rule: GateRule, checks: Iterable[CheckResult]) -> list[CheckResult]:
+    """The checks a rule selects by its `checks`, `group` or `tags` options."""
     names = set(rule.options.get("checks") or [])
     group = rule.options.get("group")
     tags = set(rule.options.get("tags") or [])
@@ -297,7 +298,8 @@ def _selected(rule: GateRule, checks: Iterable[CheckResult]) -> list[CheckResult
     ]
 
 
-def _validate_selection(rule: GateRule, ctx: ValidationContext) -> None:
+def validate_selection(rule: GateRule, ctx: ValidationContext) -> None:
+    """Refuses a rule that selects no checks, or names a check or group not in the catalog."""
     if not any(rule.options.get(k) for k in ("checks", "group", "tags")):
         raise rule.error("checks", "select checks with 'checks', 'group' or 'tags'")
     if ctx.check_names is not None:
@@ -320,7 +322,7 @@ def _min_band(rule: GateRule) -> Band:
 
 
 def _validate_pass_rate(rule: GateRule, ctx: ValidationContext) -> None:
-    _validate_selection(rule, ctx)
+    validate_selection(rule, ctx)
     _min_band(rule)
 
 
@@ -342,7 +344,7 @@ def _pass_counts(selected: list[CheckResult]) -> tuple[float, float]:
 
 def _evaluate_pass_rate(rule: GateRule, ctx: GateContext) -> GateResult:
     band = _min_band(rule)
-    passed, total = _pass_counts(_selected(rule, ctx.checks.values()))
+    passed, total = _pass_counts(selected_checks(rule, ctx.checks.values()))
     if total == 0:
         return rule.result(Status.SKIP, "no check ran in this selection", threshold=str(band))
     rate = passed / total * 100.0
