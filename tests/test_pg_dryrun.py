@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PgCluster
+from conftest import PgCluster, unique_name
 from pg_fixtures import (
     MODULES,
     count_scratch,
@@ -102,6 +102,29 @@ def test_dryrun_check_mode_lists_pending_without_copy(
     assert result["pending"] == ["006_idx.sql"]
     assert result["check"]["status"] == "SKIP"
     assert count_scratch(pg_cluster) == 0
+
+
+def test_dryrun_without_createdb_names_the_privilege(pg_cluster: PgCluster, tmp_path: Path) -> None:
+    """A database owner without CREATEDB (a common hand-made set-up): the TEMPLATE copy is
+    refused by the server; the failure says which role lacks what, and how to grant it."""
+    role = unique_name("r_")
+    dbname = unique_name("sgtest_")
+    pg_cluster.psql(f'CREATE ROLE "{role}" LOGIN NOCREATEDB')
+    pg_cluster.psql(f'CREATE DATABASE "{dbname}" OWNER "{role}"')
+    try:
+        directory = write_migrations(tmp_path / "m", {"006_idx.sql": "CREATE TABLE t (i int);"})
+        args = {
+            "db": {**db_arg(pg_cluster, dbname), "user": role},
+            "migrations_dir": str(directory),
+        }
+        result = run_module("pg_migrate_dryrun", args)
+        assert result["failed"] is True
+        assert f"role '{role}' lacks CREATEDB" in result["msg"], result["msg"]
+        assert f'ALTER ROLE "{role}" CREATEDB' in result["msg"]
+        assert count_scratch(pg_cluster) == 0
+    finally:
+        pg_cluster.psql(f'DROP DATABASE IF EXISTS "{dbname}"')
+        pg_cluster.psql(f'DROP ROLE IF EXISTS "{role}"')
 
 
 @pytest.mark.slow

@@ -583,7 +583,26 @@ def create_database(
         query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     if strategy:
         query += sql.SQL(" STRATEGY {}").format(sql.SQL(strategy.upper()))
-    conn.execute(query)
+    try:
+        conn.execute(query)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise PgError(privilege_hint(exc, conn.info.user, template), sqlstate=exc.sqlstate) from exc
+
+
+def privilege_hint(exc: Exception, role: str, template: str | None) -> str:
+    """The server's refusal of CREATE DATABASE, with what the role lacks and how to grant it."""
+    text = str(exc).strip()
+    if "create database" in text:
+        need = (
+            f"role {role!r} lacks CREATEDB, which stagegate_db.user needs (the dry-run's "
+            f'TEMPLATE copy, the restore rehearsal, a restore): ALTER ROLE "{role}" CREATEDB'
+        )
+    else:
+        need = (
+            f"role {role!r} must own database {template!r} (or be a superuser) to copy it "
+            f'as a TEMPLATE: ALTER DATABASE "{template}" OWNER TO "{role}"'
+        )
+    return f'{text}: {need} (docs/database.md "Connection")'
 
 
 def database_locale(conn: Any, dbname: str) -> dict[str, str] | None:
