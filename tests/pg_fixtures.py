@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,38 @@ import pytest
 from conftest import REPO_ROOT, PgCluster, start_pg_cluster, stop_pg_cluster, unique_name
 
 MODULES = REPO_ROOT / "plugins" / "modules"
+
+# Migrations the pg_migrate, pg_migrate_dryrun and playbook tests share.
+INDEXES = """
+-- 006: composite indexes (seed 002 style)
+CREATE INDEX idx_orders_customer_created ON orders (customer_id, created_at);
+CREATE INDEX idx_customers_name ON customers (name);
+"""
+VIEWS = """
+CREATE VIEW v_customer_orders AS
+  SELECT c.id, c.name, count(o.id) AS orders
+  FROM customers c LEFT JOIN orders o ON o.customer_id = c.id
+  GROUP BY c.id, c.name;
+"""
+CORPUS = REPO_ROOT / "tests" / "fixtures" / "migrations_corpus"
+# Statements each corpus file sends; 006's own BEGIN/COMMIT wrap is its transaction, not sent.
+CORPUS_STATEMENTS = {
+    "001_accounts.sql": 5,
+    "002_functions.sql": 5,
+    "003_sql_standard_bodies.sql": 3,
+    "004_seed_copy.sql": 4,
+    "005_concurrent_indexes.sql": 3,
+    "006_account_flags.sql": 2,
+    "007_plan_rules.sql": 3,
+}
+
+
+def write_migrations(directory: Path, files: dict[str, str]) -> Path:
+    """`files` (name: SQL, dedented) written into `directory`, made when missing."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(textwrap.dedent(text))
+    return directory
 
 
 def module_env() -> dict[str, str]:

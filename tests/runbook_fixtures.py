@@ -16,26 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO_ROOT, unique_name
-from sandbox_fixtures import run_playbook
+from conftest import REPO_ROOT, free_port, unique_name
+from sandbox_fixtures import remove_images, run_playbook
 
 from stagegate import ledger
 
 sys.path.insert(0, str(REPO_ROOT / "sandbox" / "targets"))
 from make_repo import make_repo  # the targets' repository maker is a script
 
-__all__ = ["TargetService", "make_repo", "remove_images", "target_service"]
-
-
-def remove_images(prefix: str) -> None:
-    """Every image tagged `<prefix>-<service>:<release>` by a target's compose file."""
-    tags = subprocess.run(
-        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
-         "--filter", f"reference={prefix}-*"],
-        capture_output=True, text=True, check=False,
-    ).stdout.split()  # fmt: skip
-    if tags:
-        subprocess.run(["docker", "image", "rm", *tags], capture_output=True, check=False)
+__all__ = ["TargetService", "aragora_service", "make_repo", "remove_images", "target_service"]
 
 
 @dataclass
@@ -94,26 +83,58 @@ class TargetService:
              "--remove-orphans", "--timeout", "5"],
             cwd=self.checkout, env={**os.environ, **self.env}, capture_output=True, check=False,
         )  # fmt: skip
-        remove_images(self.project)
+        remove_images(f"{self.project}-*")
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 @contextmanager
 def target_service(
-    target: str, tmp_path: Path, env: dict[str, str], db_user: str, db_name: str
+    target: str,
+    tmp_path: Path,
+    *,
+    prefix: str,
+    ports: tuple[str, ...],
+    env: dict[str, str],
+    db: tuple[str, str],
 ) -> Iterator[TargetService]:
-    """The target's only release checked out, built, started with `env` and its schema
-    applied; removed afterwards, also when the test fails."""
+    """The target's only release checked out, built, started and its schema applied (as the
+    database user and name `db`); removed afterwards, also when the test fails. Its compose
+    file reads `<prefix>_IMAGE_PREFIX` (the service's own compose project) and a free port for
+    each `<prefix>_<name>_PORT` of `ports`, besides `env`."""
     repo = tmp_path / f"{target}.git"
     (release,) = make_repo(target, repo)
     checkout = tmp_path / "checkout"
     subprocess.run(["git", "clone", "--quiet", str(repo), str(checkout)], check=True)
     subprocess.run(["git", "-C", str(checkout), "checkout", "--quiet", release], check=True)
     state_dir = Path(tempfile.mkdtemp(prefix=f"sgt-{target}-", dir="/var/tmp"))
-    service = TargetService(checkout, state_dir, env, db_user, db_name)
-    service.env[env.pop("IMAGE_PREFIX_VAR")] = service.project
+    env = {**{f"{prefix}_{name}_PORT": str(free_port()) for name in ports}, **env}
+    service = TargetService(checkout, state_dir, env, *db)
+    service.env[f"{prefix}_IMAGE_PREFIX"] = service.project
     try:
         service.start()
         yield service
     finally:
         service.teardown()
+
+
+@contextmanager
+def aragora_service(
+    tmp_path: Path, inventory_vars: dict[str, Any], db_password: str
+) -> Iterator[TargetService]:
+    """sandbox/targets/aragora-staging (runbooks 000 and 001) with the example inventory's
+    test password and API key (`inventory_vars`, its group_vars)."""
+    secrets = {
+        "SANDBOX_ADMIN_PASSWORD": inventory_vars["vault_aragora_test_password"],
+        "SANDBOX_JWT_SECRET": "aragora-jwt-signing-key-for-the-simulated-target",
+        "ARAGORA_API_KEY": inventory_vars["vault_aragora_staging_api_key"],
+        "POSTGRES_PASSWORD": db_password,
+    }
+    with target_service(
+        "aragora-staging",
+        tmp_path,
+        prefix="ARAGORA",
+        ports=("API", "PG", "REDIS"),
+        env=secrets,
+        db=("aragora", "aragora_staging"),
+    ) as service:
+        yield service

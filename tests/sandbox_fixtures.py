@@ -208,14 +208,21 @@ class SandboxStack:
                 capture_output=True,
                 check=False,
             )
-        tags = subprocess.run(
-            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
-             "--filter", f"reference={self.image_prefix}/*"],
-            capture_output=True, text=True, check=False,
-        ).stdout.split()  # fmt: skip
-        if tags:
-            subprocess.run(["docker", "image", "rm", *tags], capture_output=True, check=False)
+        remove_images(f"{self.image_prefix}/*")
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def remove_images(reference: str) -> None:
+    """Every image tag matching the `docker image ls --filter reference=` pattern: the ones
+    a test's compose project built (`<prefix>/*` for the sandbox, `<prefix>-*` for a
+    runbook target)."""
+    tags = subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}",
+         "--filter", f"reference={reference}"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    if tags:
+        subprocess.run(["docker", "image", "rm", *tags], capture_output=True, check=False)
 
 
 def run_playbook(

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rollback_fixtures import V2_SCHEMA, Staging, assert_no_secret_printed, phases, run_with_args
 from sandbox_fixtures import isolated_stack, run_playbook
-from test_staging import V2_OBJECTS, Staging, assert_no_secret_printed, phases
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -50,7 +50,6 @@ class Adoption(Staging):
         variables = {**self.vars, "stagegate_adopt_release": "v1", **extra}
         if not args:
             return run_playbook("adopt.yml", variables)
-        from test_staging import run_with_args  # noqa: PLC0415 - the same helper as staging
 
         return run_with_args("adopt.yml", variables, *args)
 
@@ -166,7 +165,7 @@ def test_promotion_after_adoption_backs_up_dry_runs_and_migrates_only_what_is_ne
         "007_reporting_views.sql",
     ]
     assert Path(manifest["backup"]["path"]).exists()
-    assert adoption.schema() >= V2_OBJECTS
+    assert adoption.schema() >= V2_SCHEMA
     assert adoption.api_version() == "v2"
 
 
@@ -179,7 +178,7 @@ def test_rollback_with_no_input_returns_to_the_adopted_release(adoption: Adoptio
     run = adoption.rollback()
     assert run.returncode == 0, run.stdout[-4000:]
     assert adoption.api_version() == "v1"
-    assert not V2_OBJECTS & adoption.schema()
+    assert not V2_SCHEMA & adoption.schema()
     assert adoption.tracked() == V1_MIGRATIONS
     last = adoption.last()
     assert (last["kind"], last["release"], last["rolled_back_from"]) == ("rollback", "v1", "v2")

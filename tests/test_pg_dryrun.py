@@ -14,14 +14,18 @@ import psycopg
 import pytest
 from conftest import PgCluster, unique_name
 from pg_fixtures import (
+    CORPUS,
+    CORPUS_STATEMENTS,
+    INDEXES,
     MODULES,
+    VIEWS,
     count_scratch,
     db_arg,
     fingerprint,
     module_env,
     run_module,
+    write_migrations,
 )
-from test_pg_migrate import CORPUS, CORPUS_STATEMENTS, INDEXES, VIEWS, write_migrations
 
 DROP_AND_ADD = """
 ALTER TABLE orders DROP COLUMN created_at;

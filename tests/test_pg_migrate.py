@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -16,30 +15,22 @@ import psycopg
 import pytest
 from ansible_collections.stagegate.release.plugins.module_utils._pg import PgError, PgTarget
 from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import Alembic
-from conftest import REPO_ROOT, PgCluster
-from pg_fixtures import MODULES, db_arg, module_env, run_module
+from conftest import PgCluster
+from pg_fixtures import (
+    CORPUS,
+    CORPUS_STATEMENTS,
+    INDEXES,
+    MODULES,
+    VIEWS,
+    db_arg,
+    module_env,
+    run_module,
+    write_migrations,
+)
 
-INDEXES = """
--- 006: composite indexes (seed 002 style)
-CREATE INDEX idx_orders_customer_created ON orders (customer_id, created_at);
-CREATE INDEX idx_customers_name ON customers (name);
-"""
-VIEWS = """
-CREATE VIEW v_customer_orders AS
-  SELECT c.id, c.name, count(o.id) AS orders
-  FROM customers c LEFT JOIN orders o ON o.customer_id = c.id
-  GROUP BY c.id, c.name;
-"""
 CONCURRENT = """-- stagegate: no-transaction
 CREATE INDEX CONCURRENTLY idx_orders_total ON orders (total);
 """
-
-
-def write_migrations(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (directory / name).write_text(textwrap.dedent(text))
-    return directory
 
 
 def migrate(
@@ -422,17 +413,6 @@ def test_alembic_failure_shows_neither_form_of_the_password(tmp_path: Path) -> N
 
 # -- migrations as people write them (issue 13, items 12 and 13) ----------------------
 
-CORPUS = REPO_ROOT / "tests" / "fixtures" / "migrations_corpus"
-# Statements each corpus file sends; 006's own BEGIN/COMMIT wrap is its transaction, not sent.
-CORPUS_STATEMENTS = {
-    "001_accounts.sql": 5,
-    "002_functions.sql": 5,
-    "003_sql_standard_bodies.sql": 3,
-    "004_seed_copy.sql": 4,
-    "005_concurrent_indexes.sql": 3,
-    "006_account_flags.sql": 2,
-    "007_plan_rules.sql": 3,
-}
 PG_DUMP_ARGS = ["--no-owner", "-T", "stagegate_schema_migrations*", "-d"]
 PSQL_FILE_ARGS = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"]
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d(:\d\d)?")

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import REPO_ROOT, PgCluster
-from pg_fixtures import count_scratch, db_arg
-from test_pg_migrate import INDEXES, write_migrations
+from pg_fixtures import INDEXES, count_scratch, db_arg, write_migrations
 
 VENV_BIN = Path(sys.executable).parent
 MODULES = ["pg_backup", "pg_clone", "pg_migrate", "pg_migrate_dryrun", "pg_restore"]

@@ -12,25 +12,19 @@ The tests share the stack and run in file order.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from rollback_fixtures import GOOD, V2_OBJECTS, Rollout
 from sandbox_fixtures import SandboxStack, isolated_stack, run_playbook
-from test_rollback import Rollout, descendants
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
-V2_OBJECTS = {"v_item_status_summary", "item_events"}
-GOOD = ("GO", "GO_WITH_WARNINGS")
 # Set as the container's superuser; stagegate connects as `app` (owner, CREATEDB, no
 # superuser), which can re-apply all of these (a per-role setting it could not: pg_snapshot
 # reports that in `problems`; tests/test_pg_snapshot.py covers those as superuser).
@@ -71,18 +65,8 @@ class Snapshots(Rollout):
         assert run.rc == 0, run.output[-5000:]
         return run.output
 
-    def connect(self, autocommit: bool = True) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            host="127.0.0.1",
-            port=self.stack.pg_port,
-            dbname="postgres",
-            user="app",
-            password=self.password,
-            autocommit=autocommit,
-        )
-
     def admin(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        with self.connect() as conn:
+        with self.connect("postgres", autocommit=True) as conn:
             cur = conn.execute(query, params or None)
             return cur.fetchall() if cur.description else []
 
@@ -213,7 +197,7 @@ def test_killed_between_the_renames_a_rerun_finishes(snaps: Snapshots) -> None:
     snapshot = snaps.manifest("v2")["backup"]["snapshot"]
     # Keep the second rename waiting: a transaction of ours holds a lock on the snapshot's
     # pg_database entry (COMMENT ON DATABASE), so the rollback stops after its first rename.
-    with snaps.connect(autocommit=False) as holder:
+    with snaps.connect("postgres") as holder:
         holder.execute(f'COMMENT ON DATABASE "{snapshot["name"]}" IS NULL')
         seen: dict[str, Any] = {}
 
@@ -230,10 +214,6 @@ def test_killed_between_the_renames_a_rerun_finishes(snaps: Snapshots) -> None:
             )[0][0]
             if waiting:
                 seen["databases"] = snaps.databases()
-                # The module's own process too (Ansible runs it outside the playbook's group).
-                for child in descendants(pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(child, signal.SIGKILL)
             return bool(waiting)
 
         interrupted = snaps.kill_rollback_when(between_renames, "the second rename")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT
 from runbook_fixtures import TargetService, target_service
 
 pytestmark = pytest.mark.slow
@@ -30,14 +30,14 @@ PORTS = ("API", "PROMETHEUS", "GRAFANA", "JAEGER")
 
 @pytest.fixture
 def ac6(tmp_path: Path, docker_client: Any) -> Iterator[TargetService]:
-    env = {
-        "IMAGE_PREFIX_VAR": "AC6_IMAGE_PREFIX",
-        **{f"AC6_{name}_PORT": str(free_port()) for name in PORTS},
+    secrets = {
         "SANDBOX_ADMIN_PASSWORD": VARS["vault_ac6_admin_password"],
         "SANDBOX_JWT_SECRET": "ac6-jwt-signing-key-for-the-simulated-target-00001",
         "POSTGRES_PASSWORD": "ac6-db-not-a-secret",
     }
-    with target_service("ac6", tmp_path, env, "agents", "ai_agents") as service:
+    with target_service(
+        "ac6", tmp_path, prefix="AC6", ports=PORTS, env=secrets, db=("agents", "ai_agents")
+    ) as service:
         yield service
 
 

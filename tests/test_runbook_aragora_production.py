@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, free_port
-from runbook_fixtures import TargetService, target_service
+from conftest import REPO_ROOT
+from runbook_fixtures import TargetService, aragora_service
 from sandbox_fixtures import run_playbook
 
 from stagegate import ledger
@@ -34,18 +34,8 @@ MANUAL = yaml.safe_load((INVENTORY / "group_vars" / "all" / "gates.yml").read_te
 
 @pytest.fixture
 def aragora(tmp_path: Path, docker_client: Any) -> Iterator[TargetService]:
-    env = {
-        "IMAGE_PREFIX_VAR": "ARAGORA_IMAGE_PREFIX",
-        "ARAGORA_API_PORT": str(free_port()),
-        "ARAGORA_PG_PORT": str(free_port()),
-        "ARAGORA_REDIS_PORT": str(free_port()),
-        "SANDBOX_ADMIN_PASSWORD": VARS["vault_aragora_test_password"],
-        "SANDBOX_JWT_SECRET": "aragora-jwt-signing-key-for-the-simulated-target",
-        "ARAGORA_API_KEY": VARS["vault_aragora_staging_api_key"],
-        "POSTGRES_PASSWORD": "aragora-db-not-a-secret",
-    }
-    with target_service("aragora-staging", tmp_path, env, "aragora", "aragora_staging") as svc:
-        yield svc
+    with aragora_service(tmp_path, VARS, db_password="aragora-db-not-a-secret") as service:
+        yield service
 
 
 def test_aragora_production_ready_then_cors_allows_localhost(aragora: TargetService) -> None:

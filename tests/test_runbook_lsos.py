@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT
 from runbook_fixtures import TargetService, target_service
 
 pytestmark = pytest.mark.slow
@@ -28,15 +28,19 @@ VARS = yaml.safe_load((INVENTORY / "group_vars" / "all" / "stagegate.yml").read_
 
 @pytest.fixture
 def lsos(tmp_path: Path, docker_client: Any) -> Iterator[TargetService]:
-    env = {
-        "IMAGE_PREFIX_VAR": "LSOS_IMAGE_PREFIX",
-        "LSOS_API_PORT": str(free_port()),
-        "LSOS_PG_PORT": str(free_port()),
+    secrets = {
         "SANDBOX_ADMIN_PASSWORD": VARS["vault_lsos_admin_password"],
         "SANDBOX_JWT_SECRET": "lsos-jwt-signing-key-for-the-simulated-target-0001",
         "POSTGRES_PASSWORD": "lsos-db-not-a-secret",
     }
-    with target_service("lsos", tmp_path, env, "lsos", "lsos_staging") as service:
+    with target_service(
+        "lsos",
+        tmp_path,
+        prefix="LSOS",
+        ports=("API", "PG"),
+        env=secrets,
+        db=("lsos", "lsos_staging"),
+    ) as service:
         yield service
 
 

@@ -78,7 +78,7 @@ class TemponestStack:
             cwd=self.state_dir / "checkout" if (self.state_dir / "checkout").exists() else "/",
             capture_output=True, check=False,
         )  # fmt: skip
-        remove_images(self.project)
+        remove_images(f"{self.project}-*")
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 

@@ -22,72 +22,23 @@ from typing import Any
 import ansible_runner
 import pytest
 from conftest import REPO_ROOT
+from rollback_fixtures import (
+    REPORT_FILES,
+    V2_SCHEMA,
+    Staging,
+    assert_no_secret_printed,
+    phases,
+    playbook_env,
+    project_containers,
+    run_with_args,
+)
 from sandbox_fixtures import (
     INVENTORY,
-    VENV_BIN,
-    PlaybookRun,
-    SandboxStack,
     isolated_stack,
     run_playbook,
-    sandbox_secrets,
 )
-from test_rollback import Rollout, playbook_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
-
-V2_OBJECTS = {"item_events", "v_item_status_summary", "idx_item_events_item_created"}
-REPORT_FILES = ("report.json", "report.md", "junit.xml", "report.html")
-
-
-class Staging(Rollout):
-    """The shared stack, with staging.yml runs on top of the rollback tests' helpers."""
-
-    def __init__(self, stack: SandboxStack) -> None:
-        super().__init__(stack)
-        # Latency is graded, but tests never assert timings (bench/ does): wide bands here.
-        self.vars["sandbox_latency_bands"] = {"p95": {"pass": "<= 60s"}}
-
-    def staging(self, release: str, *args: str, **extra: Any) -> PlaybookRun:
-        variables = {**self.vars, "stagegate_release": release, **extra}
-        if not args:
-            return run_playbook("staging.yml", variables)
-        return run_with_args("staging.yml", variables, *args)
-
-    def last(self) -> dict[str, Any]:
-        return self.ledger()[-1]
-
-    def report(self, record: dict[str, Any]) -> dict[str, Any]:
-        return json.loads(Path(record["reports"]["report.json"]).read_text())
-
-
-def run_with_args(
-    playbook: str, variables: dict[str, Any], *args: str, env: dict[str, str] | None = None
-) -> PlaybookRun:
-    proc = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", str(INVENTORY),
-         "-e", json.dumps(variables), *args],
-        cwd=REPO_ROOT, env={**playbook_env(), **(env or {})}, capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
-
-
-def project_containers(project: str) -> list[str]:
-    return subprocess.run(
-        ["docker", "ps", "--all", "--quiet",
-         "--filter", f"label=com.docker.compose.project={project}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-
-
-def assert_no_secret_printed(run: PlaybookRun) -> None:
-    for name, value in sandbox_secrets().items():
-        if "password" in name or "secret" in name:
-            assert value not in run.output, f"{name} printed"
-
-
-def phases(report: dict[str, Any]) -> dict[str, str]:
-    return {p["name"]: p["status"] for p in report["phases"]}
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +94,7 @@ def test_first_promotion_of_v1(staging: Staging) -> None:
     report = staging.report(record)
     # nothing ran before: no backup or dry-run to take
     assert phases(report)["backup"] == phases(report)["migration_dryrun"] == "skipped"
-    assert not V2_OBJECTS & staging.schema()
+    assert not V2_SCHEMA & staging.schema()
     assert not (staging.state_dir / "lock.json").exists(), "the lock is released"
     staging.v1_rows = staging.row_counts()  # type: ignore[attr-defined]
 
@@ -202,7 +153,7 @@ def test_crash_loop_is_rolled_back_automatically(staging: Staging) -> None:
     assert (rollback["kind"], rollback["rolled_back_from"]) == ("rollback", "v2-crashloop")
     assert (rollback["release"], rollback["verdict"]) == ("v1", "GO")
     # v2-crashloop had applied 006/007: the backup taken before it was restored
-    assert not V2_OBJECTS & staging.schema()
+    assert not V2_SCHEMA & staging.schema()
     assert staging.row_counts() == staging.v1_rows  # type: ignore[attr-defined]
     assert staging.api_version() == "v1"
     assert staging.stack.project_dir.joinpath(".stagegate-release").read_text().strip() == "v1"
@@ -281,7 +232,7 @@ def test_promotion_to_v2_through_ansible_runner(staging: Staging, tmp_path: Path
     ]
     assert Path(manifest["backup"]["path"]).exists()
     assert set(manifest["images"]) == {"postgres", "redis", "api", "worker"}
-    assert staging.schema() >= V2_OBJECTS
+    assert staging.schema() >= V2_SCHEMA
     assert staging.api_version() == "v2"
 
 

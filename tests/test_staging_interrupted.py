@@ -14,10 +14,7 @@ run left (its previous release, the migrations it applied) and its report says s
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,14 +24,12 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import REPO_ROOT
+from rollback_fixtures import V2_OBJECTS, Staging, kill_tree, playbook_env
 from sandbox_fixtures import INVENTORY, VENV_BIN, SandboxStack, isolated_stack, run_playbook
-from test_rollback import descendants, playbook_env
-from test_staging import Staging
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 SLOW_MIGRATION = "008_item_archive.sql"
-V2_OBJECTS = {"item_events", "v_item_status_summary"}
 
 
 def tear_the_ledger(state_dir: Path) -> str:
@@ -90,10 +85,7 @@ class Interrupted(Staging):
         """Sessions of `database` whose current query contains `text` (asked from the
         `postgres` database: the dry-run's TEMPLATE copy ends every session of `app`)."""
         try:
-            with psycopg.connect(
-                host="127.0.0.1", port=self.stack.pg_port, dbname="postgres", user="app",
-                password=self.password, connect_timeout=10, autocommit=True,
-            ) as conn:  # fmt: skip
+            with self.connect("postgres", autocommit=True) as conn:
                 row = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
                     "AND state = 'active' AND position(%s in query) > 0",
@@ -130,13 +122,7 @@ class Interrupted(Staging):
                 assert time.monotonic() < deadline, "the promotion never reached its migration"
                 time.sleep(0.1)
         finally:  # also when waiting failed: never leave the run going
-            below = descendants(proc.pid)
-            with contextlib.suppress(ProcessLookupError):  # it ended on its own
-                os.killpg(proc.pid, signal.SIGKILL)
-            for pid in below:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            out, _ = proc.communicate()
+            out = kill_tree(proc)
         return out
 
 
