@@ -193,6 +193,15 @@ setup_chromium() {
   done_step
 }
 
+# 7b. Prometheus (Debian's package): the `prometheus` check's PromQL tests start their own.
+setup_prometheus() {
+  command -v prometheus >/dev/null && return 0
+  need_root_apt "Prometheus (PromQL check tests)" "prometheus"
+  step "Prometheus (apt prometheus)"
+  apt_install prometheus
+  done_step
+}
+
 setup_venv
 setup_postgres
 setup_docker
@@ -202,5 +211,6 @@ setup_tiny_image
 setup_py39_image
 setup_sandbox_repo
 setup_chromium
+setup_prometheus
 # 8. The awx.awx collection for awx/configure.yml (lint and syntax-check), from the PyPI ansible package.
 bash "$ROOT/scripts/ee-awx.sh"
