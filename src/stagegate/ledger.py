@@ -64,3 +64,28 @@ def baseline_metrics(record: dict[str, Any] | None) -> dict[str, dict[str, float
         }
         for check, values in metrics.items()
     }
+
+
+_RUN_KINDS = (None, "promote", "adopt")  # the records that start a release's runs
+_CHECK_KINDS = ("revalidation", "validation")  # the runs that only checked it
+
+
+def release_history(
+    records: list[dict[str, Any]], release: str, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The runs of `release` since it was last deployed, oldest first: its newest promotion
+    (or adoption) record and the `revalidation` records after it; for a release stagegate
+    does not deploy (validate.yml's `stagegate_validate_only`), its `validation` records.
+    At most the last `limit`. What `trend` gates read and validate.yml's trend line lists."""
+    deployed = -1
+    for index, record in enumerate(records):
+        if record.get("release") == release and record.get("kind") in _RUN_KINDS:
+            deployed = index
+    found = [
+        record
+        for index, record in enumerate(records)
+        if index >= deployed
+        and record.get("release") == release
+        and (index == deployed or record.get("kind") in _CHECK_KINDS)
+    ]
+    return found[-limit:] if limit else found
