@@ -193,12 +193,13 @@ setup_chromium() {
   done_step
 }
 
-# 7b. Prometheus (Debian's package): the `prometheus` check's PromQL tests start their own.
+# 7b. Prometheus and Alertmanager (Debian's packages): the `prometheus` check's PromQL tests and
+# the monitoring health checks start their own.
 setup_prometheus() {
-  command -v prometheus >/dev/null && return 0
-  need_root_apt "Prometheus (PromQL check tests)" "prometheus"
-  step "Prometheus (apt prometheus)"
-  apt_install prometheus
+  command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && return 0
+  need_root_apt "Prometheus (PromQL check tests)" "prometheus prometheus-alertmanager"
+  step "Prometheus and Alertmanager (apt prometheus prometheus-alertmanager)"
+  apt_install prometheus prometheus-alertmanager
   done_step
 }
 

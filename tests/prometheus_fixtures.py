@@ -1,5 +1,7 @@
 """A real Prometheus (Debian's `prometheus` package, installed by scripts/setup.sh) scraping a
-target the test serves: its own config, free port and data dir, stopped after the test."""
+target the test serves, with one alert rule (`ContainerRestarted`, critical, when a container
+restarted), and a real Alertmanager (`prometheus-alertmanager`): each with its own config, free
+port and data dir, stopped after the test module."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -108,50 +111,33 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"prometheus exited: {log.read_text()[-2000:]}")
+            raise AssertionError(f"{url} exited: {log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"{url}/-/ready", timeout=2):  # noqa: S310
                 return
         except OSError:
             time.sleep(0.2)
-    raise AssertionError(f"prometheus not ready within 60s: {log.read_text()[-2000:]}")
+    raise AssertionError(f"{url} not ready within 60s: {log.read_text()[-2000:]}")
 
 
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    binary = shutil.which("prometheus")
+@contextmanager
+def _running(name: str, args: list[str], work: Path) -> Iterator[str]:
+    """Start the Debian binary `name` with `args` on a free port; yield its URL; stop it."""
+    binary = shutil.which(name)
     if binary is None:
-        pytest.fail("prometheus is not installed; run `make setup` (scripts/setup.sh)")
-    work = tmp_path_factory.mktemp("prometheus")
-    target, scrapes = Target(), []
-    server = _serve(target, scrapes)
-    config = work / "prometheus.yml"
-    config.write_text(
-        f"global: {{scrape_interval: {SCRAPE_INTERVAL}, evaluation_interval: {SCRAPE_INTERVAL}}}\n"
-        "scrape_configs:\n"
-        "  - job_name: app\n"
-        f"    static_configs: [{{targets: ['127.0.0.1:{server.server_address[1]}']}}]\n"
-    )
+        pytest.fail(f"{name} is not installed; run `make setup` (scripts/setup.sh)")
     port = free_port()
-    log = work / "prometheus.log"
+    log = work / f"{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                f"--storage.tsdb.path={work / 'data'}",
-                "--storage.tsdb.retention.time=1h",
-            ],
+            [binary, f"--web.listen-address=127.0.0.1:{port}", *args],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process, log)
-        found = Prometheus(url, target, scrapes)
-        found.wait_scraped(2)
-        yield found
+        yield url
     finally:
         process.terminate()
         try:
@@ -159,5 +145,56 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+RULES = """groups:
+  - name: stagegate-test
+    rules:
+      - alert: ContainerRestarted
+        expr: container_restarts > 0
+        labels: {severity: critical}
+"""
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    work = tmp_path_factory.mktemp("prometheus")
+    target, scrapes = Target(), []
+    server = _serve(target, scrapes)
+    (work / "rules.yml").write_text(RULES)
+    config = work / "prometheus.yml"
+    config.write_text(
+        f"global: {{scrape_interval: {SCRAPE_INTERVAL}, evaluation_interval: {SCRAPE_INTERVAL}}}\n"
+        f"rule_files: ['{work / 'rules.yml'}']\n"
+        "scrape_configs:\n"
+        "  - job_name: app\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{server.server_address[1]}']}}]\n"
+    )
+    args = [
+        f"--config.file={config}",
+        f"--storage.tsdb.path={work / 'data'}",
+        "--storage.tsdb.retention.time=1h",
+    ]
+    try:
+        with _running("prometheus", args, work) as url:
+            found = Prometheus(url, target, scrapes)
+            found.wait_scraped(2)
+            yield found
+    finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Alertmanager (no cluster), its URL."""
+    work = tmp_path_factory.mktemp("alertmanager")
+    config = work / "alertmanager.yml"
+    config.write_text("route: {receiver: default}\nreceivers: [{name: default}]\n")
+    args = [
+        f"--config.file={config}",
+        f"--storage.path={work / 'data'}",
+        "--cluster.listen-address=",
+    ]
+    with _running("prometheus-alertmanager", args, work) as url:
+        yield url

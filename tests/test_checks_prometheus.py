@@ -5,6 +5,7 @@ the preflight validation of its options and the redaction of its auth header."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -157,13 +158,24 @@ def test_options_are_validated_before_anything_runs(entry: dict[str, Any], expec
     assert "check 'q' (type prometheus)" in str(raised.value)
 
 
-def test_monitoring_health_by_http_as_docs_checks_md_shows(scraped: Prometheus) -> None:
-    """docs/checks.md "Alertmanager, Grafana and Prometheus health": plain `http` checks
-    against the server's own health endpoints, and the firing alerts by PromQL."""
-    ready, healthy, alerts = run(
+def test_monitoring_health_as_docs_checks_md_shows(scraped: Prometheus, alertmanager: str) -> None:
+    """docs/checks.md "Alertmanager, Grafana and Prometheus health": plain `http` checks on a
+    real Prometheus's and Alertmanager's own endpoints, and the firing alerts by PromQL (the
+    fixture's rule fires: the api restarted)."""
+    deadline = time.monotonic() + 30
+    while not scraped.query('ALERTS{alertstate="firing"}') and time.monotonic() < deadline:
+        time.sleep(0.2)  # the rule is evaluated every second, after the scrape
+    results = run(
         scraped,
-        {"name": "ready", "type": "http", "url": f"{scraped.url}/-/ready"},
-        {"name": "healthy", "type": "http", "url": f"{scraped.url}/-/healthy"},
+        {"name": "prometheus_ready", "type": "http", "url": f"{scraped.url}/-/ready"},
+        {"name": "prometheus_healthy", "type": "http", "url": f"{scraped.url}/-/healthy"},
+        {"name": "alertmanager_ready", "type": "http", "url": f"{alertmanager}/-/ready"},
+        {
+            "name": "alertmanager_config",
+            "type": "http",
+            "url": f"{alertmanager}/api/v2/status",
+            "json": ["config.original != null", "uptime != null"],
+        },
         {
             "name": "no_firing_alerts",
             "query": 'count(ALERTS{alertstate="firing", severity="critical"})',
@@ -171,6 +183,11 @@ def test_monitoring_health_by_http_as_docs_checks_md_shows(scraped: Prometheus) 
             "value": "<= 0",
         },
     )
-    assert ready.status is Status.PASS, ready.message
-    assert healthy.status is Status.PASS, healthy.message
-    assert alerts.status is Status.PASS, alerts.message
+    by = {r.name: r for r in results}
+    for name in ("prometheus_ready", "prometheus_healthy", "alertmanager_ready"):
+        assert by[name].status is Status.PASS, by[name].message
+    assert by["alertmanager_config"].status is Status.PASS, by["alertmanager_config"].message
+    firing = scraped.query('ALERTS{alertstate="firing"}')
+    assert [a["metric"]["container"] for a in firing] == ["api"]
+    assert by["no_firing_alerts"].status is Status.FAIL, by["no_firing_alerts"].message
+    assert by["no_firing_alerts"].value == 1
