@@ -94,6 +94,8 @@ def test_no_series_nan_errors_and_range_vectors_are_clear(scraped: Prometheus) -
         {"name": "bad", "query": "sum(http_requests_total"},
         {"name": "range", "query": "http_requests_total[1m]"},
         {"name": "scalar", "query": "scalar(sum(http_requests_total))", "value": "== 100"},
+        # evaluated in 2001, long before this Prometheus scraped anything
+        {"name": "past", "query": "sum(http_requests_total)", "time": "1000000000"},
     )
     by = {r.name: r for r in results}
     assert by["none"].status is Status.FAIL
@@ -109,6 +111,8 @@ def test_no_series_nan_errors_and_range_vectors_are_clear(scraped: Prometheus) -
     assert "matrix" in by["range"].message
     assert by["scalar"].status is Status.PASS, by["scalar"].message
     assert by["scalar"].value == 100
+    assert by["past"].status is Status.FAIL
+    assert "returned no series" in by["past"].message
 
 
 def test_auth_header_is_never_shown_and_unreachable_is_an_error(scraped: Prometheus) -> None:
