@@ -102,7 +102,11 @@ def _graded(opts: dict[str, Any], series: list[tuple[str, float]]) -> Outcome:
     name, unit, bands = opts["metric"], opts["unit"], opts.get("value")
     if len(series) > 1 and opts["series"] == "one":
         shown = ", ".join(f"{label} {value:g}" for label, value in series[:_MAX_SERIES_SHOWN])
-        more = f" and {len(series) - _MAX_SERIES_SHOWN} more" if len(series) > 5 else ""
+        more = (
+            f" and {len(series) - _MAX_SERIES_SHOWN} more"
+            if len(series) > _MAX_SERIES_SHOWN
+            else ""
+        )
         return Outcome(
             FAIL,
             f"{opts['query']}: {len(series)} series, expected one ({shown}{more}); aggregate "
