@@ -66,20 +66,24 @@ def baseline_metrics(record: dict[str, Any] | None) -> dict[str, dict[str, float
     }
 
 
-_RUN_KINDS = (None, "promote", "adopt")  # the records that start a release's runs
-_CHECK_KINDS = ("revalidation", "validation")  # the runs that only checked it
+_CHECK_KINDS = ("revalidation", "validation")  # the runs that only checked a release
 
 
 def release_history(
     records: list[dict[str, Any]], release: str, limit: int | None = None
 ) -> list[dict[str, Any]]:
-    """The runs of `release` since it was last deployed, oldest first: its newest promotion
-    (or adoption) record and the `revalidation` records after it; for a release stagegate
-    does not deploy (validate.yml's `stagegate_validate_only`), its `validation` records.
-    At most the last `limit`. What `trend` gates read and validate.yml's trend line lists."""
+    """The runs of `release` since it was last deployed, oldest first: its deploy record (the
+    newest GO / GO_WITH_WARNINGS promotion record, the one validate.yml compares with) and
+    the `revalidation` records after it; for a release stagegate does not deploy
+    (validate.yml's `stagegate_validate_only`), its `validation` records. At most the last
+    `limit`. What `trend` gates read."""
     deployed = -1
     for index, record in enumerate(records):
-        if record.get("release") == release and record.get("kind") in _RUN_KINDS:
+        if (
+            record.get("release") == release
+            and not record.get("kind")
+            and record.get("verdict") in GOOD_VERDICTS
+        ):
             deployed = index
     found = [
         record

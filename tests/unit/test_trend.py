@@ -21,8 +21,10 @@ def check(name: str, **metrics: float) -> CheckResult:
     )
 
 
-def record(release: str, kind: str | None, run: str, **metrics: float) -> dict[str, Any]:
-    found: dict[str, Any] = {"release": release, "verdict": "GO", "run_id": run}
+def record(
+    release: str, kind: str | None, run: str, verdict: str = "GO", **metrics: float
+) -> dict[str, Any]:
+    found: dict[str, Any] = {"release": release, "verdict": verdict, "run_id": run}
     if kind:
         found["kind"] = kind
     found["metrics"] = {"memory": dict(metrics)} if metrics else {}
@@ -56,6 +58,8 @@ def test_history_is_this_release_since_its_last_deploy() -> None:
         record("v1", "rollback", "rb", mb=5),
         record("v1", "revalidation", "r2", mb=6),
         record("v2", "revalidation", "r3", mb=7),
+        record("v1", None, "d4", "NO_GO", mb=8),  # a failed promotion is no deploy to watch
+        record("v1", "adopt", "a1", "ADOPTED"),
     ]
     assert [r["run_id"] for r in release_history(records, "v1")] == ["d3", "r2"]
     assert [r["run_id"] for r in release_history(records, "v2")] == ["d2", "r3"]
