@@ -173,6 +173,12 @@ def test_monitoring_health_as_docs_checks_md_shows(scraped: Prometheus, alertman
         scraped,
         {"name": "prometheus_ready", "type": "http", "url": f"{scraped.url}/-/ready"},
         {"name": "prometheus_healthy", "type": "http", "url": f"{scraped.url}/-/healthy"},
+        {
+            "name": "alert_rules_loaded",
+            "type": "http",
+            "url": f"{scraped.url}/api/v1/rules?type=alert",
+            "json": ["length(data.groups[].rules[]) > `0`"],
+        },
         {"name": "alertmanager_ready", "type": "http", "url": f"{alertmanager}/-/ready"},
         {
             "name": "alertmanager_config",
@@ -188,9 +194,14 @@ def test_monitoring_health_as_docs_checks_md_shows(scraped: Prometheus, alertman
         },
     )
     by = {r.name: r for r in results}
-    for name in ("prometheus_ready", "prometheus_healthy", "alertmanager_ready"):
+    for name in (
+        "prometheus_ready",
+        "prometheus_healthy",
+        "alert_rules_loaded",
+        "alertmanager_ready",
+        "alertmanager_config",
+    ):
         assert by[name].status is Status.PASS, by[name].message
-    assert by["alertmanager_config"].status is Status.PASS, by["alertmanager_config"].message
     firing = scraped.query('ALERTS{alertstate="firing"}')
     assert [a["metric"]["container"] for a in firing] == ["api"]
     assert by["no_firing_alerts"].status is Status.FAIL, by["no_firing_alerts"].message
