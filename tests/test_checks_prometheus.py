@@ -91,6 +91,7 @@ def test_no_series_nan_errors_and_range_vectors_are_clear(scraped: Prometheus) -
         {"name": "none_zero", "query": "no_such_metric_total", "no_data": "zero", "value": "<= 0"},
         {"name": "none_warn", "query": "no_such_metric_total", "no_data": "warn"},
         {"name": "nan", "query": "sum(no_such_metric_total) / 0 or vector(0) / 0"},
+        {"name": "inf", "query": "vector(1) / 0", "no_data": "zero"},
         {"name": "bad", "query": "sum(http_requests_total"},
         {"name": "range", "query": "http_requests_total[1m]"},
         {"name": "scalar", "query": "scalar(sum(http_requests_total))", "value": "== 100"},
@@ -105,6 +106,9 @@ def test_no_series_nan_errors_and_range_vectors_are_clear(scraped: Prometheus) -
     assert by["none_warn"].status is Status.WARN
     assert by["nan"].status is Status.FAIL
     assert "NaN" in by["nan"].message
+    assert by["inf"].status is Status.FAIL
+    assert "+inf" in by["inf"].message
+    assert by["inf"].value is None
     assert by["bad"].status is Status.ERROR
     assert "bad_data" in by["bad"].message
     assert by["range"].status is Status.ERROR

@@ -151,6 +151,14 @@ def run_query(opts: dict[str, Any], ctx: RunContext) -> Outcome:
         if empty is not None:
             return empty
         series = [(label, 0.0 if math.isnan(value) else value) for label, value in series]
+    endless = [f"{label} {value:+g}" for label, value in series if math.isinf(value)]
+    if endless:  # no number to grade or keep (JSON has no Inf)
+        return Outcome(
+            FAIL,
+            f"{opts['query']}: {', '.join(endless)} (a histogram_quantile above the highest "
+            "finite bucket, or a division by 0)",
+            details={"query": opts["query"], "series": len(series)},
+        )
     return _graded(opts, series)
 
 
