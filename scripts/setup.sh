@@ -193,6 +193,16 @@ setup_chromium() {
   done_step
 }
 
+# 7b. Prometheus and Alertmanager (Debian's packages): the `prometheus` check's PromQL tests and
+# the monitoring health checks start their own.
+setup_prometheus() {
+  command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null && return 0
+  need_root_apt "Prometheus (PromQL check tests)" "prometheus prometheus-alertmanager"
+  step "Prometheus and Alertmanager (apt prometheus prometheus-alertmanager)"
+  apt_install prometheus prometheus-alertmanager
+  done_step
+}
+
 setup_venv
 setup_postgres
 setup_docker
@@ -202,5 +212,6 @@ setup_tiny_image
 setup_py39_image
 setup_sandbox_repo
 setup_chromium
+setup_prometheus
 # 8. The awx.awx collection for awx/configure.yml (lint and syntax-check), from the PyPI ansible package.
 bash "$ROOT/scripts/ee-awx.sh"

@@ -30,6 +30,7 @@ pytest_plugins = [
     "sandbox_fixtures",
     "preflight_fixtures",
     "gate_fixtures",
+    "prometheus_fixtures",
 ]
 
 

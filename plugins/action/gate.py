@@ -50,6 +50,7 @@ ARGUMENT_SPEC = {
     "resumed": {"type": "dict"},
     "validate_only": {"type": "bool", "default": False},
     "hosts": {"type": "list", "elements": "str", "default": []},
+    "history": {"type": "list", "elements": "dict", "default": []},
 }
 _HOST_RESULTS = "stagegate_gate_report_results"
 _HOST_ERROR = "stagegate_fleet_host_error"
@@ -189,4 +190,5 @@ class ActionModule(ActionBase):
             host_releases=releases,
             ledger_warnings=args["ledger_warnings"],
             resumed=args["resumed"],
+            history=args["history"],
         )

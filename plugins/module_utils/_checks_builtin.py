@@ -15,10 +15,12 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_host imp
 from ansible_collections.stagegate.release.plugins.module_utils._checks_http import (
     FLOW,
     HTTP,
-    PROMETHEUS,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_net import TCP, TLS
 from ansible_collections.stagegate.release.plugins.module_utils._checks_pg import POSTGRES
+from ansible_collections.stagegate.release.plugins.module_utils._checks_prometheus import (
+    PROMETHEUS,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._checks_redis import REDIS
 from ansible_collections.stagegate.release.plugins.module_utils._checks_suite import SUITE
 

@@ -98,6 +98,10 @@ class RunContext:
 RunFunction = Callable[[dict[str, Any], RunContext], Outcome]
 
 
+def _none(options: dict[str, Any]) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class CheckType:
     """A kind of check: the catalog's `type:` name, its options and how to run it.
@@ -110,6 +114,8 @@ class CheckType:
     `host_capable` types may run on the target host through the module.
     `extra_seconds(options, timeout)` is how long one attempt may take beyond `timeout`
     (a series of requests, each with its own timeout): the engine's deadline adds it.
+    `validate(options)` returns what the option schema cannot say (options that exclude or
+    need each other), each problem naming the option; `option_errors` runs it.
     """
 
     name: str
@@ -119,6 +125,11 @@ class CheckType:
     read_only: bool | Callable[[dict[str, Any]], bool] = True
     host_capable: bool = True
     extra_seconds: Callable[[dict[str, Any], float], float] | None = None
+    validate: Callable[[dict[str, Any]], list[str]] | None = None
+
+    def option_errors(self, where: str, options: dict[str, Any]) -> list[str]:
+        """The type's own cross-option problems of options that passed the schema."""
+        return [f"{where}: {problem}" for problem in (self.validate or _none)(options)]
 
     def is_read_only(self, options: dict[str, Any]) -> bool:
         """Whether a check with these options only observes (and so runs in check mode)."""

@@ -123,6 +123,7 @@ def _state(
             "health": health,
             "restarts": restarts,
         }
+        outcome.metrics[f"{_label(c)}.restarts"] = restarts  # ledger: trend gates count new ones
         if opts["running"]:
             checks.expect(
                 state.get("Status") == "running",

@@ -1,7 +1,8 @@
 # Copyright: stagegate contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """HTTP check types: `http` (status, JSON, headers, body, latency, rate limit), `flow`
-(ordered steps with captures) and `prometheus` (exposition format). Standard library,
+(ordered steps with captures), and the exposition-format half of `prometheus`
+(`_checks_prometheus`). Standard library,
 plus jmespath when JSON assertions or captures are used."""
 
 from __future__ import annotations
@@ -560,7 +561,7 @@ def parse_exposition(text: str) -> tuple[dict[str, list[float]], list[str]]:
     return samples, bad
 
 
-def run_prometheus(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+def run_exposition(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     resp = _request(opts, ctx, method="GET", body=None)
     if resp.status != 200:
         return Outcome(FAIL, f"GET {opts['url']}: status {resp.status}, expected 200")
@@ -573,14 +574,3 @@ def run_prometheus(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     outcome = checks.outcome(f"{len(samples)} metrics parsed", value=len(samples))
     outcome.metrics["metrics"] = len(samples)
     return outcome
-
-
-PROMETHEUS = CheckType(
-    name="prometheus",
-    description="a metrics endpoint parses as Prometheus exposition format with required metrics",
-    options={
-        **{k: v for k, v in _REQUEST_OPTIONS.items() if k not in ("method", "body")},
-        "required": {"type": "list", "elements": "str", "default": []},
-    },
-    run=run_prometheus,
-)

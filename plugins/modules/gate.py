@@ -65,6 +65,15 @@ options:
     description: The last good ledger record (C(stagegate.release.ledger) C(last_good)), for
       C(baseline) gates.
     type: dict
+  history:
+    description:
+      - Ledger records as the C(stagegate.release.ledger) module reads them (C(records)), for
+        C(trend) gates, which read this release's runs among them (its newest promotion and
+        the re-validations after it; C(stagegate.ledger.release_history)).
+      - Empty (a promotion's first run) leaves C(trend) gates with one run, a SKIP.
+    type: list
+    elements: dict
+    default: []
   phases:
     description:
       - Phases of this run, C({name, status, seconds}).

@@ -144,6 +144,7 @@ class HostChecksManager:
         if not present or (needs_jmespath and not _checks_http.HAS_JMESPATH):
             self.module.fail_json(msg=f"{where}: " + missing_required_lib(library or "jmespath"))
         options, option_errors = validate_options(where, common["options"], check_type.options)
+        option_errors = option_errors or check_type.option_errors(where, options)
         if errors or option_errors:
             self.module.fail_json(msg="; ".join(errors + option_errors))
         for value in redactor_for(check_type, options).known():

@@ -181,7 +181,7 @@ def _entry(
     options, option_errors = validate_options(
         f"{where} (type {type_name})", raw_options, check_type.options, _band_parser
     )
-    errors.extend(option_errors)
+    errors.extend(option_errors or check_type.option_errors(f"{where} (type {type_name})", options))
     if common["run_on"] == "host" and not check_type.host_capable:
         errors.append(f"{where}: 'run_on' = 'host': type {type_name} runs on the controller only")
     read_only = common.pop("read_only")

@@ -24,7 +24,7 @@ from stagegate.config import PHASES
 from stagegate.fleet import HostResults, by_host, fold_hosts
 from stagegate.gates import GateConfig, GateConfigError, GateType, evaluate_gates, validate_gates
 from stagegate.grading import apply_grade, is_graded
-from stagegate.ledger import baseline_metrics
+from stagegate.ledger import baseline_metrics, release_history
 from stagegate.notify import WebhookNotifier
 from stagegate.plugins import Hooks, new_plugin_manager
 from stagegate.profiles import load_profiles
@@ -83,6 +83,8 @@ class GateRequest:
     """Lines the run's ledger reads skipped (a torn last line, a corrupt one): reports name them."""
     resumed: Mapping[str, Any] | None = None
     """The interrupted deploy this run resumed (release_manifest's `interrupted`), if any."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Ledger records as read (any releases); `trend` gates read this release's runs in them."""
 
 
 @dataclass
@@ -229,7 +231,8 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
         checks = fold_hosts(fleet, checks, config)
     checks += manual_items(request.manual, request.confirmations)
     baseline = baseline_metrics(dict(request.baseline) if request.baseline else None)
-    gates = evaluate_gates(config, checks, baseline) if not request.stopped else []
+    history = release_history(list(request.history), request.release)
+    gates = evaluate_gates(config, checks, baseline, history=history) if not request.stopped else []
     verdict = decide(checks, gates, config.score_bands, config.weights, request.stopped)
     adjusted = hooks.adjust_verdict(
         verdict=str(verdict.decision), results=checks, gates=gates, config=dict(request.policy)

@@ -15,6 +15,8 @@
       - {name: p95, type: value, file: load_simulation,
          query: '"Performance Metrics".P95_latency_ms', unit: ms,
          pass: "<= 1200ms", warn: "<= 2000ms", critical: true}
+      - {name: memory not growing, type: trend, check: containers, metric: api.memory_mb,
+         runs: 6, method: fit, relative: true, pass: "<= 5%", warn: "<= 20%"}
 
 Each rule's `type` names a gate type. The built-in types (`BUILTIN_GATE_TYPES`) come from
 this module's `stagegate_gate_types` implementation, registered as the default plugin
@@ -28,7 +30,7 @@ the key.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -41,6 +43,7 @@ from stagegate.bands import Band, BandError, Bands
 from stagegate.grading import ThresholdError, check_status, is_failure, parse_thresholds, worst
 from stagegate.hookspecs import hookimpl
 from stagegate.results import CheckResult, Status
+from stagegate.trend import METHODS, points, relative, rise
 
 _RULE_KEYS = {"name", "type", "critical", "weight", "category", "description"}
 
@@ -79,6 +82,8 @@ class GateContext:
     baseline: dict[str, dict[str, float]]
     types: Mapping[str, GateType]
     earlier: list[GateResult] = field(default_factory=list)
+    history: list[Mapping[str, Any]] = field(default_factory=list)
+    """Earlier runs of this release, oldest first (`stagegate.ledger.release_history`)."""
 
 
 @dataclass(frozen=True)
@@ -358,7 +363,17 @@ def _evaluate_pass_rate(rule: GateRule, ctx: GateContext) -> GateResult:
     )
 
 
+_DIRECTIONS = ("lower_is_better", "higher_is_better")
+
+
 def _validate_baseline(rule: GateRule, ctx: ValidationContext) -> None:
+    _validate_baseline_names(rule, ctx)
+    _regression_band(rule)
+    if rule.options.get("direction", "lower_is_better") not in _DIRECTIONS:
+        raise rule.error("direction", "expected lower_is_better or higher_is_better")
+
+
+def _validate_baseline_names(rule: GateRule, ctx: ValidationContext) -> None:
     check = rule.options.get("check")
     if not check:
         raise rule.error("check", "missing; name the check whose metric is compared")
@@ -366,12 +381,6 @@ def _validate_baseline(rule: GateRule, ctx: ValidationContext) -> None:
         raise rule.error("check", f"names check {check!r}, which is not in the catalog")
     if not rule.options.get("metric"):
         raise rule.error("metric", "missing; name the metric, e.g. p95_ms")
-    _regression_band(rule)
-    if rule.options.get("direction", "lower_is_better") not in (
-        "lower_is_better",
-        "higher_is_better",
-    ):
-        raise rule.error("direction", "expected lower_is_better or higher_is_better")
 
 
 def _regression_band(rule: GateRule) -> Band:
@@ -429,6 +438,80 @@ def _evaluate_all(rule: GateRule, ctx: GateContext) -> GateResult:
     return rule.result(status, message, details={"parts": [r.to_dict() for r in results]})
 
 
+def _int_option(rule: GateRule, key: str, default: int, minimum: int) -> int:
+    raw = rule.options.get(key, default)
+    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
+        raise rule.error(key, f"expected a whole number >= {minimum}, got {raw!r}")
+    if int(raw) < minimum:
+        raise rule.error(key, f"expected a whole number >= {minimum}, got {raw!r}")
+    return int(raw)
+
+
+def _validate_trend(rule: GateRule, ctx: ValidationContext) -> None:
+    _validate_baseline_names(rule, ctx)
+    runs = _int_option(rule, "runs", 6, 2)
+    if _int_option(rule, "min_runs", 3, 2) > runs:
+        raise rule.error("min_runs", f"more than runs ({runs}): the gate could never grade")
+    if rule.options.get("method", "delta") not in METHODS:
+        raise rule.error("method", f"expected one of {', '.join(METHODS)}")
+    if rule.options.get("direction", "lower_is_better") not in _DIRECTIONS:
+        raise rule.error("direction", f"expected one of {', '.join(_DIRECTIONS)}")
+    if not isinstance(rule.options.get("relative", False), bool):
+        raise rule.error("relative", "expected true or false")
+    bands = rule.bands()
+    if rule.options.get("relative") and any(
+        band is not None and band.unit not in ("%", "")
+        for band in (bands.pass_band, bands.warn_band)
+    ):
+        raise rule.error("pass/warn", "relative: true grades the rise in % of the first run")
+
+
+def _evaluate_trend(rule: GateRule, ctx: GateContext) -> GateResult:
+    """How much a check metric rose over the last `runs` runs of this release (the ledger's
+    re-validations, then this run), graded against bands: absolute in `unit`, or with
+    `relative` in % of the window's start. A fall is the bad way for higher_is_better."""
+    check, metric = str(rule.options["check"]), str(rule.options["metric"])
+    runs, least = _int_option(rule, "runs", 6, 2), _int_option(rule, "min_runs", 3, 2)
+    if check not in ctx.checks or metric not in ctx.checks[check].metrics:
+        raise GateEvaluationError(f"check {check!r} has no metric {metric!r} in this run")
+    now = points(
+        [{"metrics": {check: ctx.checks[check].metrics}, "run_id": "this run"}], check, metric
+    )
+    window = (points(ctx.history, check, metric) + now)[-runs:]
+    if len(window) < least:
+        return rule.result(
+            Status.SKIP,
+            f"{len(window)} run(s) of this release with {check}.{metric} so far; "
+            f"the trend needs {least} (min_runs)",
+            details={"trend": [p.to_dict() for p in window]},
+        )
+    method = str(rule.options.get("method", "delta"))
+    start, change = rise([p.value for p in window], method)
+    if rule.options.get("direction", "lower_is_better") == "higher_is_better":
+        change = -change
+    unit = str(rule.options.get("unit", ""))
+    bands = rule.bands()
+    graded, shown = change, f"{change:+g}{unit}"
+    if rule.options.get("relative"):
+        graded, unit = relative(start, change), "%"
+        shown = f"{graded:+.1f}% of {start:g}"
+    first, last = window[0].value, window[-1].value
+    return rule.result(
+        bands.grade(graded, unit),
+        f"{check}.{metric} over the last {len(window)} runs: {first:g} -> {last:g}, "
+        f"{'fitted ' if method == 'fit' else ''}rise {shown} ({bands})",
+        value=round(graded, 3),
+        threshold=f"rise over {len(window)} runs {bands}",
+        details={
+            "trend": [p.to_dict() for p in window],
+            "method": method,
+            "start": start,
+            "rise": change,
+            "metric": f"{check}.{metric}",
+        },
+    )
+
+
 BUILTIN_GATE_TYPES: list[GateType] = [
     GateType(
         "value",
@@ -456,6 +539,15 @@ BUILTIN_GATE_TYPES: list[GateType] = [
         frozenset({"check", "metric", "max_regression", "direction"}),
         _validate_baseline,
         _evaluate_baseline,
+    ),
+    GateType(
+        "trend",
+        frozenset(
+            {"check", "metric", "runs", "min_runs", "method", "direction", "relative", "unit"}
+            | {"pass", "warn"}
+        ),
+        _validate_trend,
+        _evaluate_trend,
     ),
     GateType("all", frozenset({"parts"}), _validate_all, _evaluate_all),
 ]
@@ -700,12 +792,14 @@ def evaluate_gates(
     checks: list[CheckResult],
     baseline: Mapping[str, Mapping[str, float]] | None = None,
     documents: Mapping[str, Any] | None = None,
+    history: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[GateResult]:
-    """Evaluate key checks, then every rule (late types last, seeing the others' results)."""
+    """Evaluate key checks, then every rule (late types last, seeing the others' results).
+    `history`: the earlier runs of this release that `trend` gates read (ledger records)."""
     by_name = {c.name: c for c in checks}
     docs = dict(documents) if documents is not None else load_documents(config.results_files)
     base = {k: dict(v) for k, v in (baseline or {}).items()}
-    ctx = GateContext(by_name, docs, base, config.types)
+    ctx = GateContext(by_name, docs, base, config.types, history=list(history or []))
     ctx.earlier.extend(key_check_gates(config, by_name))
     for rule in sorted(config.rules, key=lambda r: config.types[r.type].late):
         ctx.earlier.append(evaluate_rule(rule, ctx))

@@ -64,3 +64,32 @@ def baseline_metrics(record: dict[str, Any] | None) -> dict[str, dict[str, float
         }
         for check, values in metrics.items()
     }
+
+
+_CHECK_KINDS = ("revalidation", "validation")  # the runs that only checked a release
+
+
+def release_history(
+    records: list[dict[str, Any]], release: str, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The runs of `release` since it was last deployed, oldest first: its deploy record (the
+    newest GO / GO_WITH_WARNINGS promotion record, the one validate.yml compares with) and
+    the `revalidation` records after it; for a release stagegate does not deploy
+    (validate.yml's `stagegate_validate_only`), its `validation` records. At most the last
+    `limit`. What `trend` gates read."""
+    deployed = -1
+    for index, record in enumerate(records):
+        if (
+            record.get("release") == release
+            and not record.get("kind")
+            and record.get("verdict") in GOOD_VERDICTS
+        ):
+            deployed = index
+    found = [
+        record
+        for index, record in enumerate(records)
+        if index >= deployed
+        and record.get("release") == release
+        and (index == deployed or record.get("kind") in _CHECK_KINDS)
+    ]
+    return found[-limit:] if limit else found

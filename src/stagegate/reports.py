@@ -27,6 +27,7 @@ from stagegate.gates import GateResult
 from stagegate.grading import is_failure
 from stagegate.redact import redact  # the one redaction (module_utils/_checks_redact.py)
 from stagegate.results import CheckResult, Status
+from stagegate.trend import polyline
 from stagegate.verdict import Verdict, check_blocks, gate_blocks
 
 REPORT_FILES = ("report.json", "report.md", "junit.xml", "report.html")
@@ -582,6 +583,39 @@ def host_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def trend_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The `trend` gates' points (details.trend: the runs of this release, this one last),
+    with an SVG polyline of them for the HTML report and the values for Markdown."""
+    rows = []
+    for gate in report["gates"]:
+        found = (gate.get("details") or {}).get("trend")
+        if not found:
+            continue
+        values = [float(point["value"]) for point in found]
+        rows.append(
+            {
+                "name": gate["name"],
+                "status": gate["status"],
+                "metric": gate["details"].get("metric", ""),
+                "values": values,
+                "runs": [str(point.get("at") or point.get("run")) for point in found],
+                "polyline": polyline(values),
+                "low": min(values),
+                "high": max(values),
+            }
+        )
+    return rows
+
+
+def _md_trends(report: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"- Trend of **{row['name']}** ({row['metric']}, {len(row['values'])} runs, this one "
+        f"last): " + " → ".join(f"{value:g}" for value in row["values"])
+        for row in trend_rows(report)
+    ]
+    return [*lines, ""] if lines else []
+
+
 def _md_hosts(report: Mapping[str, Any]) -> list[str]:
     hosts = report.get("hosts") or {}
     if not hosts:
@@ -714,6 +748,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             ],
         ),
         "",
+        *_md_trends(report),
         *_md_issues(report),
         "## 5. Recommendations",
         "",
@@ -845,6 +880,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         resumed_note=resumed_note(report),
         plan_rows=plan_rows(report["rollback_plan"]),
         host_rows=host_rows(report),
+        trend_rows=trend_rows(report),
         chart_data={
             "checks": report["checks"],
             "phases": report["phases"],
