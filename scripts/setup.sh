@@ -193,6 +193,15 @@ setup_chromium() {
   done_step
 }
 
+# 8. ApacheBench (`ab`, Debian's apache2-utils): the load_result tests parse a real ab run.
+setup_ab() {
+  command -v ab >/dev/null && return 0
+  need_root_apt "ApacheBench (ab)" "apache2-utils"
+  step "ApacheBench (apt apache2-utils)"
+  apt_install apache2-utils
+  done_step
+}
+
 setup_venv
 setup_postgres
 setup_docker
@@ -202,5 +211,6 @@ setup_tiny_image
 setup_py39_image
 setup_sandbox_repo
 setup_chromium
-# 8. The awx.awx collection for awx/configure.yml (lint and syntax-check), from the PyPI ansible package.
+setup_ab
+# 9. The awx.awx collection for awx/configure.yml (lint and syntax-check), from the PyPI ansible package.
 bash "$ROOT/scripts/ee-awx.sh"

@@ -17,6 +17,10 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_http imp
     HTTP,
     PROMETHEUS,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._checks_load import (
+    LOAD,
+    LOAD_RESULT,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._checks_net import TCP, TLS
 from ansible_collections.stagegate.release.plugins.module_utils._checks_pg import POSTGRES
 from ansible_collections.stagegate.release.plugins.module_utils._checks_redis import REDIS
@@ -37,6 +41,8 @@ BUILTIN_TYPES: tuple[CheckType, ...] = (
     MEMORY,
     COMMAND,
     SUITE,
+    LOAD,
+    LOAD_RESULT,
 )
 
 

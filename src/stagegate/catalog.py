@@ -182,6 +182,8 @@ def _entry(
         f"{where} (type {type_name})", raw_options, check_type.options, _band_parser
     )
     errors.extend(option_errors)
+    if not option_errors and check_type.validate is not None:
+        errors.extend(f"{where} (type {type_name}): {e}" for e in check_type.validate(options))
     if common["run_on"] == "host" and not check_type.host_capable:
         errors.append(f"{where}: 'run_on' = 'host': type {type_name} runs on the controller only")
     read_only = common.pop("read_only")
