@@ -4,6 +4,7 @@ summary JSON."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from typing import Any
 
 import pytest
 from checks_fixtures import App
+from test_runbook_validate_only import inventory, last_report, run_validate
 
+from stagegate import ledger
 from stagegate.catalog import CatalogError, load_catalog
 from stagegate.engine import run_checks
 from stagegate.plugins import Hooks, new_plugin_manager
@@ -271,3 +274,66 @@ def test_locust_stats_csv_from_a_real_run(http_app: App, tmp_path: Path) -> None
     assert by_name.metrics["requests"] == requests  # one task: the only named row
     assert no_row.status is Status.ERROR
     assert "no row named '/nope'" in no_row.message
+
+
+@pytest.mark.slow
+def test_validate_playbook_grades_load_figures_and_refuses_a_remote_target(
+    ab: str, http_app: App, tmp_path: Path
+) -> None:
+    """Through a real `ansible-playbook playbooks/validate.yml` (validation-only profile): a
+    load run with the error-rate fault grades WARN, a real ab run's figures feed a gate
+    threshold; a load check aimed at a non-local host stops the run in its configuration step."""
+    ab_out = tmp_path / "ab.txt"
+    subprocess.run(
+        [ab, "-q", "-n", "100", "-c", "10", f"{http_app.url}/health"],
+        check=True,
+        stdout=ab_out.open("w"),
+        timeout=120,
+    )
+    inv = inventory(
+        tmp_path,
+        http_app,
+        stagegate_gates={
+            "key_checks": ["api_health"],
+            "thresholds": {"ab_health": {"metric": "rps", "pass": "> 0"}},
+        },
+    )
+    config = json.loads((inv / "group_vars" / "all" / "stagegate.yml").read_text())
+    config["stagegate_checks"] += [
+        {
+            "name": "api_load",
+            "type": "load",
+            "group": "performance",
+            "options": {
+                "url": f"{http_app.url}/flaky",
+                "concurrency": 2,
+                "requests": 40,
+                "bands": {"error_rate": {"pass": "<= 10%", "warn": "<= 30%"}},
+            },
+        },
+        {
+            "name": "ab_health",
+            "type": "load_result",
+            "group": "performance",
+            "options": {"format": "ab", "path": str(ab_out), "bands": {"p95_ms": "<= 60s"}},
+        },
+    ]
+    (inv / "group_vars" / "all" / "stagegate.yml").write_text(json.dumps(config))
+    proc = run_validate(inv)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = last_report(tmp_path)
+    assert report["verdict"] == "GO_WITH_WARNINGS"
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["api_load"]["status"] == "WARN"
+    assert checks["api_load"]["metrics"]["error_rate"] == 25.0
+    assert checks["api_load"]["metrics"]["requests"] == 40
+    assert checks["ab_health"]["status"] == "PASS"
+    assert checks["ab_health"]["metrics"]["requests"] == 100
+    assert checks["ab_health"]["value"] == checks["ab_health"]["metrics"]["rps"]
+
+    config["stagegate_checks"][-2]["options"]["url"] = "http://staging.example.com/flaky"
+    (inv / "group_vars" / "all" / "stagegate.yml").write_text(json.dumps(config))
+    proc = run_validate(inv)
+    assert proc.returncode != 0
+    assert "url host 'staging.example.com' is not a loopback address" in proc.stdout
+    assert len(ledger.read(tmp_path / "state" / "ledger.jsonl")) == 1  # nothing ran
