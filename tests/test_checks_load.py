@@ -58,9 +58,10 @@ def test_load_reports_throughput_percentiles_and_error_rate(http_app: App) -> No
     )
     assert healthy.status is Status.PASS, healthy.message
     assert healthy.metrics["requests"] == 80  # `requests` stops it before the duration
+    assert healthy.details["stopped_by"] == "requests"
     assert healthy.metrics["errors"] == 0
     assert healthy.metrics["rps"] > 0
-    assert healthy.value == round(healthy.metrics["rps"], 2)
+    assert healthy.value == healthy.metrics["rps"]
     for figure in ("avg_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms"):
         assert figure in healthy.metrics
     assert healthy.metrics["p50_ms"] <= healthy.metrics["p95_ms"] <= healthy.metrics["p99_ms"]
@@ -82,6 +83,12 @@ def test_load_stops_by_itself_at_its_duration_and_not_in_check_mode(http_app: Ap
     assert timed.status is Status.PASS, timed.message
     assert timed.metrics["requests"] > 0
     assert timed.details["seconds"] >= 0.5  # ran to its duration, with no request cap
+    assert timed.details["stopped_by"] == "duration"
+    (cut,) = run(
+        {"type": "load", "url": f"{http_app.url}/slow", "duration": 0.3, "requests": 100_000}
+    )
+    assert cut.details["stopped_by"] == "duration"
+    assert f"after {cut.metrics['requests']:g} of 100000 requests" in cut.message
     (skipped,) = run({"type": "load", "url": f"{http_app.url}/health"}, check_mode=True)
     assert skipped.status is Status.SKIP  # a load run is not read-only
 
@@ -243,8 +250,8 @@ def test_locust_stats_csv_from_a_real_run(http_app: App, tmp_path: Path) -> None
             "2",
             "--spawn-rate",
             "2",
-            "--run-time",
-            "3s",
+            "--run-time",  # its clock starts before the users do, and the CSV is written
+            "6s",  # once a second: a shorter run can leave an empty *_stats.csv on a busy host
             "--host",
             http_app.url,
             "--csv",
@@ -281,8 +288,9 @@ def test_validate_playbook_grades_load_figures_and_refuses_a_remote_target(
     ab: str, http_app: App, tmp_path: Path
 ) -> None:
     """Through a real `ansible-playbook playbooks/validate.yml` (validation-only profile): a
-    load run with the error-rate fault grades WARN, a real ab run's figures feed a gate
-    threshold; a load check aimed at a non-local host stops the run in its configuration step."""
+    load run with the error-rate fault grades WARN, a real ab run's figures (read on the host
+    by the host_checks module) feed a gate threshold; a load check aimed at a non-local host
+    stops the run in its configuration step."""
     ab_out = tmp_path / "ab.txt"
     subprocess.run(
         [ab, "-q", "-n", "100", "-c", "10", f"{http_app.url}/health"],
@@ -315,6 +323,7 @@ def test_validate_playbook_grades_load_figures_and_refuses_a_remote_target(
             "name": "ab_health",
             "type": "load_result",
             "group": "performance",
+            "run_on": "host",  # through the host_checks module, where the file is
             "options": {"format": "ab", "path": str(ab_out), "bands": {"p95_ms": "<= 60s"}},
         },
     ]

@@ -114,6 +114,12 @@ class _Run:
             self.sent += 1
             return True
 
+    def stopped_by(self) -> str:
+        """What ended the run: `requests` (the budget was sent), `cancelled`, or `duration`."""
+        if self.budget is not None and self.sent >= self.budget:
+            return "requests"
+        return "cancelled" if self.ctx.cancelled.is_set() else "duration"
+
     def _worker(self) -> None:
         while not self.ctx.cancelled.is_set() and time.monotonic() < self.deadline:
             if not self._take():
@@ -122,6 +128,8 @@ class _Run:
                 response: Response | str = _request(self.opts, self.ctx, keep_body=False)
             except CheckError as exc:
                 response = str(exc)
+            except Exception as exc:  # a worker never dies silently: the error is counted
+                response = f"request failed: {type(exc).__name__}: {exc}"
             with self.lock:
                 if isinstance(response, str):
                     self.errors.append(response)
@@ -168,9 +176,10 @@ def _graded_outcome(figures: dict[str, float], opts: dict[str, Any], source: str
             f"{source}: bands name figures it does not have: {', '.join(missing)} "
             f"(it has {', '.join(figures)})"
         )
-    outcome = Outcome(PASS, "", value=round(figures["rps"], 2) if "rps" in figures else None)
+    outcome = Outcome(PASS, "")
     for name, value in figures.items():
         outcome.measure(name, value, FIGURES.get(name, ""), bands.get(name))
+    outcome.value = outcome.metrics.get("rps")  # as recorded (rounded) in metrics
     outcome.details["value_is"] = "rps"
     shown = [
         f"{figures['requests']:g} requests" if "requests" in figures else "",
@@ -206,14 +215,21 @@ def run_load(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     }
     source = f"load {opts['url']} at concurrency {opts['concurrency']} for {seconds:.1f}s"
     outcome = _graded_outcome(figures, opts, source)
+    stopped_by = load.stopped_by()
     outcome.details.update(
         url=opts["url"],
         concurrency=opts["concurrency"],
         seconds=round(seconds, 3),
+        stopped_by=stopped_by,
         first_errors=sorted(set(load.errors))[:5],
     )
     if failed:
         outcome.message += f" ({failed} errors, e.g. {load.errors[0]})"
+    if opts.get("requests") and stopped_by != "requests":
+        outcome.message += (
+            f"; stopped by its {opts['duration']:g}s duration after {total} of "
+            f"{opts['requests']} requests"
+        )
     return outcome
 
 
