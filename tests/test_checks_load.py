@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from checks_fixtures import App
+from conftest import free_port
 from test_runbook_validate_only import inventory, last_report, run_validate
 
 from stagegate import ledger
@@ -89,6 +90,10 @@ def test_load_stops_by_itself_at_its_duration_and_not_in_check_mode(http_app: Ap
     )
     assert cut.details["stopped_by"] == "duration"
     assert f"after {cut.metrics['requests']:g} of 100000 requests" in cut.message
+    (refused,) = run({"type": "load", "url": f"http://127.0.0.1:{free_port()}/", "duration": 0.5})
+    assert refused.status is Status.ERROR  # nothing answered: nothing to grade
+    assert "no request was answered" in refused.message
+    assert "cannot connect" in refused.message
     (skipped,) = run({"type": "load", "url": f"{http_app.url}/health"}, check_mode=True)
     assert skipped.status is Status.SKIP  # a load run is not read-only
 
