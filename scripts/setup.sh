@@ -203,6 +203,15 @@ setup_prometheus() {
   done_step
 }
 
+# 7c. ApacheBench (`ab`, Debian's apache2-utils): the load_result tests parse a real ab run.
+setup_ab() {
+  command -v ab >/dev/null && return 0
+  need_root_apt "ApacheBench (ab)" "apache2-utils"
+  step "ApacheBench (apt apache2-utils)"
+  apt_install apache2-utils
+  done_step
+}
+
 setup_venv
 setup_postgres
 setup_docker
@@ -213,5 +222,6 @@ setup_py39_image
 setup_sandbox_repo
 setup_chromium
 setup_prometheus
+setup_ab
 # 8. The awx.awx collection for awx/configure.yml (lint and syntax-check), from the PyPI ansible package.
 bash "$ROOT/scripts/ee-awx.sh"

@@ -27,6 +27,7 @@ process_resident_memory_bytes 3.1e+07
 @dataclass
 class AppState:
     limited_hits: int = 0
+    flaky_hits: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -72,6 +73,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.limited_hits += 1
                 over = self.state.limited_hits > 5
             self._send(429 if over else 200, {"limited": over})
+        elif path == "/flaky":  # a fault: every fourth request answers 500
+            with self.state.lock:
+                self.state.flaky_hits += 1
+                fault = self.state.flaky_hits % 4 == 0
+            self._send(500 if fault else 200, {"fault": fault})
         elif path == "/me":
             ok = self.headers.get("Authorization") == f"Bearer {TOKEN}"
             self._send(200 if ok else 401, {"user": "alice"} if ok else {"error": "unauthorized"})

@@ -49,6 +49,10 @@ def test_aragora_staging_validates_then_warns_without_redis(aragora: TargetServi
                  "audit_log_integrity", "security_headers"):  # fmt: skip
         assert statuses[name] == "PASS", name
     assert statuses["signoff_security"] == "PASS"  # the Validator's confirmation
+    ab = next(c for c in go["checks"] if c["name"] == "concurrent_requests")  # row 14, `load`
+    assert (ab["status"], ab["metrics"]["errors"]) == ("PASS", 0), ab["message"]
+    assert 0 < ab["metrics"]["requests"] <= 100  # 100, unless a busy host hit its duration
+    assert ab["value"] == ab["metrics"]["rps"]
 
     aragora.compose("stop", "redis")
     warned = aragora.validate(INVENTORY, "1.0.0", **overrides)

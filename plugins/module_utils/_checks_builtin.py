@@ -16,6 +16,10 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_http imp
     FLOW,
     HTTP,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._checks_load import (
+    LOAD,
+    LOAD_RESULT,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._checks_net import TCP, TLS
 from ansible_collections.stagegate.release.plugins.module_utils._checks_pg import POSTGRES
 from ansible_collections.stagegate.release.plugins.module_utils._checks_prometheus import (
@@ -39,6 +43,8 @@ BUILTIN_TYPES: tuple[CheckType, ...] = (
     MEMORY,
     COMMAND,
     SUITE,
+    LOAD,
+    LOAD_RESULT,
 )
 
 

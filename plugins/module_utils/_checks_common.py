@@ -108,7 +108,7 @@ class CheckType:
 
     `options` maps option names to specs like Ansible's argument_spec:
     {type: str|int|float|bool|list|dict|intlist|bands|raw, required, default, choices,
-    minimum, elements, no_log, description}; values are converted by `coerce`.
+    minimum, maximum, elements, no_log, description}; values are converted by `coerce`.
     `read_only` (a bool, or a function of the options) says whether a check only
     observes: only those run in check mode.
     `host_capable` types may run on the target host through the module.
@@ -259,13 +259,27 @@ def validate_options(
 
 def typed_value(value: Any, spec: Mapping[str, Any]) -> tuple[Any, str | None]:
     """(the value converted by `coerce` to the spec's type, None), or (value, what was
-    expected) when its type, choices or minimum do not fit (nested options not included)."""
+    expected) when its type, choices, minimum or maximum do not fit (nested options not
+    included)."""
     value, expected = _typed(value, spec["type"], spec.get("elements"))
     if expected is None and "choices" in spec and value not in spec["choices"]:
         expected = "one of " + ", ".join(map(str, spec["choices"]))
-    if "minimum" in spec and (expected is not None or value < spec["minimum"]):
-        expected = f"{_TYPE_CHECKS[spec['type']][1]} >= {spec['minimum']:g}"
+    low, high = spec.get("minimum"), spec.get("maximum")
+    if (low is not None or high is not None) and (
+        expected is not None
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        expected = _range_text(spec["type"], low, high)
     return value, expected
+
+
+def _range_text(kind: str, low: float | None, high: float | None) -> str:
+    """'a number >= 0.1', 'an integer <= 64' or 'an integer from 1 to 64'."""
+    what = _TYPE_CHECKS[kind][1]
+    if low is not None and high is not None:
+        return f"{what} from {low:g} to {high:g}"
+    return f"{what} >= {low:g}" if low is not None else f"{what} <= {high:g}"
 
 
 def _checked_value(

@@ -24,6 +24,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_host imp
     run_process,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_http import search
+from ansible_collections.stagegate.release.plugins.module_utils._checks_load import k6_values
 
 
 def junit_counts(path: str) -> dict[str, float]:
@@ -49,21 +50,22 @@ def _load_json(path: str) -> Any:
 
 
 def k6_metrics(path: str) -> dict[str, float]:
-    """Figures from `k6 run --summary-export`: checks, http_req_duration, http_req_failed."""
+    """Figures from `k6 run --summary-export` or handleSummary JSON: checks,
+    http_req_duration, http_req_failed (the `load_result` check reads the same files)."""
     metrics = _load_json(path).get("metrics", {})
     found: dict[str, float] = {}
-    checks = metrics.get("checks", {})
+    checks = k6_values(metrics, "checks")
     if "passes" in checks:
         found["passed"], found["failed"] = float(checks["passes"]), float(checks.get("fails", 0))
         found["tests"] = found["passed"] + found["failed"]
-    for key, value in metrics.get("http_req_duration", {}).items():
-        if isinstance(value, (int, float)):
+    for key, value in k6_values(metrics, "http_req_duration").items():
+        if isinstance(value, (int, float)) and key != "count":
             found[f"http_req_duration_{key.replace('(', '').replace(')', '')}_ms"] = float(value)
-    failed = metrics.get("http_req_failed", {})
+    failed = k6_values(metrics, "http_req_failed")
     if "value" in failed or "rate" in failed:
         found["http_req_failed_percent"] = 100.0 * float(failed.get("value", failed.get("rate")))
     if "http_reqs" in metrics:
-        found["http_reqs"] = float(metrics["http_reqs"].get("count", 0))
+        found["http_reqs"] = float(k6_values(metrics, "http_reqs").get("count", 0))
     return found
 
 
