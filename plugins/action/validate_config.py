@@ -16,6 +16,9 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
+# Phases only their own playbook runs (rollback.yml, restore.yml), never demanded by default.
+OWN_PLAYBOOK_PHASES = ("rollback", "restore")
+
 try:
     from stagegate.catalog import CatalogError, load_catalog
     from stagegate.config import (
@@ -42,7 +45,9 @@ ARGUMENT_SPEC = {
     "phases": {
         "type": "list",
         "elements": "str",
-        "default": [p for p in PHASES if p != "rollback"] if STAGEGATE_IMPORT_ERROR is None else [],
+        "default": [p for p in PHASES if p not in OWN_PLAYBOOK_PHASES]
+        if STAGEGATE_IMPORT_ERROR is None
+        else [],
     },
     "unknown_keys": {"type": "str", "choices": ["error", "warn"], "default": "error"},
     "secrets": {"type": "list", "elements": "dict", "default": []},
