@@ -15,7 +15,14 @@ from pg_fixtures import count_scratch, db_arg
 from test_pg_migrate import INDEXES, write_migrations
 
 VENV_BIN = Path(sys.executable).parent
-MODULES = ["pg_archive_info", "pg_backup", "pg_clone", "pg_migrate", "pg_migrate_dryrun", "pg_restore"]
+MODULES = [
+    "pg_archive_info",
+    "pg_backup",
+    "pg_clone",
+    "pg_migrate",
+    "pg_migrate_dryrun",
+    "pg_restore",
+]
 
 
 def ansible_env() -> dict[str, str]:
