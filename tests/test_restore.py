@@ -25,6 +25,7 @@ from sandbox_fixtures import (
     PlaybookRun,
     SandboxStack,
     isolated_stack,
+    run_playbook,
     sandbox_secrets,
 )
 from test_rollback import playbook_env
@@ -209,3 +210,18 @@ def test_with_no_name_the_newest_dump_is_restored(restore: Restore) -> None:
     assert f"Restore: {newest}" in text
     assert f"Passed over: {restore.backups / 'README.txt'}: " in text
     assert "only-in-the-newest" in restore.items()
+
+
+def test_a_stagegate_backup_named_is_verified_against_its_manifest(restore: Restore) -> None:
+    backup = run_playbook("backup.yml", {**restore.vars, "stagegate_run_id": "run-b"})
+    restore.runs.append(backup.output)
+    assert backup.rc == 0, backup.output[-4000:]
+    kept = restore.items()
+    restore.sql("DELETE FROM items")
+    done = restore.run(stagegate_restore_from="app-v1-run-b")  # a name, `.dump` left out
+    assert done.rc == 0, done.output[-5000:]
+    said = " ".join(done.output.split())
+    assert f"Restore: {restore.backups / 'app-v1-run-b.dump'}" in said
+    assert "made by stagegate backup, run run-b (release v1), verified" in said
+    assert "none missing (checked against the manifest)" in said
+    assert restore.items() == kept
