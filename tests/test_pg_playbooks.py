@@ -14,7 +14,14 @@ from conftest import REPO_ROOT, PgCluster
 from pg_fixtures import INDEXES, count_scratch, db_arg, write_migrations
 
 VENV_BIN = Path(sys.executable).parent
-MODULES = ["pg_backup", "pg_clone", "pg_migrate", "pg_migrate_dryrun", "pg_restore"]
+MODULES = [
+    "pg_archive_info",
+    "pg_backup",
+    "pg_clone",
+    "pg_migrate",
+    "pg_migrate_dryrun",
+    "pg_restore",
+]
 
 
 def ansible_env() -> dict[str, str]:

@@ -289,3 +289,45 @@ def test_container_whose_socket_uses_peer_auth(
     assert backup.get("failed") is not True, (backup.get("msg"), backup.get("stderr"))
     assert backup["manifest"]["verified"] is True
     assert backup["manifest"]["tables"]["public.orders"]["rows"] == 1000
+
+
+@pytest.mark.slow
+def test_archives_stagegate_did_not_make_restore_by_their_listing(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    """pg_dump -Fc / -Ft / -Fd made by hand (no manifest) restore with without_manifest,
+    verified by the tables their listing holds; a plain SQL dump is refused before anything."""
+    pg_dump = str(pg_cluster.bindir / "pg_dump")
+    conn = ["-h", pg_cluster.host, "-p", str(pg_cluster.port), "-U", pg_cluster.user]
+    target = f"{sample_db}_foreign"
+    try:
+        for fmt, name in (("c", "by-hand.dump"), ("t", "by-hand.tar"), ("d", "by-hand.dir")):
+            archive = tmp_path / name
+            subprocess.run([pg_dump, *conn, f"-F{fmt}", "-f", str(archive), sample_db], check=True)
+            args = {"db": db_arg(pg_cluster, "postgres"), "backup": str(archive), "name": target}
+            assert run_module("pg_restore", args)["failed"] is True  # a manifest is needed ...
+            args["without_manifest"] = True  # ... unless the listing is to stand in for it
+            planned = run_module("pg_restore", args, check_mode=True)
+            assert planned.get("failed") is not True, planned.get("msg")
+            assert planned["archive"]["database"] == sample_db
+            assert set(planned["archive"]["tables"]) == {"public.customers", "public.orders"}
+            done = run_module("pg_restore", {**args, "force": True})
+            assert done.get("failed") is not True, (done.get("msg"), done.get("stderr"))
+            assert done["format"] == {"c": "custom", "t": "tar", "d": "directory"}[fmt]
+            assert done["verification"]["against"] == "listing"
+            assert done["verification"]["mismatched"] == {}
+            assert done["verification"]["rows"] == {"public.customers": 200, "public.orders": 1000}
+        plain = tmp_path / "plain.sql"
+        subprocess.run([pg_dump, *conn, "-f", str(plain), sample_db], check=True)
+        refused = run_module(
+            "pg_restore",
+            {"db": db_arg(pg_cluster, "postgres"), "backup": str(plain), "name": "sgt_never",
+             "without_manifest": True},
+        )  # fmt: skip
+        assert refused["failed"] is True
+        assert f"{plain} is a plain SQL dump" in refused["msg"]
+        assert "pg_dump -Fc" in refused["msg"]
+        never = "SELECT count(*) FROM pg_database WHERE datname = 'sgt_never'"
+        assert pg_cluster.psql(never) == "0"
+    finally:
+        pg_cluster.drop_database(target)

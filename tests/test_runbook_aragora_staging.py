@@ -5,10 +5,14 @@ stagegate does not deploy Aragora: the test starts the simulated service
 envelopes, its schema) itself, and inventory/examples/aragora-staging validates it through
 playbooks/validate.yml with the validation-only profile: GO with the sign-off confirmed, then,
 with Redis stopped, GO_WITH_WARNINGS ("[WARN] Redis not available (optional)"), not NO_GO.
+Then step 28: a pg_dump -Fc made by hand restored by playbooks/restore.yml with the same
+inventory (no app tier stopped: stagegate does not run Aragora) and the row it lost back.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT
 from runbook_fixtures import TargetService, aragora_service
+from sandbox_fixtures import run_playbook
 
 pytestmark = pytest.mark.slow
 
@@ -61,3 +66,32 @@ def test_aragora_staging_validates_then_warns_without_redis(aragora: TargetServi
     assert statuses["redis_healthy"] == "WARN"
     assert statuses["database_healthy"] == "PASS"
     assert not {"FAIL", "ERROR"} & set(statuses.values()), statuses
+
+    # step 28: the database rolled back with pg_restore from a dump made by hand (restore.yml)
+    aragora.compose("start", "redis")
+    dump = aragora.state_dir / "backup_20260114.dump"
+    with dump.open("wb") as out:
+        subprocess.run(
+            ["docker", "compose", "--project-name", aragora.project, "exec", "-T", "postgres",
+             "pg_dump", "-Fc", "-U", "aragora", "-d", "aragora_staging"],
+            cwd=aragora.checkout, env={**os.environ, **aragora.env}, stdout=out, check=True,
+        )  # fmt: skip
+    aragora.compose("exec", "-T", "postgres", "psql", "-U", "aragora", "-d", "aragora_staging",
+                    "-c", "DELETE FROM audit_events")  # fmt: skip
+    restored = run_playbook(
+        "restore.yml",
+        {"stagegate_restore_from": str(dump), "stagegate_state_dir": str(aragora.state_dir),
+         "stagegate_report_root": str(aragora.state_dir / "reports"), **overrides},
+        inventory=INVENTORY,
+    )  # fmt: skip
+    assert restored.rc == 0, restored.output[-6000:]
+    said = " ".join(restored.output.split())
+    assert "dumped from database aragora_staging" in said
+    assert "Stops: nothing (no stagegate_app_services configured)" in said
+    assert "public.audit_events" in said
+    events = aragora.compose(
+        "exec", "-T", "postgres", "psql", "-U", "aragora", "-d", "aragora_staging",
+        "-tAc", "SELECT event FROM audit_events",
+    )  # fmt: skip
+    assert events.stdout.split() == ["staging.seeded"]
+    assert VARS["vault_aragora_db_password"] not in restored.output

@@ -17,6 +17,9 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate import require_stagegate
 
+# Phases only their own playbook runs (rollback.yml, restore.yml), never demanded by default.
+OWN_PLAYBOOK_PHASES = ("rollback", "restore")
+
 try:
     from stagegate.catalog import CatalogError, load_catalog
     from stagegate.config import (
@@ -43,7 +46,9 @@ ARGUMENT_SPEC = {
     "phases": {
         "type": "list",
         "elements": "str",
-        "default": [p for p in PHASES if p != "rollback"] if STAGEGATE_IMPORT_ERROR is None else [],
+        "default": [p for p in PHASES if p not in OWN_PLAYBOOK_PHASES]
+        if STAGEGATE_IMPORT_ERROR is None
+        else [],
     },
     "unknown_keys": {"type": "str", "choices": ["error", "warn"], "default": "error"},
     "secrets": {"type": "list", "elements": "dict", "default": []},

@@ -547,19 +547,37 @@ def other_sessions(conn: Any, dbname: str, own_pids: Iterable[int] = ()) -> int:
 
 
 def terminate_sessions(conn: Any, dbname: str) -> int:
+    """End the client sessions on `dbname`. Backends that advertise no role (an autovacuum
+    worker, a connection still authenticating) are left alone: a role that is not a superuser
+    may not signal them (PostgreSQL 15 refuses the whole statement), and they do not last;
+    DROP DATABASE stops autovacuum workers itself."""
     rows = conn.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        "WHERE datname = %s AND pid <> pg_backend_pid() AND usesysid IS NOT NULL",
         (dbname,),
     ).fetchall()
     return len(rows)
 
 
+DROP_RETRIES = 20  # x 0.5 s: a backend that advertises no role yet is gone by then
+
+
 def drop_database(conn: Any, name: str, force: bool = True) -> None:
+    """DROP DATABASE IF EXISTS, WITH (FORCE) when `force`. FORCE refuses while a backend
+    without a role (a connection still authenticating) is on the database, for a role that is
+    not a superuser: that is retried for a few seconds, a lasting refusal is raised."""
     query = sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
         sql.Identifier(name), sql.SQL(" WITH (FORCE)") if force else sql.SQL("")
     )
-    conn.execute(query)
+    for attempt in range(DROP_RETRIES + 1):
+        try:
+            conn.execute(query)
+        except psycopg.errors.InsufficientPrivilege:
+            if not force or attempt == DROP_RETRIES:
+                raise
+            time.sleep(0.5)
+        else:
+            return
 
 
 def create_database(

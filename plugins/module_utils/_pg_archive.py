@@ -423,3 +423,163 @@ def retention_plan(
     found.sort(reverse=True)
     doomed = [archive for _, archive in found[max(keep - 1, 0) :]]
     return [a for a in reversed(doomed) if str(a.resolve()) not in protected]
+
+
+# -- archives stagegate did not make (restore.yml) -------------------------------------
+
+# The formats pg_restore reads; plain SQL (pg_dump's default, -Fp) is a psql script.
+RESTORABLE_FORMATS = ("custom", "directory", "tar")
+EXPECTED_FORMS = (
+    "a pg_dump archive: custom format (pg_dump -Fc, a file starting with PGDMP), directory "
+    "format (pg_dump -Fd, a directory holding toc.dat) or tar format (pg_dump -Ft)"
+)
+_TAR_MAGIC = slice(257, 262)
+
+
+def archive_format(path: str | Path) -> str:
+    """`custom`, `directory` or `tar` by the archive's own bytes (never by its name); a
+    PgError naming the file, what it looks like and the expected forms otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "toc.dat").is_file():
+            return "directory"
+        raise PgError(
+            f"{path} is a directory without toc.dat, not {EXPECTED_FORMS}", path=str(path)
+        )
+    if not path.is_file():
+        raise PgError(f"{path} does not exist (expected {EXPECTED_FORMS})", path=str(path))
+    with path.open("rb") as fh:
+        head = fh.read(512)
+    if head.startswith(b"PGDMP"):
+        return "custom"
+    if len(head) >= 262 and head[_TAR_MAGIC] == b"ustar" and head.startswith(b"toc.dat"):
+        return "tar"
+    raise PgError(f"{path} is {_what_it_is(head)}, not {EXPECTED_FORMS}", path=str(path))
+
+
+def _what_it_is(head: bytes) -> str:
+    if not head:
+        return "empty"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip-compressed (unpack it first; a .sql.gz is a plain SQL dump)"
+    text = head.decode("utf-8", "replace")
+    if "PostgreSQL database dump" in text or text.lstrip().upper().startswith(("SET ", "CREATE ")):
+        return "a plain SQL dump (pg_dump -Fp; re-dump it with -Fc, or load it with psql)"
+    if len(head) >= 262 and head[_TAR_MAGIC] == b"ustar":
+        return "a tar file that is not a pg_dump -Ft archive (no toc.dat first)"
+    return "not a PostgreSQL dump (unknown content)"
+
+
+_HEADER = re.compile(r"^;\s+(?P<key>[A-Za-z][A-Za-z_ ]*?):\s*(?P<value>.*)$")
+_CREATED = re.compile(r"^; Archive created at (?P<at>.+)$")
+_HEADER_KEYS = {
+    "dbname": "database",
+    "TOC Entries": "toc_entries",
+    "Compression": "compression",
+    "Format": "format",
+    "Dumped from database version": "server_version",
+    "Dumped by pg_dump version": "pg_dump_version",
+}
+
+
+def listing_header(listing: str) -> dict[str, Any]:
+    """What a `pg_restore --list` header says of the archive: the database it was dumped from,
+    when, by which pg_dump from which server, its format and TOC size."""
+    info: dict[str, Any] = {}
+    for line in listing.splitlines():
+        if not line.startswith(";"):
+            break
+        if created := _CREATED.match(line):
+            info["created"] = created.group("at").strip()
+        elif (m := _HEADER.match(line)) and m.group("key") in _HEADER_KEYS:
+            info[_HEADER_KEYS[m.group("key")]] = m.group("value").strip()
+    if "toc_entries" in info and str(info["toc_entries"]).isdigit():
+        info["toc_entries"] = int(info["toc_entries"])
+    return info
+
+
+def is_candidate(entry: Path) -> bool:
+    """A name in a backup directory that may be an archive: not hidden (temporary files, the
+    lock), not a manifest."""
+    return not entry.name.startswith(".") and not entry.name.endswith(MANIFEST_SUFFIX)
+
+
+def find_archive(source: str, backup_dir: str | Path) -> tuple[Path, list[dict[str, str]]]:
+    """The archive to restore, and what was passed over: `source` (an absolute path, or a name
+    in `backup_dir`, `.dump` optional), else the newest (by modification time) entry of
+    `backup_dir` that is in a restorable format. A named file in another format is refused
+    (PgError); an unreadable newest candidate is passed over, and listed."""
+    directory = Path(backup_dir)
+    if source:
+        named = Path(source)
+        if not named.is_absolute():
+            if len(named.parts) != 1:
+                raise PgError(
+                    f"stagegate_restore_from={source!r}: expected an absolute path or the name "
+                    f"of an archive in the backup directory {directory}"
+                )
+            named = directory / source
+            if not named.exists() and Path(f"{named}.dump").exists():
+                named = Path(f"{named}.dump")
+        archive_format(named)
+        return named, []
+    if not directory.is_dir():
+        raise PgError(
+            f"no backup directory {directory}: name the archive with stagegate_restore_from "
+            "(an absolute path)",
+            path=str(directory),
+        )
+    entries = sorted(
+        (e for e in directory.iterdir() if is_candidate(e)),
+        key=lambda e: (e.stat().st_mtime, e.name),
+        reverse=True,
+    )
+    passed: list[dict[str, str]] = []
+    for entry in entries:
+        try:
+            archive_format(entry)
+        except PgError as exc:
+            passed.append({"path": str(entry), "reason": exc.msg})
+            continue
+        return entry, passed
+    raise PgError(
+        f"no archive in {directory} ({len(passed)} other entr{'y' if len(passed) == 1 else 'ies'}"
+        f"); expected {EXPECTED_FORMS}",
+        path=str(directory),
+        passed_over=passed,
+    )
+
+
+def restore_summary(
+    info: dict[str, Any], *, database: str, environment: str, stop: list[str]
+) -> str:
+    """The restore plan as restore.yml prints it (and `--check` ends with)."""
+    header = info.get("archive") or {}
+    manifest = info.get("manifest")
+    tables = info.get("tables") or []
+    made_by = (
+        f"stagegate backup, run {manifest.get('run_id')} (release {manifest.get('release')}), "
+        f"{'verified' if manifest.get('verified') else 'NOT verified'}"
+        if manifest
+        else "not stagegate (no manifest): verified by its own table of contents"
+    )
+    shown = ", ".join(tables[:8]) + (f", ... ({len(tables) - 8} more)" if len(tables) > 8 else "")
+    lines = [
+        f"Restore:          {info['path']}",
+        f"  format {info['format']}, {info['bytes']} bytes, modified {info['modified']}",
+        f"  made by {made_by}",
+        f"  dumped from database {header.get('database', '?')} at {header.get('created', '?')}"
+        f" (server {header.get('server_version', '?')}, "
+        f"pg_dump {header.get('pg_dump_version', '?')})",
+        f"  tables with data: {len(tables)}" + (f": {shown}" if tables else ""),
+        f"Into:             database {database} (dropped and re-created), "
+        f"environment {environment}",
+    ]
+    lines += [f"Passed over:      {p['path']}: {p['reason']}" for p in info.get("passed_over", [])]
+    stops = ", ".join(stop) if stop else "nothing (no stagegate_app_services configured)"
+    lines += [
+        f"Stops:            {stops} (the database keeps running)",
+        "Then:             starts the tiers, verifies (checks, gate, report); afterwards "
+        "every table above must exist",
+    ]
+    return "\n".join(lines)

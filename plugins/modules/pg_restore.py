@@ -10,6 +10,11 @@ short_description: Restore a pg_backup archive into a named database and verify 
 description:
   - Restores an archive made by M(stagegate.release.pg_backup) into O(name) (default the
     database the manifest names), after checking the archive's sha256 against its manifest.
+  - With O(without_manifest), also an archive stagegate did not make (C(pg_dump -Fc), C(-Fd)
+    or C(-Ft)), verified by its own table of contents instead (see O(without_manifest)).
+  - The archive's format is read from its bytes before anything changes; a file in another
+    form (a plain SQL dump, a gzip file, anything else) is refused naming the file and the
+    expected forms.
   - O(mode=recreate) drops and re-creates the database; O(mode=clean) restores with
     C(pg_restore --clean --if-exists) into the existing one. Parallel jobs with O(jobs).
   - Other sessions on the database are ended only when O(terminate_sessions) is set B(and)
@@ -17,7 +22,8 @@ description:
   - Refuses an environment listed in O(production_environments) unless O(confirm_production).
     Environment names are compared without regard to case (C(Production) and C(PROD) count).
   - Verified afterwards. Every table of the manifest exists with the manifest's row count
-    (exact counts when the backup recorded them, else non-empty where rows were estimated).
+    (exact counts when the backup recorded them, else non-empty where rows were estimated);
+    without a manifest, every table the archive holds data for exists (row counts returned).
   - Progress (table by table) is parsed from C(pg_restore --verbose) into RV(progress) and
     O(progress_file).
 version_added: 0.1.0
@@ -80,6 +86,15 @@ options:
   progress_file:
     description: File to append progress lines to while the restore runs.
     type: path
+  without_manifest:
+    description:
+      - Accept an archive with no pg_backup manifest beside it (one stagegate did not make).
+        It is read with C(pg_restore --list) first (a readable archive, the tables it holds
+        data for); after the restore every one of those tables must exist, and their row
+        counts are returned in RV(verification). There is no checksum to compare with.
+      - An archive that has a manifest is verified against it as usual.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -117,6 +132,13 @@ database:
 verification:
   description: Tables checked, mismatches (expected/actual rows), whether counts were exact.
   returned: when verified
+  type: dict
+archive:
+  description:
+    - What the archive's C(pg_restore --list) header says (C(database) it was dumped from,
+      C(created), C(format), C(pg_dump_version), C(server_version), C(toc_entries)) and its
+      C(tables); for an archive without a manifest.
+  returned: when the archive has no manifest
   type: dict
 progress:
   description: Progress events C({table, seconds}) from pg_restore --verbose.
@@ -173,9 +195,12 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
 from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
     StagedArchive,
     archive_extensions,
+    archive_format,
+    archive_tables,
     compare_rows,
     expected_rows,
     extensions_to_skip,
+    listing_header,
     read_manifest,
     restore_into,
     sha256_of,
@@ -200,6 +225,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "verify": {"type": "bool", "default": True},
     "force": {"type": "bool", "default": False},
     "progress_file": {"type": "path"},
+    "without_manifest": {"type": "bool", "default": False},
 }
 MARK = "stagegate-restore sha256="
 
@@ -221,6 +247,7 @@ class RestoreManager:
             "terminated": 0,
         }
         self._own_pids: set[int] = set()
+        self._listing: str | None = None  # the archive's table of contents, read once
 
     def run(self) -> dict[str, Any]:
         self._guards()
@@ -239,6 +266,8 @@ class RestoreManager:
                     f"terminate_sessions (allowed in {self.params['terminate_environments']})"
                 )
             if self.module.check_mode:
+                if not self.manifest:
+                    self._expected()  # a readable archive, and what it holds
                 return self.result
             with cleanup_on_signals():
                 self._restore(admin, sessions)
@@ -253,10 +282,11 @@ class RestoreManager:
     def _guards(self) -> None:
         if not Path(self.backup).exists():
             raise PgError(f"backup {self.backup!r} does not exist")
-        if self.params["verify"] and not self.manifest:
+        self.result["format"] = archive_format(self.backup)
+        if self.params["verify"] and not self.manifest and not self.params["without_manifest"]:
             raise PgError(
-                f"backup {self.backup!r} has no manifest beside it; "
-                "set verify=false to restore anyway"
+                f"backup {self.backup!r} has no manifest beside it; set without_manifest=true "
+                "to verify it by its own table of contents, or verify=false to restore anyway"
             )
         if self.manifest and not self.manifest.get("verified"):
             raise PgError(f"backup {self.backup!r}: its manifest does not say verified")
@@ -287,6 +317,7 @@ class RestoreManager:
         if sessions:
             self.result["terminated"] = terminate_sessions(admin, self.target.dbname)
         with staged_archive(self.target, self.backup) as staged:
+            self._read_listing(staged)
             skipped = self._extensions_to_skip(admin, staged)
             extra = ["--no-owner", "--no-privileges"] if self.params["no_owner"] else []
             locale = self.manifest.get("locale")  # the backed-up database's encoding/locale
@@ -325,8 +356,26 @@ class RestoreManager:
             )
         return skipped
 
+    def _read_listing(self, staged: StagedArchive) -> str:
+        if self._listing is None:
+            self._listing = staged.listing()
+            if not self.manifest:
+                tables = archive_tables(self._listing)
+                self.result["archive"] = {**listing_header(self._listing), "tables": tables}
+        return self._listing
+
+    def _expected(self) -> tuple[dict[str, int], bool]:
+        """The manifest's row counts; without one, the tables the archive holds data for, each
+        only required to exist (0 rows expected, not exact: compare_rows then checks presence)."""
+        if self.manifest:
+            return expected_rows(self.manifest)
+        if self._listing is None:
+            with staged_archive(self.target, self.backup) as staged:
+                self._read_listing(staged)
+        return dict.fromkeys(self.result["archive"]["tables"], 0), False
+
     def _mismatches(self) -> tuple[dict[str, Any], dict[str, int], bool]:
-        expected, exact = expected_rows(self.manifest)
+        expected, exact = self._expected()
         with self.target.connect() as conn:
             self._own_pids.add(conn.info.backend_pid)
             present = set(list_tables(conn))
@@ -338,6 +387,7 @@ class RestoreManager:
             return
         mismatched, actual, exact = self._mismatches()
         self.result["verification"] = {
+            "against": "manifest" if self.manifest else "listing",
             "tables": len(actual),
             "exact": exact,
             "rows": actual,

@@ -244,6 +244,7 @@ def _add_run_commands(commands: Any) -> None:
     for name, help_text in (
         ("promote", "promote a release: stagegate.release.staging"),
         ("rollback", "roll back to the last good release: stagegate.release.rollback"),
+        ("restore", "restore the database from a dump: stagegate.release.restore"),
         ("validate", "re-validate the release that runs: stagegate.release.validate"),
     ):
         sub = commands.add_parser(name, help=help_text, description=help_text)

@@ -41,6 +41,7 @@ PHASES = (
     "validate",
     "gate_report",
     "rollback",
+    "restore",  # playbooks/restore.yml: the database alone (docs/restore.md)
 )
 
 # Facts the roles set during a run: allowed in the variable space, never user input.
@@ -126,7 +127,7 @@ DB_FIELDS = {
     )
 }
 
-_DB_PHASES = frozenset({"backup", "migration_dryrun", "deploy", "rollback"})
+_DB_PHASES = frozenset({"backup", "migration_dryrun", "deploy", "rollback", "restore"})
 _COMPOSE_PHASES = frozenset({"build", "deploy", "rollback"})
 
 CORE_FIELDS: tuple[Field, ...] = (

@@ -27,6 +27,7 @@ EXIT_ERROR = 5  # the run failed without a verdict (unreachable host, a phase's 
 PLAYBOOKS = {
     "promote": "stagegate.release.staging",
     "rollback": "stagegate.release.rollback",
+    "restore": "stagegate.release.restore",
     "validate": "stagegate.release.validate",
 }
 # Tasks whose failure means the configuration is wrong (they run before anything changes).
