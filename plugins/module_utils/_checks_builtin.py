@@ -21,6 +21,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_net impo
 from ansible_collections.stagegate.release.plugins.module_utils._checks_pg import POSTGRES
 from ansible_collections.stagegate.release.plugins.module_utils._checks_redis import REDIS
 from ansible_collections.stagegate.release.plugins.module_utils._checks_suite import SUITE
+from ansible_collections.stagegate.release.plugins.module_utils._checks_ws import WEBSOCKET
 
 BUILTIN_TYPES: tuple[CheckType, ...] = (
     HTTP,
@@ -37,6 +38,7 @@ BUILTIN_TYPES: tuple[CheckType, ...] = (
     MEMORY,
     COMMAND,
     SUITE,
+    WEBSOCKET,
 )
 
 
