@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PgCluster, free_port, unique_name
+from conftest import REPO_ROOT, PgCluster, free_port, unique_name
 
-from stagegate.catalog import load_catalog
+from stagegate.catalog import CatalogError, load_catalog
 from stagegate.engine import run_checks
 from stagegate.plugins import Hooks, new_plugin_manager
 from stagegate.results import CheckResult, Status
@@ -197,6 +197,100 @@ def test_logs_scan_with_allow_list(containers: tuple[str, Any]) -> None:
     assert allowed.status is Status.PASS, allowed.message
 
 
+@pytest.mark.docker
+@pytest.mark.slow
+def test_logs_required_lines_since_the_container_started(containers: tuple[str, Any]) -> None:
+    """Seed 002's "startup complete": a line that must be logged, read since each container's
+    last start (a restart's lines only), in any or each selected container."""
+    project, docker_client = containers
+    script = (
+        "if [ -f /tmp/started ]; then echo 'ERROR second start'; "
+        "else touch /tmp/started; echo 'INFO startup complete'; fi; sleep 300"
+    )
+    api = docker_client.containers.run(
+        BUSYBOX,
+        ["sh", "-c", script],
+        name=f"{project}-api",
+        detach=True,
+        labels={"com.docker.compose.project": project, "com.docker.compose.service": "api"},
+    )
+    try:
+        wait_for_log(api, b"startup complete")
+        required = {"type": "logs", "project": project, "patterns": []}
+        first, each, window = run(
+            {**required, "services": ["api"], "since": "started", "required": ["startup complete"]},
+            {
+                **required,
+                "services": ["api", "web"],
+                "required": ["startup complete"],
+                "required_in": "each",
+            },
+            {
+                **required,
+                "services": ["api", "worker"],
+                "required": ["startup complete"],
+                "since": "started",
+            },
+        )
+        assert first.status is Status.PASS, first.message
+        assert first.details["required"] == {"startup complete": ["api"]}
+        assert each.status is Status.FAIL
+        assert "required line 'startup complete' not logged by web" in each.message
+        assert window.status is Status.PASS, window.message  # any: api has it, worker not
+        time.sleep(1.1)  # the restart's lines start in a later second than the first start's
+        api.kill()
+        api.start()
+        wait_for_log(api, b"second start")
+        restarted, whole = run(
+            {
+                "type": "logs",
+                "project": project,
+                "services": ["api"],
+                "since": "started",
+                "required": ["startup complete"],
+            },
+            {
+                "type": "logs",
+                "project": project,
+                "services": ["api"],
+                "required": ["startup complete"],
+                "max_matches": 1,
+            },
+        )
+        assert restarted.status is Status.FAIL
+        assert "required line 'startup complete' not logged by any of api" in restarted.message
+        assert "1 log lines match" in restarted.message  # ERROR second start, since the restart
+        assert whole.status is Status.PASS, whole.message  # the first start's line is older
+    finally:
+        api.remove(force=True)
+
+
+def wait_for_log(container: Any, text: bytes) -> None:
+    deadline = time.monotonic() + 60
+    while text not in container.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_logs_options_are_validated_before_any_check_runs() -> None:
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(
+            [
+                {
+                    "name": "boot",
+                    "type": "logs",
+                    "project": "p",
+                    "required": ["startup (complete"],
+                    "required_in": "all",
+                }
+            ],
+            HOOKS.check_types(),
+        )
+    text = str(raised.value)
+    assert "option 'required' = ['startup (complete']" in text
+    assert "item 0 = 'startup (complete'" in text
+    assert "option 'required_in' = 'all': expected one of any, each" in text
+
+
 def test_docker_down_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     (result,) = run({"type": "docker", "project": "anything", "timeout": 3})
@@ -240,6 +334,66 @@ def test_redis_ping_and_hit_rate(redis_port: int) -> None:
     assert down.status is Status.ERROR
 
 
+@pytest.fixture
+def sandbox_redis(docker_client: Any) -> Iterator[tuple[int, Any]]:
+    """The sandbox's own Redis image (sandbox/services/redis, as compose builds it), run as
+    compose runs it: `--save ""`, no maxmemory."""
+    tag = f"{unique_name('sgtredis')}:test"
+    docker_client.images.build(
+        path=str(REPO_ROOT / "sandbox" / "services" / "redis"),
+        tag=tag,
+        buildargs={"BASE_IMAGE": BASE},
+        rm=True,
+    )
+    port = free_port()
+    container = None
+    try:
+        container = docker_client.containers.run(
+            tag, name=unique_name("sgtredis"), detach=True, ports={"6379/tcp": ("127.0.0.1", port)}
+        )
+        wait_for_log(container, b"Ready to accept")
+        yield port, container
+    finally:
+        if container is not None:
+            container.remove(force=True)
+        docker_client.images.remove(tag, force=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_redis_config_values(sandbox_redis: tuple[int, Any]) -> None:
+    """Seed 001's Redis table: persistence (`CONFIG GET save`), a memory limit and its
+    eviction policy, on the sandbox's real Redis before and after it is configured."""
+    port, container = sandbox_redis
+    wanted = {
+        "type": "redis",
+        "port": port,
+        "config": {"maxmemory-policy": "allkeys-lru|volatile-lru", "save": ".+"},
+        "config_bands": {"maxmemory": {"pass": ">= 64mb", "warn": "> 0"}},
+    }
+    as_shipped, unknown = run(
+        wanted, {"type": "redis", "port": port, "config": {"no-such-parameter": "x"}}
+    )
+    assert as_shipped.status is Status.FAIL
+    assert "CONFIG maxmemory-policy is 'noeviction', expected 'allkeys-lru|volatile-lru'" in (
+        as_shipped.message
+    )
+    assert "CONFIG save is '', expected '.+'" in as_shipped.message
+    assert as_shipped.metrics["config.maxmemory"] == 0
+    assert as_shipped.details["config"]["save"] == ""
+    assert unknown.status is Status.FAIL
+    assert "CONFIG no-such-parameter: no such parameter" in unknown.message
+    for setting in (["maxmemory", "32mb"], ["maxmemory-policy", "allkeys-lru"], ["save", "60 1"]):
+        container.exec_run(["redis-cli", "config", "set", *setting])
+    (small,) = run(wanted)
+    assert small.status is Status.WARN, small.message  # a limit, but below the PASS band
+    assert small.metrics["config.maxmemory"] == 32 * 1024**2
+    container.exec_run(["redis-cli", "config", "set", "maxmemory", "128mb"])
+    (good,) = run(wanted)
+    assert good.status is Status.PASS, good.message
+    assert "maxmemory-policy 'allkeys-lru'" in good.message
+
+
 def test_env_file_checks_never_print_values(tmp_path: Path) -> None:
     secret = "short-jwt-secret-value"
     env_file = tmp_path / ".env"
@@ -271,6 +425,47 @@ def test_env_file_checks_never_print_values(tmp_path: Path) -> None:
     assert secret not in text
     assert "app.example.com" not in text
     assert good.status is Status.PASS
+
+
+@pytest.mark.docker
+def test_env_entries_that_must_be_absent_in_a_file_and_a_container(
+    tmp_path: Path, docker_client: Any
+) -> None:
+    """Seed 001's "API keys not in .env": names only, the values never shown."""
+    key = "sk-live-do-not-print-4242"
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"APP_ENV=production\nOPENAI_API_KEY={key}\n")
+    container = docker_client.containers.run(
+        BUSYBOX,
+        ["sleep", "300"],
+        name=unique_name("sgtenv"),
+        detach=True,
+        environment={"APP_ENV": "production", "ANTHROPIC_API_KEY": key},
+    )
+    try:
+        in_file, both, clean = run(
+            {"type": "env", "path": str(env_file), "absent": ["*_API_KEY", "AWS_SECRET*"]},
+            {
+                "type": "env",
+                "path": str(env_file),
+                "container": container.name,
+                "required": ["APP_ENV"],
+                "absent": ["*_API_KEY"],
+            },
+            {"type": "env", "container": container.id, "absent": ["OPENAI_API_KEY"]},
+        )
+        (missing,) = run({"type": "env", "container": unique_name("nosuch"), "absent": ["X"]})
+    finally:
+        container.remove(force=True)
+    assert in_file.status is Status.FAIL
+    assert in_file.message == "OPENAI_API_KEY set, expected absent (*_API_KEY)"
+    assert both.status is Status.FAIL
+    assert f"OPENAI_API_KEY set in {env_file}, expected absent" in both.message
+    assert f"ANTHROPIC_API_KEY set in container {container.name}, expected absent" in both.message
+    assert clean.status is Status.PASS, clean.message
+    assert key not in json.dumps([r.to_dict() for r in (in_file, both, clean)])
+    assert missing.status is Status.ERROR
+    assert "no such container" in missing.message
 
 
 def test_process_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,9 +11,11 @@ import psycopg
 import pytest
 from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot import (
     derived_name,
-    estimate,
     read_properties,
     split_guc_list,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._rollback_time import (
+    database_estimate as estimate,
 )
 from conftest import PgCluster, unique_name
 from pg_fixtures import db_arg, run_module

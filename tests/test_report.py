@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ansible_collections.stagegate.release.plugins.module_utils._rollback_time import (
+    rollback_estimate,
+)
 
 from stagegate.gatekeeper import GateOutcome, GateRequest, run_gate
 from stagegate.redact import MASK
@@ -309,3 +312,21 @@ def test_report_html_renders_in_headless_chromium(report_dir: Path) -> None:
     shot.unlink(missing_ok=True)
     _chromium(f"--screenshot={shot}", "--window-size=1280,2200", "--hide-scrollbars", page.as_uri())
     assert shot.stat().st_size > 10_000
+
+
+def test_the_plan_s_time_estimate_is_in_every_report_and_phases_in_the_ledger(
+    tmp_path: Path,
+) -> None:
+    """Seed 004's estimated rollback time in the promotion's plan; the ledger keeps the phases
+    the next rollback's estimate rests on."""
+    records = [{"release": "v1", "verdict": "GO", "phases": {"deploy": 31.5, "validate": 4.2}}]
+    estimate = rollback_estimate(records, database={"action": "none"}, rebuild=[], target="v1")
+    outcome = gate_run(tmp_path, rollback_plan={"target": "v1", "estimate": estimate})
+    assert outcome.ledger_record["phases"] == {
+        "preflight": 2.4, "backup": 6.1, "deploy": 31.5, "validate": 4.2,
+    }  # fmt: skip
+    assert estimate["text"] == "~35.7 s"
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["rollback_plan"]["estimate"]["seconds"] == 35.7
+    assert "**estimate:** seconds: 35.7; text: ~35.7 s" in (tmp_path / "report.md").read_text()
+    assert "~35.7 s" in (tmp_path / "report.html").read_text()

@@ -46,6 +46,11 @@ def test_check_mode_prints_the_plan_and_changes_nothing(rollout: Rollout) -> Non
     assert "migrations/007_reporting_views.sql" in run.stdout  # files that differ
     assert "backups/app-before-v2.dump" in run.stdout
     assert "migrations reverted: 006_composite_indexes.sql, 007_reporting_views.sql" in run.stdout
+    # Seed 004's estimated rollback time: the dump's own duration for the restore; this module's
+    # deploys (tests/playbooks/rollback_deploy.yml) record no phases, so the rest is named.
+    assert "Estimated time:   ~" in run.stdout
+    assert "plus stop, checkout, start, verify (not measured)" in run.stdout
+    assert "database: restore of the dump: ~" in run.stdout
     assert rollout.snapshot() == before
 
 
@@ -126,6 +131,7 @@ def test_downgrade_reverts_the_migrations_and_keeps_data_written_since(rollout: 
         plan.stdout
     )
     assert "down scripts: " in plan.stdout
+    assert "plus database: down scripts (not measured)" in plan.stdout
 
     run = rollout.rollback(stagegate_rollback_database="downgrade")
 

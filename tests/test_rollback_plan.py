@@ -227,3 +227,77 @@ def test_a_torn_or_corrupt_ledger_never_stops_the_plan_and_is_shown(host: PlanIn
     shown = [line for line in summary_lines(plan, ["api"]) if line.startswith("Ledger warning:")]
     assert len(shown) == 2
     assert "line 4: torn final line skipped" in shown[1]
+
+
+def test_the_plan_estimates_its_time_from_what_the_ledger_measured(host: PlanInputs) -> None:
+    """Seed 004's "Estimated rollback time": promotions' phases before any rollback, then the
+    rollbacks' own wall time less their database step, plus the database step by its way."""
+    ledger = str(Path(host.state_dir) / "ledger.jsonl")
+    plan = build_plan(host, inspect)
+    assert plan["estimate"]["seconds"] is None  # the fixture's records measured nothing
+    assert plan["estimate"]["text"] == "no measured durations in the ledger yet"
+
+    manifest = Path(host.state_dir) / "backups" / "app-before-v2.json"
+    manifest.write_text(json.dumps({"size_bytes": 40_000_000, "duration_seconds": 2.0}))
+    write_manifest(
+        Path(host.state_dir),
+        "v2b",
+        backup={"path": str(Path(host.state_dir) / "backups" / "app-before-v2.dump"),
+                "manifest_path": str(manifest)},
+        migrations_applied=["006_x.sql"],
+    )  # fmt: skip
+    Path(host.project_dir, ".stagegate-release").write_text("v2b\n")
+    git(Path(host.project_dir), "tag", "v2b")
+    for seconds in (20.0, 30.0, 90.0):
+        append(ledger, {"release": "v1", "verdict": "GO", "run_id": f"p{seconds}",
+                        "phases": {"build": 50.0, "deploy": seconds, "validate": 5.0}})  # fmt: skip
+    before = build_plan(host, inspect)["estimate"]
+    assert before["parts"]["stop, checkout, start, verify"] == {
+        "seconds": 35.0,
+        "basis": "median deploy + validate phases of 3 promotion(s) in the ledger "
+        "(no rollback measured yet)",
+    }
+    assert before["parts"]["database: restore of the dump"]["seconds"] == 2.0  # the dump's time
+    assert before["seconds"] == 37.0
+
+    for started, finished, restore in (
+        ("12:00:00", "12:01:00", 10.0),
+        ("13:00:00", "13:00:50", 20.0),
+    ):
+        append(ledger, {
+            "release": "v1", "verdict": "GO", "kind": "rollback", "rolled_back_from": "v2",
+            "started": f"2026-11-30T{started}Z", "finished": f"2026-11-30T{finished}+00:00",
+            "database": {"method": "dump", "seconds": restore, "bytes": 20_000_000},
+        })  # fmt: skip
+    after = build_plan(host, inspect)
+    estimate = after["estimate"]
+    assert estimate["parts"]["stop, checkout, start, verify"]["seconds"] == 40.0  # 50 and 30
+    assert (
+        "median of 2 rollback(s) in the ledger"
+        in (estimate["parts"]["stop, checkout, start, verify"]["basis"])
+    )
+    # 40 MB at the median 1.5 MB/s of the two restores (2 and 1 MB/s)
+    assert estimate["parts"]["database: restore of the dump"]["seconds"] == pytest.approx(26.67)
+    assert estimate["seconds"] == pytest.approx(66.7)
+    lines = summary_lines(after, ["api"])
+    assert "Estimated time:   ~66.7 s" in lines
+    assert any(line.startswith("  database: restore of the dump: ~26.67 s (40000000 bytes")
+               for line in lines)  # fmt: skip
+
+    gone = {"sha256:v1api": None, "app/api:v1": None}
+    rebuilt = build_plan(host, gone.get)["estimate"]
+    assert rebuilt["parts"]["image rebuild"]["seconds"] == 50.0  # v1's build phase
+
+
+def test_an_unmeasured_step_is_named_not_guessed(host: PlanInputs) -> None:
+    downgrade = PlanInputs(**{**host.__dict__, "database": "downgrade"})
+    down = Path(host.project_dir) / "migrations" / "down"
+    down.mkdir(parents=True)
+    (down / "006_x.sql").write_text("DROP TABLE x;")
+    append(
+        str(Path(host.state_dir) / "ledger.jsonl"),
+        {"release": "v1", "verdict": "GO", "phases": {"deploy": 12.0, "validate": 3.0}},
+    )
+    estimate = build_plan(downgrade, inspect)["estimate"]
+    assert estimate["unmeasured"] == ["database: down scripts"]
+    assert estimate["text"] == "~15 s plus database: down scripts (not measured)"

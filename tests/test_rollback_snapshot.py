@@ -139,6 +139,11 @@ def test_staging_promotes_with_a_snapshot(snaps: Snapshots) -> None:
     # `app` may not read data_directory: the free disk is read in the container's PGDATA
     assert "free disk for the snapshot not measured" not in run.output
     assert snaps.schema() >= V2_OBJECTS
+    promoted = snaps.ledger()[-1]
+    assert promoted["phases"]["deploy"] > 0  # measured: the next rollback estimates from them
+    report = json.loads((Path(promoted["report_dir"]) / "report.json").read_text())
+    assert "estimate" in report["rollback_plan"]  # the promotion's plan says how long it takes
+    assert "**estimate:** seconds: " in (Path(promoted["report_dir"]) / "report.md").read_text()
 
 
 def test_check_says_snapshot_with_estimates_and_changes_nothing(snaps: Snapshots) -> None:
@@ -147,6 +152,10 @@ def test_check_says_snapshot_with_estimates_and_changes_nothing(snaps: Snapshots
     assert "Database restore by: snapshot" in out
     assert "snapshot  rename app_stagegate_" in out
     assert "dump      pg_restore of the backup: ~" in out  # the backup phase's time, at least
+    # Seed 004's estimated rollback time: the promotion's deploy + validate phases; no snapshot
+    # rollback measured yet, so the swap is named, not guessed
+    assert "median deploy + validate phases of 1 promotion(s) in the ledger" in out
+    assert "plus database: snapshot swap (not measured)" in out
     assert snaps.databases() == before
     assert snaps.schema() >= V2_OBJECTS
 
@@ -178,6 +187,8 @@ def test_rollback_by_dump_when_the_snapshot_was_dropped(snaps: Snapshots) -> Non
 
     planned = snaps.rollback_ok("--check")
     assert "Database restore by: dump (the snapshot app_stagegate_snaptest-1 is gone" in planned
+    # the rollback above measured its wall time and its swap: the estimate rests on them now
+    assert "median of 1 rollback(s) in the ledger, wall time less their database step" in planned
     assert "snapshot  rename app_stagegate_snaptest-1 back in: ~" in planned  # the last one's time
 
     out = snaps.rollback_ok()

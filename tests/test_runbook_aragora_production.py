@@ -52,6 +52,10 @@ def test_aragora_production_ready_then_cors_allows_localhost(aragora: TargetServ
         (c["name"], c["message"]) for c in go["checks"] if c["status"] != "PASS"
     ]
     assert statuses["smoke_debate"] == "PASS"
+    redis = next(c for c in go["checks"] if c["name"] == "redis_config")  # rows 22 and 23
+    assert redis["status"] == "PASS", redis["message"]
+    assert redis["details"]["config"]["maxmemory-policy"] == "allkeys-lru"
+    assert redis["metrics"]["config.maxmemory"] == 256 * 1024**2
     assert statuses["signoff_product_owner"] == "PASS"
 
     text = env_file.read_text().replace(

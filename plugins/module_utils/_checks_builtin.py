@@ -27,6 +27,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_promethe
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_redis import REDIS
 from ansible_collections.stagegate.release.plugins.module_utils._checks_suite import SUITE
+from ansible_collections.stagegate.release.plugins.module_utils._checks_ws import WEBSOCKET
 
 BUILTIN_TYPES: tuple[CheckType, ...] = (
     HTTP,
@@ -45,6 +46,7 @@ BUILTIN_TYPES: tuple[CheckType, ...] = (
     SUITE,
     LOAD,
     LOAD_RESULT,
+    WEBSOCKET,
 )
 
 

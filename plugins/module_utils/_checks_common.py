@@ -11,6 +11,7 @@ grades against PASS/WARN bands (`stagegate.bands`), so band logic lives in one p
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -194,7 +195,16 @@ def _int_list(value: Any) -> tuple[Any, bool]:
     return (numbers if isinstance(value, list) else numbers[0]), True
 
 
+def _regex(value: Any) -> tuple[Any, bool]:
+    try:
+        re.compile(value)
+    except (re.error, TypeError):
+        return value, False
+    return value, isinstance(value, str)
+
+
 _SPECIAL_KINDS: dict[str, tuple[Callable[[Any], tuple[Any, bool]], str]] = {
+    "regex": (_regex, "a regular expression (Python re syntax)"),
     "raw": (lambda value: (value, True), "anything"),
     "intlist": (_int_list, "an integer or a list of integers"),
     "bands": (
@@ -219,7 +229,11 @@ def _typed(value: Any, kind: str, elements: str | None) -> tuple[Any, str | None
         return value, expected
     if kind == "list" and elements:
         items = [_typed(item, elements, None) for item in value]
-        if any(wrong for _, wrong in items):
+        wrong = [(n, v) for n, (v, bad) in enumerate(items) if bad]
+        if wrong and elements in _SPECIAL_KINDS:
+            n, item = wrong[0]
+            return value, f"a list of items each {_SPECIAL_KINDS[elements][1]}; item {n} = {item!r}"
+        if wrong:
             return value, f"a list of {_TYPE_CHECKS.get(elements, (None, elements))[1]}"
         return [item for item, _ in items], None
     return value, None

@@ -35,6 +35,11 @@ def _sdk() -> Any:
     return docker
 
 
+def docker_errors() -> Any:
+    """The Docker SDK's exception classes (`docker.errors`)."""
+    return _sdk().errors
+
+
 _PROJECT_LABEL = "com.docker.compose.project"
 _SERVICE_LABEL = "com.docker.compose.service"
 _SELECT_OPTIONS: dict[str, dict[str, Any]] = {
@@ -236,21 +241,71 @@ def since_epoch(value: Any) -> float:
         ) from None
 
 
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def started_epoch(container: Any) -> float:
+    """When the container last started (State.StartedAt: nanoseconds, trimmed for Python 3.9)."""
+    text = str(container.attrs.get("State", {}).get("StartedAt") or "")
+    try:
+        return datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00"))).timestamp()
+    except ValueError:
+        raise CheckError(f"{_label(container)}: no start time (State.StartedAt {text!r})") from None
+
+
+def _since(container: Any, since: Any) -> int | None:
+    """`since` for one container: None (everything), its last start, or a fixed time."""
+    if since is None:
+        return None
+    if str(since).strip() == "started":
+        return int(started_epoch(container))
+    return int(since_epoch(since))
+
+
+def _scan(containers: list[Any], opts: dict[str, Any]) -> tuple[list[str], dict[str, list[str]]]:
+    """(forbidden lines found, required pattern -> the services whose logs have it)."""
+    patterns = [re.compile(p) for p in opts["patterns"]]
+    allowed = [re.compile(p) for p in opts.get("allow") or []]
+    required = {p: re.compile(p) for p in opts.get("required") or []}
+    matches: list[str] = []
+    found: dict[str, list[str]] = {p: [] for p in required}
+    for c in containers:
+        since = _since(c, opts.get("since"))
+        text = c.logs(since=since, stdout=True, stderr=True).decode("utf-8", "replace")
+        for line in text.splitlines():
+            if any(p.search(line) for p in patterns) and not any(a.search(line) for a in allowed):
+                matches.append(f"{_label(c)}: {line[:300]}")
+        for pattern, regex in required.items():
+            if regex.search(text) is not None:
+                found[pattern].append(_label(c))
+    return matches, found
+
+
+def _expect_required(
+    checks: Assertions, found: dict[str, list[str]], containers: list[Any], each: bool
+) -> None:
+    labels = [_label(c) for c in containers]
+    for pattern, where in found.items():
+        missing = [label for label in labels if label not in where]
+        if each:
+            checks.expect(
+                not missing,
+                f"{pattern!r} in every container",
+                f"required line {pattern!r} not logged by {', '.join(missing)}",
+            )
+        else:
+            checks.expect(
+                bool(where),
+                f"{pattern!r} logged by {', '.join(where)}",
+                f"required line {pattern!r} not logged by any of {', '.join(labels) or 'none'}",
+            )
+
+
 def run_logs(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     engine = client(ctx.timeout)
     try:
         containers = select_containers(engine, opts)
-        since = int(since_epoch(opts["since"])) if opts.get("since") is not None else None
-        patterns = [re.compile(p) for p in opts["patterns"]]
-        allowed = [re.compile(p) for p in opts.get("allow") or []]
-        matches: list[str] = []
-        for c in containers:
-            text = c.logs(since=since, stdout=True, stderr=True).decode("utf-8", "replace")
-            for line in text.splitlines():
-                if any(p.search(line) for p in patterns) and not any(
-                    a.search(line) for a in allowed
-                ):
-                    matches.append(f"{_label(c)}: {line[:300]}")
+        matches, found = _scan(containers, opts)
     except _sdk().errors.DockerException as exc:
         raise CheckError(f"Docker: {exc}") from None
     finally:
@@ -262,29 +317,57 @@ def run_logs(opts: dict[str, Any], ctx: RunContext) -> Outcome:
         f"{len(matches)} log lines match {', '.join(opts['patterns'])}, "
         f"expected at most {opts['max_matches']}",
     )
+    if found:
+        checks.expect(bool(containers), "containers found", "no container matches")
+        _expect_required(checks, found, containers, opts["required_in"] == "each")
     outcome = checks.outcome(
-        f"{len(matches)} matching lines in {len(containers)} containers", value=len(matches)
+        f"{len(matches)} matching lines in {len(containers)} containers"
+        + (f", {len(found)} required lines logged" if found else ""),
+        value=len(matches),
     )
     outcome.metrics["matches"] = len(matches)
     outcome.details["sample"] = matches[: opts["show"]]
+    if found:
+        outcome.details["required"] = found
     return outcome
 
 
 LOGS = CheckType(
     name="logs",
-    description="container logs since a time scanned for patterns, with an allow-list and a "
-    "maximum count",
+    description="container logs since a time (or since each container started) scanned for "
+    "forbidden patterns, with an allow-list and a maximum count, and for lines that must be there",
     options={
         **_SELECT_OPTIONS,
-        "since": {"type": "raw", "description": "epoch, ISO time, or a duration ago like '15m'"},
-        "patterns": {"type": "list", "elements": "str", "default": [r"\bERROR\b", r"\bCRITICAL\b"]},
+        "since": {
+            "type": "raw",
+            "description": "epoch, ISO time, a duration ago like '15m', or `started`: each "
+            "container's last start",
+        },
+        "patterns": {
+            "type": "list",
+            "elements": "regex",
+            "default": [r"\bERROR\b", r"\bCRITICAL\b"],
+            "description": "forbidden lines (regexes); `[]` scans for none",
+        },
         "allow": {
             "type": "list",
-            "elements": "str",
+            "elements": "regex",
             "default": [],
             "description": "regexes of matching lines that are fine",
         },
         "max_matches": {"type": "int", "default": 0},
+        "required": {
+            "type": "list",
+            "elements": "regex",
+            "default": [],
+            "description": "regexes of lines that must be logged, e.g. 'startup complete'",
+        },
+        "required_in": {
+            "type": "str",
+            "default": "any",
+            "choices": ["any", "each"],
+            "description": "a required line in the logs of any selected container, or of each",
+        },
         "show": {"type": "int", "default": 5, "description": "matching lines kept in details"},
     },
     run=run_logs,

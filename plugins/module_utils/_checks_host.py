@@ -1,11 +1,12 @@
 # Copyright: stagegate contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Host check types: `env` (variables present and well-formed, values never shown),
+"""Host check types: `env` (variables present, well-formed or absent, values never shown),
 `disk` and `memory` (free space graded against bands), `command` (exit code, JMESPath on
 JSON stdout). Standard library only (jmespath when JSON assertions are used)."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -22,6 +23,10 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_common i
     CheckType,
     Outcome,
     RunContext,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._checks_docker import (
+    client,
+    docker_errors,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_http import search
 
@@ -45,37 +50,76 @@ def read_env_file(path: str) -> dict[str, str]:
     return values
 
 
-def run_env(opts: dict[str, Any], ctx: RunContext) -> Outcome:
-    source = read_env_file(opts["path"]) if opts.get("path") else dict(os.environ)
-    named = set(opts.get("required") or [])
-    for key in ("min_length", "must_not_contain", "pattern"):
-        named |= set(opts.get(key) or {})
-    for name in named:
-        ctx.redactor.add(source.get(name))  # messages name variables; values stay masked anyway
-    checks = Assertions()
+def container_env(name: str, timeout: float) -> dict[str, str]:
+    """A container's environment (Config.Env of `docker inspect`), by the Docker SDK."""
+    engine = client(timeout)
+    try:
+        env = engine.containers.get(name).attrs.get("Config", {}).get("Env") or []
+    except docker_errors().NotFound:
+        raise CheckError(f"option 'container' = {name!r}: no such container") from None
+    except docker_errors().DockerException as exc:
+        raise CheckError(f"Docker: {exc}") from None
+    finally:
+        engine.close()
+    return dict(item.partition("=")[::2] for item in env)
+
+
+def env_sources(opts: dict[str, Any], ctx: RunContext) -> dict[str, dict[str, str]]:
+    """{where: variables}: the .env file and/or the container, else the process environment."""
+    sources: dict[str, dict[str, str]] = {}
+    if opts.get("path"):
+        sources[opts["path"]] = read_env_file(opts["path"])
+    if opts.get("container"):
+        sources[f"container {opts['container']}"] = container_env(opts["container"], ctx.timeout)
+    return sources or {"process environment": dict(os.environ)}
+
+
+def _expect_env(checks: Assertions, opts: dict[str, Any], source: dict[str, str], at: str) -> None:
     for name in opts.get("required") or []:
-        checks.expect(bool(source.get(name)), f"{name} set", f"{name} is missing or empty")
+        checks.expect(bool(source.get(name)), f"{name} set", f"{name} is missing or empty{at}")
     for name, minimum in (opts.get("min_length") or {}).items():
         length = len(source.get(name, ""))
         checks.expect(
             length >= int(minimum),
             f"{name} long enough",
-            f"{name} has {length} characters, expected at least {minimum}",
+            f"{name} has {length} characters{at}, expected at least {minimum}",
         )
     for name, forbidden in (opts.get("must_not_contain") or {}).items():
         for needle in forbidden if isinstance(forbidden, list) else [forbidden]:
             checks.expect(
                 needle not in source.get(name, ""),
                 f"{name} excludes {needle}",
-                f"{name} contains {needle!r}, which is not allowed",
+                f"{name} contains {needle!r}{at}, which is not allowed",
             )
     for name, pattern in (opts.get("pattern") or {}).items():
         checks.expect(
             re.fullmatch(str(pattern), source.get(name, "")) is not None,
             f"{name} well-formed",
-            f"{name} does not match {pattern!r}",
+            f"{name} does not match {pattern!r}{at}",
         )
-    where = opts.get("path") or "process environment"
+    for pattern in opts.get("absent") or []:
+        present = sorted(n for n in source if fnmatch.fnmatchcase(n, pattern))
+        checks.expect(
+            not present,
+            f"{pattern} absent",
+            f"{', '.join(present)} set{at}, expected absent ({pattern})",
+        )
+
+
+def run_env(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    sources = env_sources(opts, ctx)
+    named = set(opts.get("required") or [])
+    for key in ("min_length", "must_not_contain", "pattern"):
+        named |= set(opts.get(key) or {})
+    for source in sources.values():
+        for name, value in source.items():
+            # Messages name variables only; values stay masked anyway (absent ones included).
+            if name in named or any(fnmatch.fnmatchcase(name, p) for p in opts["absent"]):
+                ctx.redactor.add(value)
+    checks = Assertions()
+    for where, source in sources.items():
+        _expect_env(checks, opts, source, f" in {where}" if len(sources) > 1 else "")
+    where = " and ".join(sources)
     outcome = checks.outcome(
         f"{len(checks.passed)} expectations hold in {where}", value=len(checks.failures)
     )
@@ -85,10 +129,15 @@ def run_env(opts: dict[str, Any], ctx: RunContext) -> Outcome:
 
 ENV = CheckType(
     name="env",
-    description="environment variables (process or a .env file) present and well-formed; "
-    "values are never shown",
+    description="environment variables (process, a .env file, or a container's) present, "
+    "well-formed or absent; values are never shown",
     options={
         "path": {"type": "str", "description": "a .env file; default: the process environment"},
+        "container": {
+            "type": "str",
+            "description": "a container name or ID: its environment (`docker inspect`); with "
+            "`path`, every expectation holds in both",
+        },
         "required": {"type": "list", "elements": "str", "default": []},
         "min_length": {"type": "dict", "default": {}, "description": "name -> minimum length"},
         "must_not_contain": {
@@ -97,6 +146,13 @@ ENV = CheckType(
             "description": "name -> substring or list that must not appear",
         },
         "pattern": {"type": "dict", "default": {}, "description": "name -> regex to fullmatch"},
+        "absent": {
+            "type": "list",
+            "elements": "str",
+            "default": [],
+            "description": "names that must not be set, shell-style wildcards allowed "
+            "(`*_API_KEY`); only names are shown",
+        },
     },
     run=run_env,
 )

@@ -1,10 +1,11 @@
 # Copyright: stagegate contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The `redis` check type: PING and the keyspace hit rate, over a small RESP client on a
-plain socket (standard library only: no redis library needed on either side)."""
+"""The `redis` check type: PING, the keyspace hit rate and CONFIG values, over a small RESP
+client on a plain socket (standard library only: no redis library needed on either side)."""
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any
 
@@ -53,8 +54,49 @@ def parse_info(text: str) -> dict[str, str]:
     return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
 
+# CONFIG parameters whose values are credentials: read and compared, never shown.
+_SECRET_CONFIG = re.compile(r"pass|auth|secret|user", re.IGNORECASE)
+
+
+def config_values(client: RespClient, names: list[str]) -> dict[str, str | None]:
+    """CONFIG GET of each name (one call each: Redis before 7 takes one pattern per call);
+    None for a parameter the server does not have."""
+    values: dict[str, str | None] = {}
+    for name in names:
+        reply = client.command("CONFIG", "GET", name)
+        pairs = dict(zip(reply[::2], reply[1::2])) if isinstance(reply, list) else {}
+        values[name] = pairs.get(name)
+    return values
+
+
+def _expect_config(
+    checks: Assertions, outcome: Outcome, opts: dict[str, Any], values: dict[str, str | None]
+) -> None:
+    for name, pattern in (opts.get("config") or {}).items():
+        value = values.get(name)
+        shown = "***" if _SECRET_CONFIG.search(name) else repr(value)
+        if checks.expect(value is not None, f"{name} exists", f"CONFIG {name}: no such parameter"):
+            checks.expect(
+                re.fullmatch(str(pattern), value or "") is not None,
+                f"{name} {shown}",
+                f"CONFIG {name} is {shown}, expected {str(pattern)!r}",
+            )
+    for name, bands in (opts.get("config_bands") or {}).items():
+        value = values.get(name)
+        try:
+            number = float(value or "")
+        except ValueError:
+            checks.expect(False, name, f"CONFIG {name} is {value!r}, expected a number")
+            continue
+        outcome.measure(f"config.{name}", number, "b" if "memory" in name else "", bands)
+    outcome.details["config"] = {
+        n: ("***" if _SECRET_CONFIG.search(n) else v) for n, v in values.items()
+    }
+
+
 def run_redis(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     sock, elapsed = connect(opts["host"], opts["port"], ctx.timeout)
+    names = list(dict.fromkeys([*(opts.get("config") or {}), *(opts.get("config_bands") or {})]))
     try:
         client = RespClient(sock)
         if opts.get("password"):
@@ -62,14 +104,27 @@ def run_redis(opts: dict[str, Any], ctx: RunContext) -> Outcome:
             client.command("AUTH", *user, opts["password"])
         pong = client.command("PING")
         stats = parse_info(client.command("INFO", "stats"))
+        values = config_values(client, names)
     except (OSError, TimeoutError) as exc:
         raise CheckError(f"redis {opts['host']}:{opts['port']}: {exc}") from None
     finally:
         sock.close()
+    for name, value in values.items():
+        if value and _SECRET_CONFIG.search(name):
+            ctx.redactor.add(value)
     checks = Assertions()
     checks.expect(pong == "PONG", "PONG", f"PING answered {pong!r}, expected PONG")
     hits, misses = int(stats.get("keyspace_hits", 0)), int(stats.get("keyspace_misses", 0))
-    outcome = checks.outcome(f"PING {pong}", value=pong)
+    measured = Outcome("PASS")
+    if names:
+        _expect_config(checks, measured, opts, values)
+    outcome = checks.outcome(
+        ", ".join([f"PING {pong}", *checks.passed[1:]]),
+        value=pong,
+        details=measured.details,
+        measurements=measured.measurements,
+        metrics=measured.metrics,
+    )
     outcome.measure("ping_ms", elapsed, "ms")
     if hits + misses:
         rate = 100.0 * hits / (hits + misses)
@@ -82,13 +137,26 @@ def run_redis(opts: dict[str, Any], ctx: RunContext) -> Outcome:
 
 REDIS = CheckType(
     name="redis",
-    description="Redis answers PING; keyspace hit rate graded against bands",
+    description="Redis answers PING; keyspace hit rate graded against bands; CONFIG values "
+    "(maxmemory, maxmemory-policy, save) matched or graded",
     options={
         "host": {"type": "str", "default": "127.0.0.1"},
         "port": {"type": "int", "default": 6379},
         "username": {"type": "str"},
         "password": {"type": "str", "no_log": True},
         "hit_rate": {"type": "bands", "description": "e.g. {pass: '>= 80%', warn: '>= 50%'}"},
+        "config": {
+            "type": "dict",
+            "default": {},
+            "description": "CONFIG parameter -> regex its value must fullmatch, e.g. "
+            "{maxmemory-policy: allkeys-lru, save: '.+'}",
+        },
+        "config_bands": {
+            "type": "dict",
+            "default": {},
+            "description": "CONFIG parameter -> bands for its number, e.g. {maxmemory: "
+            "'>= 256mb'} (a parameter named *memory* is in bytes)",
+        },
     },
     run=run_redis,
 )

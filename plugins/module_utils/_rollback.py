@@ -30,6 +30,9 @@ from ansible_collections.stagegate.release.plugins.module_utils._paths import (
     release_manifest_path,
     releases_dir,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._rollback_time import (
+    rollback_estimate,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._source import git_dir
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
     utc_now,
@@ -458,6 +461,8 @@ def build_plan(inputs, inspect_image, git=None, state=None):
         )
     files, stat = git.diff(target_ref, current_ref) if current_ref else ([], "")
     images = image_actions(manifest_images(target_manifest), inspect_image)
+    rebuild = sorted(s for s, i in images.items() if i["action"] == "rebuild")
+    database = database_plan(inputs, bad_manifest, current)
     return {
         "nothing_to_do": False,
         "environment": inputs.environment,
@@ -476,10 +481,12 @@ def build_plan(inputs, inspect_image, git=None, state=None):
         "files_changed": files,
         "diff_stat": stat,
         "images": images,
-        "rebuild": sorted(s for s, i in images.items() if i["action"] == "rebuild"),
-        "database": database_plan(inputs, bad_manifest, current),
+        "rebuild": rebuild,
+        "database": database,
         "considered": considered_releases(records, current, inputs.state_dir),
         "steps": list(STEPS),
+        # from the durations the ledger measured (rollbacks, promotions' phases, the dump)
+        "estimate": rollback_estimate(records, database=database, rebuild=rebuild, target=target),
         "ledger_warnings": ledger_warnings,
     }
 
@@ -564,6 +571,17 @@ def _considered_lines(plan):
     ]
 
 
+def _estimate_lines(estimate):
+    if not estimate:  # a plan recorded by an older version (a resumed rollback)
+        return []
+    lines = [f"Estimated time:   {estimate['text']}"]
+    lines += [
+        f"  {name}: ~{part['seconds']:g} s ({part['basis']})"
+        for name, part in estimate["parts"].items()
+    ]
+    return lines
+
+
 def summary_lines(plan, app_services):
     """The plan as text, in the shape of a runbook's rollback dry-run."""
     current, target = plan["current"], plan["target"]
@@ -602,6 +620,7 @@ def summary_lines(plan, app_services):
     if database["migrations_reverted"]:
         lines.append(f"  migrations reverted: {', '.join(database['migrations_reverted'])}")
     lines += _considered_lines(plan)
+    lines += _estimate_lines(plan.get("estimate"))
     lines += [f"Ledger warning:   {warning}" for warning in plan.get("ledger_warnings", [])]
     services = ", ".join(app_services) or "the app tier"
     lines += [

@@ -284,7 +284,6 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot imp
     compare_properties,
     data_directory,
     derived_name,
-    estimate,
     fingerprint,
     free_bytes,
     marker,
@@ -295,6 +294,10 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot imp
     retention,
     snapshot_record,
     swap_state,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._rollback_time import (
+    backup_figures,
+    database_estimate,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import utc_now
 
@@ -574,7 +577,7 @@ class SnapshotManager:
         if self.params["state_dir"]:
             records, _warnings = _ledger.scan(_ledger.ledger_path(self.params["state_dir"]))
         size, seconds = self._backup_info()
-        return estimate(records, backup_bytes=size, dump_seconds=seconds)
+        return database_estimate(records, backup_bytes=size, dump_seconds=seconds)
 
     def _summary(self, name: str | None) -> list[str]:
         """The lines rollback.yml (also --check) prints: the way chosen, and both estimates."""
@@ -594,19 +597,7 @@ class SnapshotManager:
 
     def _backup_info(self) -> tuple[int | None, float | None]:
         """Size and dump duration from the dump's manifest (None when not known)."""
-        path = self.params["backup_manifest"]
-        try:
-            with open(path or "", encoding="utf-8") as handle:
-                manifest = json.load(handle)
-        except (OSError, ValueError):
-            return None, None
-        if not isinstance(manifest, dict):
-            return None, None
-        size, seconds = manifest.get("size_bytes"), manifest.get("duration_seconds")
-        return (
-            int(size) if isinstance(size, int) else None,
-            float(seconds) if isinstance(seconds, (int, float)) else None,
-        )
+        return backup_figures(self.params["backup_manifest"])
 
     # -- swapped ------------------------------------------------------------------------------
 

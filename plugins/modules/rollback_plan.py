@@ -25,8 +25,9 @@ description:
     one good step further back and the exact command that rolls back to it.
   - The plan names both releases and their commits, the files that differ (C(git diff --stat)),
     the target's images per service and whether each still exists locally (else it is rebuilt
-    from the target tag), and what happens to the database (restore of the backup the bad
-    release's manifest references when that release applied migrations, or nothing).
+    from the target tag), what happens to the database (restore of the backup the bad
+    release's manifest references when that release applied migrations, or nothing), and the
+    estimated time from the durations the ledger measured (RV(plan.estimate)).
   - When C(<state_dir>/rollback.json) holds a rollback in progress (a run killed half-way), the
     plan stored there is returned with RV(resumed=true), so the next run finishes that rollback
     instead of planning a new one from a half-rolled-back host. When it records a finished
@@ -160,6 +161,14 @@ plan:
       description: The rollback's steps in order.
       type: list
       elements: str
+    estimate:
+      description:
+        - The rollback's estimated time from the durations the ledger measured (rollbacks' wall
+          time less their database step, else promotions' deploy and validate phases; the
+          database step by snapshot or dump; image rebuilds by the target's build phase).
+        - C(seconds) (null when nothing was measured), C(text), C(parts) (name to C(seconds)
+          and C(basis)) and C(unmeasured) (the parts no measurement covers).
+      type: dict
     ledger_warnings:
       description: Ledger lines skipped while choosing the target (a torn final line, a corrupt
         line, with the line number); they never stop a rollback.

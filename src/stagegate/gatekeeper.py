@@ -213,6 +213,8 @@ def _ledger_record(
         "failed_checks": [c["name"] for c in report["checks"] if c["status"] in ("FAIL", "ERROR")],
         "stopped": report["stopped"],
         "metrics": metrics,
+        # measured durations: the next rollback's --check estimates from them
+        "phases": {p["name"]: p["seconds"] for p in report["phases"]},
     }
 
 
