@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.stagegate.release.plugins.filter.releases import (
+    FilterModule as ReleaseFilters,
+)
 from ansible_collections.stagegate.release.plugins.filter.revalidation import FilterModule
 from ansible_collections.stagegate.release.plugins.module_utils import _ledger, _run_identity
 from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
@@ -174,3 +177,15 @@ def test_check_mode_runs_only_read_only_checks_in_both_runners() -> None:
         (Status.PASS, "wrote"),
     ]
     assert RAN == ["ro"]
+
+
+def test_the_previous_release_is_the_interrupted_deploys_else_the_marker_else_git() -> None:
+    previous = ReleaseFilters().filters()["previous_release"]
+    interrupted = {"release": "v2", "previous_release": "v1", "run_id": "r9"}
+    assert previous("v2\n", interrupted, "") == "v1"  # resuming v2: v1 ran before it
+    assert previous("v2\n", {"release": "v2", "previous_release": None}) == ""
+    assert previous("v1\n", {}, "") == "v1"
+    assert previous("", {}, "v0-3-gabc123\n") == "v0-3-gabc123"
+    assert previous(None) == ""
+    with pytest.raises(AnsibleFilterError, match="interrupted: expected"):
+        previous("v1", "v0")
