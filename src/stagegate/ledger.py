@@ -49,6 +49,21 @@ def last_good(
     return found
 
 
+def deploy_record(records: list[dict[str, Any]], release: str) -> dict[str, Any] | None:
+    """The newest GO / GO_WITH_WARNINGS promotion record of `release` (what re-validations
+    compare with), or None; the rule of `_ledger.deploy_record`."""
+    found: dict[str, Any] | None = _ledger.deploy_record(records, release)
+    return found
+
+
+def revalidations(
+    records: list[dict[str, Any]], release: str, kind: str = _ledger.REVALIDATION
+) -> list[dict[str, Any]]:
+    """The `kind` (revalidation or validation) records of `release`, oldest first."""
+    found: list[dict[str, Any]] = _ledger.revalidations(records, release, kind)
+    return found
+
+
 def baseline_metrics(record: dict[str, Any] | None) -> dict[str, dict[str, float]]:
     """The per-check metrics a ledger record kept, for `baseline` gates.
 

@@ -26,6 +26,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._rollback import
     considered_releases,
 )
 
+from stagegate import ledger
 from stagegate.catalog import load_catalog
 from stagegate.engine import run_checks
 from stagegate.gatekeeper import who_ran
@@ -189,3 +190,9 @@ def test_the_previous_release_is_the_interrupted_deploys_else_the_marker_else_gi
     assert previous(None) == ""
     with pytest.raises(AnsibleFilterError, match="interrupted: expected"):
         previous("v1", "v0")
+
+
+def test_the_controller_reads_the_same_ledger_rules() -> None:
+    assert ledger.deploy_record(LEDGER, "v2") is _ledger.deploy_record(LEDGER, "v2")
+    assert ledger.revalidations(LEDGER, "v2") == _ledger.revalidations(LEDGER, "v2")
+    assert ledger.last_good(LEDGER) is _ledger.last_good(LEDGER)
