@@ -214,6 +214,7 @@ def test_failure_names_file_statement_line_and_sqlstate(
     assert "002_broken.sql" in result["msg"]
     assert "42703" in result["msg"]
     assert [m["status"] for m in result["migrations"]] == ["applied", "failed"]
+    assert result["applied"] == ["001_ok.sql"]  # what the stopped deploy's manifest records
     # 001 stays applied; 002 rolled back as a whole (its first statement too); 003 never ran
     columns = pg_cluster.psql(
         "SELECT count(*) FROM information_schema.columns WHERE column_name = 'note'", sample_db

@@ -13,37 +13,18 @@ controller); AWX job templates for rollback.yml must not allow concurrent jobs (
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 from ansible.plugins.action import ActionBase
 from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
     adoptable_run_id,
 )
-
-
-def _process_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def controller_identity() -> dict[str, Any]:
-    pid = os.getppid()  # the worker's parent is the ansible-playbook process
-    return {"host": socket.gethostname(), "pid": pid, "pid_start": _process_start(pid)}
-
-
-def is_alive_here(controller: dict[str, Any]) -> bool:
-    """True when the recorded controller process runs on this controller (same host, same pid
-    with the same start time): the only case where a run is known to be alive."""
-    if not controller or controller.get("host") != socket.gethostname():
-        return False
-    pid = int(controller.get("pid") or 0)
-    return pid > 0 and _process_start(pid) == controller.get("pid_start")
+from ansible_collections.stagegate.release.plugins.module_utils._run_identity import (
+    controller_identity,
+    is_alive_here,
+    run_id,
+    run_owner,
+)
 
 
 class ActionModule(ActionBase):
@@ -69,4 +50,7 @@ class ActionModule(ActionBase):
             result.get("lock") or {},
             is_alive_here(state.get("controller") or {}),
         )
+        # This run's identity (_run_identity): the interrupted rollback's run id when it adopts it.
+        result["run_id"] = result["resume_run_id"] or run_id(task_vars or {})
+        result["run_owner"] = run_owner(task_vars or {})
         return result

@@ -4,12 +4,7 @@
 """Controller side of stagegate.release.validate_config (documented in plugins/modules/)."""
 
 import base64
-import getpass
-import hashlib
 import os
-import socket
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ansible.errors import AnsibleError
@@ -19,6 +14,7 @@ from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate impor
 
 # Phases only their own playbook runs (rollback.yml, restore.yml), never demanded by default.
 OWN_PLAYBOOK_PHASES = ("rollback", "restore")
+from ansible_collections.stagegate.release.plugins.module_utils._run_identity import run_identity
 
 try:
     from stagegate.catalog import CatalogError, load_catalog
@@ -126,14 +122,7 @@ class ActionModule(ActionBase):
     @staticmethod
     def _run_identity(task_vars):
         """The run id and owner, the same for every host of one ansible-playbook process."""
-        facts = {}
-        job_id = task_vars.get("awx_job_id") or task_vars.get("tower_job_id")
-        if not task_vars.get("stagegate_run_id"):
-            facts["stagegate_run_id"] = f"awx-{job_id}" if job_id else _playbook_run_id()
-        if not task_vars.get("stagegate_run_owner"):
-            user = task_vars.get("awx_user_name") or getpass.getuser()
-            owner = f"{user}@{socket.gethostname()}"
-            facts["stagegate_run_owner"] = f"{owner} (AWX job {job_id})" if job_id else owner
+        facts = {k: v for k, v in run_identity(task_vars).items() if not task_vars.get(k)}
         # Reports go to the job's artifact dir under ansible-runner / AWX (runner exports it
         # as AWX_ISOLATED_DATA_DIR), which comes back with the job; else playbook_dir/artifacts.
         artifact_dir = os.environ.get("AWX_ISOLATED_DATA_DIR")
@@ -209,26 +198,3 @@ def _catalog_errors(catalog):
 def _summary(headline, errors):
     lines = "\n".join(f"  - {e}" for e in errors)
     return f"{headline} ({len(errors)} problem(s)):\n{lines}"
-
-
-def _playbook_run_id():
-    """`<UTC start of the ansible-playbook process>-<6 hex>`: forked workers share the parent."""
-    parent = os.getppid()
-    started = _process_start(parent) or time.time()
-    stamp = datetime.fromtimestamp(started, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    digest = hashlib.sha256(f"{socket.gethostname()}:{parent}:{started}".encode()).hexdigest()
-    return f"{stamp}-{digest[:6]}"
-
-
-def _process_start(pid):
-    """Start time (epoch seconds) of a process, from /proc; None where there is no /proc."""
-    try:
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")

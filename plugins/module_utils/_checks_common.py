@@ -132,8 +132,11 @@ class CheckType:
         """The type's own cross-option problems of options that passed the schema."""
         return [f"{where}: {problem}" for problem in (self.validate or _none)(options)]
 
-    def is_read_only(self, options: dict[str, Any]) -> bool:
-        """Whether a check with these options only observes (and so runs in check mode)."""
+    def is_read_only(self, options: dict[str, Any], override: Any = None) -> bool:
+        """Whether a check with these options only observes (and so runs in check mode): the
+        catalog entry's own `read_only` (`override`, a bool) wins over the type's."""
+        if isinstance(override, bool):
+            return override
         return self.read_only(options) if callable(self.read_only) else self.read_only
 
     def attempt_seconds(self, options: dict[str, Any], timeout: float) -> float:

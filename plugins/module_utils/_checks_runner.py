@@ -100,6 +100,15 @@ def redactor_for(check_type: CheckType, options: dict[str, Any]) -> Redactor:
     return redactor
 
 
+NOT_READ_ONLY = "not run in check mode: the check is not read-only"
+
+
+def skipped_in_check_mode(check_mode: bool, read_only: bool) -> Outcome | None:
+    """The check-mode rule of both runners (the controller's engine and the host module): in
+    check mode only read-only checks run; any other is a SKIP outcome, never run."""
+    return Outcome("SKIP", NOT_READ_ONLY) if check_mode and not read_only else None
+
+
 def run_type(check_type: CheckType, options: dict[str, Any], context: RunContext) -> Outcome:
     """One attempt of one check; every failure becomes an ERROR outcome, never a traceback."""
     try:
@@ -156,14 +165,10 @@ def run_checks_here(
 
         def run(cancelled: threading.Event) -> dict[str, Any]:
             started = time.monotonic()
-            read_only = check.get("read_only")
-            if read_only is None:
-                read_only = check_type.is_read_only(check["options"])
-            if check_mode and not read_only:
-                outcome, number = (
-                    Outcome("SKIP", "not run in check mode: the check is not read-only"),
-                    0,
-                )
+            read_only = check_type.is_read_only(check["options"], check.get("read_only"))
+            skipped = skipped_in_check_mode(check_mode, read_only)
+            if skipped is not None:
+                outcome, number = skipped, 0
             else:
                 context = RunContext(
                     name=check["name"],

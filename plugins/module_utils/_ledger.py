@@ -246,11 +246,56 @@ def append_once(
     return line, record, warnings
 
 
+# A record's `kind`: a promotion (staging.yml) has none; the others name what ran.
+ROLLBACK = "rollback"
+ADOPT = "adopt"
+REVALIDATION = "revalidation"
+VALIDATION = "validation"  # stagegate_validate_only: a service stagegate does not deploy
+
+
+def is_revalidation(record: dict[str, Any]) -> bool:
+    """A re-validation's record (validate.yml): it measured a release, it did not deploy one."""
+    return record.get("kind") in (REVALIDATION, VALIDATION)
+
+
+def is_promotion(record: dict[str, Any]) -> bool:
+    """A promotion's record (staging.yml): the only kind without a `kind`."""
+    return not record.get("kind")
+
+
 def last_good(
     records: list[dict[str, Any]], before_release: str | None = None
 ) -> dict[str, Any] | None:
-    """The newest record with a GO or GO_WITH_WARNINGS verdict (optionally not `before_release`)."""
+    """The newest record with a GO or GO_WITH_WARNINGS verdict (optionally not `before_release`):
+    what a promotion compares with. A validation-only run (kind `validation`) is of a service
+    stagegate does not deploy, never a release to compare with."""
     for record in reversed(records):
-        if record.get("verdict") in GOOD_VERDICTS and record.get("release") != before_release:
+        if (
+            record.get("verdict") in GOOD_VERDICTS
+            and record.get("release") != before_release
+            and record.get("kind") != VALIDATION
+        ):
             return record
     return None
+
+
+def deploy_record(records: list[dict[str, Any]], release: str) -> dict[str, Any] | None:
+    """The record of `release`'s promotion here that a re-validation compares with: its newest
+    GO / GO_WITH_WARNINGS promotion record (not a rollback, adoption or re-validation), or None
+    when it was never promoted here."""
+    for record in reversed(records):
+        if (
+            record.get("release") == release
+            and record.get("verdict") in GOOD_VERDICTS
+            and is_promotion(record)
+        ):
+            return record
+    return None
+
+
+def revalidations(
+    records: list[dict[str, Any]], release: str, kind: str = REVALIDATION
+) -> list[dict[str, Any]]:
+    """The re-validation records (`kind`: revalidation, or validation) of `release`, oldest
+    first: the trend of a release since its deploy."""
+    return [r for r in records if r.get("release") == release and r.get("kind") == kind]

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import getpass
 import json
 import os
-import socket
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._run_identity import default_owner
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import (
     describe,
     ensure_dir,
@@ -186,7 +185,7 @@ class DeployLock:
         now = self.clock()
         record = dict(
             {"awx_job_id": awx_job_id} if awx_job_id else {},
-            owner=owner or f"{getpass.getuser()}@{socket.gethostname()}",
+            owner=owner or default_owner(),
             run_id=run_id,
             acquired_at=iso(now),
             expires_at=iso(now + ttl),

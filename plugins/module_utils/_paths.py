@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 # Control characters (NUL included) and both separators.
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -80,3 +81,19 @@ def read_marker(project_dir: str) -> str | None:
             return handle.read().strip() or None
     except OSError:
         return None
+
+
+def previous_release(
+    marker: str | None,
+    interrupted: dict[str, Any] | None = None,
+    described: str | None = None,
+) -> str:
+    """The release that ran before this promotion ("" when nothing ran): the one an interrupted
+    deploy had replaced (its manifest's `previous_release`) when this run resumes that deploy,
+    else the release the checkout's marker names, else what `git describe` says of a checkout
+    made by hand. The source role records it as `stagegate_previous_release`."""
+    if interrupted:
+        return str(interrupted.get("previous_release") or "")
+    if marker and marker.strip():
+        return marker.strip()
+    return (described or "").strip()

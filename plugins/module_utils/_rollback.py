@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
+    ADOPT,
     GOOD_VERDICTS,
+    is_revalidation,
     ledger_path,
     scan,
 )
@@ -127,7 +129,7 @@ def manifest_snapshot(manifest):
 # --- choosing the releases ---------------------------------------------------------------
 
 
-ADOPT_KIND = "adopt"
+ADOPT_KIND = ADOPT
 # An adoption records the release that ran before stagegate with this verdict: not graded, but
 # a release to come back to (rollback), never a baseline for comparisons (last_good).
 ADOPTED = "ADOPTED"
@@ -163,7 +165,7 @@ def considered_releases(records, current, state_dir):
     seen, out = set(), []
     for record in reversed(records):
         release = record.get("release")
-        if not release or release in seen or record.get("kind") == "revalidation":
+        if not release or release in seen or is_revalidation(record):
             continue
         good = [r for r in records if r.get("release") == release and is_good(r)]
         if release == current:
@@ -213,7 +215,7 @@ def why_running(records, current):
     """Since when and why `current` runs, from the newest ledger record that put it there."""
     promotions = {r.get("run_id") for r in records if not r.get("kind") and r.get("run_id")}
     for record in reversed(records):
-        if record.get("release") != current or record.get("kind") == "revalidation":
+        if record.get("release") != current or is_revalidation(record):
             continue
         kind = record.get("kind")
         at = record_time(record)

@@ -183,6 +183,12 @@ drifted:
   returned: always
   type: list
   elements: str
+applied:
+  description: The files this run applied, in order (also when a later one failed, in the
+    failure's result); what the release manifest records as C(migrations_applied).
+  returned: always
+  type: list
+  elements: str
 migrations:
   description: Per applied (or reverted) migration C(version, filename, transactional, status,
     seconds, statements, statements_run, error); for no-transaction files also
@@ -240,6 +246,12 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
+def applied_files(migrations: list[dict[str, Any]]) -> list[str]:
+    """The files this run applied (status `applied`), in order: what a release manifest records,
+    also when a later file failed."""
+    return [m["filename"] for m in migrations if m.get("status") == "applied" and m.get("filename")]
+
+
 class MigrateManager:
     def __init__(self, module: Any) -> None:
         self.module = module
@@ -251,6 +263,7 @@ class MigrateManager:
             "drifted": [],
             "partial": [],
             "migrations": [],
+            "applied": [],
             "verify": [],
         }
 
@@ -276,6 +289,7 @@ class MigrateManager:
                 with cleanup_on_signals():
                     outcome = migration_run.apply(conn)
                 self.result["migrations"] = outcome["migrations"]
+                self.result["applied"] = applied_files(outcome["migrations"])
                 if outcome["error"]:
                     self._raise(outcome["error"])
             self._verify(conn)

@@ -211,6 +211,17 @@ resume_run_id:
     C(ansible-playbook) process is known to be alive on this very controller.
   returned: always
   type: str
+run_id:
+  description: This rollback's run id (added by the action plugin) - C(resume_run_id) when it
+    adopts an interrupted rollback, else the run's id (C(stagegate_run_id), C(awx-<job id>), or
+    the C(ansible-playbook) process's own id, as preflight names a promotion).
+  returned: always
+  type: str
+run_owner:
+  description: Who runs this rollback (added by the action plugin) - C(stagegate_run_owner), else
+    C(<user>@<controller host>), with C( (AWX job <id>)) under AWX.
+  returned: always
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

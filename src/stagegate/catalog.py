@@ -188,7 +188,7 @@ def _entry(
     return CheckSpec(
         name=str(name),
         type=check_type.name,
-        read_only=read_only if isinstance(read_only, bool) else check_type.is_read_only(options),
+        read_only=check_type.is_read_only(options, read_only),
         options=options,
         **common,
     )

@@ -9,8 +9,6 @@ The `stagegate.release.gate` action is a thin wrapper around these two functions
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
+from ansible_collections.stagegate.release.plugins.module_utils import _run_identity
 
 from stagegate.catalog import DEFAULT_GROUP, CheckSpec
 from stagegate.config import PHASES
@@ -310,14 +309,8 @@ def _notify(
 
 
 def who_ran(task_vars: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(run_by, AWX job id): the AWX/Tower job when there is one, else the local user."""
-    job = task_vars.get("awx_job_id") or task_vars.get("tower_job_id") or os.environ.get("JOB_ID")
-    if job:
-        user = task_vars.get("awx_user_name") or task_vars.get("tower_user_name") or ""
-        return (f"AWX job {job}" + (f" ({user})" if user else ""), str(job))
-    if task_vars.get("stagegate_run_owner"):  # set by preflight (validate_config)
-        return (str(task_vars["stagegate_run_owner"]), None)
-    try:
-        return (getpass.getuser(), None)
-    except (KeyError, OSError):  # no passwd entry for this uid (some containers)
-        return ("unknown", None)
+    """(run_by, AWX job id): the run's owner, the one rule of `_run_identity` (preflight's
+    `stagegate_run_owner` when set, else `user@host`, with the AWX job under AWX)."""
+    job: str | None = _run_identity.awx_job_id(task_vars)
+    owner: str = _run_identity.run_owner(task_vars)
+    return (owner, job)

@@ -49,6 +49,21 @@ def last_good(
     return found
 
 
+def deploy_record(records: list[dict[str, Any]], release: str) -> dict[str, Any] | None:
+    """The newest GO / GO_WITH_WARNINGS promotion record of `release` (what re-validations
+    compare with), or None; the rule of `_ledger.deploy_record`."""
+    found: dict[str, Any] | None = _ledger.deploy_record(records, release)
+    return found
+
+
+def revalidations(
+    records: list[dict[str, Any]], release: str, kind: str = _ledger.REVALIDATION
+) -> list[dict[str, Any]]:
+    """The `kind` (revalidation or validation) records of `release`, oldest first."""
+    found: list[dict[str, Any]] = _ledger.revalidations(records, release, kind)
+    return found
+
+
 def baseline_metrics(record: dict[str, Any] | None) -> dict[str, dict[str, float]]:
     """The per-check metrics a ledger record kept, for `baseline` gates.
 
@@ -66,9 +81,6 @@ def baseline_metrics(record: dict[str, Any] | None) -> dict[str, dict[str, float
     }
 
 
-_CHECK_KINDS = ("revalidation", "validation")  # the runs that only checked a release
-
-
 def release_history(
     records: list[dict[str, Any]], release: str, limit: int | None = None
 ) -> list[dict[str, Any]]:
@@ -77,19 +89,12 @@ def release_history(
     the `revalidation` records after it; for a release stagegate does not deploy
     (validate.yml's `stagegate_validate_only`), its `validation` records. At most the last
     `limit`. What `trend` gates read."""
-    deployed = -1
-    for index, record in enumerate(records):
-        if (
-            record.get("release") == release
-            and not record.get("kind")
-            and record.get("verdict") in GOOD_VERDICTS
-        ):
-            deployed = index
+    deployed = _ledger.deploy_record(records, release)
+    start = next((index for index, record in enumerate(records) if record is deployed), 0)
     found = [
         record
-        for index, record in enumerate(records)
-        if index >= deployed
-        and record.get("release") == release
-        and (index == deployed or record.get("kind") in _CHECK_KINDS)
+        for record in records[start:]
+        if record.get("release") == release
+        and (record is deployed or _ledger.is_revalidation(record))
     ]
     return found[-limit:] if limit else found

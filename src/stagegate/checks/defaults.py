@@ -5,25 +5,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.stagegate.release.plugins.module_utils._checks_runner import run_type
+from ansible_collections.stagegate.release.plugins.module_utils._checks_runner import (
+    run_type,
+    skipped_in_check_mode,
+)
 
 from stagegate.catalog import CheckSpec
 from stagegate.checks import RunContext
 from stagegate.grading import Grade, Threshold, default_grade
 from stagegate.hookspecs import hookimpl
-from stagegate.results import CheckResult, Status
+from stagegate.results import CheckResult
 
 
 @hookimpl(trylast=True)
 def stagegate_run_check(check: CheckSpec, context: RunContext) -> CheckResult | None:
     # Imported here: the engine imports the plugin manager, which imports this module.
-    from stagegate.engine import make_result, result_from_outcome  # noqa: PLC0415
+    from stagegate.engine import result_from_outcome  # noqa: PLC0415
 
     check_type = context.extra["types"].get(check.type)
     if check_type is None:
         return None
-    if context.check_mode and not check.read_only:
-        return make_result(check, Status.SKIP, "not run in check mode: the check is not read-only")
+    skipped = skipped_in_check_mode(context.check_mode, check.read_only)
+    if skipped is not None:
+        return result_from_outcome(check, skipped)
     return result_from_outcome(check, run_type(check_type, check.options, context))
 
 
