@@ -7,19 +7,29 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 try:
-    from stagegate.fleet import FleetError, fleet_shape
+    from stagegate.fleet import (
+        FleetError,
+        batch_outcome,
+        fleet_rollback_plan,
+        fleet_shape,
+        rollout_batches,
+    )
 except ImportError as exc:  # the controller needs: pip install stagegate-release
     STAGEGATE_IMPORT_ERROR = exc
 else:
     STAGEGATE_IMPORT_ERROR = None
 
 
-def _fleet_shape(groups, play_hosts=None, state_host=""):
+def _need_stagegate(name):
     if STAGEGATE_IMPORT_ERROR is not None:
         raise AnsibleFilterError(
-            "stagegate.release.fleet_shape needs the stagegate Python package on the controller "
+            f"stagegate.release.{name} needs the stagegate Python package on the controller "
             f"(pip install stagegate-release): {STAGEGATE_IMPORT_ERROR}"
         )
+
+
+def _fleet_shape(groups, play_hosts=None, state_host=""):
+    _need_stagegate("fleet_shape")
     try:
         shape = fleet_shape(dict(groups), list(play_hosts or []), state_host or None)
     except FleetError as exc:
@@ -40,6 +50,36 @@ def _unreachable(hosts, hostvars, result_var):
     return found
 
 
+def _rollout_batches(app, serial=0):
+    _need_stagegate("rollout_batches")
+    try:
+        return rollout_batches(list(app or []), serial)
+    except FleetError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def _batch_outcome(batches, index, failed=None, budget=0):
+    _need_stagegate("batch_outcome")
+    try:
+        return batch_outcome(list(batches or []), int(index), dict(failed or {}), budget).to_dict()
+    except FleetError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def _fleet_rollback_plan(records, running, target=""):
+    _need_stagegate("fleet_rollback_plan")
+    try:
+        return fleet_rollback_plan(list(records or []), dict(running or {}), target or None)
+    except FleetError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
 class FilterModule:
     def filters(self):
-        return {"fleet_shape": _fleet_shape, "unreachable": _unreachable}
+        return {
+            "fleet_shape": _fleet_shape,
+            "unreachable": _unreachable,
+            "rollout_batches": _rollout_batches,
+            "batch_outcome": _batch_outcome,
+            "fleet_rollback_plan": _fleet_rollback_plan,
+        }
