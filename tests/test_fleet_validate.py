@@ -1,5 +1,6 @@
 """validate.yml over a fleet on real SSH hosts: three app hosts and a database host
-(tests/fleet_fixtures.py), each app host answering the catalog on its own port.
+(tests/fleet_fixtures.py), each app host answering the catalog on its own port; staging.yml
+and rollback.yml, not built for fleets yet, refuse one before anything changes.
 
 One run, one result: the catalog runs on every app host and the fleet checks once, one gate
 step folds the results into one verdict and one score (set_stats, read back through
@@ -54,9 +55,12 @@ def run(
     tmp: Path,
     pg: PgCluster,
     gates: dict[str, Any] | None = None,
+    *,
     single: bool = False,
+    playbook: str = "validate.yml",
 ) -> tuple[int, str, dict[str, Any]]:
-    """validate.yml through ansible_runner (as AWX runs it): (rc, stdout, set_stats)."""
+    """A playbook (validate.yml) through ansible_runner, as AWX runs it: (rc, stdout,
+    set_stats)."""
     (tmp / "runner").mkdir(parents=True)
     inventory = hosts.write_inventory(
         tmp / "hosts.yml",
@@ -69,7 +73,7 @@ def run(
     )
     job = ansible_runner.run(
         private_data_dir=str(tmp / "runner"),
-        playbook=str(REPO / "playbooks" / "validate.yml"),
+        playbook=str(REPO / "playbooks" / playbook),
         inventory=str(inventory),
         envvars={
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -154,6 +158,30 @@ def test_a_failing_host_is_named_and_a_hosts_gate_can_allow_it(
         assert "app2: api_ready FAIL" in gate["message"]
     finally:
         hosts.apps[1].fault("")
+
+
+def test_a_promotion_or_rollback_over_a_fleet_is_refused_before_anything_changes(
+    hosts: Fleet, tmp_path: Path, pg_cluster: PgCluster
+) -> None:
+    """Run per host, each host would back up and migrate the one database and keep its own
+    lock and ledger (issue 16): until fleets are promoted, both playbooks refuse a fleet."""
+    before = hosts.ledger()
+    markers = {h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps}
+    for playbook in ("staging.yml", "rollback.yml"):
+        rc, out, stats = run(hosts, tmp_path / playbook, pg_cluster, playbook=playbook)
+        assert rc != 0, out[-3000:]
+        assert (
+            "is a fleet (app hosts: app1, app2, app3; database host: db1; state host: db1), and "
+            "promotions and rollbacks over a fleet are not built yet" in " ".join(out.split())
+        ), out[-3000:]
+        assert "Nothing was changed" in out
+        assert "stagegate_verdict" not in stats
+        assert not (tmp_path / playbook / "reports").exists()
+    assert hosts.ledger() == before
+    assert not any((h.state_dir / "lock.json").exists() for h in hosts.hosts)
+    assert markers == {
+        h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps
+    }
 
 
 def test_an_unreachable_host_is_named_and_the_rest_is_graded(
