@@ -166,22 +166,35 @@ def test_a_promotion_or_rollback_over_a_fleet_is_refused_before_anything_changes
     """Run per host, each host would back up and migrate the one database and keep its own
     lock and ledger (issue 16): until fleets are promoted, both playbooks refuse a fleet."""
     before = hosts.ledger()
+    hosts.apps[0].set_release("v3")  # a release the ledger never recorded: the one to leave
     markers = {h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps}
-    for playbook in ("staging.yml", "rollback.yml"):
-        rc, out, stats = run(hosts, tmp_path / playbook, pg_cluster, playbook=playbook)
-        assert rc != 0, out[-3000:]
-        assert (
-            "is a fleet (app hosts: app1, app2, app3; database host: db1; state host: db1), and "
-            "promotions and rollbacks over a fleet are not built yet" in " ".join(out.split())
-        ), out[-3000:]
-        assert "Nothing was changed" in out
-        assert "stagegate_verdict" not in stats
-        assert not (tmp_path / playbook / "reports").exists()
+    outputs = {}
+    try:
+        for playbook in ("staging.yml", "rollback.yml"):
+            rc, out, stats = run(hosts, tmp_path / playbook, pg_cluster, playbook=playbook)
+            outputs[playbook] = " ".join(out.split())
+            assert rc != 0, out[-3000:]
+            assert (
+                "is a fleet (app hosts: app1, app2, app3; database host: db1; state host: db1), "
+                "and promotions and rollbacks over a fleet are not built yet" in outputs[playbook]
+            ), out[-3000:]
+            assert "Nothing was changed" in out
+            assert "stagegate_verdict" not in stats
+            assert not (tmp_path / playbook / "reports").exists()
+        assert markers == {
+            h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps
+        }
+    finally:
+        hosts.apps[0].set_release("v2")
+    # rollback.yml says the one plan it would carry out, from the state host's ledger
+    assert (
+        "The plan a fleet rollback would carry out: roll back app1 (v3) to v2 (last good release "
+        "in the ledger (GO " in outputs["rollback.yml"]
+    ), outputs["rollback.yml"][-3000:]
+    assert "app2, app3 already run it." in outputs["rollback.yml"]
+    assert "The plan a fleet rollback" not in outputs["staging.yml"]
     assert hosts.ledger() == before
     assert not any((h.state_dir / "lock.json").exists() for h in hosts.hosts)
-    assert markers == {
-        h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps
-    }
 
 
 def test_an_unreachable_host_is_named_and_the_rest_is_graded(

@@ -66,10 +66,12 @@ def _batch_outcome(batches, index, failed=None, budget=0):
         raise AnsibleFilterError(str(exc)) from exc
 
 
-def _fleet_rollback_plan(records, running, target=""):
+def _fleet_rollback_plan(records, running, target="", state_dir=""):
     _need_stagegate("fleet_rollback_plan")
     try:
-        return fleet_rollback_plan(list(records or []), dict(running or {}), target or None)
+        return fleet_rollback_plan(
+            list(records or []), dict(running or {}), target or None, state_dir or ""
+        )
     except FleetError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 

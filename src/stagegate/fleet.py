@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils import _rollback
+
 from stagegate.bands import Band, BandError
 from stagegate.gates import (
     GateConfig,
@@ -33,7 +35,6 @@ from stagegate.gates import _selected as selected_checks
 from stagegate.gates import _validate_selection as validate_selection
 from stagegate.grading import worst
 from stagegate.hookspecs import hookimpl
-from stagegate.ledger import last_good
 from stagegate.results import CheckResult, Severity, Status
 
 APP_GROUP, DB_GROUP, PROXY_GROUP = "stagegate_app", "stagegate_db", "stagegate_proxy"
@@ -418,34 +419,51 @@ def batch_outcome(
     return BatchOutcome(batch, bad, stop, moved, waiting, message)
 
 
+def _newest_running(records: list[dict[str, Any]], running: Mapping[str, str]) -> str:
+    """Of the releases the app hosts run, the one the ledger put in place last (a release the
+    ledger never recorded counts as the newest: nothing says it is good)."""
+    releases = {r for r in running.values() if r}
+    order = {str(r.get("release")): i for i, r in enumerate(records) if r.get("release")}
+    unknown = sorted(r for r in releases if r not in order)
+    if unknown:
+        return unknown[0]
+    return max(releases, key=lambda r: order[r], default="")
+
+
 def fleet_rollback_plan(
     records: list[dict[str, Any]],
     running: Mapping[str, str],
     target: str | None = None,
+    state_dir: str = "",
 ) -> dict[str, Any]:
     """One rollback plan for every app host, from the state host's ledger: the release to go
-    to (`target`, else the newest GO record's release; the ledger rule in stagegate.ledger),
-    the hosts that run another release (`move`) and those already on it (`stay`)."""
+    to (`target`, else the single-host rule of rollback_plan - the newest good or adopted
+    release that is not the one running now and was not rolled back from since - where the
+    release running now is, of the hosts' releases, the one the ledger put in place last), the
+    hosts that run another release (`move`) and those already on it (`stay`)."""
+    current = _newest_running(records, running)
+    reason = "named by stagegate_rollback_to"
     if not target:
-        good = last_good(records)
-        if not good:
-            raise FleetError(
-                "stagegate_rollback_to: the state host's ledger has no GO record to roll back "
-                "to; name a release with -e stagegate_rollback_to=<release>"
+        try:
+            target, reason = _rollback.choose_target(
+                records, current, state_dir, has_manifest=lambda _release: True
             )
-        target = str(good["release"])
+        except _rollback.RollbackError as exc:
+            raise FleetError(f"stagegate_rollback_to: {exc}") from exc
     move = sorted(h for h, release in running.items() if release != target)
     stay = sorted(h for h, release in running.items() if release == target)
     moving = ", ".join(f"{h} ({running[h] or 'nothing'})" for h in move)
     return {
         "release": target,
+        "reason": reason,
+        "current": current,
         "move": move,
         "stay": stay,
         "nothing_to_do": not move,
         "summary": (
             f"every app host runs {target}: nothing to do"
             if not move
-            else f"roll back {moving} to {target}"
+            else f"roll back {moving} to {target} ({reason})"
             + (f"; {', '.join(stay)} already run it" if stay else "")
         ),
     }

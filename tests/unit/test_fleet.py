@@ -221,19 +221,33 @@ def test_the_failure_budget_lets_a_share_of_a_batch_fail_but_never_all_of_it() -
         batch_outcome(batches, 2, {})
 
 
+def record(release: str, verdict: str = "GO", **kw: Any) -> dict[str, Any]:
+    return {"release": release, "verdict": verdict, "finished": "2026-11-30T10:00:00Z", **kw}
+
+
 def test_the_fleet_rolls_back_to_the_ledgers_good_release_in_one_plan() -> None:
-    records = [
-        {"release": "v1", "verdict": "GO"},
-        {"release": "v2", "verdict": "NO_GO"},
-    ]
-    plan = fleet_rollback_plan(records, {"app1": "v2", "app2": "v1", "app3": "v1"})
-    assert plan["release"] == "v1"
+    """The rule of a single host's rollback (rollback_plan), over the hosts' releases."""
+    records = [record("v1"), record("v2-crashloop", "NO_GO")]
+    # a serial rollout stopped after its first batch: app1 moved, the others did not
+    plan = fleet_rollback_plan(records, {"app1": "v2-crashloop", "app2": "v1", "app3": "v1"})
+    assert (plan["release"], plan["current"]) == ("v1", "v2-crashloop")
     assert (plan["move"], plan["stay"]) == (["app1"], ["app2", "app3"])
     assert not plan["nothing_to_do"]
-    assert plan["summary"] == "roll back app1 (v2) to v1; app2, app3 already run it"
-    done = fleet_rollback_plan(records, {"app1": "v1", "app2": "v1"})
-    assert done["nothing_to_do"]
-    assert done["summary"] == "every app host runs v1: nothing to do"
-    assert fleet_rollback_plan(records, {"app1": "v1"}, target="v0")["move"] == ["app1"]
-    with pytest.raises(FleetError, match=r"stagegate_rollback_to: .* no GO record"):
-        fleet_rollback_plan([{"release": "v2", "verdict": "NO_GO"}], {"app1": "v2"})
+    assert plan["summary"] == (
+        "roll back app1 (v2-crashloop) to v1 (last good release in the ledger "
+        "(GO 2026-11-30T10:00:00Z)); app2, app3 already run it"
+    )
+    # every host on a good v2: no input goes back one good release, as on one host
+    promoted = [record("v1"), record("v2")]
+    plan = fleet_rollback_plan(promoted, {"app1": "v2", "app2": "v2"})
+    assert (plan["release"], plan["move"]) == ("v1", ["app1", "app2"])
+    # an interrupted fleet rollback: the hosts still on v2 move, a re-run converges
+    plan = fleet_rollback_plan(promoted, {"app1": "v1", "app2": "v2"})
+    assert (plan["release"], plan["move"]) == ("v1", ["app2"])
+    # a release the ledger never recorded counts as the one running now
+    assert fleet_rollback_plan(promoted, {"app1": "hotfix", "app2": "v2"})["release"] == "v2"
+    named = fleet_rollback_plan(promoted, {"app1": "v1"}, target="v1")
+    assert named["nothing_to_do"]
+    assert named["summary"] == "every app host runs v1: nothing to do"
+    with pytest.raises(FleetError, match=r"stagegate_rollback_to: no previous good release"):
+        fleet_rollback_plan([record("v2")], {"app1": "v2"})
