@@ -16,6 +16,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 import ansible_runner
 import pytest
 import yaml
-from conftest import PgCluster
+from conftest import PgCluster, free_port
 from fleet_fixtures import CATALOG, Fleet, fleet
 
 from stagegate.fleet import fleet_shape
@@ -45,7 +47,7 @@ def fleet_checks(pg: PgCluster) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    with fleet(tmp_path_factory.mktemp("fleet"), apps=3) as made:
+    with fleet(tmp_path_factory.mktemp("fleet"), apps=3, runtime=True) as made:
         made.seed_ledger("v2", previous="v1")
         yield made
 
@@ -195,6 +197,81 @@ def test_a_promotion_or_rollback_over_a_fleet_is_refused_before_anything_changes
     assert "The plan a fleet rollback" not in outputs["staging.yml"]
     assert hosts.ledger() == before
     assert not any((h.state_dir / "lock.json").exists() for h in hosts.hosts)
+
+
+WEB_COMPOSE = """
+services:
+  web:
+    image: stagegate/base:bookworm
+    command: [python3, -m, http.server, "8000", --directory, /site]
+    ports: ["127.0.0.1:${WEB_PORT:?}:8000"]
+    volumes: ["./site:/site:ro"]
+"""
+
+WEB_PLAYBOOK = """
+- name: Each app host starts its own compose project
+  hosts: stagegate_app
+  gather_facts: false
+  tasks:
+    - name: Start the web tier
+      stagegate.release.compose_up_tiers:
+        project_src: "{{ web_dir }}"
+        project_name: "{{ web_project }}"
+        env: {WEB_PORT: "{{ web_port }}"}
+        tiers: [[web]]
+        timeout: 120
+"""
+
+
+def test_each_app_host_runs_its_own_compose_project_over_ssh(hosts: Fleet, tmp_path: Path) -> None:
+    """How a fleet's app hosts run the app (docs/fleet.md): this machine's engine through each
+    host's socket, each host with its own compose project, ports and files; a compose file's
+    bind mount names the host's own directory."""
+    data = hosts.inventory()
+    app_hosts = data["staging"]["children"]["stagegate_app"]["hosts"]
+    ports = {}
+    for host in hosts.apps:
+        web = host.root / "web"
+        (web / "site").mkdir(parents=True, exist_ok=True)
+        (web / "compose.yaml").write_text(WEB_COMPOSE)
+        (web / "site" / "index.html").write_text(f"served by {host.name}\n")
+        ports[host.name] = free_port()
+        app_hosts[host.name].update(
+            web_dir=str(web), web_project=host.compose_project, web_port=ports[host.name]
+        )
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(data))
+    (tmp_path / "web.yml").write_text(WEB_PLAYBOOK)
+    try:
+        run = subprocess.run(
+            [str(BIN / "ansible-playbook"), str(tmp_path / "web.yml"),
+             "-i", str(tmp_path / "hosts.yml")],
+            capture_output=True, text=True, check=False,
+            env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                 "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout[-3000:]
+        for host in hosts.apps:
+            assert _get(ports[host.name]) == f"served by {host.name}\n"
+            listed = subprocess.run(
+                ["docker", "ps", "--quiet", "--filter",
+                 f"label=com.docker.compose.project={host.compose_project}"],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            assert len(listed.stdout.split()) == 1
+    finally:
+        hosts.remove_projects()
+
+
+def _get(port: int) -> str:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5) as reply:
+                return str(reply.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_an_unreachable_host_is_named_and_the_rest_is_graded(
