@@ -164,7 +164,10 @@ def considered_releases(records, current, state_dir, has_manifest=None):
     rollback may go to, else why not. `has_manifest(release)` says whether the release can be
     started again (default: its manifest in `state_dir` on this host)."""
     if has_manifest is None:
-        has_manifest = lambda release: read_manifest(state_dir, release) is not None  # noqa: E731
+
+        def has_manifest(release):
+            return read_manifest(state_dir, release) is not None
+
     rolled_back = rolled_back_releases(records)
     seen, out = set(), []
     for record in reversed(records):
