@@ -191,7 +191,7 @@ def test_a_promotion_or_rollback_over_a_fleet_is_refused_before_anything_changes
     # rollback.yml says the one plan it would carry out, from the state host's ledger
     assert (
         "The plan a fleet rollback would carry out: roll back app1 (v3) to v2 (last good release "
-        "in the ledger (GO " in outputs["rollback.yml"]
+        "in the ledger (GO" in outputs["rollback.yml"]
     ), outputs["rollback.yml"][-3000:]
     assert "app2, app3 already run it." in outputs["rollback.yml"]
     assert "The plan a fleet rollback" not in outputs["staging.yml"]
