@@ -6,7 +6,12 @@ The containers use the deploy host image (tests/deployhost/, built offline) and 
 machine's network namespace, so every sshd and every app listens on its own 127.0.0.1 port,
 while each host has its own file system: its /srv/stagegate is a directory of the test's
 (`FleetHost.root`), holding the checkout with its `.stagegate-release` marker, the state dir
-and the fault switch the app reads (`FleetHost.fault`). The database host's state dir holds
+and the fault switch the app reads (`FleetHost.fault`). With `runtime=True` the hosts also get
+a container runtime: this machine's engine through its mounted socket (Docker-in-Docker is not
+possible here: the engine refuses `--privileged` containers), each host with its own compose
+project (`FleetHost.compose_project`, removed at the end) and its root mounted a second time at
+its own path, so that a compose file's bind mounts name the same directory inside the host and
+on this machine. The database host's state dir holds
 the fleet's ledger (stagegate_state_host). Every container is removed at the end, also when
 the test fails or a container did not start.
 
@@ -60,6 +65,11 @@ class FleetHost:
     ssh_port: int
     http_port: int
     root: Path
+
+    @property
+    def compose_project(self) -> str:
+        """This host's own compose project on the shared engine (runtime fleets)."""
+        return self.container
 
     @property
     def state_dir(self) -> Path:
@@ -163,6 +173,15 @@ class Fleet:
             ["docker", "rm", "--force", host.container], capture_output=True, check=False
         )
 
+    def remove_projects(self) -> None:
+        """Removes every host's compose project (containers, networks, volumes)."""
+        for host in self.hosts:
+            subprocess.run(
+                ["docker", "compose", "--project-name", host.compose_project, "down",
+                 "--volumes", "--remove-orphans", "--timeout", "2"],
+                capture_output=True, check=False,
+            )  # fmt: skip
+
 
 def _wait_port(port: int, deadline: float) -> bool:
     while time.monotonic() < deadline:
@@ -174,7 +193,7 @@ def _wait_port(port: int, deadline: float) -> bool:
     return False
 
 
-def _start(host: FleetHost, image: str, key: Path) -> None:
+def _start(host: FleetHost, image: str, key: Path, runtime: bool = False) -> None:
     for sub in ("checkout", "state"):
         (host.root / sub).mkdir(parents=True, exist_ok=True)
     app = (
@@ -189,6 +208,8 @@ def _start(host: FleetHost, image: str, key: Path) -> None:
          "-v", f"{key}.pub:/root/.ssh/authorized_keys:ro",
          "-v", f"{FLEET_APP}:/usr/local/lib/fleet_app.py:ro",
          "-v", f"{host.root}:{HOST_ROOT}",
+         *(["-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", f"{host.root}:{host.root}"]
+           if runtime else []),
          "--entrypoint", "/bin/sh", image, "-c", app + sshd],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
@@ -202,8 +223,11 @@ def _start(host: FleetHost, image: str, key: Path) -> None:
 
 
 @contextmanager
-def fleet(workdir: Path, apps: int = 3, image: str | None = None) -> Iterator[Fleet]:
-    """Starts `apps` app hosts (app1..appN) and a database host (db1), in parallel."""
+def fleet(
+    workdir: Path, apps: int = 3, image: str | None = None, *, runtime: bool = False
+) -> Iterator[Fleet]:
+    """Starts `apps` app hosts (app1..appN) and a database host (db1), in parallel; with
+    `runtime`, each with this machine's engine and its own compose project."""
     image = image or build_deployhost()
     workdir.mkdir(parents=True, exist_ok=True)
     key = workdir / "fleet_ed25519"
@@ -235,8 +259,10 @@ def fleet(workdir: Path, apps: int = 3, image: str | None = None) -> Iterator[Fl
     )
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda h: _start(h, image, key), made.hosts))
+            list(pool.map(lambda h: _start(h, image, key, runtime), made.hosts))
         yield made
     finally:
+        if runtime:
+            made.remove_projects()
         for host in made.hosts:
             made.stop(host)

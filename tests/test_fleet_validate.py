@@ -1,5 +1,6 @@
 """validate.yml over a fleet on real SSH hosts: three app hosts and a database host
-(tests/fleet_fixtures.py), each app host answering the catalog on its own port.
+(tests/fleet_fixtures.py), each app host answering the catalog on its own port; staging.yml
+and rollback.yml, not built for fleets yet, refuse one before anything changes.
 
 One run, one result: the catalog runs on every app host and the fleet checks once, one gate
 step folds the results into one verdict and one score (set_stats, read back through
@@ -15,6 +16,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from typing import Any
 import ansible_runner
 import pytest
 import yaml
-from conftest import PgCluster
+from conftest import PgCluster, free_port
 from fleet_fixtures import CATALOG, Fleet, fleet
 
 from stagegate.fleet import fleet_shape
@@ -44,7 +47,7 @@ def fleet_checks(pg: PgCluster) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    with fleet(tmp_path_factory.mktemp("fleet"), apps=3) as made:
+    with fleet(tmp_path_factory.mktemp("fleet"), apps=3, runtime=True) as made:
         made.seed_ledger("v2", previous="v1")
         yield made
 
@@ -54,9 +57,12 @@ def run(
     tmp: Path,
     pg: PgCluster,
     gates: dict[str, Any] | None = None,
+    *,
     single: bool = False,
+    playbook: str = "validate.yml",
 ) -> tuple[int, str, dict[str, Any]]:
-    """validate.yml through ansible_runner (as AWX runs it): (rc, stdout, set_stats)."""
+    """A playbook (validate.yml) through ansible_runner, as AWX runs it: (rc, stdout,
+    set_stats)."""
     (tmp / "runner").mkdir(parents=True)
     inventory = hosts.write_inventory(
         tmp / "hosts.yml",
@@ -69,7 +75,7 @@ def run(
     )
     job = ansible_runner.run(
         private_data_dir=str(tmp / "runner"),
-        playbook=str(REPO / "playbooks" / "validate.yml"),
+        playbook=str(REPO / "playbooks" / playbook),
         inventory=str(inventory),
         envvars={
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
@@ -154,6 +160,118 @@ def test_a_failing_host_is_named_and_a_hosts_gate_can_allow_it(
         assert "app2: api_ready FAIL" in gate["message"]
     finally:
         hosts.apps[1].fault("")
+
+
+def test_a_promotion_or_rollback_over_a_fleet_is_refused_before_anything_changes(
+    hosts: Fleet, tmp_path: Path, pg_cluster: PgCluster
+) -> None:
+    """Run per host, each host would back up and migrate the one database and keep its own
+    lock and ledger (issue 16): until fleets are promoted, both playbooks refuse a fleet."""
+    before = hosts.ledger()
+    hosts.apps[0].set_release("v3")  # a release the ledger never recorded: the one to leave
+    markers = {h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps}
+    outputs = {}
+    try:
+        for playbook in ("staging.yml", "rollback.yml"):
+            rc, out, stats = run(hosts, tmp_path / playbook, pg_cluster, playbook=playbook)
+            outputs[playbook] = " ".join(out.split())
+            assert rc != 0, out[-3000:]
+            assert (
+                "is a fleet (app hosts: app1, app2, app3; database host: db1; state host: db1), "
+                "and promotions and rollbacks over a fleet are not built yet" in outputs[playbook]
+            ), out[-3000:]
+            assert "Nothing was changed" in out
+            assert "stagegate_verdict" not in stats
+            assert not (tmp_path / playbook / "reports").exists()
+        assert markers == {
+            h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps
+        }
+    finally:
+        hosts.apps[0].set_release("v2")
+    # rollback.yml says the one plan it would carry out, from the state host's ledger
+    assert (
+        "The plan a fleet rollback would carry out: roll back app1 (v3) to v2 (last good release "
+        "in the ledger (GO" in outputs["rollback.yml"]
+    ), outputs["rollback.yml"][-3000:]
+    assert "app2, app3 already run it." in outputs["rollback.yml"]
+    assert "The plan a fleet rollback" not in outputs["staging.yml"]
+    assert hosts.ledger() == before
+    assert not any((h.state_dir / "lock.json").exists() for h in hosts.hosts)
+
+
+WEB_COMPOSE = """
+services:
+  web:
+    image: stagegate/base:bookworm
+    command: [python3, -m, http.server, "8000", --directory, /site]
+    ports: ["127.0.0.1:${WEB_PORT:?}:8000"]
+    volumes: ["./site:/site:ro"]
+"""
+
+WEB_PLAYBOOK = """
+- name: Each app host starts its own compose project
+  hosts: stagegate_app
+  gather_facts: false
+  tasks:
+    - name: Start the web tier
+      stagegate.release.compose_up_tiers:
+        project_src: "{{ web_dir }}"
+        project_name: "{{ web_project }}"
+        env: {WEB_PORT: "{{ web_port }}"}
+        tiers: [[web]]
+        timeout: 120
+"""
+
+
+def test_each_app_host_runs_its_own_compose_project_over_ssh(hosts: Fleet, tmp_path: Path) -> None:
+    """How a fleet's app hosts run the app (docs/fleet.md): this machine's engine through each
+    host's socket, each host with its own compose project, ports and files; a compose file's
+    bind mount names the host's own directory."""
+    data = hosts.inventory()
+    app_hosts = data["staging"]["children"]["stagegate_app"]["hosts"]
+    ports = {}
+    for host in hosts.apps:
+        web = host.root / "web"
+        (web / "site").mkdir(parents=True, exist_ok=True)
+        (web / "compose.yaml").write_text(WEB_COMPOSE)
+        (web / "site" / "index.html").write_text(f"served by {host.name}\n")
+        ports[host.name] = free_port()
+        app_hosts[host.name].update(
+            web_dir=str(web), web_project=host.compose_project, web_port=ports[host.name]
+        )
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(data))
+    (tmp_path / "web.yml").write_text(WEB_PLAYBOOK)
+    try:
+        run = subprocess.run(
+            [str(BIN / "ansible-playbook"), str(tmp_path / "web.yml"),
+             "-i", str(tmp_path / "hosts.yml")],
+            capture_output=True, text=True, check=False,
+            env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                 "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout[-3000:]
+        for host in hosts.apps:
+            assert _get(ports[host.name]) == f"served by {host.name}\n"
+            listed = subprocess.run(
+                ["docker", "ps", "--quiet", "--filter",
+                 f"label=com.docker.compose.project={host.compose_project}"],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            assert len(listed.stdout.split()) == 1
+    finally:
+        hosts.remove_projects()
+
+
+def _get(port: int) -> str:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=5) as reply:
+                return str(reply.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_an_unreachable_host_is_named_and_the_rest_is_graded(

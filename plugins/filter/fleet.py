@@ -8,7 +8,13 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate import require_stagegate
 
 try:
-    from stagegate.fleet import FleetError, fleet_shape
+    from stagegate.fleet import (
+        FleetError,
+        batch_outcome,
+        fleet_rollback_plan,
+        fleet_shape,
+        rollout_batches,
+    )
 except ImportError as exc:  # the controller needs: pip install stagegate-release
     STAGEGATE_IMPORT_ERROR = exc
 else:
@@ -37,6 +43,38 @@ def _unreachable(hosts, hostvars, result_var):
     return found
 
 
+def _rollout_batches(app, serial=0):
+    require_stagegate("rollout_batches", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
+    try:
+        return rollout_batches(list(app or []), serial)
+    except FleetError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def _batch_outcome(batches, index, failed=None, budget=0):
+    require_stagegate("batch_outcome", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
+    try:
+        return batch_outcome(list(batches or []), int(index), dict(failed or {}), budget).to_dict()
+    except FleetError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def _fleet_rollback_plan(records, running, target="", state_dir=""):
+    require_stagegate("fleet_rollback_plan", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
+    try:
+        return fleet_rollback_plan(
+            list(records or []), dict(running or {}), target or None, state_dir or ""
+        )
+    except FleetError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
 class FilterModule:
     def filters(self):
-        return {"fleet_shape": _fleet_shape, "unreachable": _unreachable}
+        return {
+            "fleet_shape": _fleet_shape,
+            "unreachable": _unreachable,
+            "rollout_batches": _rollout_batches,
+            "batch_outcome": _batch_outcome,
+            "fleet_rollback_plan": _fleet_rollback_plan,
+        }

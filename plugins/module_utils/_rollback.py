@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,10 +158,16 @@ def record_time(record):
     return record.get("finished") or record.get("end") or record.get("started") or ""
 
 
-def considered_releases(records, current, state_dir):
+def considered_releases(records, current, state_dir, has_manifest=None):
     """Each release of the ledger, newest first, with what the choice made of it:
     [{"release", "verdict", "kind", "at", "status"}]; status is `candidate` for the ones a
-    rollback may go to, else why not."""
+    rollback may go to, else why not. `has_manifest(release)` says whether the release can be
+    started again (default: its manifest in `state_dir` on this host)."""
+    if has_manifest is None:
+
+        def has_manifest(release):
+            return read_manifest(state_dir, release) is not None
+
     rolled_back = rolled_back_releases(records)
     seen, out = set(), []
     for record in reversed(records):
@@ -174,7 +181,7 @@ def considered_releases(records, current, state_dir):
             status = "rolled back from since"
         elif not good:
             status = f"never good ({record.get('verdict')})"
-        elif read_manifest(state_dir, release) is None:
+        elif not has_manifest(release):
             status = "no release manifest on this host"
         else:
             status = "candidate"
@@ -192,10 +199,16 @@ def considered_releases(records, current, state_dir):
     return out
 
 
-def choose_target(records, current, state_dir):
+def choose_target(
+    records: list[dict[str, Any]],
+    current: str,
+    state_dir: str,
+    has_manifest: Callable[[str], bool] | None = None,
+) -> tuple[str, str]:
     """The newest good (or adopted) release in the ledger that is not `current`, not rolled back
-    from since, and has a manifest on this host; returns (release, reason)."""
-    considered = considered_releases(records, current, state_dir)
+    from since, and has a manifest on this host (or `has_manifest(release)`); returns (release,
+    reason)."""
+    considered = considered_releases(records, current, state_dir, has_manifest)
     for item in considered:
         if item["status"] == "candidate":
             what = "adopted release" if item["kind"] == ADOPT_KIND else "last good release"

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils import _rollback
+
 from stagegate.bands import Band, BandError
 from stagegate.gates import (
     GateConfig,
@@ -299,3 +301,169 @@ HOSTS_GATE = GateType(
 def stagegate_gate_types() -> list[GateType]:
     """The `hosts` gate type (a default plugin, `stagegate.fleet`)."""
     return [HOSTS_GATE]
+
+
+# ---- rollouts: batches, the failure budget, what a batch's outcome means --------------
+
+SERIAL_KEY, BUDGET_KEY = "stagegate_serial", "stagegate_max_fail_percentage"
+_SERIAL_FORM = "a number of hosts (2), a share of them ('34%') or a list of those ([1, '50%'])"
+
+
+def _number(raw: Any) -> float | None:
+    """A number from an int, float or numeric string (`"25"`, `"25%"` without its `%`)."""
+    if isinstance(raw, bool):
+        return None
+    try:
+        return float(str(raw).strip().removesuffix("%"))
+    except ValueError:
+        return None
+
+
+def _batch_size(raw: Any, hosts: int, where: str) -> int:
+    """One batch size of Ansible's `serial`: a count, or a share of the play's hosts rounded
+    down (at least one host); 0 is every host at once."""
+    number = _number(raw)
+    if str(raw).strip().endswith("%"):
+        if number is None or not 0 < number <= 100:
+            raise FleetError(f"{where}: {raw!r} is not {_SERIAL_FORM}")
+        return max(1, int(hosts * number / 100.0))
+    if number is None or number < 0 or number != int(number):
+        raise FleetError(f"{where}: {raw!r} is not {_SERIAL_FORM}")
+    return int(number) or hosts
+
+
+def rollout_batches(app: Sequence[str], serial: Any = 0) -> list[list[str]]:
+    """The app hosts in the batches Ansible's `serial` makes of them: `serial` is a count, a
+    share (`34%`, rounded down, at least one host) or a list of those, whose last size repeats;
+    0, empty or None: one batch of every host. Raises FleetError naming stagegate_serial."""
+    hosts = [str(h) for h in app]
+    sizes = serial if isinstance(serial, list | tuple) else [serial]
+    if not sizes or sizes[0] in (None, ""):
+        sizes = [0]
+    steps = [_batch_size(s, len(hosts), SERIAL_KEY) for s in sizes]
+    batches: list[list[str]] = []
+    rest = hosts
+    while rest:
+        size = steps[min(len(batches), len(steps) - 1)]
+        batches.append(rest[:size])
+        rest = rest[size:]
+    return batches
+
+
+def failure_budget(raw: Any = 0) -> float:
+    """stagegate_max_fail_percentage (Ansible's `max_fail_percentage`): the share of a batch's
+    hosts that may fail before the rollout stops, 0-100 (0: any failed host stops it)."""
+    value = _number(0 if raw in (None, "") else raw)
+    if value is None or not 0 <= value <= 100:
+        raise FleetError(f"{BUDGET_KEY}: {raw!r} is not a share of hosts from 0 to 100")
+    return value
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one batch of a rollout means for the rest of it."""
+
+    batch: list[str]
+    failed: dict[str, str]
+    stop: bool
+    moved: list[str]
+    waiting: list[str]
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "failed": self.failed,
+            "stop": self.stop,
+            "moved": self.moved,
+            "waiting": self.waiting,
+            "message": self.message,
+        }
+
+
+def batch_outcome(
+    batches: Sequence[Sequence[str]],
+    index: int,
+    failed: Mapping[str, str],
+    budget: Any = 0,
+) -> BatchOutcome:
+    """The outcome of batch `index` (0-based) of `batches`, given the hosts of it that failed
+    (`{host: why}`: a failed deploy, a NO_GO validation, unreachable): the rollout stops when
+    the failed share of the batch is above the failure budget (Ansible's rule for
+    `max_fail_percentage`), or when every host of the batch failed. `moved` are the hosts of
+    this and the earlier batches (the ones an auto-rollback returns), `waiting` the later
+    batches' hosts (never touched when the rollout stops)."""
+    if not 0 <= index < len(batches):
+        raise FleetError(f"batch {index + 1} of {len(batches)}: no such batch")
+    limit = failure_budget(budget)
+    batch = [str(h) for h in batches[index]]
+    bad = {h: str(why) for h, why in failed.items() if h in batch}
+    share = len(bad) / len(batch) * 100.0 if batch else 0.0
+    stop = bool(bad) and (share > limit or len(bad) == len(batch))
+    moved = [str(h) for b in batches[: index + 1] for h in b]
+    waiting = [str(h) for b in batches[index + 1 :] for h in b]
+    where = f"batch {index + 1}/{len(batches)} ({', '.join(batch)})"
+    if not bad:
+        message = f"{where}: every host passed"
+    else:
+        named = "; ".join(f"{h}: {why}" for h, why in bad.items())
+        verdict = (
+            f"the rollout stops, {', '.join(waiting)} never left the previous release"
+            if stop and waiting
+            else "the rollout stops"
+            if stop
+            else f"within the failure budget of {limit:g}%, the rollout goes on"
+        )
+        failed_share = f"{len(bad)}/{len(batch)} hosts failed ({share:.0f}%)"
+        message = f"{where}: {failed_share}; {verdict}; {named}"
+    return BatchOutcome(batch, bad, stop, moved, waiting, message)
+
+
+def _newest_running(records: list[dict[str, Any]], running: Mapping[str, str]) -> str:
+    """Of the releases the app hosts run, the one the ledger put in place last (a release the
+    ledger never recorded counts as the newest: nothing says it is good)."""
+    releases = {r for r in running.values() if r}
+    order = {str(r.get("release")): i for i, r in enumerate(records) if r.get("release")}
+    unknown = sorted(r for r in releases if r not in order)
+    if unknown:
+        return unknown[0]
+    return max(releases, key=lambda r: order[r], default="")
+
+
+def fleet_rollback_plan(
+    records: list[dict[str, Any]],
+    running: Mapping[str, str],
+    target: str | None = None,
+    state_dir: str = "",
+) -> dict[str, Any]:
+    """One rollback plan for every app host, from the state host's ledger: the release to go
+    to (`target`, else the single-host rule of rollback_plan - the newest good or adopted
+    release that is not the one running now and was not rolled back from since - where the
+    release running now is, of the hosts' releases, the one the ledger put in place last), the
+    hosts that run another release (`move`) and those already on it (`stay`)."""
+    current = _newest_running(records, running)
+    reason = "named by stagegate_rollback_to"
+    if not target:
+        try:
+            target, reason = _rollback.choose_target(
+                records, current, state_dir, has_manifest=lambda _release: True
+            )
+        except _rollback.RollbackError as exc:
+            raise FleetError(f"stagegate_rollback_to: {exc}") from exc
+    move = sorted(h for h, release in running.items() if release != target)
+    stay = sorted(h for h, release in running.items() if release == target)
+    moving = ", ".join(f"{h} ({running[h] or 'nothing'})" for h in move)
+    return {
+        "release": target,
+        "reason": reason,
+        "current": current,
+        "move": move,
+        "stay": stay,
+        "nothing_to_do": not move,
+        "summary": (
+            f"every app host runs {target}: nothing to do"
+            if not move
+            else f"roll back {moving} to {target} ({reason})"
+            + (f"; {', '.join(stay)} already run it" if stay else "")
+        ),
+    }

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from stagegate.fleet import FleetError, fleet_shape, parse_quorum
+from stagegate.fleet import (
+    FleetError,
+    batch_outcome,
+    failure_budget,
+    fleet_rollback_plan,
+    fleet_shape,
+    parse_quorum,
+    rollout_batches,
+)
 from stagegate.gatekeeper import GateRequest, gate_plugin_manager, run_gate
 from stagegate.reports import render_junit, render_markdown
 
@@ -146,3 +154,100 @@ def test_a_check_skipped_on_every_host_stays_skip_and_listed_by_host(tmp_path: P
     assert suite["status"] == "SKIP"
     assert [e["host"] for e in suite["details"]["hosts"]] == ["app1", "app2"]
     assert str(outcome.verdict) == "GO"
+
+
+# ---- rollouts ---------------------------------------------------------------------------
+
+APPS = ["app1", "app2", "app3"]
+
+
+@pytest.mark.parametrize(
+    ("serial", "batches"),
+    [
+        (1, [["app1"], ["app2"], ["app3"]]),
+        ("2", [["app1", "app2"], ["app3"]]),
+        ("34%", [["app1"], ["app2"], ["app3"]]),  # a share rounds down, as Ansible's serial
+        ("10%", [["app1"], ["app2"], ["app3"]]),  # ... to at least one host
+        ("67%", [["app1", "app2"], ["app3"]]),
+        (0, [APPS]),
+        (None, [APPS]),
+        ("100%", [APPS]),
+        ([1, "100%"], [["app1"], ["app2", "app3"]]),  # a list: the last size repeats
+        ([1, 5], [["app1"], ["app2", "app3"]]),
+    ],
+)
+def test_serial_makes_ansibles_batches(serial: object, batches: list[list[str]]) -> None:
+    assert rollout_batches(APPS, serial) == batches
+
+
+@pytest.mark.parametrize("serial", ["half", "-1", "0%", "150%", True, ["1", "x"]])
+def test_a_bad_serial_is_named(serial: object) -> None:
+    with pytest.raises(FleetError, match=r"stagegate_serial: .* is not a number of hosts"):
+        rollout_batches(APPS, serial)
+
+
+@pytest.mark.parametrize(("raw", "value"), [(0, 0.0), ("25", 25.0), ("50%", 50.0), (None, 0.0)])
+def test_the_failure_budget_is_a_share_of_a_batch(raw: object, value: float) -> None:
+    assert failure_budget(raw) == value
+
+
+@pytest.mark.parametrize("raw", ["many", -1, 101, True])
+def test_a_bad_failure_budget_is_named(raw: object) -> None:
+    with pytest.raises(FleetError, match=r"stagegate_max_fail_percentage: .* from 0 to 100"):
+        failure_budget(raw)
+
+
+def test_a_failed_first_batch_stops_the_rollout_and_names_who_never_moved() -> None:
+    batches = rollout_batches(APPS, 1)
+    out = batch_outcome(batches, 0, {"app1": "NO_GO: api_ready FAIL"})
+    assert (out.stop, out.moved, out.waiting) == (True, ["app1"], ["app2", "app3"])
+    assert out.message == (
+        "batch 1/3 (app1): 1/1 hosts failed (100%); the rollout stops, app2, app3 never left "
+        "the previous release; app1: NO_GO: api_ready FAIL"
+    )
+    ok = batch_outcome(batches, 1, {"app1": "an earlier batch's failure is not this one's"})
+    assert (ok.stop, ok.failed, ok.moved) == (False, {}, ["app1", "app2"])
+    assert ok.message == "batch 2/3 (app2): every host passed"
+
+
+def test_the_failure_budget_lets_a_share_of_a_batch_fail_but_never_all_of_it() -> None:
+    batches = [["a1", "a2", "a3", "a4"], ["a5"]]
+    within = batch_outcome(batches, 0, {"a2": "unreachable"}, budget=25)
+    assert not within.stop  # 25% failed is not above a budget of 25%
+    assert "within the failure budget of 25%" in within.message
+    assert batch_outcome(batches, 0, {"a2": "x", "a3": "y"}, budget=25).stop
+    assert batch_outcome(batches, 1, {"a5": "x"}, budget=100).stop  # the whole batch failed
+    with pytest.raises(FleetError, match="batch 3 of 2"):
+        batch_outcome(batches, 2, {})
+
+
+def record(release: str, verdict: str = "GO", **kw: Any) -> dict[str, Any]:
+    return {"release": release, "verdict": verdict, "finished": "2026-11-30T10:00:00Z", **kw}
+
+
+def test_the_fleet_rolls_back_to_the_ledgers_good_release_in_one_plan() -> None:
+    """The rule of a single host's rollback (rollback_plan), over the hosts' releases."""
+    records = [record("v1"), record("v2-crashloop", "NO_GO")]
+    # a serial rollout stopped after its first batch: app1 moved, the others did not
+    plan = fleet_rollback_plan(records, {"app1": "v2-crashloop", "app2": "v1", "app3": "v1"})
+    assert (plan["release"], plan["current"]) == ("v1", "v2-crashloop")
+    assert (plan["move"], plan["stay"]) == (["app1"], ["app2", "app3"])
+    assert not plan["nothing_to_do"]
+    assert plan["summary"] == (
+        "roll back app1 (v2-crashloop) to v1 (last good release in the ledger "
+        "(GO 2026-11-30T10:00:00Z)); app2, app3 already run it"
+    )
+    # every host on a good v2: no input goes back one good release, as on one host
+    promoted = [record("v1"), record("v2")]
+    plan = fleet_rollback_plan(promoted, {"app1": "v2", "app2": "v2"})
+    assert (plan["release"], plan["move"]) == ("v1", ["app1", "app2"])
+    # an interrupted fleet rollback: the hosts still on v2 move, a re-run converges
+    plan = fleet_rollback_plan(promoted, {"app1": "v1", "app2": "v2"})
+    assert (plan["release"], plan["move"]) == ("v1", ["app2"])
+    # a release the ledger never recorded counts as the one running now
+    assert fleet_rollback_plan(promoted, {"app1": "hotfix", "app2": "v2"})["release"] == "v2"
+    named = fleet_rollback_plan(promoted, {"app1": "v1"}, target="v1")
+    assert named["nothing_to_do"]
+    assert named["summary"] == "every app host runs v1: nothing to do"
+    with pytest.raises(FleetError, match=r"stagegate_rollback_to: no previous good release"):
+        fleet_rollback_plan([record("v2")], {"app1": "v2"})
