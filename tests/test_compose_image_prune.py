@@ -30,7 +30,9 @@ def other_project_image(docker_client: Any, label: str) -> Any:
         info.size = len(dockerfile)
         tar.addfile(info, io.BytesIO(dockerfile.encode()))
     context.seek(0)
-    image, _ = docker_client.images.build(fileobj=context, custom_context=True, tag=f"{label}:x")
+    image, _ = docker_client.images.build(
+        fileobj=context, custom_context=True, tag=f"{label}:x", rm=True, forcerm=True
+    )  # rm: no intermediate container is left behind (the SDK's default keeps them)
     return image
 
 

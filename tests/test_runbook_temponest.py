@@ -122,6 +122,11 @@ def test_temponest_promotes_v180_then_stops_a_broken_migration(
     throughput = next(g for g in go["gates"] if g["name"] == "throughput")
     assert throughput["status"] == "SKIP"  # no last good release to compare with yet
     assert statuses["flow2_monitor"] == "PASS"  # a manual flow, confirmed
+    logs = next(c for c in go["checks"] if c["name"] == "app_logs_clean")  # step 19's lines
+    assert logs["status"] == "PASS", logs["message"]
+    assert sorted(logs["details"]["required"]["msg=starting\\b"]) == sorted(
+        ["agents", "scheduler", "auth", "web-ui", "approval-ui", "ingestion", "temporal-workers"]
+    )
     assert temponest.get("/api/status")["version"] == "v1.8.0"
     assert temponest.get("/api/costs/summary")["summary"]  # migration 007's view serves
 
