@@ -182,6 +182,16 @@ setup_tiny_image() {
 }
 
 # 6. The sandbox's releases as tags of a local git repository (prints only the tags it changed).
+# supervisord (Debian's supervisor): the service manager the symlink deploy strategy's tests
+# run privately (docs/deploy.md "Deploy strategies"); nothing is started here.
+setup_supervisor() {
+  command -v supervisord >/dev/null && command -v supervisorctl >/dev/null && return 0
+  need_root_apt "supervisord" "supervisor"
+  step "supervisor (apt)"
+  apt_install supervisor
+  done_step
+}
+
 setup_sandbox_repo() { bash "$ROOT/scripts/sandbox-repo.sh"; }
 
 # 7. Headless Chromium: the tests open report.html in a real browser (Debian's package).
@@ -219,6 +229,7 @@ setup_compose
 setup_base_image
 setup_tiny_image
 setup_py39_image
+setup_supervisor
 setup_sandbox_repo
 setup_chromium
 setup_prometheus

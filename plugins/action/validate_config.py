@@ -30,6 +30,7 @@ try:
     )
     from stagegate.plugins import get_hooks
     from stagegate.redact import Redactor
+    from stagegate.strategies import StrategyError, resolve
 except ImportError as exc:  # the controller needs: pip install stagegate-release
     STAGEGATE_IMPORT_ERROR = exc
 else:
@@ -83,6 +84,8 @@ class ActionModule(ActionBase):
         errors.extend(found)
         if not any(e.key.startswith("stagegate_checks") for e in errors):
             errors.extend(_catalog_errors(values.get("stagegate_checks")))
+        if not any(e.key.startswith("stagegate_deploy_strategy") for e in errors):
+            errors.extend(_strategy_errors(values))
         outcome = {
             "changed": False,
             "phases": sorted(phases, key=PHASES.index),
@@ -192,6 +195,24 @@ def _catalog_errors(catalog):
     except CatalogError as exc:
         redactor = Redactor().learn(catalog)
         return [ConfigError("stagegate_checks", redactor.text(error)) for error in exc.errors]
+    return []
+
+
+def _strategy_errors(values):
+    """`stagegate_deploy_strategy` names a registered strategy and its options fit its schema
+    (docs/deploy.md "Deploy strategies"), before the lock rather than at the deploy step."""
+    name = values.get("stagegate_deploy_strategy")
+    options = values.get("stagegate_deploy_strategy_options")
+    if name in (None, "") and not options:
+        return []
+    try:
+        resolve(name or "compose", options, get_hooks().deploy_strategies())
+    except StrategyError as exc:
+        return [ConfigError("stagegate_deploy_strategy", str(exc))]
+    except Exception as exc:  # a broken third-party plugin: say which, not a traceback
+        return [
+            ConfigError("stagegate_deploy_strategy", f"loading stagegate plugins failed: {exc}")
+        ]
     return []
 
 

@@ -489,6 +489,28 @@ class Readiness:
         return None
 
 
+def parse_readiness(raw: dict[str, Any], option: str = "readiness") -> dict[str, Readiness]:
+    """`{service: {http: URL, status: 200} | {tcp: "host:port"}}` as probes; ValueError names
+    `option`, the service and the value."""
+    probes = {}
+    for service, spec in raw.items():
+        tcp = None
+        if not isinstance(spec, dict) or not (spec.get("http") or spec.get("tcp")):
+            raise ValueError(
+                f"{option}.{service}={spec!r}: expected {{http: URL, status: 200}} "
+                "or {tcp: 'host:port'}"
+            )
+        if spec.get("tcp"):
+            host, _, port = str(spec["tcp"]).rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{option}.{service}.tcp={spec['tcp']!r}: expected 'host:port'")
+            tcp = (host, int(port))
+        status = spec.get("status", 200)
+        statuses = tuple(int(s) for s in (status if isinstance(status, list) else [status]))
+        probes[service] = Readiness(http=spec.get("http"), status=statuses, tcp=tcp)
+    return probes
+
+
 @dataclass
 class ServiceFailure:
     """Why a service did not become ready, with the evidence an operator needs."""

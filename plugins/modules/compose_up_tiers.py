@@ -178,6 +178,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._compose import 
     Tier,
     TieredStartup,
     compose_module,
+    parse_readiness,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._docker import (
     DockerException,
@@ -221,25 +222,11 @@ class TiersManager:
         return tiers
 
     def _parse_readiness(self, raw: dict[str, Any]) -> dict[str, Readiness]:
-        probes = {}
-        for service, spec in raw.items():
-            tcp = None
-            if not isinstance(spec, dict) or not (spec.get("http") or spec.get("tcp")):
-                self.module.fail_json(
-                    msg=f"readiness.{service}={spec!r}: expected {{http: URL, status: 200}} "
-                    "or {tcp: 'host:port'}"
-                )
-            if spec.get("tcp"):
-                host, _, port = str(spec["tcp"]).rpartition(":")
-                if not host or not port.isdigit():
-                    self.module.fail_json(
-                        msg=f"readiness.{service}.tcp={spec['tcp']!r}: expected 'host:port'"
-                    )
-                tcp = (host, int(port))
-            status = spec.get("status", 200)
-            statuses = tuple(int(s) for s in (status if isinstance(status, list) else [status]))
-            probes[service] = Readiness(http=spec.get("http"), status=statuses, tcp=tcp)
-        return probes
+        try:
+            return parse_readiness(raw)
+        except ValueError as exc:
+            self.module.fail_json(msg=str(exc))
+            raise  # unreachable: fail_json exits
 
     def run(self) -> dict[str, Any]:
         all_services = [s for tier in self.tiers for s in tier.services]

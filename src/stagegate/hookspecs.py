@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from stagegate.gates import GateType
     from stagegate.grading import Grade, Threshold
     from stagegate.results import CheckResult
+    from stagegate.strategies import DeployStrategy
 
 PROJECT_NAME = "stagegate"
 """The pluggy project name, which is also the entry-point group."""
@@ -152,5 +153,26 @@ def stagegate_gate_types() -> list[GateType]:
     type with the same name replaces an earlier one.
 
     .. versionadded:: 0.1.0
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def stagegate_deploy_strategies() -> list[DeployStrategy]:
+    """Return the deploy strategies this plugin provides (``stagegate_deploy_strategy``).
+
+    Each item is a `stagegate.strategies.DeployStrategy`: a ``name``, the FQCN ``role``
+    whose task files ``stop``, ``switch``, ``start`` and ``status`` run the app tier's steps
+    on the deploy host (the deploy and rollback roles include them; database phases stay
+    theirs), the ``options`` schema of ``stagegate_deploy_strategy_options`` (validated
+    before any phase runs, errors naming the key) and ``images`` (whether releases are
+    container images the rollback role rebuilds or re-tags). The built-ins, ``compose``
+    (the default) and ``symlink``, come from this hook too (default plugin
+    ``stagegate.strategies``).
+
+    Call semantics: list hook; every plugin's list is gathered, and a later strategy with
+    the same name replaces an earlier one.
+
+    .. versionadded:: 0.2.0
     """
     raise NotImplementedError

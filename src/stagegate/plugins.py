@@ -27,6 +27,7 @@ from stagegate.results import CheckResult
 
 if TYPE_CHECKING:
     from stagegate.gates import GateType
+    from stagegate.strategies import DeployStrategy
 
 BLOCK_ENV = "STAGEGATE_BLOCK_PLUGINS"
 TRACE_ENV = "STAGEGATE_TRACE_HOOKS"
@@ -38,12 +39,14 @@ DEFAULT_PLUGINS = (
     "stagegate.fleet",
     "stagegate.profiles.seed003",
     "stagegate.policies",
+    "stagegate.strategies",
 )
 """Modules registered before entry points (datasette's DEFAULT_PLUGINS): the default hook
 implementations, one plugin per built-in check type (``stagegate.checks.<type>``), the
 built-in gate types (``stagegate.gates``; the fleet's ``hosts`` in ``stagegate.fleet``), seed
-003's flapping gate type and the strict verdict policy. An entry point registered later
-replaces a check or gate type of the same name."""
+003's flapping gate type, the strict verdict policy and the built-in deploy strategies
+(``stagegate.strategies``). An entry point registered later replaces a check type, gate type or
+deploy strategy of the same name."""
 
 
 def blocked_names() -> set[str]:
@@ -90,6 +93,11 @@ class Hooks:
         """Every registered gate type by name; later registrations override earlier ones."""
         provided: list[list[GateType]] = self.pm.hook.stagegate_gate_types()
         return {t.name: t for group in reversed(provided) for t in group}
+
+    def deploy_strategies(self) -> dict[str, DeployStrategy]:
+        """Every registered deploy strategy by name; later registrations override earlier ones."""
+        provided: list[list[DeployStrategy]] = self.pm.hook.stagegate_deploy_strategies()
+        return {s.name: s for group in reversed(provided) for s in group}
 
     def run_check(self, *, check: CheckSpec, context: RunContext) -> CheckResult | None:
         result: CheckResult | None = self.pm.hook.stagegate_run_check(check=check, context=context)
