@@ -183,3 +183,62 @@ def quiet_db(quiet_cluster: PgCluster) -> Iterator[str]:
 def backup_dir_entries(directory: Path) -> list[str]:
     """Names in a backup directory, less the directory's lock file (it stays, by design)."""
     return sorted(p.name for p in directory.iterdir() if p.name != ".stagegate-backup.lock")
+
+
+# An Alembic project (alembic.ini, env.py reading the URL from DATABASE_URL, revisions a1 and
+# b2 with real downgrade()s) for the migration and dry-run tests.
+ALEMBIC_ENV = """
+import os
+from alembic import context
+from sqlalchemy import create_engine
+
+url = os.environ["DATABASE_URL"]
+if context.is_offline_mode():
+    context.configure(url=url, literal_binds=True, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    with create_engine(url).connect() as connection:
+        context.configure(connection=connection, target_metadata=None)
+        with context.begin_transaction():
+            context.run_migrations()
+"""
+ALEMBIC_REVISION = """
+from alembic import op
+revision = "{rev}"
+down_revision = {down}
+branch_labels = None
+depends_on = None
+
+def upgrade():
+    op.execute("{sql}")
+
+def downgrade():
+    op.execute("{down_sql}")
+"""
+
+
+@pytest.fixture
+def alembic_project(tmp_path: Path) -> Path:
+    root = tmp_path / "alembic"
+    (root / "versions").mkdir(parents=True)
+    (root / "alembic.ini").write_text("[alembic]\nscript_location = .\n")
+    (root / "env.py").write_text(ALEMBIC_ENV)
+    (root / "script.py.mako").write_text("")
+    (root / "versions" / "a1.py").write_text(
+        ALEMBIC_REVISION.format(
+            rev="a1",
+            down="None",
+            sql="CREATE TABLE alembic_made (id int)",
+            down_sql="DROP TABLE alembic_made",
+        )
+    )
+    (root / "versions" / "b2.py").write_text(
+        ALEMBIC_REVISION.format(
+            rev="b2",
+            down='"a1"',
+            sql="CREATE INDEX idx_alembic ON alembic_made (id)",
+            down_sql="DROP INDEX idx_alembic",
+        )
+    )
+    return root / "alembic.ini"

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from checks_fixtures import App
 from conftest import REPO_ROOT, free_port, unique_name
-from sandbox_fixtures import remove_images, run_playbook
+from sandbox_fixtures import VENV_BIN, remove_images, run_playbook
 
 from stagegate import ledger
 
@@ -138,3 +139,59 @@ def aragora_service(
         db=("aragora", "aragora_staging"),
     ) as service:
         yield service
+
+
+# A validation-only target (stagegate_validate_only) of one test app (checks_fixtures.App).
+def inventory(tmp_path: Path, app: App, **more: Any) -> Path:
+    """A validation-only inventory: the checks, the gates, where to write; nothing else."""
+    group_vars = tmp_path / "inventory" / "group_vars" / "all"
+    group_vars.mkdir(parents=True)
+    (tmp_path / "inventory" / "hosts.yml").write_text(
+        "staging:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+        f"      ansible_python_interpreter: {sys.executable}\n"
+    )
+    config = {
+        "stagegate_validate_only": True,
+        "stagegate_state_dir": str(tmp_path / "state"),
+        "stagegate_report_root": str(tmp_path / "reports"),
+        "stagegate_checks": [
+            {
+                "name": "api_health",
+                "type": "http",
+                "group": "infrastructure",
+                "options": {
+                    "url": f"{app.url}/health",
+                    "json": ["checks.database.status == 'healthy'"],
+                },
+            },
+            {
+                "name": "security_headers",
+                "type": "http",
+                "group": "security",
+                "severity": "warning",
+                "options": {"url": f"{app.url}/health", "headers_present": ["X-Frame-Options"]},
+            },
+        ],
+        "stagegate_gates": {"key_checks": ["api_health"]},
+        **more,
+    }
+    (group_vars / "stagegate.yml").write_text(json.dumps(config))
+    return tmp_path / "inventory"
+
+
+def run_validate(inv: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """playbooks/validate.yml with the inventory `inv`, as a user runs it from the checkout."""
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(inv), "playbooks/validate.yml", *extra],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg")},
+        check=False,
+    )
+
+
+def last_report(tmp_path: Path) -> dict[str, Any]:
+    """report.json of the newest run in the ledger of `inventory`'s state dir."""
+    record = ledger.read(tmp_path / "state" / "ledger.jsonl")[-1]
+    return json.loads(Path(record["reports"]["report.json"]).read_text())

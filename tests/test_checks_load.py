@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from checks_fixtures import App
 from conftest import free_port
-from test_runbook_validate_only import inventory, last_report, run_validate
+from runbook_fixtures import inventory, last_report, run_validate
 
 from stagegate import ledger
 from stagegate.catalog import CatalogError, load_catalog

@@ -70,6 +70,11 @@ def test_release_manifest_ladder_previous_release_read_and_remove(
     merged = res["merge1"]["manifest"]
     assert merged["backup"] == v2["backup"]
     assert merged["migrations_applied"] == ["001_init.sql", "002_orders.sql", "003_more.sql"]
+    # Alembic: the revision before the release's first run kept, the re-run's revision added
+    assert v2["alembic"] == {"from": "a1", "revisions": ["b2"]}
+    assert merged["alembic"] == {"from": "a1", "revisions": ["b2", "c3"]}
+    assert res["merge3"]["manifest"]["alembic"] == merged["alembic"]
+    assert "alembic" not in on_disk  # a release that applied no revision has no record
     assert (merged["started_at"], merged["finished_at"]) == (v2["started_at"], v2["finished_at"])
     assert res["merge1"]["changed"] is True
     assert res["merge2"]["changed"] is False

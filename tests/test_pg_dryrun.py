@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from conftest import PgCluster, unique_name
 from pg_fixtures import (
+    ALEMBIC_REVISION,
     CORPUS,
     CORPUS_STATEMENTS,
     INDEXES,
@@ -38,6 +39,31 @@ def dryrun(
 ) -> dict:
     args = {"db": db_arg(cluster, db), "migrations_dir": str(directory), **extra}
     return run_module("pg_migrate_dryrun", args, check_mode=check)
+
+
+@pytest.mark.slow
+def test_dryrun_runs_alembic_on_the_copy_and_names_a_failing_revision(
+    pg_cluster: PgCluster,
+    sample_db: str,
+    tmp_path: Path,
+    alembic_project: Path,
+) -> None:
+    directory = write_migrations(tmp_path / "m", {})  # Alembic only
+    before = fingerprint(pg_cluster, sample_db)
+    passed = dryrun(pg_cluster, sample_db, directory, alembic_config=str(alembic_project))
+    assert passed.get("failed") is not True, passed
+    assert (passed["check"]["status"], passed["pending"]) == ("PASS", ["a1", "b2"])
+    assert "alembic_made" in json.dumps(passed["schema_diff"]["tables"]["added"])
+    (alembic_project.parent / "versions" / "c3.py").write_text(
+        ALEMBIC_REVISION.format(
+            rev="c3", down='"b2"', sql="SELECT nope FROM alembic_made", down_sql="SELECT 1"
+        )
+    )
+    failed = dryrun(pg_cluster, sample_db, directory, alembic_config=str(alembic_project))
+    assert failed["check"]["status"] == "FAIL"
+    assert failed["check"]["message"].startswith(f"{alembic_project}: SQLSTATE 42703 alembic ")
+    assert fingerprint(pg_cluster, sample_db) == before
+    assert count_scratch(pg_cluster) == 0
 
 
 @pytest.mark.slow

@@ -310,55 +310,6 @@ def test_existing_tracking_table_with_integer_versions(
     assert pg_cluster.psql(versions, sample_db) == "6"
 
 
-ALEMBIC_ENV = """
-import os
-from alembic import context
-from sqlalchemy import create_engine
-
-url = os.environ["DATABASE_URL"]
-if context.is_offline_mode():
-    context.configure(url=url, literal_binds=True, target_metadata=None)
-    with context.begin_transaction():
-        context.run_migrations()
-else:
-    with create_engine(url).connect() as connection:
-        context.configure(connection=connection, target_metadata=None)
-        with context.begin_transaction():
-            context.run_migrations()
-"""
-ALEMBIC_REVISION = """
-from alembic import op
-revision = "{rev}"
-down_revision = {down}
-branch_labels = None
-depends_on = None
-
-def upgrade():
-    op.execute("{sql}")
-
-def downgrade():
-    pass
-"""
-
-
-@pytest.fixture
-def alembic_project(tmp_path: Path) -> Path:
-    root = tmp_path / "alembic"
-    (root / "versions").mkdir(parents=True)
-    (root / "alembic.ini").write_text("[alembic]\nscript_location = .\n")
-    (root / "env.py").write_text(ALEMBIC_ENV)
-    (root / "script.py.mako").write_text("")
-    (root / "versions" / "a1.py").write_text(
-        ALEMBIC_REVISION.format(rev="a1", down="None", sql="CREATE TABLE alembic_made (id int)")
-    )
-    (root / "versions" / "b2.py").write_text(
-        ALEMBIC_REVISION.format(
-            rev="b2", down='"a1"', sql="CREATE INDEX idx_alembic ON alembic_made (id)"
-        )
-    )
-    return root / "alembic.ini"
-
-
 @pytest.mark.slow
 def test_alembic_check_then_upgrade(password_cluster: PgCluster, alembic_project: Path) -> None:
     db = password_cluster.create_database()
@@ -379,6 +330,25 @@ def test_alembic_check_then_upgrade(password_cluster: PgCluster, alembic_project
     again = run_module("pg_migrate", args)
     assert again["changed"] is False
     assert again["alembic_pending"] == []
+    assert again["alembic_current"] == "b2"
+
+    # alembic downgrade: check, real, check again, real again
+    down = {**args, "alembic_downgrade": "a1"}
+    planned = run_module("pg_migrate", down, check_mode=True)
+    assert planned.get("failed") is not True, planned
+    assert (planned["changed"], planned["alembic_reverting"]) == (True, ["b2"])
+    assert "DROP INDEX idx_alembic" in planned["alembic_sql"]
+    assert password_cluster.psql("SELECT version_num FROM alembic_version", db) == "b2"
+    done = run_module("pg_migrate", down)
+    assert done.get("failed") is not True, done
+    assert (done["changed"], done["alembic"]["from"], done["alembic_current"]) == (True, "b2", "a1")
+    assert password_cluster.psql("SELECT to_regclass('idx_alembic') IS NULL", db) == "t"
+    assert run_module("pg_migrate", down, check_mode=True)["changed"] is False
+    assert run_module("pg_migrate", down)["changed"] is False
+    base = run_module("pg_migrate", {**args, "alembic_downgrade": "base"})
+    assert (base["alembic_reverting"], base["alembic_current"]) == (["a1"], None)
+    assert password_cluster.psql("SELECT to_regclass('alembic_made') IS NULL", db) == "t"
+    assert "s3cret-pw" not in json.dumps([planned, done, base])
 
 
 ALEMBIC_ENV_ECHOING_URL = """

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import REPO_ROOT
+from rollback_fixtures import playbook_env
 from sandbox_fixtures import (
     INVENTORY,
     VENV_BIN,
@@ -28,7 +29,6 @@ from sandbox_fixtures import (
     run_playbook,
     sandbox_secrets,
 )
-from test_rollback import playbook_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(600)]
 GOOD = ("GO", "GO_WITH_WARNINGS")  # under load the latency checks may warn

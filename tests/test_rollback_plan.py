@@ -196,6 +196,43 @@ def test_downgrade_uses_the_bad_release_down_scripts_and_names_a_missing_one(
     assert "  2. database: downgrade" in lines
 
 
+def test_alembic_revisions_restore_by_default_and_downgrade_to_the_revision_before(
+    host: PlanInputs,
+) -> None:
+    """A release that applied only Alembic revisions changed the schema all the same: auto
+    restores its backup; downgrade goes to the revision its manifest recorded before it (base
+    when none), and needs no SQL down script."""
+    manifest = Path(host.state_dir, "releases", "v2", "manifest.json")
+    recorded = json.loads(manifest.read_text())
+    alembic = {"from": "a1", "revisions": ["b2", "c3"]}
+    manifest.write_text(json.dumps({**recorded, "migrations_applied": [], "alembic": alembic}))
+
+    restore = build_plan(host, inspect)["database"]
+    assert (restore["action"], restore["reason"]) == ("restore", "v2 applied 2 migration(s)")
+    assert restore["alembic"] == {"revisions": ["c3", "b2"], "downgrade_to": "a1"}
+
+    downgrade = PlanInputs(
+        state_dir=host.state_dir, project_dir=host.project_dir, database="downgrade"
+    )
+    plan = build_plan(downgrade, inspect)
+    assert plan["database"]["action"] == "downgrade"
+    assert plan["database"]["reason"] == "alembic downgrade a1: 2 change(s) v2 applied"
+    assert "  alembic revisions reverted: c3, b2 (alembic downgrade a1)" in summary_lines(
+        plan, ["api"]
+    )
+
+    manifest.write_text(json.dumps({**recorded, "alembic": {"from": None, "revisions": ["a1"]}}))
+    with pytest.raises(RollbackError, match=r"no down script for 006_x\.sql"):
+        build_plan(downgrade, inspect)  # the SQL file still needs its down script
+    Path(host.project_dir, "migrations", "down").mkdir()
+    Path(host.project_dir, "migrations", "down", "006_x.sql").write_text("DROP TABLE x;\n")
+    both = build_plan(downgrade, inspect)["database"]
+    assert both["alembic"] == {"revisions": ["a1"], "downgrade_to": "base"}
+    assert both["reason"] == (
+        "alembic downgrade base and down scripts revert 1 migration(s): 2 change(s) v2 applied"
+    )
+
+
 @pytest.mark.parametrize(
     ("image", "action"),
     [

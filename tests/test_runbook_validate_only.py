@@ -12,75 +12,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from checks_fixtures import App
+from runbook_fixtures import inventory, last_report, run_validate
 
 from stagegate import ledger
 
-REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
-BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
-
-
-def inventory(tmp_path: Path, app: App, **more: Any) -> Path:
-    """A validation-only inventory: the checks, the gates, where to write; nothing else."""
-    group_vars = tmp_path / "inventory" / "group_vars" / "all"
-    group_vars.mkdir(parents=True)
-    (tmp_path / "inventory" / "hosts.yml").write_text(
-        "staging:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-        f"      ansible_python_interpreter: {sys.executable}\n"
-    )
-    config = {
-        "stagegate_validate_only": True,
-        "stagegate_state_dir": str(tmp_path / "state"),
-        "stagegate_report_root": str(tmp_path / "reports"),
-        "stagegate_checks": [
-            {
-                "name": "api_health",
-                "type": "http",
-                "group": "infrastructure",
-                "options": {
-                    "url": f"{app.url}/health",
-                    "json": ["checks.database.status == 'healthy'"],
-                },
-            },
-            {
-                "name": "security_headers",
-                "type": "http",
-                "group": "security",
-                "severity": "warning",
-                "options": {"url": f"{app.url}/health", "headers_present": ["X-Frame-Options"]},
-            },
-        ],
-        "stagegate_gates": {"key_checks": ["api_health"]},
-        **more,
-    }
-    (group_vars / "stagegate.yml").write_text(json.dumps(config))
-    return tmp_path / "inventory"
-
-
-def run_validate(inv: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inv), "playbooks/validate.yml", *extra],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
-        check=False,
-    )
-
-
-def last_report(tmp_path: Path) -> dict[str, Any]:
-    record = ledger.read(tmp_path / "state" / "ledger.jsonl")[-1]
-    return json.loads(Path(record["reports"]["report.json"]).read_text())
 
 
 def test_validate_only_needs_only_checks_and_gates(tmp_path: Path, http_app: App) -> None:

@@ -662,31 +662,69 @@ class Alembic:
     def current(self, conn: Any) -> str | None:
         return alembic_revision(conn)
 
+    def history(self, rng: str) -> list[str]:
+        """Revisions of `alembic history -r <rng>`, oldest first."""
+        out = self.run("history", "-r", rng).stdout
+        revisions = [
+            line.split("->", 1)[1].split(",", 1)[0].replace("(head)", "").strip()
+            for line in out.splitlines()
+            if "->" in line
+        ]
+        return list(reversed(revisions))
+
     def pending(self, conn: Any) -> list[str]:
         """Revisions between the database's current one and head, oldest first."""
         current = self.current(conn)
-        history = self.run("history", "-r", f"{current or 'base'}:head").stdout
-        revisions = [
-            line.split("->", 1)[1].split(",", 1)[0].replace("(head)", "").strip()
-            for line in history.splitlines()
-            if "->" in line
-        ]
-        return [rev for rev in reversed(revisions) if rev != current]
+        return [rev for rev in self.history(f"{current or 'base'}:head") if rev != current]
 
     def upgrade(self, check_mode: bool, conn: Any) -> dict[str, Any]:
+        current = self.current(conn)
         pending = self.pending(conn)
         if not pending:
-            return {"pending": [], "changed": False}
+            return {"pending": [], "changed": False, "from": current, "to": current}
         if check_mode:
-            current = self.current(conn)
             rng = f"{current}:head" if current else "head"
             offline = self.run("upgrade", rng, "--sql").stdout
-            return {"pending": pending, "changed": True, "sql": offline[-20000:]}
+            return {"pending": pending, "changed": True, "from": current, "sql": offline[-20000:]}
         started = time.monotonic()
         self.run("upgrade", "head")
         return {
             "pending": pending,
             "changed": True,
+            "from": current,
+            "to": self.current(conn),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+    def reverting(self, conn: Any, to: str) -> list[str]:
+        """Revisions `alembic downgrade <to>` reverts, newest first (none when the database is
+        at `to` or below it)."""
+        current = self.current(conn)
+        if current is None or current == to:
+            return []
+        between = self.history(f"{to}:{current}")
+        if current not in between:  # `to` is not below the current revision
+            return []
+        return [rev for rev in reversed(between) if rev != to]
+
+    def downgrade(self, check_mode: bool, conn: Any, to: str) -> dict[str, Any]:
+        """`alembic downgrade <to>` (`base`: every revision); check mode returns its offline
+        SQL (`alembic downgrade <current>:<to> --sql`), which also fails when a revision's
+        downgrade() cannot run."""
+        current = self.current(conn)
+        reverting = self.reverting(conn, to)
+        result: dict[str, Any] = {"reverting": reverting, "from": current, "to": to}
+        if not reverting:
+            return {**result, "changed": False}
+        if check_mode:
+            offline = self.run("downgrade", f"{current}:{to}", "--sql").stdout
+            return {**result, "changed": True, "sql": offline[-20000:]}
+        started = time.monotonic()
+        self.run("downgrade", to)
+        return {
+            **result,
+            "changed": True,
+            "to": self.current(conn) or "base",
             "seconds": round(time.monotonic() - started, 3),
         }
 
@@ -772,6 +810,8 @@ class MigrationRun:
 
     def to_revert(self, conn: Any) -> list[Migration]:
         """Down scripts of the applied migrations among `revert`, in the order they run."""
+        if not self.params.get("revert"):
+            return []
         names = [n if n.endswith(".sql") else f"{n}.sql" for n in self.params["revert"]]
         down_dir = self.params.get("down_dir") or str(Path(self.params["migrations_dir"]) / "down")
         applied = applied_versions(conn, self.params["tracking_table"])
@@ -779,8 +819,30 @@ class MigrationRun:
         return [d for d in downs if is_applied(d, applied)]
 
     def revert(self, conn: Any) -> dict[str, Any]:
-        """Revert newest first, stop at the first failure; SQL errors are returned."""
+        """Revert newest first, stop at the first failure; SQL errors are returned. Alembic
+        (applied after the SQL files) goes down first, to `alembic_downgrade`."""
         set_timeouts(conn, self.params.get("lock_timeout"), self.params.get("statement_timeout"))
+        summary: dict[str, Any] = {"migrations": [], "error": None}
+        alembic, to = self.alembic, self.params.get("alembic_downgrade")
+        if alembic and to:
+            try:
+                summary["alembic"] = alembic.downgrade(False, conn, to)
+            except PgError as exc:
+                summary["error"] = self._alembic_error(exc)
+                return summary
+        if self.params.get("revert"):
+            summary.update(self._revert_sql(conn))
+        return summary
+
+    def _alembic_error(self, exc: PgError) -> dict[str, Any]:
+        return {
+            "file": self.params["alembic_config"],
+            "message": exc.msg,
+            "sqlstate": exc.details.get("sqlstate"),
+            "stderr": exc.details.get("stderr"),
+        }
+
+    def _revert_sql(self, conn: Any) -> dict[str, Any]:
         results = []
         for down in self.to_revert(conn):
             outcome = revert_migration(conn, down, self.params["tracking_table"])
@@ -812,12 +874,7 @@ class MigrationRun:
             try:
                 summary["alembic"] = self.alembic.upgrade(False, conn)
             except PgError as exc:
-                summary["error"] = {
-                    "file": self.params["alembic_config"],
-                    "message": exc.msg,
-                    "sqlstate": exc.details.get("sqlstate"),
-                    "stderr": exc.details.get("stderr"),
-                }
+                summary["error"] = self._alembic_error(exc)
         return summary
 
 

@@ -110,6 +110,16 @@ def manifest_migrations(manifest):
     return names
 
 
+def manifest_alembic(manifest):
+    """The Alembic revisions the release applied, as the deploy recorded them: {"from": the
+    revision before (None: none), "revisions": [oldest first]}, or None when it applied none."""
+    alembic = (manifest or {}).get("alembic")
+    if not isinstance(alembic, dict) or not alembic.get("revisions"):
+        return None
+    revisions = [str(rev) for rev in alembic["revisions"]]
+    return {"from": alembic.get("from") or None, "revisions": revisions}
+
+
 def manifest_backup(manifest):
     """(archive path, backup manifest path) of the backup taken before the release, or Nones."""
     backup = (manifest or {}).get("backup")
@@ -380,22 +390,32 @@ def database_plan(inputs, bad_manifest, bad_release):
     its migrations with their down scripts, or nothing (the bad release changed no schema, or
     the operator said so)."""
     migrations = manifest_migrations(bad_manifest)
+    alembic = manifest_alembic(bad_manifest)
+    changes = len(migrations) + len(alembic["revisions"] if alembic else [])
     archive, backup_manifest = manifest_backup(bad_manifest)
     plan = {
         "action": "none",
         "migrations_reverted": migrations,
+        # Alembic revisions it applied (newest first) and the revision a downgrade goes to
+        "alembic": {
+            "revisions": alembic["revisions"][::-1],
+            "downgrade_to": alembic["from"] or "base",
+        }
+        if alembic
+        else None,
         "backup": archive,
         "backup_manifest": backup_manifest,
         # the TEMPLATE snapshot taken right before it migrated (pg_snapshot), if any
         "snapshot": manifest_snapshot(bad_manifest),
     }
-    if inputs.database == "none" or (inputs.database in ("auto", "downgrade") and not migrations):
+    if inputs.database == "none" or (inputs.database in ("auto", "downgrade") and not changes):
         plan["reason"] = (
             "disabled (stagegate_rollback_database=none)"
             if inputs.database == "none"
             else f"{bad_release} applied no migrations"
         )
-        plan["migrations_reverted"] = [] if inputs.database != "none" else migrations
+        if inputs.database != "none":
+            plan.update(migrations_reverted=[], alembic=None)
         return plan
     if inputs.database == "downgrade":
         down_dir = inputs.down_dir or os.path.join(inputs.project_dir, "migrations", "down")
@@ -407,13 +427,20 @@ def database_plan(inputs, bad_manifest, bad_release):
             )
         plan.update(
             action="downgrade",
-            reason=f"down scripts revert the {len(migrations)} migration(s) {bad_release} applied",
+            reason=(
+                f"down scripts revert the {len(migrations)} migration(s) {bad_release} applied"
+                if not alembic
+                else f"alembic downgrade {plan['alembic']['downgrade_to']}"
+                + (f" and down scripts revert {len(migrations)} migration(s)" if migrations else "")
+                + f": {changes} change(s) {bad_release} applied"
+            ),
             down_dir=down_dir,
         )
         return plan
     if not archive:
         raise RollbackError(
-            f"{bad_release} applied migrations ({', '.join(migrations)}) but its manifest "
+            f"{bad_release} applied migrations ({', '.join(migrations + _revisions(alembic))}) "
+            "but its manifest "
             f"{manifest_path(inputs.state_dir, bad_release)} names no backup to restore; set "
             "stagegate_rollback_database=none to keep the database as it is"
         )
@@ -423,11 +450,15 @@ def database_plan(inputs, bad_manifest, bad_release):
         )
     plan.update(
         action="restore",
-        reason=f"{bad_release} applied {len(migrations)} migration(s)"
-        if migrations
+        reason=f"{bad_release} applied {changes} migration(s)"
+        if changes
         else "forced (stagegate_rollback_database=restore)",
     )
     return plan
+
+
+def _revisions(alembic):
+    return [f"alembic {rev}" for rev in alembic["revisions"]] if alembic else []
 
 
 def nothing_to_do(release, reason, records=(), inputs=None):
@@ -634,6 +665,14 @@ def summary_lines(plan, app_services):
         lines.append(f"  down scripts: {database['down_dir']}")
     if database["migrations_reverted"]:
         lines.append(f"  migrations reverted: {', '.join(database['migrations_reverted'])}")
+    alembic = database.get("alembic")
+    if alembic:
+        how = (
+            f"alembic downgrade {alembic['downgrade_to']}"
+            if database["action"] == "downgrade"
+            else f"alembic_version back at {alembic['downgrade_to']}"
+        )
+        lines.append(f"  alembic revisions reverted: {', '.join(alembic['revisions'])} ({how})")
     lines += _considered_lines(plan)
     lines += _estimate_lines(plan.get("estimate"))
     lines += [f"Ledger warning:   {warning}" for warning in plan.get("ledger_warnings", [])]

@@ -64,8 +64,24 @@ options:
     type: str
     default: DATABASE_URL
   alembic_executable:
-    description: The C(alembic) program; default the one beside the running Python, else PATH.
+    description:
+      - The C(alembic) program; default the one beside the Python that runs the module (the
+        deploy host's C(ansible_python_interpreter)), else C(alembic) on PATH. It needs the
+        project's C(env.py) imports (SQLAlchemy and a PostgreSQL driver) beside it.
     type: path
+  alembic_downgrade:
+    description:
+      - >-
+        Run C(alembic downgrade <revision>) instead of applying anything (before the down
+        scripts of O(revert), when both are set): the revision the database was at before the
+        bad release, as its manifest records it, or C(base) for none. Needs O(alembic_config)
+        of the release that applied the revisions (its scripts hold the C(downgrade()) code).
+      - The revisions it reverts are read from C(alembic history) between it and the
+        database's current revision (C(alembic_version)); none when the database is already
+        there, so a second run changes nothing. Check mode returns them and the offline SQL
+        (C(alembic downgrade <current>:<revision> --sql)), which also fails when a
+        revision's C(downgrade()) cannot run.
+    type: str
   lock_timeout:
     description: C(lock_timeout) for the migration session (for example C(5s)); a migration
       that waits longer for a lock fails with SQLSTATE 55P03 instead of blocking traffic.
@@ -83,8 +99,8 @@ options:
         script is marked C(-- stagegate: no-transaction)). Ones not applied are skipped, so a
         second run changes nothing.
       - Every down script must exist before any runs; a missing one fails naming it.
-      - Check mode returns RV(reverting) and changes nothing. Alembic revisions are not
-        reverted (use C(alembic downgrade)).
+      - Check mode returns RV(reverting) and changes nothing. Alembic revisions are reverted
+        by O(alembic_downgrade).
     type: list
     elements: str
   down_dir:
@@ -146,6 +162,12 @@ EXAMPLES = r"""
     migrations_dir: "{{ stagegate_project_dir }}/migrations"
     revert: [006_composite_indexes.sql, 007_reporting_views.sql]
 
+- name: Revert what a bad release applied with Alembic, back to the revision before it
+  stagegate.release.pg_migrate:
+    db: "{{ stagegate_db }}"
+    alembic_config: "{{ stagegate_project_dir }}/alembic.ini"
+    alembic_downgrade: 1f2e3d4c5b6a
+
 - name: What would be applied
   stagegate.release.pg_migrate:
     db: "{{ stagegate_db }}"
@@ -165,6 +187,26 @@ alembic_pending:
   returned: when alembic_config is set
   type: list
   elements: str
+alembic_current:
+  description: The database's Alembic revision after the run (read from C(alembic_version);
+    null when it has none), before it in check mode.
+  returned: when alembic_config is set
+  type: str
+alembic:
+  description:
+    - What Alembic did; C(from) (the revision before, null for none), C(to), C(seconds), and
+      C(pending) for an upgrade or C(reverting) (newest first) for O(alembic_downgrade).
+  returned: when alembic_config is set and something was pending (or reverted)
+  type: dict
+alembic_reverting:
+  description: With O(alembic_downgrade), the revisions it reverts (or would), newest first.
+  returned: when alembic_downgrade is set
+  type: list
+  elements: str
+alembic_sql:
+  description: Check mode, the offline SQL of the pending upgrade or of the downgrade.
+  returned: check mode, when Alembic has something to do
+  type: str
 reverting:
   description: With O(revert), the down scripts that run (or would, in check mode), in order.
   returned: when revert is set
@@ -232,6 +274,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations i
 ARGUMENT_SPEC: dict[str, Any] = {
     **MIGRATION_ARGUMENT_SPEC,
     "revert": {"type": "list", "elements": "str"},
+    "alembic_downgrade": {"type": "str"},
     "down_dir": {"type": "path"},
     "verify": {
         "type": "list",
@@ -269,7 +312,9 @@ class MigrateManager:
 
     def run(self) -> dict[str, Any]:
         migration_run = MigrationRun(self.target, self.module.params)
-        if self.module.params["revert"] is not None:
+        if self.module.params["alembic_downgrade"] and not migration_run.alembic:
+            raise PgError("alembic_downgrade: needs alembic_config (the release's alembic.ini)")
+        if self.module.params["revert"] is not None or self.module.params["alembic_downgrade"]:
             return self._revert(migration_run)
         with self.target.connect() as conn:
             pending, drifted, alembic_pending = migration_run.pending(conn)
@@ -284,29 +329,52 @@ class MigrateManager:
             if self.module.check_mode:
                 if alembic_pending and migration_run.alembic:
                     self.result["alembic_sql"] = migration_run.alembic.upgrade(True, conn)["sql"]
+                self._alembic_current(migration_run, conn)
                 return self.result
             if self.result["changed"]:
                 with cleanup_on_signals():
                     outcome = migration_run.apply(conn)
                 self.result["migrations"] = outcome["migrations"]
                 self.result["applied"] = applied_files(outcome["migrations"])
+                if "alembic" in outcome:
+                    self.result["alembic"] = outcome["alembic"]
                 if outcome["error"]:
                     self._raise(outcome["error"])
+            self._alembic_current(migration_run, conn)
             self._verify(conn)
         return self.result
 
+    def _alembic_current(self, migration_run: MigrationRun, conn: Any) -> None:
+        if migration_run.alembic:
+            self.result["alembic_current"] = migration_run.alembic.current(conn)
+
     def _revert(self, migration_run: MigrationRun) -> dict[str, Any]:
-        if not self.module.params["migrations_dir"]:
+        if self.module.params["revert"] and not self.module.params["migrations_dir"]:
             raise PgError("revert: needs migrations_dir (down scripts live in its down/)")
+        alembic, to = migration_run.alembic, self.module.params["alembic_downgrade"]
         with self.target.connect() as conn:
             reverting = [d.filename for d in migration_run.to_revert(conn)]
             self.result.update(reverting=reverting, changed=bool(reverting))
-            if reverting and not self.module.check_mode:
+            if alembic and to:
+                # check mode: the offline SQL too, which fails when a downgrade() cannot run
+                planned = (
+                    alembic.downgrade(True, conn, to)
+                    if self.module.check_mode
+                    else {"reverting": alembic.reverting(conn, to)}
+                )
+                self.result["alembic_reverting"] = planned["reverting"]
+                self.result["changed"] |= bool(planned["reverting"])
+                if "sql" in planned:
+                    self.result["alembic_sql"] = planned["sql"]
+            if self.result["changed"] and not self.module.check_mode:
                 with cleanup_on_signals():
                     outcome = migration_run.revert(conn)
                 self.result["migrations"] = outcome["migrations"]
+                if "alembic" in outcome:
+                    self.result["alembic"] = outcome["alembic"]
                 if outcome["error"]:
                     self._raise(outcome["error"], "down script")
+            self._alembic_current(migration_run, conn)
             self._verify(conn)
         return self.result
 

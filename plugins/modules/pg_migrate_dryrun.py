@@ -307,10 +307,9 @@ class DryRunManager:
         elif outcome and outcome["error"]:
             error = outcome["error"]
             status = "FAIL"
-            reasons.append(
-                f"{error['file']} line {error.get('line')}: SQLSTATE {error.get('sqlstate')} "
-                f"{error['message']}"
-            )
+            where = error["file"] + (f" line {error['line']}" if error.get("line") else "")
+            state = f"SQLSTATE {error['sqlstate']} " if error.get("sqlstate") else ""
+            reasons.append(f"{where}: {state}{error['message']}")
         else:
             reasons = self._warnings(outcome or {}, schema_diff or {}, seconds)
             status = "WARN" if reasons else "PASS"

@@ -55,6 +55,16 @@ options:
     type: list
     elements: raw
     default: []
+  alembic:
+    description:
+      - >-
+        The Alembic revisions this release applied, C(revisions) (oldest first), and C(from),
+        the revision the database was at before them (null for none). A rollback by downgrade
+        runs C(alembic downgrade <from>) (C(base) when null). Kept out of the manifest when
+        C(revisions) is empty.
+      - With O(merge=true) the recorded C(from) is kept and new revisions are added after the
+        recorded ones.
+    type: dict
   started_at:
     description: When the deploy started (ISO 8601).
     type: str
@@ -261,6 +271,7 @@ class ManifestManager:
             "images": self.params["images"],
             "backup": self.params["backup"],
             "migrations_applied": self.params["migrations_applied"],
+            **_alembic_record(self.params["alembic"]),
             "started_at": self.params["started_at"],
             "finished_at": self.params["finished_at"],
             "extra": self.params["extra"],
@@ -346,6 +357,7 @@ def merged(before: dict[str, Any] | None, fresh: dict[str, Any], deployed: bool)
     applied += [m for m in fresh["migrations_applied"] if m not in applied]
     out = {
         **fresh,
+        **_merged_alembic(before.get("alembic"), fresh.get("alembic")),
         # the in-progress write knows no images yet: the recorded ones stay until the last write
         "images": fresh["images"] or before.get("images") or {},
         "backup": fresh["backup"] if fresh["backup"] is not None else before.get("backup"),
@@ -357,6 +369,23 @@ def merged(before: dict[str, Any] | None, fresh: dict[str, Any], deployed: bool)
         out["started_at"] = before.get("started_at") or fresh["started_at"]
         out["finished_at"] = before.get("finished_at") or fresh["finished_at"] or _now()
     return out
+
+
+def _alembic_record(alembic: dict[str, Any] | None) -> dict[str, Any]:
+    """{"alembic": {"from", "revisions"}} when revisions were applied, else nothing."""
+    revisions = [str(r) for r in (alembic or {}).get("revisions") or []]
+    if not revisions:
+        return {}
+    return {"alembic": {"from": (alembic or {}).get("from") or None, "revisions": revisions}}
+
+
+def _merged_alembic(before: Any, fresh: Any) -> dict[str, Any]:
+    """A re-run keeps the revision the database was at before the release's first run."""
+    if not isinstance(before, dict) or not before.get("revisions"):
+        return _alembic_record(fresh)
+    revisions = list(before["revisions"])
+    revisions += [r for r in (fresh or {}).get("revisions", []) if r not in revisions]
+    return {"alembic": {"from": before.get("from"), "revisions": revisions}}
 
 
 def interrupted(manifest: dict[str, Any] | None, state_dir: str) -> dict[str, Any] | None:
@@ -399,6 +428,7 @@ def main() -> None:
             "images": {"type": "dict", "default": {}},
             "backup": {"type": "raw"},
             "migrations_applied": {"type": "list", "elements": "raw", "default": []},
+            "alembic": {"type": "dict"},
             "started_at": {"type": "str"},
             "finished_at": {"type": "str"},
             "extra": {"type": "dict", "default": {}},
