@@ -117,6 +117,8 @@ class CheckType:
     (a series of requests, each with its own timeout): the engine's deadline adds it.
     `validate(options)` returns what the option schema cannot say (options that exclude or
     need each other), each problem naming the option; `option_errors` runs it.
+    `runs_alone` types (a load run) start after the other checks of the run have finished and
+    nothing runs beside them: their load would distort the others' latencies and timeouts.
     """
 
     name: str
@@ -127,6 +129,7 @@ class CheckType:
     host_capable: bool = True
     extra_seconds: Callable[[dict[str, Any], float], float] | None = None
     validate: Callable[[dict[str, Any]], list[str]] | None = None
+    runs_alone: bool = False
 
     def option_errors(self, where: str, options: dict[str, Any]) -> list[str]:
         """The type's own cross-option problems of options that passed the schema."""

@@ -285,6 +285,7 @@ LOAD = CheckType(
     read_only=False,  # load changes what a service holds (caches, rate limits, logs)
     extra_seconds=_load_seconds,
     validate=_validate_load,
+    runs_alone=True,
 )
 
 

@@ -32,18 +32,21 @@ T = TypeVar("T")
 @dataclass
 class Job(Generic[T]):
     """One unit of work: `run(cancelled)` returns a T; `on_timeout()` replaces it when late,
-    `on_skip()` when it never started because the run stopped early."""
+    `on_skip()` when it never started because the run stopped early; an `alone` job runs after
+    the others, with nothing beside it."""
 
     run: Callable[[threading.Event], T]
     deadline_s: float
     on_timeout: Callable[[], T]
     on_skip: Callable[[], T] | None = None
+    alone: bool = False
 
 
 def run_bounded(
     jobs: list[Job[T]], concurrency: int, stop: Callable[[list[T]], bool] | None = None
 ) -> list[T]:
-    """Run every job, at most `concurrency` at once; results in the jobs' order.
+    """Run every job, at most `concurrency` at once; results in the jobs' order. `alone` jobs
+    start after every other job has finished, one at a time.
 
     When `stop(finished results)` turns true, jobs not yet started are not started: each
     gets its `on_skip()` result (a failure budget). Running jobs still finish.
@@ -51,7 +54,7 @@ def run_bounded(
     results: list[Any] = [None] * len(jobs)
     finished: queue.Queue[tuple[int, T]] = queue.Queue()
     running: dict[int, tuple[float, threading.Event]] = {}
-    pending = list(range(len(jobs)))
+    pending = sorted(range(len(jobs)), key=lambda index: jobs[index].alone)  # stable
     completed: list[T] = []
 
     def worker(index: int, cancelled: threading.Event) -> None:
@@ -69,6 +72,8 @@ def run_bounded(
             pending = []
             continue
         while pending and len(running) < max(1, concurrency):
+            if running and (jobs[pending[0]].alone or any(jobs[i].alone for i in running)):
+                break
             index = pending.pop(0)
             cancelled = threading.Event()
             running[index] = (time.monotonic() + jobs[index].deadline_s, cancelled)
@@ -196,6 +201,11 @@ def run_checks_here(
                 "duration_ms": seconds * 1000,
             }
 
-        return Job(run=run, deadline_s=deadline_for(check, check_type), on_timeout=timed_out)
+        return Job(
+            run=run,
+            deadline_s=deadline_for(check, check_type),
+            on_timeout=timed_out,
+            alone=check_type.runs_alone,
+        )
 
     return run_bounded([job(check) for check in checks], concurrency)

@@ -125,7 +125,8 @@ def run_checks(
     concurrency: int = DEFAULT_CONCURRENCY,
     max_failures: int | None = None,
 ) -> list[CheckResult]:
-    """Run the checks concurrently; results in catalog order, graded.
+    """Run the checks concurrently; results in catalog order, graded. Checks of a type that
+    `runs_alone` (a load run) start after the others have finished, one at a time.
 
     `max_failures` is a failure budget: once that many critical checks have graded FAIL
     or ERROR, checks not yet started are reported SKIP instead of run.
@@ -150,11 +151,13 @@ def run_checks(
             reason = f"not run: failure budget of {max_failures} critical failures used up"
             return _graded(spec, make_result(spec, Status.SKIP, reason, attempts=0), hooks)
 
+        check_type = types.get(spec.type)
         return Job(
             run=lambda cancelled: _run_one(spec, hooks, types, check_mode, cancelled),
             deadline_s=seconds,
             on_timeout=timed_out,
             on_skip=skipped,
+            alone=check_type is not None and check_type.runs_alone,
         )
 
     def budget_used(done: list[CheckResult]) -> bool:
