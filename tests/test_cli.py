@@ -119,11 +119,13 @@ def test_progress_follows_phases_from_runner_events() -> None:
             pass
 
     progress = runs.Progress(Out(), clock=lambda: float(next(ticks)))  # type: ignore[arg-type]
-    for role in ("", "stagegate.release.preflight", "stagegate.release.preflight", "deploy"):
+    # A deploy strategy's role (runtime_compose) runs inside the deploy step: still phase deploy.
+    for role in ("", "stagegate.release.preflight", "stagegate.release.preflight", "deploy",
+                 "stagegate.release.runtime_compose"):  # fmt: skip
         progress({"event": "playbook_on_task_start", "event_data": {"role": role}})
     progress({"event": "runner_on_failed", "event_data": {
         "task": "Start tier 2", "task_action": "stagegate.release.compose_up_tiers",
-        "role": "deploy", "res": {"msg": "api unhealthy\nmore"},
+        "role": "runtime_compose", "res": {"msg": "api unhealthy\nmore"},
     }})  # fmt: skip
     progress({"event": "playbook_on_stats", "event_data": {"artifact_data": {"x": 1}}})
     assert [p.name for p in progress.phases] == ["playbook", "preflight", "deploy"]

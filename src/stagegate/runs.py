@@ -120,10 +120,22 @@ def exit_code(outcome: RunOutcome, warn_exit: bool = False) -> int:
     return EXIT_GO
 
 
-def phase_of(event_data: dict[str, Any]) -> str:
-    """The phase a task belongs to: its role's short name, else the play's own tasks."""
+def phase_of(
+    event_data: dict[str, Any], strategy_roles: frozenset[str] = frozenset()
+) -> str | None:
+    """The phase a task belongs to: its role's short name, else the play's own tasks; None for
+    a task of a deploy strategy's role (`strategy_roles`, short names), which belongs to the
+    step that included it (deploy, rollback, restore)."""
     role = str(event_data.get("role") or "")
-    return role.rsplit(".", 1)[-1] if role else "playbook"
+    name = role.rsplit(".", 1)[-1] if role else "playbook"
+    return None if name in strategy_roles else name
+
+
+def strategy_role_names() -> frozenset[str]:
+    """The short names of every registered deploy strategy's role (built-ins and plugins')."""
+    from stagegate.plugins import get_hooks  # noqa: PLC0415 - only the run commands need it
+
+    return frozenset(s.role.rsplit(".", 1)[-1] for s in get_hooks().deploy_strategies().values())
 
 
 class Progress:
@@ -133,6 +145,7 @@ class Progress:
         self.out = out
         self.clock = clock
         self.phases: list[Phase] = []
+        self.strategy_roles = strategy_role_names()
         self.failed_task: dict[str, str] | None = None
         self.stats: dict[str, Any] = {}
 
@@ -151,7 +164,7 @@ class Progress:
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         if kind == "playbook_on_task_start":
-            name = phase_of(data)
+            name = phase_of(data, self.strategy_roles) or self._current_phase()
             if not self.phases or self.phases[-1].name != name:
                 self._close_phase()
                 self.phases.append(Phase(name, self.clock()))
@@ -165,6 +178,9 @@ class Progress:
             self.stats = dict(data.get("artifact_data") or {})
         return True  # keep every event in the artifact dir
 
+    def _current_phase(self) -> str:
+        return self.phases[-1].name if self.phases else "playbook"
+
     def _record_failure(self, data: dict[str, Any]) -> None:
         result = data.get("res") or {}
         message = str(result.get("msg") or result.get("stderr") or "failed")
@@ -175,7 +191,7 @@ class Progress:
             self.failed_task = {
                 "task": str(data.get("task", "")),
                 "action": str(data.get("task_action", "")),
-                "phase": phase_of(data),
+                "phase": phase_of(data, self.strategy_roles) or self._current_phase(),
                 "host": str(data.get("host", "")),
                 "msg": message,
             }
