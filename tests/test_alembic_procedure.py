@@ -25,29 +25,13 @@ from urllib.parse import quote
 
 import pytest
 from conftest import REPO_ROOT
+from pg_fixtures import ALEMBIC_ENV
 from rollback_fixtures import Rollout, playbook_env
 from sandbox_fixtures import INVENTORY, VENV_BIN, SandboxStack, isolated_stack, sandbox_secrets
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 ALEMBIC_INI = "[alembic]\nscript_location = %(here)s\n"
-# The project's env.py reads the URL from the environment variable stagegate sets.
-ENV_PY = """
-import os
-from alembic import context
-from sqlalchemy import create_engine
-
-url = os.environ["DATABASE_URL"]
-if context.is_offline_mode():
-    context.configure(url=url, literal_binds=True, target_metadata=None)
-    with context.begin_transaction():
-        context.run_migrations()
-else:
-    with create_engine(url).connect() as connection:
-        context.configure(connection=connection, target_metadata=None)
-        with context.begin_transaction():
-            context.run_migrations()
-"""
 REVISION = """
 from alembic import op
 
@@ -98,7 +82,7 @@ def alembic_repo(sandbox_repo: Path, dest: Path) -> Path:
     versions = work / "alembic" / "versions"
     versions.mkdir(parents=True)
     (work / "alembic" / "alembic.ini").write_text(ALEMBIC_INI)
-    (work / "alembic" / "env.py").write_text(ENV_PY)
+    (work / "alembic" / "env.py").write_text(ALEMBIC_ENV)
     (work / "alembic" / "script.py.mako").write_text("")
     for tag, name, text in (("alembic-v1", "a1.py", A1), ("alembic-v2", "b2.py", B2)):
         (versions / name).write_text(text)
