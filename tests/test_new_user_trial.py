@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import REPO_ROOT, unique_name
+from preflight_fixtures import playbook_env
 
 BUSYBOX = "stagegate/busybox:latest"
 
@@ -68,11 +68,7 @@ def test_logs_since_a_utc_time_stamp_reads_the_lines_logged_after_it_west_of_utc
             """
         )
     )
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "TZ": "America/New_York",  # a controller five hours behind UTC
-    }
+    env = {**playbook_env(), "TZ": "America/New_York"}  # a controller five hours behind UTC
     try:
         run = subprocess.run(
             [
