@@ -10,7 +10,6 @@ import importlib.util
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
@@ -21,6 +20,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_common i
     Outcome,
     RunContext,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import iso_epoch
 
 # The Docker SDK is imported when a docker or logs check runs (it pulls in requests).
 HAS_DOCKER = importlib.util.find_spec("docker") is not None
@@ -233,10 +233,11 @@ def since_epoch(value: Any) -> float:
     if match:
         return time.time() - int(match[1]) * _SECONDS[match[2]]
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return iso_epoch(text)
     except ValueError:
         raise CheckError(
-            f"option 'since' = {value!r}: expected an epoch, an ISO time or "
+            f"option 'since' = {value!r}: expected an epoch, an ISO time (UTC unless it has an "
+            "offset) or "
             "a duration such as '15m'"
         ) from None
 
@@ -248,7 +249,7 @@ def started_epoch(container: Any) -> float:
     """When the container last started (State.StartedAt: nanoseconds, trimmed for Python 3.9)."""
     text = str(container.attrs.get("State", {}).get("StartedAt") or "")
     try:
-        return datetime.fromisoformat(_FRACTION.sub(r"\1", text.replace("Z", "+00:00"))).timestamp()
+        return iso_epoch(_FRACTION.sub(r"\1", text))
     except ValueError:
         raise CheckError(f"{_label(container)}: no start time (State.StartedAt {text!r})") from None
 
@@ -340,8 +341,8 @@ LOGS = CheckType(
         **_SELECT_OPTIONS,
         "since": {
             "type": "raw",
-            "description": "epoch, ISO time, a duration ago like '15m', or `started`: each "
-            "container's last start",
+            "description": "epoch, ISO time (UTC unless it has an offset), a duration ago like "
+            "'15m', or `started`: each container's last start",
         },
         "patterns": {
             "type": "list",

@@ -18,8 +18,9 @@ An estimate is the sum of its parts; a part without a measurement is named, neve
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
+
+from ansible_collections.stagegate.release.plugins.module_utils._state_files import iso_epoch
 
 # The part of a rollback besides the database and image rebuilds: stop, checkout, start, verify.
 STEPS_PART = "stop, checkout, start, verify"
@@ -91,7 +92,7 @@ def backup_figures(manifest_path: str | None) -> tuple[int | None, float | None]
 
 def _epoch(text: Any) -> float | None:
     try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+        return iso_epoch(str(text))
     except ValueError:
         return None
 

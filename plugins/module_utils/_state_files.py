@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import time
+from datetime import datetime, timezone
 from typing import Any
 
 # What to fix, by cause; anything else is reported with the system's own words.
@@ -111,6 +112,16 @@ def write_temp(
 def utc_now() -> str:
     """The time stamp stagegate records in state files: UTC to the second, `Z`-suffixed."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def iso_epoch(text: str) -> float:
+    """The epoch of an ISO-8601 time stamp; one without an offset is UTC, as every time stamp
+    stagegate takes is (Ansible's `now(utc=true).isoformat()` has none), never the local time
+    of whichever machine reads it. Raises ValueError for text that is not ISO-8601."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def json_text(data: Any) -> str:
