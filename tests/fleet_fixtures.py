@@ -281,7 +281,7 @@ def fleet(
 
 
 # The app tier of the sandbox on an app host: only api and worker, on the database host's
-# PostgreSQL and Redis (docs/fleet.md, "How the hosts share the application").
+# PostgreSQL and Redis (docs/fleet.md, "How a fleet runs the application").
 SANDBOX_APP_OVERRIDE = REPO_ROOT / "tests" / "fleet" / "compose.fleet-app.yaml"
 # Puts a sandbox release on a runtime fleet over SSH (tests/fleet/sandbox_up.yml).
 SANDBOX_UP = REPO_ROOT / "tests" / "fleet" / "sandbox_up.yml"
@@ -346,12 +346,17 @@ class SandboxFleet:
                 stagegate_project_dir=str(host.root / "checkout"),
                 stagegate_compose_project=host.compose_project,
                 stagegate_compose_files=["compose.yaml", str(override)],
+                stagegate_tiers=[["api", "worker"]],
+                stagegate_app_services=["api", "worker"],
+                stagegate_deploy_migrate=False,  # the database host's
                 sandbox_api_port=self.api_ports[host.name],
             )
         children["stagegate_db"]["hosts"][self.fleet.db.name].update(
             stagegate_project_dir=str(self.fleet.db.root / "checkout"),
             stagegate_compose_project=db_project,
             stagegate_compose_files=["compose.yaml"],
+            stagegate_tiers=[["postgres", "redis"]],
+            stagegate_app_services=[],
         )
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path

@@ -1,9 +1,9 @@
 """The sandbox application laid out on a runtime fleet over real SSH, as a fleet promotion lays
-it out (docs/fleet.md, "How the hosts share the application"): the database host runs
-PostgreSQL and Redis and the migrations once, the images are built once and every app host's
-engine holds the same image IDs, each of the three app hosts runs api and worker in its own
-compose project against the database host. validate.yml then grades the fleet: one GO, the
-database state written through one app host read back through every other.
+it out (docs/fleet.md, "How a fleet runs the application"): the images are built once and every
+app host's engine holds the same image IDs (one manifest); the deploy role runs with each
+group's tiers, so the database host runs PostgreSQL and Redis and applies the migrations once,
+and each of the three app hosts runs api and worker in its own compose project against it.
+validate.yml then grades the fleet: one GO, results by host, the schema checked once.
 """
 
 from __future__ import annotations
