@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_fixtures import SANDBOX_UP, SandboxFleet, fleet
+from fleet_fixtures import SANDBOX_UP, FleetHost, SandboxFleet, fleet
 from sandbox_fixtures import sandbox_secrets
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# Four hosts' checkouts, a build, two deploys and a validation: as long as test_staging's runs.
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 # Per app host, its own api port; the database schema once, as a fleet check.
 HOST_CHECKS = [
@@ -109,6 +110,15 @@ def test_v1_runs_on_three_app_hosts_against_one_database_host(
         ).stdout.strip()  # fmt: skip
         assert entry["id"] == local, entry
     assert manifest["api"]["image"] == f"{sandbox_fleet.image_prefix}/api:v1"
+
+    # The migrations once: the database host's deploy applied them, no app host's did.
+    def applied(host: FleetHost) -> list[str]:
+        manifest = host.state_dir / "releases" / "v1" / "manifest.json"
+        return list(json.loads(manifest.read_text())["migrations_applied"])
+
+    migrations = sorted(p.name for p in (made.db.root / "checkout" / "migrations").glob("*.sql"))
+    assert applied(made.db) == migrations
+    assert all(applied(host) == [] for host in made.apps)
 
     # Each app host runs only the app tier, in its own project; the data tier runs once.
     for host in made.hosts:
