@@ -25,7 +25,9 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from typing import Any
 import yaml
 from conftest import REPO_ROOT, free_port, unique_name
 from ee_fixtures import build_deployhost
+from sandbox_fixtures import SandboxStack, remove_images, sandbox_secrets
 
 FLEET_APP = REPO_ROOT / "tests" / "fleet" / "app.py"
 SSH_OPTIONS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
@@ -193,7 +196,9 @@ def _wait_port(port: int, deadline: float) -> bool:
     return False
 
 
-def _start(host: FleetHost, image: str, key: Path, runtime: bool = False) -> None:
+def _start(
+    host: FleetHost, image: str, key: Path, runtime: bool = False, shared: Sequence[Path] = ()
+) -> None:
     for sub in ("checkout", "state"):
         (host.root / sub).mkdir(parents=True, exist_ok=True)
     app = (
@@ -210,6 +215,7 @@ def _start(host: FleetHost, image: str, key: Path, runtime: bool = False) -> Non
          "-v", f"{host.root}:{HOST_ROOT}",
          *(["-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", f"{host.root}:{host.root}"]
            if runtime else []),
+         *[arg for path in shared for arg in ("-v", f"{path}:{path}:ro")],
          "--entrypoint", "/bin/sh", image, "-c", app + sshd],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
@@ -224,10 +230,16 @@ def _start(host: FleetHost, image: str, key: Path, runtime: bool = False) -> Non
 
 @contextmanager
 def fleet(
-    workdir: Path, apps: int = 3, image: str | None = None, *, runtime: bool = False
+    workdir: Path,
+    apps: int = 3,
+    image: str | None = None,
+    *,
+    runtime: bool = False,
+    shared: Sequence[Path] = (),
 ) -> Iterator[Fleet]:
     """Starts `apps` app hosts (app1..appN) and a database host (db1), in parallel; with
-    `runtime`, each with this machine's engine and its own compose project."""
+    `runtime`, each with this machine's engine and its own compose project. `shared` paths
+    (the release repository) are mounted read-only at the same path in every host."""
     image = image or build_deployhost()
     workdir.mkdir(parents=True, exist_ok=True)
     key = workdir / "fleet_ed25519"
@@ -259,10 +271,105 @@ def fleet(
     )
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda h: _start(h, image, key, runtime), made.hosts))
+            list(pool.map(lambda h: _start(h, image, key, runtime, shared), made.hosts))
         yield made
     finally:
         if runtime:
             made.remove_projects()
         for host in made.hosts:
             made.stop(host)
+
+
+# The app tier of the sandbox on an app host: only api and worker, on the database host's
+# PostgreSQL and Redis (docs/fleet.md, "How a fleet runs the application").
+SANDBOX_APP_OVERRIDE = REPO_ROOT / "tests" / "fleet" / "compose.fleet-app.yaml"
+# Puts a sandbox release on a runtime fleet over SSH (tests/fleet/sandbox_up.yml).
+SANDBOX_UP = REPO_ROOT / "tests" / "fleet" / "sandbox_up.yml"
+
+
+@dataclass
+class SandboxFleet:
+    """The sandbox application on a runtime fleet: the database host runs its PostgreSQL and
+    Redis (its own compose project), every app host its api and worker (its own compose project,
+    api on its own port), all from one checkout per host of `repo` and one set of images
+    (`<image_prefix>/*`)."""
+
+    fleet: Fleet
+    repo: Path
+    image_prefix: str = field(default_factory=lambda: unique_name("sgtfleet"))
+    api_ports: dict[str, int] = field(default_factory=dict)
+    pg_port: int = field(default_factory=free_port)
+    redis_port: int = field(default_factory=free_port)
+
+    def __post_init__(self) -> None:
+        self.api_ports = self.api_ports or {host.name: free_port() for host in self.fleet.apps}
+
+    def inventory(self, path: Path, **group_vars: Any) -> Path:
+        """The fleet inventory with the sandbox's variables: per-host compose project and ports,
+        the app hosts' compose override, the database host's PostgreSQL as stagegate_db."""
+        db_project = self.fleet.db.compose_project
+        secrets = sandbox_secrets()
+        # The sandbox's compose environment, as for one stack; each app host's own api port.
+        stack = SandboxStack(
+            repo=self.repo,
+            state_dir=self.fleet.db.root,
+            project=self.image_prefix,
+            pg_port=self.pg_port,
+            redis_port=self.redis_port,
+            extra_env={
+                "SANDBOX_API_PORT": "{{ sandbox_api_port | default(0) }}",
+                "FLEET_POSTGRES_HOST": f"{db_project}-postgres-1",
+                "FLEET_REDIS_HOST": f"{db_project}-redis-1",
+                "FLEET_DB_NETWORK": f"{db_project}_default",
+            },
+        )
+        data = self.fleet.inventory(
+            stagegate_source_repo=str(self.repo),
+            stagegate_compose_env=stack.env(),
+            stagegate_db={
+                "host": "127.0.0.1",
+                "port": self.pg_port,
+                "name": "app",
+                "user": "app",
+                "password": secrets["sandbox_db_password"],
+                "container": "postgres",
+            },
+            **group_vars,
+        )
+        # The compose CLI runs on the host and the engine resolves bind mounts on this machine:
+        # the checkout and the override are named by the path both see (the second mount).
+        children = data["staging"]["children"]
+        for host in self.fleet.apps:
+            override = host.root / SANDBOX_APP_OVERRIDE.name
+            override.write_text(SANDBOX_APP_OVERRIDE.read_text())
+            children["stagegate_app"]["hosts"][host.name].update(
+                stagegate_project_dir=str(host.root / "checkout"),
+                stagegate_compose_project=host.compose_project,
+                stagegate_compose_files=["compose.yaml", str(override)],
+                stagegate_tiers=[["api", "worker"]],
+                stagegate_app_services=["api", "worker"],
+                stagegate_deploy_migrate=False,  # the database host's
+                sandbox_api_port=self.api_ports[host.name],
+            )
+        children["stagegate_db"]["hosts"][self.fleet.db.name].update(
+            stagegate_project_dir=str(self.fleet.db.root / "checkout"),
+            stagegate_compose_project=db_project,
+            stagegate_compose_files=["compose.yaml"],
+            stagegate_tiers=[["postgres", "redis"]],
+            stagegate_app_services=[],
+        )
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    def request(self, host: FleetHost, path: str) -> tuple[int, Any]:
+        """GET `path` from the api on `host`: (status, decoded JSON body)."""
+        url = f"http://127.0.0.1:{self.api_ports[host.name]}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def remove_images(self) -> None:
+        """Every image tag the fleet's builds made."""
+        remove_images(f"{self.image_prefix}/*")

@@ -323,6 +323,13 @@ def test_the_example_fleet_inventory_has_the_documented_shape() -> None:
     assert shape.app == [f"app{i}.staging.example.com" for i in (1, 2, 3)]
     assert shape.state_host == "db1.staging.example.com"
     assert shape.proxy == ["proxy1.staging.example.com"]
+    # the deploy role's tiers per group: the data tier and the migrations on the database host
+    hostvars = data["_meta"]["hostvars"]
+    db = hostvars["db1.staging.example.com"]
+    assert (db["stagegate_tiers"], db["stagegate_app_services"]) == ([["postgres", "redis"]], [])
+    for host in shape.app:
+        assert hostvars[host]["stagegate_tiers"] == [["api", "worker"]]
+        assert hostvars[host]["stagegate_deploy_migrate"] is False
     variables = yaml.safe_load((example / "group_vars" / "all" / "stagegate.yml").read_text())
     names = [c["name"] for c in variables["stagegate_checks"] + variables["stagegate_fleet_checks"]]
     config = validate_gates(variables["stagegate_gates"], names)

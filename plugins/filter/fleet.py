@@ -11,6 +11,7 @@ try:
     from stagegate.fleet import (
         FleetError,
         batch_outcome,
+        fleet_images,
         fleet_rollback_plan,
         fleet_shape,
         rollout_batches,
@@ -69,6 +70,11 @@ def _fleet_rollback_plan(records, running, target="", state_dir=""):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def _fleet_images(built, seen):
+    require_stagegate("fleet_images", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
+    return fleet_images(dict(built or {}), {h: dict(ids or {}) for h, ids in (seen or {}).items()})
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -77,4 +83,5 @@ class FilterModule:
             "rollout_batches": _rollout_batches,
             "batch_outcome": _batch_outcome,
             "fleet_rollback_plan": _fleet_rollback_plan,
+            "fleet_images": _fleet_images,
         }

@@ -467,3 +467,47 @@ def fleet_rollback_plan(
             + (f"; {', '.join(stay)} already run it" if stay else "")
         ),
     }
+
+
+# ---- build once: the images every app host must hold -----------------------------------
+
+
+def fleet_images(
+    built: Mapping[str, Mapping[str, Any]], seen: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
+    """The one image manifest of a fleet's release and whether every app host holds it.
+
+    `built` is the build host's `compose_build` result `images` (`{service: {image,
+    release_image, id}}`), `seen` each app host's engine (`{host: {image reference: id}}`, an
+    empty id where the host lacks the image). A host lacks an image (`missing`) or holds
+    another build under its name (`different`); `agree` when no host does."""
+    manifest = {
+        service: {"image": str(image.get("release_image") or image["image"]), "id": image["id"]}
+        for service, image in sorted(built.items())
+    }
+    wanted = {entry["image"]: str(entry["id"]) for entry in manifest.values()}
+    missing: dict[str, list[str]] = {}
+    different: dict[str, dict[str, str]] = {}
+    for host, ids in sorted(seen.items()):
+        for ref, built_id in wanted.items():
+            found = str(ids.get(ref) or "")
+            if not found:
+                missing.setdefault(host, []).append(ref)
+            elif found != built_id:
+                different.setdefault(host, {})[ref] = found
+    problems = [f"{host} lacks {', '.join(refs)}" for host, refs in missing.items()] + [
+        f"{host} holds another {ref} ({found[:19]}, the build made {wanted[ref][:19]})"
+        for host, refs in different.items()
+        for ref, found in refs.items()
+    ]
+    return {
+        "manifest": manifest,
+        "missing": missing,
+        "different": different,
+        "agree": not problems,
+        "message": (
+            f"all {len(seen)} app hosts hold the {len(manifest)} images of the build"
+            if not problems
+            else "; ".join(problems)
+        ),
+    }

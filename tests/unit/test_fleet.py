@@ -13,6 +13,7 @@ from stagegate.fleet import (
     FleetError,
     batch_outcome,
     failure_budget,
+    fleet_images,
     fleet_rollback_plan,
     fleet_shape,
     parse_quorum,
@@ -251,3 +252,33 @@ def test_the_fleet_rolls_back_to_the_ledgers_good_release_in_one_plan() -> None:
     assert named["summary"] == "every app host runs v1: nothing to do"
     with pytest.raises(FleetError, match=r"stagegate_rollback_to: no previous good release"):
         fleet_rollback_plan([record("v2")], {"app1": "v2"})
+
+
+ID_A, ID_B = f"sha256:{'a' * 64}", f"sha256:{'b' * 64}"
+BUILT = {
+    "worker": {"image": "sb/worker:v2", "release_image": "sb/worker:v2", "id": ID_B},
+    "api": {"image": "sb/api:v2", "release_image": "sb/api:v2", "id": ID_A},
+}
+SAME = {"sb/api:v2": ID_A, "sb/worker:v2": ID_B}
+
+
+def test_images_built_once_and_held_by_every_app_host_make_one_manifest() -> None:
+    plan = fleet_images(BUILT, {"app1": SAME, "app2": SAME, "app3": SAME})
+    assert plan["agree"]
+    assert plan["manifest"] == {
+        "api": {"image": "sb/api:v2", "id": ID_A},
+        "worker": {"image": "sb/worker:v2", "id": ID_B},
+    }
+    assert plan["message"] == "all 3 app hosts hold the 2 images of the build"
+
+
+def test_a_host_lacking_an_image_or_holding_another_build_is_named() -> None:
+    other = {**SAME, "sb/api:v2": "sha256:" + "c" * 64}
+    plan = fleet_images(BUILT, {"app1": SAME, "app2": {**SAME, "sb/worker:v2": ""}, "app3": other})
+    assert not plan["agree"]
+    assert plan["missing"] == {"app2": ["sb/worker:v2"]}
+    assert plan["different"] == {"app3": {"sb/api:v2": "sha256:" + "c" * 64}}
+    assert plan["message"] == (
+        "app2 lacks sb/worker:v2; app3 holds another sb/api:v2 (sha256:cccccccccccc, "
+        "the build made sha256:aaaaaaaaaaaa)"
+    )
