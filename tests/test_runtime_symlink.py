@@ -380,6 +380,7 @@ def _first_deploy(site: Site, cluster: PgCluster, db: dict[str, Any]) -> None:
     assert _ledger(site)[-1]["verdict"] == "GO"
 
 
+@pytest.mark.timeout(900)  # three playbook runs, as tests/test_staging.py
 def test_staging_playbook_rolls_a_crash_looping_release_back_with_symlink(
     site: Site, pg_cluster: PgCluster, pg_database: str
 ) -> None:
@@ -407,6 +408,7 @@ def test_staging_playbook_rolls_a_crash_looping_release_back_with_symlink(
     assert kinds[-1] == ("rollback", "v1", "GO"), kinds
 
 
+@pytest.mark.timeout(900)  # three playbook runs, as tests/test_staging.py
 def test_staging_playbook_checks_then_promotes_with_symlink(
     site: Site, pg_cluster: PgCluster, pg_database: str
 ) -> None:
