@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,6 +82,11 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/me":
             ok = self.headers.get("Authorization") == f"Bearer {TOKEN}"
             self._send(200 if ok else 401, {"user": "alice"} if ok else {"error": "unauthorized"})
+        elif path == "/echo-headers":  # what a proxy in front would pass: ?drop=, ?change=
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            received = {k: v for k, v in self.headers.items() if k not in query.get("drop", [])}
+            received.update(dict.fromkeys(query.get("change", []), "rewritten-by-proxy"))
+            self._send(200, {"data": {"headers": received}})
         elif path == "/metrics":
             self._send(200, METRICS.encode(), {"Content-Type": "text/plain; version=0.0.4"})
         elif path == "/bad-metrics":

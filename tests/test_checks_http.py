@@ -184,6 +184,36 @@ def test_secret_headers_are_redacted_in_failures(http_app: App) -> None:
     assert TOKEN not in json.dumps(result.to_dict())
 
 
+def test_request_headers_must_reach_the_application(http_app: App) -> None:
+    """Seed 003: the proxy passes Authorization and X-Request-ID, seen through the app's echo."""
+    sent = {"Authorization": f"Bearer {TOKEN}", "X-Request-ID": "req-42"}
+    entry = {
+        "type": "http",
+        "headers": sent,
+        "headers_echoed": ["Authorization", "x-request-id"],
+        "echo_json": "data.headers",
+    }
+    passed, dropped, changed, not_echo = run(
+        {"name": "passed", **entry, "url": f"{http_app.url}/echo-headers"},
+        {"name": "dropped", **entry, "url": f"{http_app.url}/echo-headers?drop=Authorization"},
+        {"name": "changed", **entry, "url": f"{http_app.url}/echo-headers?change=X-Request-ID"},
+        {"name": "not_echo", **entry, "url": f"{http_app.url}/health"},
+    )
+    assert passed.status is Status.PASS, passed.message
+    assert "header Authorization passed through" in passed.message
+    assert dropped.status is Status.FAIL
+    assert dropped.message == "header Authorization did not reach the application"
+    assert changed.status is Status.FAIL
+    assert changed.message == (
+        "header x-request-id reached the application changed ('rewritten-by-proxy')"
+    )
+    assert not_echo.status is Status.FAIL
+    assert "no JSON object at 'data.headers'" in not_echo.message
+    assert TOKEN not in json.dumps([r.to_dict() for r in (passed, dropped, changed, not_echo)])
+    with pytest.raises(CatalogError, match=r"'headers_echoed' names \['X-Trace'\], which"):
+        one(**{**entry, "url": http_app.url, "headers_echoed": ["X-Trace"]})
+
+
 def test_prometheus_format_and_required_metrics(http_app: App) -> None:
     good, missing, broken = run(
         {

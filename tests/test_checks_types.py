@@ -427,6 +427,68 @@ def test_env_file_checks_never_print_values(tmp_path: Path) -> None:
     assert good.status is Status.PASS
 
 
+def test_env_numeric_range(tmp_path: Path) -> None:
+    """aragora-production row 37: ARAGORA_JWT_EXPIRY_HOURS within 1..168 hours."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("ARAGORA_JWT_EXPIRY_HOURS=720\nSHORT=24\nWORD=week\n")
+    hours = [">= 1", "<= 168"]
+    too_long, within, not_number = run(
+        {"type": "env", "path": str(env_file), "numeric": {"ARAGORA_JWT_EXPIRY_HOURS": hours}},
+        {"type": "env", "path": str(env_file), "numeric": {"SHORT": hours}},
+        {"type": "env", "path": str(env_file), "numeric": {"WORD": "<= 168", "NONE": 1}},
+    )
+    assert too_long.status is Status.FAIL
+    assert too_long.message == "ARAGORA_JWT_EXPIRY_HOURS is outside >= 1, <= 168"
+    assert "720" not in json.dumps(too_long.to_dict())  # values are never shown
+    assert within.status is Status.PASS, within.message
+    assert not_number.status is Status.FAIL
+    assert "WORD is missing or not a number, expected <= 168" in not_number.message
+    assert "NONE is missing or not a number" in not_number.message
+    # A band that cannot be parsed is refused with the catalog, naming the option.
+    with pytest.raises(CatalogError, match=r"option 'numeric' X: .*cannot parse band 'about 5'"):
+        run({"type": "env", "path": str(env_file), "numeric": {"X": "about 5"}})
+    with pytest.raises(CatalogError, match=r"unit 'ms' is not a number unit"):
+        run({"type": "env", "path": str(env_file), "numeric": {"X": "<= 5ms"}})
+
+
+@pytest.mark.docker
+def test_docker_check_requires_cpu_and_memory_limits(docker_client: Any) -> None:
+    """aragora-production rows 42/43: containers run with CPU and memory limits."""
+    limited = docker_client.containers.run(
+        BUSYBOX,
+        ["sleep", "300"],
+        name=unique_name("sgtlim"),
+        detach=True,
+        nano_cpus=500_000_000,
+        mem_limit="64m",
+    )
+    bare = docker_client.containers.run(
+        BUSYBOX, ["sleep", "300"], name=unique_name("sgtnolim"), detach=True
+    )
+    try:
+        ok, missing = run(
+            {"type": "docker", "containers": [limited.name], "limits": ["cpu", "memory"]},
+            {
+                "type": "docker",
+                "containers": [limited.name, bare.name],
+                "limits": ["cpu", "memory"],
+            },
+        )
+        with pytest.raises(CatalogError, match=r"option 'limits' = \['disk'\]: expected"):
+            run({"type": "docker", "containers": [bare.name], "limits": ["disk"]})
+        with pytest.raises(CatalogError, match=r"option 'limits' needs 'project' or 'containers'"):
+            run({"type": "docker", "limits": ["cpu"]})
+    finally:
+        limited.remove(force=True)
+        bare.remove(force=True)
+    assert ok.status is Status.PASS, ok.message
+    assert ok.details["limits"][limited.name] == {"cpus": 0.5, "memory_mb": 64.0}
+    assert missing.status is Status.FAIL
+    assert f"{bare.name} has no cpu limit" in missing.message
+    assert f"{bare.name} has no memory limit" in missing.message
+    assert limited.name not in missing.message
+
+
 @pytest.mark.docker
 def test_env_entries_that_must_be_absent_in_a_file_and_a_container(
     tmp_path: Path, docker_client: Any

@@ -11,6 +11,7 @@ runbook's tuning rule (increase worker concurrency).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,19 @@ import yaml
 from conftest import REPO_ROOT
 from runbook_fixtures import TargetService, target_service
 
+from stagegate.catalog import load_catalog
+from stagegate.engine import run_checks
+from stagegate.plugins import Hooks, new_plugin_manager
+from stagegate.results import Status
+
 pytestmark = pytest.mark.slow
 
 INVENTORY = REPO_ROOT / "inventory" / "examples" / "lsos"
 VARS = yaml.safe_load((INVENTORY / "group_vars" / "all" / "stagegate.yml").read_text())
+CHECKS = yaml.safe_load((INVENTORY / "group_vars" / "all" / "checks.yml").read_text())[
+    "stagegate_checks"
+]
+HOOKS = Hooks(new_plugin_manager(entry_points=False))
 
 
 @pytest.fixture
@@ -37,7 +47,7 @@ def lsos(tmp_path: Path, docker_client: Any) -> Iterator[TargetService]:
         "lsos",
         tmp_path,
         prefix="LSOS",
-        ports=("API", "PG"),
+        ports=("API", "PG", "PROXY"),
         env=secrets,
         db=("lsos", "lsos_staging"),
     ) as service:
@@ -55,6 +65,7 @@ def advice(report: dict[str, Any]) -> str:
 def test_lsos_load_gates_go_then_queue_warns_with_fewer_workers(lsos: TargetService) -> None:
     overrides = {
         "lsos_api_port": int(lsos.env["LSOS_API_PORT"]),
+        "lsos_proxy_port": int(lsos.env["LSOS_PROXY_PORT"]),
         "lsos_compose_project": lsos.project,
         "lsos_checkout": str(lsos.checkout),
         "lsos_load_phase_seconds": 6,
@@ -80,9 +91,27 @@ def test_lsos_load_gates_go_then_queue_warns_with_fewer_workers(lsos: TargetServ
     assert set(load_gates(go).values()) == {"PASS"}, load_gates(go)
     assert statuses["error_envelope"] == "PASS"
     assert statuses["dashboard_cohesion"] == "PASS"
+    # Step 9: Authorization and X-Request-ID sent through the proxy reach the API unchanged.
+    assert statuses["proxy_header_passthrough"] == "PASS"
     assert "Readiness estimate 97-98%" in advice(go)
 
-    lsos.compose("up", "--detach", "--wait", "api", LSOS_WORKER_CONCURRENCY="4")
+    # A proxy that loses Authorization: the same check fails, naming the header, no value shown.
+    lsos.compose("up", "--detach", "--wait", "proxy", LSOS_PROXY_DROP_HEADERS="Authorization")
+    (entry,) = [c for c in CHECKS if c["name"] == "proxy_header_passthrough"]
+    options = {
+        **entry["options"],
+        "url": f"http://127.0.0.1:{lsos.env['LSOS_PROXY_PORT']}/api/v1/debug/headers",
+        "headers": {"Authorization": "Bearer stagegate-proxy-probe", "X-Request-ID": "probe-1"},
+    }
+    (dropped,) = run_checks(
+        load_catalog([{**entry, "options": options}], HOOKS.check_types()), hooks=HOOKS
+    )
+    assert dropped.status is Status.FAIL
+    assert dropped.message == "header Authorization did not reach the application"
+    assert "stagegate-proxy-probe" not in json.dumps(dropped.to_dict())
+
+    # Fewer workers, and the proxy passing every header again.
+    lsos.compose("up", "--detach", "--wait", "api", "proxy", LSOS_WORKER_CONCURRENCY="4")
     warned = lsos.validate(INVENTORY, "1.0.0", **overrides)
     gates = load_gates(warned)
     assert warned["verdict"] == "GO_WITH_WARNINGS", gates

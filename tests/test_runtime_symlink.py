@@ -4,7 +4,10 @@ Each release is a directory unpacked from a git tag; supervisord (Debian's `supe
 private instance with its own config and socket in the test's temp dir) runs the program with
 `directory=<current>`. The deploy role switches the link and restarts the program from the new
 directory; a release whose process exits fails the deploy with its log; playbooks/rollback.yml
-switches back and proves the release healthy with an HTTP check.
+switches back and proves the release healthy with an HTTP check. playbooks/staging.yml runs the
+whole promotion with the strategy against a real PostgreSQL (backup, dry-run, migrations; the
+build phase and the compose checks skipped, saying so): a crash-looping release is NO_GO and
+rolled back automatically (database restored), --check changes nothing, a good release is GO.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, PgCluster, free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,6 +52,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
 print("listening", flush=True)
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
 """
+
+
+# Each release adds one migration (releases are tags of one history: v3 holds v2's too).
+MIGRATIONS = {
+    "v1": (
+        "001_items.sql",
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);\n"
+        "INSERT INTO items (name) SELECT 'item' || g FROM generate_series(1, 50) g;\n",
+    ),
+    "v2": ("002_items_sku.sql", "ALTER TABLE items ADD COLUMN sku text;\n"),
+    "v3": ("003_orders.sql", "CREATE TABLE orders (id serial PRIMARY KEY, item_id int);\n"),
+}
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -87,7 +102,7 @@ class Site:
             "stagegate_state_dir": str(self.root / "state"),
             "stagegate_project_dir": str(self.root / "checkout"),
             "stagegate_source_repo": str(self.root / "src"),
-            "stagegate_report_dir": str(self.root / "reports"),
+            "stagegate_report_root": str(self.root / "reports"),
             "stagegate_compose_project": "symlink-test",
             "stagegate_tiers": [["api"]],
             "stagegate_app_services": ["api"],
@@ -116,7 +131,7 @@ class Site:
         ).stdout
 
     def playbook(
-        self, playbook: str, **extra: Any
+        self, playbook: str, *args: str, **extra: Any
     ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
         result_file = self.root / f"result-{time.monotonic_ns()}.json"
         vars_file = result_file.with_suffix(".vars.json")
@@ -136,6 +151,7 @@ class Site:
                 playbook,
                 "-e",
                 f"@{vars_file}",
+                *args,
             ],
             capture_output=True,
             text=True,
@@ -191,6 +207,9 @@ def site(tmp_path: Path) -> Iterator[Site]:
     (src / "app.py").write_text(APP)
     for release in ("v1", "v2", "v3"):
         (src / "RELEASE").write_text(release + "\n")
+        name, sql = MIGRATIONS[release]
+        (src / "migrations").mkdir(exist_ok=True)
+        (src / "migrations" / name).write_text(sql)
         _git(src, "add", "-A")
         _git(src, "commit", "-q", "-m", release)
         _git(src, "tag", release)
@@ -292,3 +311,131 @@ def test_switch_crash_and_rollback_under_supervisord(site: Site) -> None:
     ]
     assert ledger[-1]["release"] == "v1"
     assert ledger[-1]["verdict"] == "GO"
+
+
+def _report(site: Site, release: str) -> dict[str, Any]:
+    """The newest report.json of a promotion of `release`."""
+    reports = sorted(
+        (site.root / "reports").glob(f"{release}-*/report.json"), key=lambda p: p.stat().st_mtime
+    )
+    assert reports, f"no report for {release} under {site.root / 'reports'}"
+    data: dict[str, Any] = json.loads(reports[-1].read_text())
+    return data
+
+
+def _schema(cluster: PgCluster, db: str) -> dict[str, Any]:
+    return {
+        "tables": cluster.psql(
+            "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables"
+            " WHERE table_schema = 'public'",
+            db,
+        ),
+        "items_columns": cluster.psql(
+            "SELECT string_agg(column_name, ',' ORDER BY column_name)"
+            " FROM information_schema.columns WHERE table_name = 'items'",
+            db,
+        ),
+        "items": cluster.psql("SELECT count(*) FROM items", db),
+    }
+
+
+def _promote(site: Site, db: dict[str, Any], release: str, *args: str) -> str:
+    """playbooks/staging.yml with the symlink strategy; its output, after asserting nothing."""
+    proc, _ = site.playbook(
+        "playbooks/staging.yml",
+        *args,
+        stagegate_release=release,
+        stagegate_db=db,
+        stagegate_deploy_migrate=True,
+        stagegate_auto_rollback=True,
+        stagegate_checks=[{"name": "api-up", "type": "http", "url": site.url, "status": 200}],
+    )
+    return f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+
+
+def _ledger(site: Site) -> list[dict[str, Any]]:
+    path = site.root / "state" / "ledger.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+V1_SCHEMA = {
+    "tables": "items,stagegate_schema_migrations",
+    "items_columns": "id,name",
+    "items": "50",
+}
+
+
+def _first_deploy(site: Site, cluster: PgCluster, db: dict[str, Any]) -> None:
+    """v1 onto nothing (an empty database): migrated, linked, started, GO; the Compose steps
+    that do not apply skipped, and said to be."""
+    first = _promote(site, db, "v1")
+    assert first.startswith("rc=0\n"), first[-5000:]
+    assert site.get() == {"release": "v1", "cwd": str(site.root / "releases" / "v1")}
+    assert _schema(cluster, db["name"]) == V1_SCHEMA
+    assert "stagegate: build phase skipped on localhost: the deploy strategy symlink" in first
+    assert "docker compose config skipped: the deploy strategy symlink" in first
+    phases = {p["name"]: p for p in _report(site, "v1")["phases"]}
+    assert phases["build"]["status"] == "skipped"
+    assert "runs releases that are not container images" in phases["build"]["note"]
+    assert _ledger(site)[-1]["verdict"] == "GO"
+
+
+@pytest.mark.timeout(900)  # three playbook runs, as tests/test_staging.py
+def test_staging_playbook_rolls_a_crash_looping_release_back_with_symlink(
+    site: Site, pg_cluster: PgCluster, pg_database: str
+) -> None:
+    db = {"host": pg_cluster.host, "port": pg_cluster.port, "name": pg_database, "user": "postgres"}
+    _first_deploy(site, pg_cluster, db)
+
+    # v3 crash-loops: backup, dry-run and migrations run, the start fails, the run is NO_GO and
+    # rolls back by itself: database restored from the backup, link and program back on v1.
+    crashed = _promote(site, db, "v3")
+    assert not crashed.startswith("rc=0\n")
+    assert "api did not start from release v3" in crashed, crashed[-5000:]
+    assert "boom: settings module not found" in crashed
+    report = _report(site, "v3")
+    assert (report["verdict"], report["stopped"]["phase"]) == ("NO_GO", "deploy")
+    phases = {p["name"]: p["status"] for p in report["phases"]}
+    assert (phases["backup"], phases["migration_dryrun"], phases["build"]) == (
+        "ok",
+        "ok",
+        "skipped",
+    )
+    assert site.get() == {"release": "v1", "cwd": str(site.root / "releases" / "v1")}
+    assert _schema(pg_cluster, pg_database) == V1_SCHEMA
+    kinds = [(r.get("kind"), r["release"], r["verdict"]) for r in _ledger(site)]
+    assert kinds[-2][1:] == ("v3", "NO_GO")
+    assert kinds[-1] == ("rollback", "v1", "GO"), kinds
+
+
+@pytest.mark.timeout(900)  # three playbook runs, as tests/test_staging.py
+def test_staging_playbook_checks_then_promotes_with_symlink(
+    site: Site, pg_cluster: PgCluster, pg_database: str
+) -> None:
+    db = {"host": pg_cluster.host, "port": pg_cluster.port, "name": pg_database, "user": "postgres"}
+    _first_deploy(site, pg_cluster, db)
+
+    # --check of v2: the plan (its pending migration, dry-run on a copy), nothing changes.
+    v1_pid = site.ctl("pid", "api").strip()
+    records = len(_ledger(site))
+    planned = _promote(site, db, "v2", "--check")
+    assert planned.startswith("rc=0\n"), planned[-5000:]
+    assert "002_items_sku.sql" in planned
+    assert "Check mode: every phase reported its plan and nothing changed" in planned
+    assert os.readlink(site.current) == str(site.root / "releases" / "v1")
+    assert site.ctl("pid", "api").strip() == v1_pid
+    assert _schema(pg_cluster, pg_database) == V1_SCHEMA
+    assert len(_ledger(site)) == records
+
+    # v2 for real: GO, migrated after a backup and a dry-run, running from its directory.
+    second = _promote(site, db, "v2")
+    assert second.startswith("rc=0\n"), second[-5000:]
+    assert site.get() == {"release": "v2", "cwd": str(site.root / "releases" / "v2")}
+    assert _schema(pg_cluster, pg_database)["items_columns"] == "id,name,sku"
+    report = _report(site, "v2")
+    phases = {p["name"]: p["status"] for p in report["phases"]}
+    assert (report["verdict"], phases["backup"], phases["migration_dryrun"]) == ("GO", "ok", "ok")
+    manifest = json.loads((site.root / "state" / "releases" / "v2" / "manifest.json").read_text())
+    assert manifest["backup"], manifest
+    assert manifest["extra"]["link"]["release"] == "v2"
+    assert (_ledger(site)[-1]["release"], _ledger(site)[-1]["verdict"]) == ("v2", "GO")

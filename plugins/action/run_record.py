@@ -13,7 +13,10 @@ except ImportError as exc:  # the controller needs: pip install stagegate-releas
 else:
     STAGEGATE_IMPORT_ERROR = None
 
-ARGUMENT_SPEC = {"required": {"type": "bool", "default": True}}
+ARGUMENT_SPEC = {
+    "required": {"type": "bool", "default": True},
+    "skip_phase": {"type": "str", "default": ""},
+}
 NOT_KEPT = (
     "no run record is kept ({var} is not set): enable the callback in ansible.cfg, "
     "[defaults] callbacks_enabled = stagegate.release.progress (or ANSIBLE_CALLBACKS_ENABLED)"
@@ -29,6 +32,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         require_stagegate("run_record", STAGEGATE_IMPORT_ERROR)
         _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if args["skip_phase"]:
+            # The callback reads `phase_skipped` from this result: the phase counts as skipped
+            # and keeps the reason (docs of stagegate.release.progress).
+            reason = args["skip_phase"]
+            return {**result, "changed": False, "phase_skipped": reason, "msg": reason}
         record = load_current()
         if record is None:
             if args["required"]:

@@ -17,6 +17,10 @@ description:
     its time, and C(ok), C(skipped) (every task skipped) or C(failed) (a task failed, errors not
     ignored). The first failure is where the run stopped, until a C(stagegate.release.gate) task
     reports it.
+  - "A task that returns C(phase_skipped) (C(stagegate.release.run_record) with C(skip_phase)) says
+    why its phase does not apply. It counts as skipped, the reason becomes the phase's C(note) in
+    the record and the report, and it prints
+    C(stagegate: <phase> phase skipped on <host>: <reason>)."
   - The record is written before each task to the JSON file named by E(STAGEGATE_RUN_RECORD) (a
     temporary file, removed at the end, when that is not set); C(stagegate.release.gate) reads
     the phases and the stop from it, and C(stagegate.release.run_record) returns it.
@@ -119,15 +123,27 @@ class CallbackModule(CallbackBase):
             self._record.task_started(task.tags or [])
             runrecord.save(self._record, self._record_path)
 
-    def _note(self, result, status, msg=""):
+    def _note(self, result, status, msg="", skip_note=""):
         if self._record is not None:
             self._record.task_result(
-                result._host.get_name(), status, task=result._task.get_name(), msg=msg
+                result._host.get_name(),
+                status,
+                task=result._task.get_name(),
+                msg=msg,
+                skip_note=skip_note,
             )
 
     def v2_runner_on_ok(self, result):
         data = result._result
-        self._note(result, "ok")
+        skip_note = data.get("phase_skipped") or ""
+        self._note(result, "ok", skip_note=skip_note)
+        if skip_note:
+            phase = self._record.current.name if self._record and self._record.current else ""
+            self._display.display(
+                f"stagegate: {phase or 'this'} phase skipped on {result._host.get_name()}: "
+                f"{skip_note}",
+                color="cyan",
+            )
         if "verdict" in data and "report_paths" in data:
             self._gates.append(data)
             if self._record is not None:

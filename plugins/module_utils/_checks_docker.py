@@ -149,6 +149,34 @@ def _state(
             )
 
 
+def container_limits(container: Any) -> dict[str, float | None]:
+    """The CPU (cores) and memory (MB) limits the engine applies, None when unlimited: Compose's
+    `deploy.resources.limits` (`cpus`, `memory`) or `docker run --cpus/--memory`."""
+    host = container.attrs.get("HostConfig") or {}
+    cpus = (host.get("NanoCpus") or 0) / 1e9
+    if not cpus and (host.get("CpuQuota") or 0) > 0:
+        cpus = host["CpuQuota"] / (host.get("CpuPeriod") or 100_000)
+    memory = host.get("Memory") or 0
+    return {"cpus": cpus or None, "memory_mb": memory / 1024**2 if memory else None}
+
+
+def _limits(
+    containers: list[Any], opts: dict[str, Any], checks: Assertions, outcome: Outcome
+) -> None:
+    """aragora-production rows 42/43: every container has the limits `limits` names."""
+    key = {"cpu": "cpus", "memory": "memory_mb"}
+    for c in containers:
+        limits = container_limits(c)
+        outcome.details.setdefault("limits", {})[_label(c)] = limits
+        for kind in opts["limits"]:
+            checks.expect(
+                limits[key[kind]] is not None,
+                f"{_label(c)} {kind} limit",
+                f"{_label(c)} has no {kind} limit (set deploy.resources.limits."
+                f"{'cpus' if kind == 'cpu' else 'memory'} in the compose file)",
+            )
+
+
 def _resources(containers: list[Any], opts: dict[str, Any], outcome: Outcome) -> None:
     running = [c for c in containers if c.attrs.get("State", {}).get("Status") == "running"]
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(running)))) as pool:
@@ -170,6 +198,14 @@ def _image_sizes(engine: Any, opts: dict[str, Any], outcome: Outcome) -> None:
         outcome.measure(f"{ref}.size_mb", size / 1024**2, "mb", budget)
 
 
+def validate_docker(opts: dict[str, Any]) -> list[str]:
+    unknown = [kind for kind in opts.get("limits") or [] if kind not in ("cpu", "memory")]
+    problems = [f"option 'limits' = {unknown}: expected a list of cpu, memory"] if unknown else []
+    if opts.get("limits") and not (opts.get("project") or opts.get("containers")):
+        problems.append("option 'limits' needs 'project' or 'containers' to select containers")
+    return problems
+
+
 def run_docker(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     engine = client(ctx.timeout)
     try:
@@ -183,6 +219,7 @@ def run_docker(opts: dict[str, Any], ctx: RunContext) -> Outcome:
                 bool(containers), "containers found", "no container matches project/containers"
             )
             _state(containers, opts, checks, measured)
+            _limits(containers, opts, checks, measured)
         if opts.get("cpu_percent") or opts.get("memory") or opts.get("memory_percent"):
             _resources(containers, opts, measured)
         _image_sizes(engine, opts, measured)
@@ -216,8 +253,16 @@ DOCKER = CheckType(
         "memory": {"type": "bands", "description": "memory use per container, e.g. '<= 512mb'"},
         "memory_percent": {"type": "bands", "description": "memory use as a share of the limit"},
         "image_size": {"type": "dict", "default": {}, "description": "image -> size band"},
+        "limits": {
+            "type": "list",
+            "elements": "str",
+            "default": [],
+            "description": "limits every selected container must have (HostConfig NanoCpus or "
+            "CpuQuota, Memory: Compose's deploy.resources.limits)",
+        },
     },
     run=run_docker,
+    validate=validate_docker,
 )
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")

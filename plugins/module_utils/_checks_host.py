@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._bands import Band, BandError
 from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
     PASS,
     Assertions,
@@ -97,6 +98,19 @@ def _expect_env(checks: Assertions, opts: dict[str, Any], source: dict[str, str]
             f"{name} well-formed",
             f"{name} does not match {pattern!r}{at}",
         )
+    for name, spec in (opts.get("numeric") or {}).items():
+        bands = numeric_bands(spec)
+        shown = ", ".join(str(b) for b in bands)
+        try:
+            number = float(source.get(name, ""))
+        except ValueError:
+            checks.expect(False, "", f"{name} is missing or not a number{at}, expected {shown}")
+            continue
+        checks.expect(
+            all(b.holds(number) for b in bands),
+            f"{name} within {shown}",
+            f"{name} is outside {shown}{at}",
+        )
     for pattern in opts.get("absent") or []:
         present = sorted(n for n in source if fnmatch.fnmatchcase(n, pattern))
         checks.expect(
@@ -106,10 +120,28 @@ def _expect_env(checks: Assertions, opts: dict[str, Any], source: dict[str, str]
         )
 
 
+def numeric_bands(spec: Any) -> list[Band]:
+    """A `numeric` entry: one band (`"<= 168"`) or a list that must all hold (a range)."""
+    return [Band.parse(item, "number") for item in (spec if isinstance(spec, list) else [spec])]
+
+
+def validate_env(opts: dict[str, Any]) -> list[str]:
+    problems = []
+    for name, spec in (opts.get("numeric") or {}).items():
+        try:
+            bands = numeric_bands(spec)
+        except BandError as exc:
+            problems.append(f"option 'numeric' {name}: {exc}")
+            continue
+        if not bands:
+            problems.append(f"option 'numeric' {name}: expected a band or a list of bands")
+    return problems
+
+
 def run_env(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     sources = env_sources(opts, ctx)
     named = set(opts.get("required") or [])
-    for key in ("min_length", "must_not_contain", "pattern"):
+    for key in ("min_length", "must_not_contain", "pattern", "numeric"):
         named |= set(opts.get(key) or {})
     for source in sources.values():
         for name, value in source.items():
@@ -146,6 +178,13 @@ ENV = CheckType(
             "description": "name -> substring or list that must not appear",
         },
         "pattern": {"type": "dict", "default": {}, "description": "name -> regex to fullmatch"},
+        "numeric": {
+            "type": "dict",
+            "default": {},
+            "description": "name -> a band the value must be a number within (`'<= 168'`), or "
+            "a list of bands that must all hold (a range: `['>= 1', '<= 168']`); band grammar "
+            "of docs/checks.md, unitless",
+        },
         "absent": {
             "type": "list",
             "elements": "str",
@@ -155,6 +194,7 @@ ENV = CheckType(
         },
     },
     run=run_env,
+    validate=validate_env,
 )
 
 

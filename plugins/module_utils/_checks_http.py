@@ -387,10 +387,55 @@ def _rate_limit(
     )
 
 
+def _headers_echoed(resp: Response, opts: dict[str, Any], checks: Assertions) -> None:
+    """The request headers `headers_echoed` names reached the application unchanged: its echo
+    endpoint returns the headers it received as a JSON object (at `echo_json`)."""
+    sent = {k.lower(): str(v) for k, v in (opts.get("headers") or {}).items()}
+    try:
+        echoed = search(opts["echo_json"], resp.json())
+    except CheckError:  # not JSON: said below
+        echoed = None
+    if not isinstance(echoed, dict):
+        checks.expect(
+            False,
+            "",
+            f"the response has no JSON object at {opts['echo_json']!r}: the URL must be the "
+            "application's echo of the request headers it received",
+        )
+        return
+    received = {str(k).lower(): v for k, v in echoed.items()}
+    for name in opts["headers_echoed"]:
+        value = received.get(name.lower())
+        if isinstance(value, list):  # some frameworks give every header as a list
+            value = ",".join(map(str, value))
+        if value is None:
+            checks.expect(False, "", f"header {name} did not reach the application")
+        else:
+            checks.expect(
+                str(value) == sent[name.lower()],
+                f"header {name} passed through",
+                f"header {name} reached the application changed"
+                + ("" if is_secret_name(name) else f" ({value!r})"),
+            )
+
+
+def validate_http(opts: dict[str, Any]) -> list[str]:
+    sent = {k.lower() for k in opts.get("headers") or {}}
+    unsent = [n for n in opts.get("headers_echoed") or [] if n.lower() not in sent]
+    if unsent:
+        return [
+            f"option 'headers_echoed' names {unsent}, which 'headers' does not send: give each "
+            "a value to send in 'headers'"
+        ]
+    return []
+
+
 def run_http(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     resp = _request(opts, ctx)
     checks = Assertions()
     assert_response(resp, opts, checks)
+    if opts.get("headers_echoed"):
+        _headers_echoed(resp, opts, checks)
     metrics = {"response_ms": round(resp.elapsed_ms, 3)}
     if opts.get("rate_limit"):
         _rate_limit(opts, ctx, checks, metrics)
@@ -433,6 +478,19 @@ HTTP = CheckType(
                 **{figure: {"type": "bands"} for figure in ("avg", "p50", "p95", "max")},
             },
         },
+        "headers_echoed": {
+            "type": "list",
+            "elements": "str",
+            "default": [],
+            "description": "request headers (sent with 'headers') that must reach the "
+            "application unchanged, through a proxy say; the URL must be an endpoint of the "
+            "application that returns the request headers it received as JSON",
+        },
+        "echo_json": {
+            "type": "str",
+            "default": "headers",
+            "description": "JMESPath to the echoed headers object in the response's JSON",
+        },
         "rate_limit": {
             "type": "dict",
             "description": "{requests, concurrency, min_429}: a burst "
@@ -445,6 +503,7 @@ HTTP = CheckType(
         },
     },
     run=run_http,
+    validate=validate_http,
     read_only=lambda opts: _safe(opts.get("method")) and not opts.get("rate_limit"),
     extra_seconds=_series_seconds,
 )

@@ -19,11 +19,20 @@ description:
     stops before anything changes) and in its rescue section (to know the failed phase).
   - Fails, naming the setting, when the callback is not enabled (C(callbacks_enabled) in
     ansible.cfg); with O(required=false) it returns an empty record instead.
+  - With O(skip_phase) it says instead why the phase of the task does not apply (the build phase
+    of a deploy strategy without images, say) and returns only that; the callback counts the
+    phase as skipped, prints the reason and keeps it as the phase's C(note) in the report.
 options:
   required:
     description: Fail when no run record is kept.
     type: bool
     default: true
+  skip_phase:
+    description:
+      - Why the phase this task belongs to does not apply on this host. Returned as
+        RV(phase_skipped); nothing else is read or returned.
+    type: str
+    default: ""
 attributes:
   check_mode:
     support: full
@@ -49,27 +58,37 @@ EXAMPLES = r"""
   ansible.builtin.fail:
     msg: "Refused: {{ run.stopped.reason }}"
   when: run.refused
+
+- name: Say why the build phase does not apply
+  stagegate.release.run_record:
+    skip_phase: the deploy strategy symlink builds no images
+  tags: [build]
 """
 
 RETURN = r"""
 started:
   description: When the run started (ISO 8601, UTC).
-  returned: always
+  returned: unless O(skip_phase) is set
   type: str
 phases:
   description: The phases that ended or failed since the last gate report,
-    C({name, status, seconds}); status is C(ok), C(skipped) (every task skipped) or C(failed).
-  returned: always
+    C({name, status, seconds}) and C(note) (why a phase was skipped, when a task said so);
+    status is C(ok), C(skipped) (every task skipped) or C(failed).
+  returned: unless O(skip_phase) is set
   type: list
   elements: dict
 stopped:
   description: Where and why the run stopped, C({phase, reason}) (the phase, else the task's name);
     null when no task failed since the last gate report.
-  returned: always
+  returned: unless O(skip_phase) is set
   type: dict
+phase_skipped:
+  description: The reason given in O(skip_phase) (and nothing else is returned then).
+  returned: when O(skip_phase) is set
+  type: str
 refused:
   description: The run stopped before its preflight phase ended (a failure outside any phase,
     or in preflight, whose last step takes the deploy lock), so nothing changed.
-  returned: always
+  returned: unless O(skip_phase) is set
   type: bool
 """

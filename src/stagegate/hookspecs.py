@@ -165,9 +165,11 @@ def stagegate_deploy_strategies() -> list[DeployStrategy]:
     whose task files ``stop``, ``switch``, ``start`` and ``status`` run the app tier's steps
     on the deploy host (the deploy and rollback roles include them; database phases stay
     theirs), the ``options`` schema of ``stagegate_deploy_strategy_options`` (validated
-    before any phase runs, errors naming the key) and ``images`` (whether releases are
-    container images the rollback role rebuilds or re-tags). The built-ins, ``compose``
-    (the default) and ``symlink``, come from this hook too (default plugin
+    before any phase runs, errors naming the key) and its capabilities: ``images`` (releases
+    are container images the build phase builds and the rollback role rebuilds or re-tags) and
+    ``compose`` (a release is a Compose project: preflight checks Docker and its compose
+    files); staging.yml skips, and says it skips, the steps a strategy lacks. The built-ins,
+    ``compose`` (the default) and ``symlink``, come from this hook too (default plugin
     ``stagegate.strategies``).
 
     Call semantics: list hook; every plugin's list is gathered, and a later strategy with

@@ -266,6 +266,7 @@ def build_report(
                 "name": str(p["name"]),
                 "status": str(p.get("status", "ok")),
                 "seconds": round(float(p.get("seconds") or 0), 3),
+                **({"note": str(p["note"])} if p.get("note") else {}),
             }
             for p in phases
         ],
@@ -344,6 +345,12 @@ def _human_time(ms: float) -> str:
         return f"{round(ms / 1000, 2):g} s"
     minutes, seconds = divmod(round(ms / 1000), 60)
     return f"{minutes} min {seconds} s"
+
+
+def phase_status(phase: Mapping[str, Any]) -> str:
+    """A phase's status as the reports show it: with the reason it was skipped, when given."""
+    note = phase.get("note")
+    return f"{phase['status']} ({note})" if note else str(phase["status"])
 
 
 def human(value: Any, unit: str = "") -> str:
@@ -727,7 +734,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         *_table(
             ["Phase", "Status", "Duration"],
-            [[p["name"], p["status"], human(p["seconds"], "s")] for p in report["phases"]],
+            [[p["name"], phase_status(p), human(p["seconds"], "s")] for p in report["phases"]],
         ),
         "",
         *_md_checks(report),
@@ -862,7 +869,7 @@ def _html_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(human=human, measured=measured, value=_fmt_value)
+    env.filters.update(human=human, measured=measured, value=_fmt_value, phase_status=phase_status)
     return env
 
 

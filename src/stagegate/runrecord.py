@@ -17,7 +17,9 @@ no phase tag (the play's own steps) ends the phase that ran before it, and so do
 `always` (Ansible adds each role's argument check with `always` and the role's tags, and runs it
 under any `--tags`): such a task never starts a phase. A phase
 whose every task was skipped for a host is `skipped` for that host (an optional phase, `adopt`,
-is then left out: it did not happen); one in which a task failed
+is then left out: it did not happen); a task that says why its phase does not apply (the
+`run_record` action's `skip_phase`, e.g. the build phase of a strategy without images) counts
+as skipped and gives the phase its `note`; one in which a task failed
 for a host (errors not ignored) is `failed`, and that failure is where the run stopped until a
 gate reports it (`reported`): the gate that runs next (a rollback's, say) starts a new story.
 """
@@ -76,6 +78,7 @@ class PhaseRun:
     skipped: dict[str, int] = field(default_factory=dict)  # host -> tasks skipped
     failed: list[str] = field(default_factory=list)  # hosts
     reported: bool = False
+    notes: dict[str, str] = field(default_factory=dict)  # host -> why the phase was skipped
 
     def status(self, host: str) -> str:
         if host in self.failed:
@@ -113,8 +116,11 @@ class RunRecord:
         if name and ALWAYS not in tags:
             self.phases.append(PhaseRun(name, self.clock()))
 
-    def task_result(self, host: str, status: str, task: str = "", msg: str = "") -> None:
-        """One host's result of the task that runs: ok, skipped or failed (not ignored)."""
+    def task_result(
+        self, host: str, status: str, task: str = "", msg: str = "", skip_note: str = ""
+    ) -> None:
+        """One host's result of the task that runs: ok, skipped or failed (not ignored).
+        ``skip_note``: the task said why its phase does not apply (counted as skipped)."""
         current = self.current
         if status == "failed":
             phase = current.name if current else ""
@@ -122,8 +128,10 @@ class RunRecord:
             if current is not None and host not in current.failed:
                 current.failed.append(host)
         elif current is not None:
-            counts = current.skipped if status == "skipped" else current.ran
+            counts = current.skipped if status == "skipped" or skip_note else current.ran
             counts[host] = counts.get(host, 0) + 1
+            if skip_note:
+                current.notes[host] = skip_note
 
     def reported(self) -> None:
         """A gate wrote its report: what is recorded so far is told; the next gate starts after."""
@@ -134,12 +142,13 @@ class RunRecord:
 
     def phases_for(self, host: str) -> list[dict[str, Any]]:
         """The phases not yet reported that ended, or failed, for one host:
-        {name, status, seconds}."""
+        {name, status, seconds} and the `note` of a phase skipped with a reason."""
         return [
             {
                 "name": p.name,
                 "status": p.status(host),
                 "seconds": round((p.ended or self.clock()) - p.started, 3),
+                **({"note": p.notes[host]} if host in p.notes else {}),
             }
             for p in self.phases
             if not p.reported

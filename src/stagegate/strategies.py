@@ -37,9 +37,13 @@ class DeployStrategy:
     ``role`` is the FQCN of the Ansible role whose task files ``stop.yml``, ``switch.yml``,
     ``start.yml`` and ``status.yml`` perform the steps on the deploy host; ``options`` the
     schema of ``stagegate_deploy_strategy_options`` (the same grammar as a check type's
-    options), validated before any phase runs. ``images`` says whether releases are container
-    images (the compose strategy): the rollback role rebuilds or re-tags the target's images
-    only then.
+    options), validated before any phase runs. The capabilities say which of staging.yml's
+    steps apply: ``images`` (releases are container images built from the release: the build
+    phase builds them, the rollback role rebuilds or re-tags the target's) and ``compose`` (a
+    release is a Compose project run by Docker: preflight checks the Docker engine and the
+    release's compose files with ``docker compose config``, and counts the project's running
+    containers). A step whose capability the strategy lacks is skipped, and the skip is said in
+    the progress output and the report's phases.
     """
 
     name: str
@@ -47,6 +51,7 @@ class DeployStrategy:
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     description: str = ""
     images: bool = False
+    compose: bool = False
 
 
 COMPOSE = DeployStrategy(
@@ -54,6 +59,7 @@ COMPOSE = DeployStrategy(
     role="stagegate.release.runtime_compose",
     description="Docker Compose v2: stop and start the app tier's services, tier by tier",
     images=True,
+    compose=True,
 )
 
 SYMLINK = DeployStrategy(
@@ -96,7 +102,7 @@ def stagegate_deploy_strategies() -> list[DeployStrategy]:
 
 
 def resolve(name: Any, options: Any, strategies: Mapping[str, DeployStrategy]) -> dict[str, Any]:
-    """The chosen strategy as the roles use it: ``{name, role, images, options}`` with the
+    """The chosen strategy as the roles use it: ``{name, role, images, compose, options}`` with the
     options validated and their defaults filled in. Raises `StrategyError` naming the key."""
     strategy = strategies.get(name) if isinstance(name, str) else None
     if strategy is None:
@@ -116,5 +122,6 @@ def resolve(name: Any, options: Any, strategies: Mapping[str, DeployStrategy]) -
         "name": strategy.name,
         "role": strategy.role,
         "images": strategy.images,
+        "compose": strategy.compose,
         "options": normal,
     }

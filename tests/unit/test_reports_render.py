@@ -149,7 +149,10 @@ def test_html_is_a_jinja2_page_with_everything_report_md_has(tmp_path: Path) -> 
     _gate(
         tmp_path,
         checks=checks,
-        phases=[{"name": "deploy", "status": "ok", "seconds": 125.4}],
+        phases=[
+            {"name": "build", "status": "skipped", "seconds": 0.1, "note": "no images"},
+            {"name": "deploy", "status": "ok", "seconds": 125.4},
+        ],
     )
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     page = _page(tmp_path)
@@ -180,6 +183,9 @@ def test_html_is_a_jinja2_page_with_everything_report_md_has(tmp_path: Path) -> 
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "free_mb 12.3 GB" in md
     assert "| deploy | ok | 2 min 5 s |" in md
+    # a phase skipped with a reason says it (a deploy strategy without images: no build)
+    assert "skipped (no images)" in page.by_id["phases-table"]
+    assert "| build | skipped (no images) |" in md
 
 
 def test_human_units() -> None:

@@ -136,3 +136,24 @@ def test_the_record_round_trips_through_its_file(tmp_path: Path) -> None:
     assert loaded.summary("web") == record.summary("web")
     assert load_current({}) is None
     assert load_current({ENV_VAR: str(tmp_path / "missing.json")}) is None
+
+
+def test_a_phase_skipped_with_a_reason_keeps_it() -> None:
+    # The build phase of a strategy without images: its note task counts as skipped, the
+    # image tasks are skipped, and the phase carries the reason (for the report).
+    record = RunRecord(Clock())
+    record.task_started(["build"])
+    record.task_result("web", "ok", task="say", skip_note="strategy symlink builds no images")
+    record.task_result("web", "skipped", task="build")
+    record.task_started(["deploy"])
+    record.task_result("web", "ok", task="deploy")
+    record.task_started(["always"])
+    phases = record.phases_for("web")
+    assert phases[0] == {
+        "name": "build",
+        "status": "skipped",
+        "seconds": phases[0]["seconds"],
+        "note": "strategy symlink builds no images",
+    }
+    assert "note" not in phases[1]
+    assert RunRecord.from_dict(record.as_dict()).phases_for("web")[0]["note"] == phases[0]["note"]

@@ -35,8 +35,15 @@ def test_compose_resolves_with_no_options() -> None:
         "name": "compose",
         "role": "stagegate.release.runtime_compose",
         "images": True,
+        "compose": True,
         "options": {},
     }
+
+
+def test_symlink_declares_neither_images_nor_compose() -> None:
+    # staging.yml skips the build phase and the compose checks for it, saying so.
+    resolved = resolve("symlink", {"releases_dir": "/r", "current": "/c"}, _strategies())
+    assert (resolved["images"], resolved["compose"]) == (False, False)
 
 
 def test_symlink_options_are_validated_and_defaulted() -> None:

@@ -4,8 +4,10 @@ Success: `{"success": true, "data": ..., "error": null, "meta": {...}}`; non-2xx
 error envelope `{"success": false, "errors": [...], "meta": {...}}`. Routes under
 `/api/v1`: `auth/login`, `health`, `health/readiness`, `health/metrics` (`metrics`, `slos`,
 `alert_state`, and the modelled task queue), `dashboard` and `reports/schedule`
-(`?campaign_id=`), and `simulation/start`, which the staging load simulator
-(scripts/staging_load_simulation.py) calls to put load on the modelled queue.
+(`?campaign_id=`), `debug/headers` (the request headers the API received, for the check that
+the proxy passes `Authorization` and `X-Request-ID` through), and `simulation/start`, which
+the staging load simulator (scripts/staging_load_simulation.py) calls to put load on the
+modelled queue.
 
 The queue is a model, computed from the time since the load started: jobs arrive at the
 configured jobs per second during the load phase; `LSOS_WORKER_CONCURRENCY` workers drain 1.9
@@ -90,6 +92,10 @@ def routes(app: App) -> dict[tuple[str, str], Callable[[Request], Response]]:
     def health(request: Request) -> Response:
         return ok({"status": "ok"})
 
+    def echo_headers(request: Request) -> Response:
+        # Staging only: what reached the API through the proxy, sent back to the caller.
+        return ok({"headers": dict(request.headers.items())})
+
     def readiness(request: Request) -> Response:
         checks = {"database": app._check_database(), "redis": app._check_redis()}
         if all(c["status"] == "healthy" for c in checks.values()):
@@ -143,6 +149,7 @@ def routes(app: App) -> dict[tuple[str, str], Callable[[Request], Response]]:
     return {
         ("POST", "/api/v1/auth/login"): login,
         ("GET", "/api/v1/health"): health,
+        ("GET", "/api/v1/debug/headers"): echo_headers,
         ("GET", "/api/v1/health/readiness"): readiness,
         ("GET", "/api/v1/health/metrics"): metrics,
         ("GET", "/api/v1/dashboard"): dashboard,
