@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,6 +160,7 @@ def test_promote_with_a_bad_configuration_exits_2_and_changes_nothing(tmp_path: 
 
 @pytest.mark.docker
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two promotions on a loaded machine
 def test_promote_exit_codes_status_and_report_show(
     sandbox_stack: SandboxStack, tmp_path: Path
 ) -> None:
@@ -207,6 +209,7 @@ def test_promote_exit_codes_status_and_report_show(
     assert state["last_run"]["reports"]["report.json"] == str(kept / "report.json")
     assert state["last_run"]["controller_report_dir"] == str(report_dir)
     assert (kept / "report.md").read_text() == (report_dir / "report.md").read_text()
+    assert_slow_release_warns(report_dir, artifact_dir)
     shutil.rmtree(artifact_dir)  # the job's pod is gone: the report is still there to show
 
     shown = stagegate("report", "show", run_id, "--state-dir", str(sandbox_stack.state_dir))
@@ -229,6 +232,33 @@ def test_promote_exit_codes_status_and_report_show(
     assert proc.returncode == runs.EXIT_NO_GO, proc.stdout + proc.stderr
     assert "NO_GO (exit 4)" in proc.stdout
     assert "phase deploy failed" in proc.stderr
+    assert_crash_named(proc.stdout, sandbox_stack)
+
+
+def assert_slow_release_warns(report_dir: Path, artifact_dir: Path) -> None:
+    """slow_responses delays every answer by SANDBOX_SLOW_MS (400 ms): held against bands whose
+    PASS ends at 200 ms, the warning-severity latency check alone grades WARN, so a release
+    that works but is slow is promoted with warnings, not stopped."""
+    report = json.loads((report_dir / "report.json").read_text())
+    latency = next(check for check in report["checks"] if check["name"] == "api_latency")
+    assert latency["status"] == "WARN", latency
+    assert latency["metrics"]["avg_ms"] >= 400, latency
+    not_passed = [c["name"] for c in report["checks"] if c["status"] not in ("PASS", "SKIP")]
+    assert not_passed == ["api_latency"]
+    assert "stagegate: verdict GO_WITH_WARNINGS" in (artifact_dir / "stdout").read_text()
+
+
+def assert_crash_named(summary: str, stack: SandboxStack) -> None:
+    """The crash-looping release's last failure is the run's verdict and names the service and
+    what is wrong with it; the fault is real: the service's own log says it crashed."""
+    artifact = re.search(r"job events and output: (\S+)", summary)
+    assert artifact, summary
+    output = (Path(artifact.group(1)) / "stdout").read_text()
+    failures = re.findall(r"fatal: \[localhost\]: FAILED! => (.*)", output)
+    assert failures, output[-3000:]
+    assert "NO_GO" in failures[-1]
+    assert re.search(r"\bapi\b.*crash", failures[-1]), failures[-1]
+    assert re.search(r'level=CRITICAL service=api msg="crashing on start', stack.logs("api"))
 
 
 def test_report_show_refuses_a_run_id_that_is_a_path(tmp_path: Path) -> None:

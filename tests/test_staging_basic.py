@@ -6,15 +6,10 @@ import json
 import re
 
 import pytest
-from sandbox_fixtures import PlaybookRun, SandboxStack, run_playbook, sandbox_secrets
+from rollback_fixtures import assert_no_secret_printed
+from sandbox_fixtures import SandboxStack, run_playbook
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def assert_no_secret_printed(run: PlaybookRun) -> None:
-    for name, value in sandbox_secrets().items():
-        if "password" in name or "secret" in name:
-            assert value not in run.output, f"{name} printed"
 
 
 def test_staging_promotes_v2_with_its_migrations(sandbox_stack: SandboxStack) -> None:
@@ -36,64 +31,22 @@ def test_staging_promotes_v2_with_its_migrations(sandbox_stack: SandboxStack) ->
     assert schema == "t"
 
 
-@pytest.mark.parametrize(
-    ("overrides", "expected", "service", "logged"),
-    [
-        pytest.param(
-            {"stagegate_release": "v2-crashloop"},
-            r"\bapi\b.*crash",
-            "api",
-            r"level=CRITICAL service=api msg=\"crashing on start",
-            id="crash-loop-release",
-        ),
-        pytest.param(
-            {"sandbox_faults": "api:unhealthy"},
-            r"\bapi\b.*unhealthy",
-            "api",
-            r"level=ERROR service=api msg=\"readiness check failed\" dependencies=database",
-            id="unhealthy-switch",
-        ),
-    ],
-)
-def test_staging_fails_naming_what_is_wrong(
-    sandbox_stack: SandboxStack, overrides: dict[str, str], expected: str, service: str, logged: str
-) -> None:
+def test_unhealthy_release_fails_naming_what_is_wrong(sandbox_stack: SandboxStack) -> None:
+    # (A crash-looping release is held to the same in test_cli.py, on the promote it runs.)
     run = run_playbook(
-        "staging.yml", sandbox_stack.extra_vars(sandbox_wait_timeout=60, **overrides)
+        "staging.yml",
+        sandbox_stack.extra_vars(sandbox_wait_timeout=60, sandbox_faults="api:unhealthy"),
     )
     assert run.rc != 0
     # The last failure is the run's verdict; it names the service and what is wrong with it.
     failures = re.findall(r"fatal: \[localhost\]: FAILED! => (.*)", run.stdout)
     assert failures, run.output
     assert "NO_GO" in failures[-1]
-    assert re.search(expected, failures[-1]), failures[-1]
+    assert re.search(r"\bapi\b.*unhealthy", failures[-1]), failures[-1]
     assert_no_secret_printed(run)
     # The fault is real: the service's own log says what went wrong.
-    assert re.search(logged, sandbox_stack.logs(service))
-
-
-def test_slow_responses_fault_grades_go_with_warnings(sandbox_stack: SandboxStack) -> None:
-    # The slow_responses switch delays every answer by SANDBOX_SLOW_MS (400 ms). Held against
-    # bands whose PASS ends at 200 ms, the warning-severity latency check grades WARN: a
-    # release that works but is slow is promoted with warnings, not stopped.
-    bands = {
-        "avg": {"pass": "<= 200ms", "warn": "<= 10s"},
-        "p95": {"pass": "<= 200ms", "warn": "<= 10s"},
-    }
-    run = run_playbook(
-        "staging.yml",
-        sandbox_stack.extra_vars(sandbox_faults="api:slow_responses", sandbox_latency_bands=bands),
-    )
-    assert run.rc == 0, run.output
-    report = json.loads((sandbox_stack.report_dir / "report.json").read_text())
-    assert report["verdict"] == "GO_WITH_WARNINGS", report["verdict"]
-    latency = next(check for check in report["checks"] if check["name"] == "api_latency")
-    assert latency["status"] == "WARN", latency
-    assert latency["metrics"]["avg_ms"] >= 400, latency
-    assert [c["name"] for c in report["checks"] if c["status"] not in ("PASS", "SKIP")] == [
-        "api_latency"
-    ]
-    assert "stagegate: verdict GO_WITH_WARNINGS" in run.stdout
+    readiness = r'level=ERROR service=api msg="readiness check failed" dependencies=database'
+    assert re.search(readiness, sandbox_stack.logs("api"))
 
 
 def test_first_deploy_stopped_before_deploying_stays_a_first_deploy(
