@@ -292,7 +292,12 @@ def descendants(pid: int) -> list[int]:
     """Every process below `pid` (from /proc/<pid>/task/*/children), nearest first."""
     found, todo = [], [pid]
     while todo:
-        for children in Path(f"/proc/{todo.pop(0)}/task").glob("*/children"):
+        try:
+            # a process that exits while it is read is simply not there any more
+            lists = list(Path(f"/proc/{todo.pop(0)}/task").glob("*/children"))
+        except OSError:
+            continue
+        for children in lists:
             try:
                 kids = [int(k) for k in children.read_text().split()]
             except OSError:
