@@ -58,6 +58,8 @@ from sandbox_fixtures import (  # noqa: E402 - the test helpers are the sandbox'
     run_playbook,
 )
 
+from stagegate import ledger  # noqa: E402
+
 PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
 
 
@@ -121,8 +123,7 @@ class Bench(RollbackBench):
 
     def last_database_seconds(self) -> float:
         """The database step's seconds of the newest rollback, from the ledger."""
-        ledger = self.stack.state_dir / "ledger.jsonl"
-        records = [json.loads(line) for line in ledger.read_text().splitlines() if line.strip()]
+        records = ledger.read(ledger.ledger_path(self.stack.state_dir))
         rollbacks = [r for r in records if r.get("kind") == "rollback" and "database" in r]
         return float(rollbacks[-1]["database"]["seconds"])
 

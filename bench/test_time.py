@@ -2,22 +2,19 @@
 
     pytest -n 2 --dist loadfile --junitxml=/tmp/before.xml tests
     .venv/bin/python bench/test_time.py /tmp/before.xml [/tmp/after.xml] [--top 40]
-    .venv/bin/python bench/test_time.py /tmp/after.xml --write-costs tests/file_costs.json
 
 Each test case's time in the JUnit file is its setup + call + teardown, so a module-scoped
 fixture (a shared stack) counts in its file's first test and the file total is what the file
 costs a worker. With one file prints seconds, tests and share of the sum per file, largest
 first; with two, both columns and the change. Compare shares between runs made under
-different load, not seconds. `--write-costs` keeps the last file's figures in the table
-tests/conftest.py orders the files by (most expensive first), and prints the two workers'
-finishing times in the order of each file given (a simulation of `--dist loadfile`).
+different load, not seconds. It also prints the two workers' finishing times with xdist's file
+order and with the costliest files first (a simulation of `--dist loadfile`).
 """
 
 from __future__ import annotations
 
 import argparse
 import heapq
-import json
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
@@ -49,7 +46,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("junit", type=Path, nargs="+", help="one or two JUnit XML files")
     parser.add_argument("--top", type=int, default=40, help="rows to print (default 40)")
-    parser.add_argument("--write-costs", type=Path, help="write {file: seconds} of the last run")
     args = parser.parse_args()
     runs = [per_file(path) for path in args.junit[:2]]
     totals = [sum(s for s, _ in run.values()) for run in runs]
@@ -78,9 +74,6 @@ def main() -> None:
             f"{path}: two workers finish after {makespan(costs, by_tests):.0f} s taking files "
             f"by number of tests, {makespan(costs, by_cost):.0f} s taking the costliest first"
         )
-    if args.write_costs:
-        last = {name: round(secs, 1) for name, (secs, _) in sorted(runs[-1].items())}
-        args.write_costs.write_text(json.dumps(last, indent=1) + "\n")
 
 
 if __name__ == "__main__":

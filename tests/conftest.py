@@ -6,7 +6,6 @@ Everything a fixture creates is removed in its teardown, also when the test fail
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import socket
@@ -14,7 +13,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,28 +32,6 @@ pytest_plugins = [
     "gate_fixtures",
     "prometheus_fixtures",
 ]
-
-
-# Seconds each test file took in a measured run (`bench/test_time.py --write-costs`).
-FILE_COSTS = Path(__file__).with_name("file_costs.json")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The most expensive files first. `make test` hands whole files to two workers
-    (`--dist loadfile`, without xdist's reordering by number of tests, which put the one-test
-    end-to-end files last): a long file taken near the end keeps one worker busy while the other
-    idles. A file not yet measured counts as the most expensive (new files are often end to
-    end); files of the same cost (all of them without a table) go by number of tests, as xdist
-    would. The order inside a file stays as written: file-scoped stacks rely on it."""
-    costs: dict[str, float] = json.loads(FILE_COSTS.read_text()) if FILE_COSTS.exists() else {}
-    unmeasured = max(costs.values(), default=0.0)
-    tests = Counter(item.nodeid.split("::")[0] for item in items)
-
-    def order(item: pytest.Item) -> tuple[float, int]:
-        path = item.nodeid.split("::")[0]
-        return (-costs.get(path, unmeasured), -tests[path])
-
-    items.sort(key=order)
 
 
 def free_port() -> int:

@@ -25,8 +25,6 @@ import json
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,7 +35,7 @@ from typing import Any
 import yaml
 from conftest import REPO_ROOT, free_port, unique_name
 from ee_fixtures import build_deployhost
-from sandbox_fixtures import SandboxStack, remove_images, sandbox_secrets
+from sandbox_fixtures import SandboxStack, http_request, remove_images, sandbox_secrets
 
 FLEET_APP = REPO_ROOT / "tests" / "fleet" / "app.py"
 SSH_OPTIONS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
@@ -363,12 +361,8 @@ class SandboxFleet:
 
     def request(self, host: FleetHost, path: str) -> tuple[int, Any]:
         """GET `path` from the api on `host`: (status, decoded JSON body)."""
-        url = f"http://127.0.0.1:{self.api_ports[host.name]}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as reply:
-                return reply.status, json.loads(reply.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+        reply = http_request(f"http://127.0.0.1:{self.api_ports[host.name]}{path}")
+        return reply.status, json.loads(reply.body or b"null")
 
     def remove_images(self) -> None:
         """Every image tag the fleet's builds made."""

@@ -53,6 +53,23 @@ class HttpReply:
         return json.loads(self.body)
 
 
+def http_request(
+    url: str, method: str = "GET", body: dict[str, Any] | None = None, token: str | None = None
+) -> HttpReply:
+    """One request to the sandbox API at `url` (always http://127.0.0.1:<port>): JSON body, an
+    optional bearer token; an HTTP error status is a reply, not an exception."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data, headers, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            return HttpReply(resp.status, dict(resp.headers), resp.read())
+    except urllib.error.HTTPError as err:
+        return HttpReply(err.code, dict(err.headers), err.read())
+
+
 @dataclass
 class PlaybookRun:
     rc: int
@@ -175,17 +192,7 @@ class SandboxStack:
         body: dict[str, Any] | None = None,
         token: str | None = None,
     ) -> HttpReply:
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(body).encode() if body is not None else None
-        url = self.base_url + path  # always http://127.0.0.1:<port>
-        req = urllib.request.Request(url, data, headers, method=method)  # noqa: S310
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
-                return HttpReply(resp.status, dict(resp.headers), resp.read())
-        except urllib.error.HTTPError as err:
-            return HttpReply(err.code, dict(err.headers), err.read())
+        return http_request(self.base_url + path, method, body, token)
 
     def wait_for(self, path: str, timeout: float = 60) -> HttpReply:
         """The first answer from `path` once the API accepts connections."""

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, unique_name
-from preflight_fixtures import playbook_env
+from conftest import unique_name
+from sandbox_fixtures import run_playbook
 
 BUSYBOX = "stagegate/busybox:latest"
 
 
 @pytest.mark.docker
 def test_logs_since_a_utc_time_stamp_reads_the_lines_logged_after_it_west_of_utc(
-    tmp_path: Path, docker_client: Any
+    tmp_path: Path, docker_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = unique_name("sgtu20")
     result_file = tmp_path / "result.json"
@@ -68,27 +68,12 @@ def test_logs_since_a_utc_time_stamp_reads_the_lines_logged_after_it_west_of_utc
             """
         )
     )
-    env = {**playbook_env(), "TZ": "America/New_York"}  # a controller five hours behind UTC
+    monkeypatch.setenv("TZ", "America/New_York")  # a controller five hours behind UTC
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n")
     try:
-        run = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "ansible-playbook"),
-                "-i",
-                "localhost,",
-                "-c",
-                "local",
-                "-e",
-                f"ansible_python_interpreter={sys.executable}",
-                str(playbook),
-            ],
-            env=env,
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        run = run_playbook(str(playbook), {"ansible_python_interpreter": sys.executable}, inventory)
+        assert run.rc == 0, run.output[-3000:]
         (check,) = json.loads(result_file.read_text())
     finally:
         subprocess.run(["docker", "rm", "-f", f"{project}-web-1"], capture_output=True, check=False)
