@@ -144,6 +144,16 @@ def test_required_keys_depend_on_the_phases(schema: Schema) -> None:
     assert messages(schema, partial, ["preflight", "source", "build"]) == ""
 
 
+def test_a_strategy_without_compose_needs_no_compose_project(schema: Schema) -> None:
+    """A symlink deployment has no compose project: the key Compose needs is not required."""
+    partial = {k: v for k, v in VALID.items() if k != "stagegate_compose_project"}
+    assert "stagegate_compose_project: is required for phase(s) build, deploy" in messages(
+        schema, partial
+    )
+    errors, _ = schema.validate(partial, ALL_PHASES, compose=False)
+    assert errors == []
+
+
 def test_exactly_one_source(schema: Schema) -> None:
     neither = {k: v for k, v in VALID.items() if k != "stagegate_source_repo"}
     assert "one of stagegate_source_repo, stagegate_source_dir is required" in messages(

@@ -78,14 +78,18 @@ class ActionModule(ActionBase):
             schema = Schema.load(roles_dir)
         except ArgumentSpecError as exc:
             return {"failed": True, "changed": False, "errors": [str(exc)], "msg": str(exc)}
+        strategy, strategy_errors = _strategy(values)
         found, warned = schema.validate(
-            values, phases, unknown_keys_fatal=args["unknown_keys"] == "error"
+            values,
+            phases,
+            unknown_keys_fatal=args["unknown_keys"] == "error",
+            compose=strategy is None or strategy["compose"],
         )
         errors.extend(found)
         if not any(e.key.startswith("stagegate_checks") for e in errors):
             errors.extend(_catalog_errors(values.get("stagegate_checks")))
         if not any(e.key.startswith("stagegate_deploy_strategy") for e in errors):
-            errors.extend(_strategy_errors(values))
+            errors.extend(strategy_errors)
         outcome = {
             "changed": False,
             "phases": sorted(phases, key=PHASES.index),
@@ -198,22 +202,22 @@ def _catalog_errors(catalog):
     return []
 
 
-def _strategy_errors(values):
-    """`stagegate_deploy_strategy` names a registered strategy and its options fit its schema
-    (docs/deploy.md "Deploy strategies"), before the lock rather than at the deploy step."""
+def _strategy(values):
+    """(the resolved strategy or None, errors): `stagegate_deploy_strategy` names a registered
+    strategy and its options fit its schema (docs/deploy.md "Deploy strategies"), before the
+    lock rather than at the deploy step. None without errors: the default, compose."""
     name = values.get("stagegate_deploy_strategy")
     options = values.get("stagegate_deploy_strategy_options")
     if name in (None, "") and not options:
-        return []
+        return None, []
     try:
-        resolve(name or "compose", options, get_hooks().deploy_strategies())
+        return resolve(name or "compose", options, get_hooks().deploy_strategies()), []
     except StrategyError as exc:
-        return [ConfigError("stagegate_deploy_strategy", str(exc))]
+        return None, [ConfigError("stagegate_deploy_strategy", str(exc))]
     except Exception as exc:  # a broken third-party plugin: say which, not a traceback
-        return [
+        return None, [
             ConfigError("stagegate_deploy_strategy", f"loading stagegate plugins failed: {exc}")
         ]
-    return []
 
 
 def _summary(headline, errors):

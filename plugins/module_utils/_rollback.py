@@ -523,6 +523,8 @@ def build_plan(inputs, inspect_image, git=None, state=None):
             "ref": target_ref,
             "reason": reason,
             "manifest": manifest_path(inputs.state_dir, target) if target_manifest else None,
+            # a strategy without images (symlink): the link its deploy recorded
+            "link": ((target_manifest or {}).get("extra") or {}).get("link"),
         },
         "files_changed": files,
         "diff_stat": stat,
@@ -628,6 +630,16 @@ def _estimate_lines(estimate):
     return lines
 
 
+def _image_lines(images):
+    if not images:
+        return ["  (none recorded in the target's manifest: the target tag's compose file)"]
+    return [
+        f"  {service:<12} {_short(image['id'].split(':')[-1])}  "
+        + ("rebuild from the target tag" if image["action"] == "rebuild" else image["action"])
+        for service, image in sorted(images.items())
+    ]
+
+
 def summary_lines(plan, app_services):
     """The plan as text, in the shape of a runbook's rollback dry-run."""
     current, target = plan["current"], plan["target"]
@@ -652,12 +664,19 @@ def summary_lines(plan, app_services):
         f"Files affected:   {len(plan['files_changed'])}",
     ]
     lines += [f"  {name}" for name in plan["files_changed"]]
-    lines.append("Images:")
-    for service, image in sorted(plan["images"].items()):
-        what = "rebuild from the target tag" if image["action"] == "rebuild" else image["action"]
-        lines.append(f"  {service:<12} {_short(image['id'].split(':')[-1])}  {what}")
-    if not plan["images"]:
-        lines.append("  (none recorded in the target's manifest: the target tag's compose file)")
+    link = target.get("link")
+    if link:
+        lines.append(f"Release link:     {link['current']} -> {link['target']}")
+        release_steps = [
+            f"  4. switch {link['current']} to {link['target']}",
+            f"  5. start the programs of {target['release']} from the link, tier by tier",
+        ]
+    else:
+        lines += ["Images:", *_image_lines(plan["images"])]
+        release_steps = [
+            f"  4. images: {_image_step(plan['images'])}",
+            f"  5. start in tiers with the images of {target['release']}",
+        ]
     lines.append(f"Database:         {database['action']} ({database['reason']})")
     if database["action"] == "restore":
         lines.append(f"  backup: {database['backup']}")
@@ -682,8 +701,7 @@ def summary_lines(plan, app_services):
         f"  1. stop {services} of {current['release']} (the database keeps running)",
         f"  2. database: {database['action']}",
         f"  3. check out {target['release']} ({_short(target['ref'])})",
-        f"  4. images: {_image_step(plan['images'])}",
-        f"  5. start in tiers with the images of {target['release']}",
+        *release_steps,
         "  6. verify with the release checks, report",
         "  7. record the rollback in the ledger, release the lock",
     ]

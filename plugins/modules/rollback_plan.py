@@ -136,7 +136,10 @@ plan:
           further back, or null when the ledger has none.
       type: dict
     target:
-      description: C(release), C(ref), C(reason) (why this release), C(manifest).
+      description:
+        - C(release), C(ref), C(reason) (why this release), C(manifest), and C(link)
+          (C(current), C(target), C(release)) when its deploy switched a release link (the
+          C(symlink) strategy), else null.
       type: dict
     files_changed:
       description: Files that differ between the two commits.

@@ -85,6 +85,9 @@ class Field:
     description: str = ""
     required_for: frozenset[str] = field(default_factory=frozenset)
     required: bool = False  # inside a dict: the key must be present
+    # Required only when the deploy strategy runs a Compose project (its `compose` capability:
+    # docs/deploy.md "Deploy strategies"); a symlink deployment has no compose project.
+    compose_only: bool = False
 
 
 class ArgumentSpecError(ValueError):
@@ -159,6 +162,7 @@ CORE_FIELDS: tuple[Field, ...] = (
         STR,
         "compose project name",
         required_for=_COMPOSE_PHASES,
+        compose_only=True,
     ),
     Field("stagegate_compose_files", LIST_OF_STR, "compose files, relative to the project dir"),
     Field("stagegate_compose_env", _spec("dict"), "extra environment for `docker compose`"),
@@ -283,8 +287,10 @@ class Schema:
         values: Mapping[str, Any],
         phases: Iterable[str],
         unknown_keys_fatal: bool = True,
+        compose: bool = True,
     ) -> tuple[list[ConfigError], list[ConfigError]]:
-        """Return (errors, warnings) for the `stagegate_*` entries of `values`."""
+        """Return (errors, warnings) for the `stagegate_*` entries of `values`. `compose`: the
+        deploy strategy runs a Compose project (the keys only Compose needs are required)."""
         phases = set(phases)
         errors: list[ConfigError] = []
         unknown: list[ConfigError] = []
@@ -295,14 +301,18 @@ class Schema:
             elif not _is_unset(values[key]):
                 found = check_value(key, values[key], known.spec) if known else []
                 errors.extend(found or check_component(key, values[key]))
-        errors.extend(self._missing(values, phases))
+        errors.extend(self._missing(values, phases, compose))
         if unknown_keys_fatal:
             return errors + unknown, []
         return errors, unknown
 
-    def _missing(self, values: Mapping[str, Any], phases: set[str]) -> list[ConfigError]:
+    def _missing(
+        self, values: Mapping[str, Any], phases: set[str], compose: bool
+    ) -> list[ConfigError]:
         errors = []
         for item in self.fields.values():
+            if item.compose_only and not compose:
+                continue
             needed_by = sorted(item.required_for & phases)
             if needed_by and _is_unset(values.get(item.name)):
                 errors.append(
