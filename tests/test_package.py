@@ -1,6 +1,7 @@
 """The distribution and the collection as a user gets them: built, installed into a clean venv
 with no checkout on the path and no .pth, offline, then `stagegate.release.staging` run from the
-installed collection against a sandbox stack."""
+installed collection against a sandbox stack (a first deploy straight to v2: the suite's one run
+of staging.yml from nothing to v2 with all its migrations)."""
 
 from __future__ import annotations
 
@@ -209,3 +210,13 @@ def test_staging_runs_from_the_installed_collection_in_a_clean_venv(
     for name, value in sandbox_secrets().items():
         if "password" in name or "secret" in name:
             assert value not in output, f"{name} printed"
+    # A first deploy straight to v2 applies all its migrations (001-007) and serves v2's API.
+    summary = sandbox_stack.request("/api/v1/reports/summary")
+    assert summary.status == 200
+    assert {row["status"] for row in summary.json()["summary"]} == {"processed", "queued"}
+    schema = sandbox_stack.compose(
+        "exec", "-T", "postgres", "psql", "-At", "-U", "app", "-d", "app", "-c",
+        "SELECT to_regclass('item_events') IS NOT NULL"
+        " AND to_regclass('idx_item_events_item_created') IS NOT NULL",
+    ).stdout.strip()  # fmt: skip
+    assert schema == "t"

@@ -1,8 +1,9 @@
-"""`ansible-playbook playbooks/staging.yml -i inventory/sandbox` against isolated sandbox stacks."""
+"""`ansible-playbook playbooks/staging.yml -i inventory/sandbox` against isolated sandbox stacks:
+releases that fail. (A first deploy straight to v2 that succeeds is asserted in test_package.py,
+on the run it makes from the installed collection; a crash-looping release in test_cli.py.)"""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -10,25 +11,6 @@ from rollback_fixtures import assert_no_secret_printed
 from sandbox_fixtures import SandboxStack, run_playbook
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def test_staging_promotes_v2_with_its_migrations(sandbox_stack: SandboxStack) -> None:
-    run = run_playbook("staging.yml", sandbox_stack.extra_vars())
-    assert run.rc == 0, run.output
-    assert_no_secret_printed(run)
-    report = json.loads((sandbox_stack.report_dir / "report.json").read_text())
-    assert report["verdict"] in ("GO", "GO_WITH_WARNINGS"), report["verdict"]
-
-    assert sandbox_stack.request("/version").json()["version"] == "v2"
-    summary = sandbox_stack.request("/api/v1/reports/summary")
-    assert summary.status == 200
-    assert {row["status"] for row in summary.json()["summary"]} == {"processed", "queued"}
-    schema = sandbox_stack.compose(
-        "exec", "-T", "postgres", "psql", "-At", "-U", "app", "-d", "app", "-c",
-        "SELECT to_regclass('item_events') IS NOT NULL"
-        " AND to_regclass('idx_item_events_item_created') IS NOT NULL",
-    ).stdout.strip()  # fmt: skip
-    assert schema == "t"
 
 
 def test_unhealthy_release_fails_naming_what_is_wrong(sandbox_stack: SandboxStack) -> None:
