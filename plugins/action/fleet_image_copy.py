@@ -112,11 +112,17 @@ class ActionModule(ActionBase):
             return {**done, "failed": True, "bytes": copied, "seconds": round(seconds, 2),
                     "msg": f"{host}: copying {what}: {error}"}  # fmt: skip
         # Read again on this host: save/load keeps the image ID, so these must be the build's.
+        # One line per image, in order: its ID, or "-" for one the host still lacks.
+        script = (
+            'for ref; do id=$(docker image inspect --format "{{.Id}}" "$ref" 2>/dev/null); '
+            'echo "${id:--}"; done'
+        )
         inspect = subprocess.run(
-            remote_command(into, ["docker", "image", "inspect", "--format", "{{.Id}}", *images]),
+            remote_command(into, ["sh", "-c", script, "sh", *images]),
             capture_output=True, text=True, check=False, timeout=300,
         )  # fmt: skip
-        ids = dict(zip(images, inspect.stdout.split(), strict=False))
+        lines = [line.strip() for line in inspect.stdout.splitlines()]
+        ids = {ref: line for ref, line in zip(images, lines) if line.startswith("sha256:")}
         return {
             **done,
             "changed": True,

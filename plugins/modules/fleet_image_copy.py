@@ -11,7 +11,7 @@ short_description: Copy images from the build host to this app host (docker save
 version_added: 0.2.0
 description:
   - Build once, run everywhere (docs/fleet.md). Runs on the controller for the app host of the
-    task: C(docker save) of O(images) on the build host O(source) is streamed through the
+    task. C(docker save) of O(images) on the build host O(source) is streamed through the
     controller into C(docker load) on this host, each end over SSH as Ansible reaches the host
     (C(ansible_host), C(ansible_port), C(ansible_user), C(ansible_ssh_private_key_file),
     C(ansible_ssh_common_args), C(ansible_ssh_extra_args); C(ansible_connection=local) runs that
@@ -88,8 +88,9 @@ ids:
   returned: success, when not in check mode
   type: dict
 msg:
-  description: One line, e.g. C(app3: copied 2 image(s) from app1 (sb/api:v2, sb/worker:v2),
-    212.4 MB (222717440 bytes) in 9.8 s), or what would be copied in check mode.
+  description: >-
+    One line, for example C(app3: copied 2 image(s) from app1 (sb/api:v2, sb/worker:v2), 397.8 MB
+    (417100800 bytes) in 116.0 s), or what would be copied in check mode.
   returned: always
   type: str
 """
