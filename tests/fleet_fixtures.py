@@ -11,7 +11,9 @@ a container runtime: this machine's engine through its mounted socket (Docker-in
 possible here: the engine refuses `--privileged` containers), each host with its own compose
 project (`FleetHost.compose_project`, removed at the end) and its root mounted a second time at
 its own path, so that a compose file's bind mounts name the same directory inside the host and
-on this machine. The database host's state dir holds
+on this machine. With `own_engine=["app3"]` that host talks to an engine of its own instead (a
+second dockerd on this machine, `second_engine`), holding none of this machine's images, as an
+app host with its own Docker would. The database host's state dir holds
 the fleet's ledger (stagegate_state_host). Every container is removed at the end, also when
 the test fails or a container did not start.
 
@@ -22,12 +24,13 @@ the test fails or a container did not start.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,94 @@ CATALOG = [
 
 
 @dataclass
+class Engine:
+    """A Docker engine of its own on this machine: a second dockerd with its own socket, data
+    root, exec root and pid file, no bridge and no iptables rules (it holds images; containers
+    of its own would have no network but the host's). Started by `second_engine`."""
+
+    name: str
+    socket: Path
+    data_root: Path
+    exec_root: Path
+    pidfile: Path
+
+    def docker(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """`docker --host <this engine> ARGS`."""
+        return subprocess.run(
+            ["docker", "--host", f"unix://{self.socket}", *args],
+            capture_output=True, text=True, check=False, **kwargs,
+        )  # fmt: skip
+
+    def load_from_this_machine(self, reference: str) -> None:
+        """Copies `reference` from this machine's engine into this one."""
+        saved = subprocess.run(["docker", "save", reference], capture_output=True, check=True)
+        subprocess.run(
+            ["docker", "--host", f"unix://{self.socket}", "load"],
+            input=saved.stdout, capture_output=True, check=True,
+        )  # fmt: skip
+
+    def image_id(self, reference: str) -> str:
+        """The ID of `reference` in this engine, "" when it holds none."""
+        found = self.docker("image", "inspect", "--format", "{{.Id}}", reference)
+        return found.stdout.strip() if found.returncode == 0 else ""
+
+
+def _mounts_under(*roots: Path) -> list[str]:
+    """Mount points at or under `roots`, deepest first (what a dockerd left mounted)."""
+    points = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    return sorted(
+        (p for p in points if any(p == str(r) or p.startswith(f"{r}/") for r in roots)),
+        key=len,
+        reverse=True,
+    )
+
+
+@contextmanager
+def second_engine(workdir: Path) -> Iterator[Engine]:
+    """Starts a dockerd of its own beside this machine's, and at the end (also on failure)
+    stops it and removes its data root, exec root, socket and pid file. Its log is
+    `workdir/<name>.log`. Names are short: the exec root holds containerd's socket, whose path
+    must fit a unix socket's 108 bytes."""
+    name = unique_name("sgtd")
+    engine = Engine(
+        name, Path(f"/run/{name}.sock"), Path(f"/var/lib/{name}"), Path(f"/run/{name}"),
+        Path(f"/run/{name}.pid"),
+    )  # fmt: skip
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as log:
+        daemon = subprocess.Popen(
+            ["dockerd", "--host", f"unix://{engine.socket}", "--data-root", str(engine.data_root),
+             "--exec-root", str(engine.exec_root), "--pidfile", str(engine.pidfile),
+             "--bridge", "none", "--iptables=false", "--ip-masq=false",
+             "--containerd-namespace", name, "--containerd-plugins-namespace", f"{name}p"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while engine.docker("info", "--format", "{{.ID}}").returncode != 0:
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"second dockerd {name} did not start (exit {daemon.poll()}): "
+                    f"{log_path.read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        yield engine
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        for point in _mounts_under(engine.data_root, engine.exec_root):
+            subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+        for path in (engine.data_root, engine.exec_root):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in (engine.socket, engine.pidfile):
+            path.unlink(missing_ok=True)
+
+
+@dataclass
 class FleetHost:
     """One host of the fleet: inventory name, container, sshd port, app port (0: no app)."""
 
@@ -66,6 +157,8 @@ class FleetHost:
     ssh_port: int
     http_port: int
     root: Path
+    # An engine of its own (fleet(own_engine=...)), else this machine's.
+    engine: Engine | None = None
 
     @property
     def compose_project(self) -> str:
@@ -211,8 +304,9 @@ def _start(
          "-v", f"{key}.pub:/root/.ssh/authorized_keys:ro",
          "-v", f"{FLEET_APP}:/usr/local/lib/fleet_app.py:ro",
          "-v", f"{host.root}:{HOST_ROOT}",
-         *(["-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", f"{host.root}:{host.root}"]
-           if runtime else []),
+         *(["-v", f"{host.engine.socket if host.engine else '/var/run/docker.sock'}"
+                  ":/var/run/docker.sock", "-v", f"{host.root}:{host.root}"]
+           if runtime or host.engine else []),
          *[arg for path in shared for arg in ("-v", f"{path}:{path}:ro")],
          "--entrypoint", "/bin/sh", image, "-c", app + sshd],
         check=True, capture_output=True, text=True,
@@ -234,10 +328,14 @@ def fleet(
     *,
     runtime: bool = False,
     shared: Sequence[Path] = (),
+    own_engine: Sequence[str] = (),
 ) -> Iterator[Fleet]:
     """Starts `apps` app hosts (app1..appN) and a database host (db1), in parallel; with
     `runtime`, each with this machine's engine and its own compose project. `shared` paths
-    (the release repository) are mounted read-only at the same path in every host."""
+    (the release repository) are mounted read-only at the same path in every host. The hosts
+    named in `own_engine` get an engine of their own instead (`second_engine`, its socket
+    mounted as the host's /var/run/docker.sock; `FleetHost.engine`), which holds no image of
+    this machine's: what they need must be copied to them."""
     image = image or build_deployhost()
     workdir.mkdir(parents=True, exist_ok=True)
     key = workdir / "fleet_ed25519"
@@ -267,15 +365,23 @@ def fleet(
     made = Fleet(
         [make(f"app{i}", True) for i in range(1, apps + 1)], make("db1", False), key, image
     )
-    try:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda h: _start(h, image, key, runtime, shared), made.hosts))
-        yield made
-    finally:
-        if runtime:
-            made.remove_projects()
+    unknown = sorted(set(own_engine) - {h.name for h in made.hosts})
+    if unknown:
+        raise ValueError(f"own_engine: no such fleet host {unknown}")
+    # The engines outlive the hosts that use them: stopped after the hosts, also on failure.
+    with ExitStack() as engines:
         for host in made.hosts:
-            made.stop(host)
+            if host.name in own_engine:
+                host.engine = engines.enter_context(second_engine(workdir))
+        try:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda h: _start(h, image, key, runtime, shared), made.hosts))
+            yield made
+        finally:
+            if runtime:
+                made.remove_projects()
+            for host in made.hosts:
+                made.stop(host)
 
 
 # The app tier of the sandbox on an app host: only api and worker, on the database host's

@@ -13,7 +13,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,9 +233,13 @@ def remove_images(reference: str) -> None:
 
 
 def run_playbook(
-    playbook: str, extra_vars: dict[str, Any], inventory: Path = INVENTORY
+    playbook: str,
+    extra_vars: dict[str, Any],
+    inventory: Path = INVENTORY,
+    options: Sequence[str] = (),
 ) -> PlaybookRun:
-    """`ansible-playbook` as a user runs it: venv on PATH, the project's ansible.cfg."""
+    """`ansible-playbook` as a user runs it: venv on PATH, the project's ansible.cfg; `options`
+    are more of its command-line options (`--check`)."""
     env = {
         **os.environ,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -250,6 +254,7 @@ def run_playbook(
             str(inventory),
             "-e",
             json.dumps(extra_vars),
+            *options,
         ],
         cwd=REPO_ROOT,
         env=env,

@@ -70,9 +70,17 @@ def _fleet_rollback_plan(records, running, target="", state_dir=""):
         raise AnsibleFilterError(str(exc)) from exc
 
 
-def _fleet_images(built, seen):
+def _fleet_images(built, seen, source="", copy="none"):
     require_stagegate("fleet_images", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
-    return fleet_images(dict(built or {}), {h: dict(ids or {}) for h, ids in (seen or {}).items()})
+    try:
+        return fleet_images(
+            dict(built or {}),
+            {h: dict(ids or {}) for h, ids in (seen or {}).items()},
+            str(source or ""),
+            str(copy),
+        )
+    except FleetError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
 
 
 class FilterModule:

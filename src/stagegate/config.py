@@ -189,6 +189,12 @@ CORE_FIELDS: tuple[Field, ...] = (
     Field("stagegate_checks", _spec("list", elements=_spec("dict")), "the check catalog"),
     Field("stagegate_gates", _spec("dict"), "gate rules"),
     Field(
+        "stagegate_fleet_image_copy",
+        _spec("str", choices=("save_load", "none")),
+        "a fleet: how app hosts get the build's images (save_load: docker save | docker load "
+        "over SSH, only what a host lacks; none: a host without them stops the run)",
+    ),
+    Field(
         "stagegate_auto_rollback",
         _spec("bool"),
         "staging.yml: on NO_GO, run the rollback role after the report (still exits non-zero)",

@@ -16,6 +16,8 @@ with its quorum (the strictest when several select one), every other check with 
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -472,15 +474,36 @@ def fleet_rollback_plan(
 # ---- build once: the images every app host must hold -----------------------------------
 
 
+IMAGE_COPY_MODES = {
+    "save_load": "copy what a host lacks from the build host (docker save | docker load over SSH)",
+    "none": "copy nothing; a host that lacks the build stops the run",
+}
+
+
 def fleet_images(
-    built: Mapping[str, Mapping[str, Any]], seen: Mapping[str, Mapping[str, str]]
+    built: Mapping[str, Mapping[str, Any]],
+    seen: Mapping[str, Mapping[str, str]],
+    source: str = "",
+    copy: str = "none",
 ) -> dict[str, Any]:
-    """The one image manifest of a fleet's release and whether every app host holds it.
+    """The one image manifest of a fleet's release, whether every app host holds it, and what
+    to copy to the hosts that do not.
 
     `built` is the build host's `compose_build` result `images` (`{service: {image,
     release_image, id}}`), `seen` each app host's engine (`{host: {image reference: id}}`, an
     empty id where the host lacks the image). A host lacks an image (`missing`) or holds
-    another build under its name (`different`); `agree` when no host does."""
+    another build under its name (`different`); `agree` when no host does. With `copy`
+    (stagegate_fleet_image_copy) `save_load`, `copies` names per host the images it gets from the
+    build host `source` (only those it lacks or holds another build of); `stop` says why the
+    run cannot go on (`none` and a host without the build, or a build host without its own
+    build: nothing to copy from), empty when it can."""
+    if copy not in IMAGE_COPY_MODES:
+        raise FleetError(
+            f"stagegate_fleet_image_copy: {copy!r} is not one of "
+            + ", ".join(f"{mode} ({what})" for mode, what in IMAGE_COPY_MODES.items())
+        )
+    if copy == "save_load" and not source:
+        raise FleetError("fleet_images: save_load needs the build host to copy from (source)")
     manifest = {
         service: {"image": str(image.get("release_image") or image["image"]), "id": image["id"]}
         for service, image in sorted(built.items())
@@ -500,14 +523,67 @@ def fleet_images(
         for host, refs in different.items()
         for ref, found in refs.items()
     ]
+    message = (
+        f"all {len(seen)} app hosts hold the {len(manifest)} images of the build"
+        if not problems
+        else "; ".join(problems)
+    )
+    lacking = sorted(set(missing) | set(different))
+    copies = {
+        host: [r for r in wanted if r in missing.get(host, []) or r in different.get(host, {})]
+        for host in lacking
+        if copy == "save_load" and host != source
+    }
+    stop = ""
+    if problems and copy == "none":
+        stop = f"{message} (stagegate_fleet_image_copy is none: nothing is copied)"
+    elif source in lacking:
+        stop = (
+            f"the build host {source} does not hold its own build, nothing to copy from: {message}"
+        )
     return {
         "manifest": manifest,
         "missing": missing,
         "different": different,
         "agree": not problems,
-        "message": (
-            f"all {len(seen)} app hosts hold the {len(manifest)} images of the build"
-            if not problems
-            else "; ".join(problems)
+        "message": message,
+        "copies": copies,
+        "copy_message": "; ".join(
+            f"{', '.join(refs)} from {source} to {host}" for host, refs in copies.items()
         ),
+        "stop": stop,
     }
+
+
+def ssh_command(host: str, variables: Mapping[str, Any]) -> list[str]:
+    """The start of the argv that runs a command on `host` the way Ansible reaches it, from its
+    connection variables (address, port, user, key, the extra ssh arguments); empty for a host
+    Ansible runs locally (`ansible_connection: local`). BatchMode: never a password prompt."""
+
+    def first(*names: str) -> str:
+        return next((str(variables[n]) for n in names if variables.get(n) not in (None, "")), "")
+
+    connection = first("ansible_connection") or "ssh"
+    if connection == "local":
+        return []
+    if connection not in ("ssh", "smart"):
+        raise FleetError(
+            f"ansible_connection: {host} is reached by {connection!r}; copying images needs "
+            "ssh or local"
+        )
+    argv = [first("ansible_ssh_executable") or "ssh", "-o", "BatchMode=yes"]
+    port = first("ansible_port", "ansible_ssh_port")
+    key = first("ansible_ssh_private_key_file", "ansible_private_key_file")
+    user = first("ansible_user", "ansible_ssh_user")
+    argv += ["-p", port] if port else []
+    argv += ["-i", os.path.expanduser(key)] if key else []
+    argv += ["-l", user] if user else []
+    for name in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+        argv += shlex.split(first(name))
+    return [*argv, first("ansible_host", "ansible_ssh_host") or host]
+
+
+def remote_command(ssh: Sequence[str], argv: Sequence[str]) -> list[str]:
+    """`argv` run on the host `ssh` (ssh_command) reaches: one quoted command line for its
+    shell, or `argv` itself when the host is the controller."""
+    return [*ssh, shlex.join(argv)] if ssh else list(argv)

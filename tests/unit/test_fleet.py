@@ -4,6 +4,7 @@ check, the `hosts` gate ("all hosts" / "at least N%"), and one verdict through r
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ from stagegate.fleet import (
     fleet_rollback_plan,
     fleet_shape,
     parse_quorum,
+    remote_command,
     rollout_batches,
+    ssh_command,
 )
 from stagegate.gatekeeper import GateRequest, gate_plugin_manager, run_gate
 from stagegate.reports import render_junit, render_markdown
@@ -282,3 +285,76 @@ def test_a_host_lacking_an_image_or_holding_another_build_is_named() -> None:
         "app2 lacks sb/worker:v2; app3 holds another sb/api:v2 (sha256:cccccccccccc, "
         "the build made sha256:aaaaaaaaaaaa)"
     )
+
+
+def test_save_load_copies_to_each_host_only_what_it_lacks_or_holds_another_build_of() -> None:
+    other = {**SAME, "sb/api:v2": "sha256:" + "c" * 64}
+    seen = {"app1": SAME, "app2": {**SAME, "sb/worker:v2": ""}, "app3": other, "app4": {}}
+    plan = fleet_images(BUILT, seen, source="app1", copy="save_load")
+    assert not plan["agree"]
+    assert plan["stop"] == ""
+    assert plan["copies"] == {
+        "app2": ["sb/worker:v2"],
+        "app3": ["sb/api:v2"],
+        "app4": ["sb/api:v2", "sb/worker:v2"],
+    }
+    assert plan["copy_message"] == (
+        "sb/worker:v2 from app1 to app2; sb/api:v2 from app1 to app3; "
+        "sb/api:v2, sb/worker:v2 from app1 to app4"
+    )
+
+
+def test_a_fleet_that_holds_the_build_copies_nothing() -> None:
+    plan = fleet_images(BUILT, {"app1": SAME, "app2": SAME}, source="app1", copy="save_load")
+    assert plan["agree"]
+    assert (plan["copies"], plan["copy_message"], plan["stop"]) == ({}, "", "")
+
+
+def test_copy_none_stops_naming_the_hosts_without_the_build() -> None:
+    plan = fleet_images(BUILT, {"app1": SAME, "app2": {}}, source="app1", copy="none")
+    assert plan["copies"] == {}
+    assert plan["stop"] == (
+        "app2 lacks sb/api:v2, sb/worker:v2 (stagegate_fleet_image_copy is none: nothing is copied)"
+    )
+
+
+def test_a_build_host_without_its_own_build_has_nothing_to_copy_from() -> None:
+    plan = fleet_images(BUILT, {"app1": {}, "app2": SAME}, source="app1", copy="save_load")
+    assert plan["stop"] == (
+        "the build host app1 does not hold its own build, nothing to copy from: "
+        "app1 lacks sb/api:v2, sb/worker:v2"
+    )
+
+
+def test_an_unknown_copy_mode_is_refused_naming_the_key_and_the_choices() -> None:
+    with pytest.raises(
+        FleetError, match=r"stagegate_fleet_image_copy: 'scp' is not one of save_load \(.*\), none"
+    ):
+        fleet_images(BUILT, {"app1": SAME}, source="app1", copy="scp")
+
+
+def test_the_copy_reaches_each_host_as_ansible_does() -> None:
+    argv = ssh_command(
+        "app3",
+        {
+            "ansible_host": "10.0.0.13",
+            "ansible_port": 2203,
+            "ansible_user": "deploy",
+            "ansible_ssh_private_key_file": "~/.ssh/fleet",
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o ProxyJump='bastion'",
+        },
+    )
+    assert argv == [
+        "ssh", "-o", "BatchMode=yes", "-p", "2203", "-i", os.path.expanduser("~/.ssh/fleet"),
+        "-l", "deploy", "-o", "StrictHostKeyChecking=no", "-o", "ProxyJump=bastion", "10.0.0.13",
+    ]  # fmt: skip
+    assert ssh_command("app1", {"ansible_ssh_host": "app1.example.com"})[-1] == "app1.example.com"
+    assert ssh_command("app1", {}) == ["ssh", "-o", "BatchMode=yes", "app1"]
+    assert remote_command(["ssh", "app1"], ["docker", "save", "sb/api:v2", "a b"]) == [
+        "ssh", "app1", "docker save sb/api:v2 'a b'"
+    ]  # fmt: skip
+    # The controller itself runs its end directly.
+    assert ssh_command("ctl", {"ansible_connection": "local"}) == []
+    assert remote_command([], ["docker", "load"]) == ["docker", "load"]
+    with pytest.raises(FleetError, match=r"ansible_connection: app2 is reached by 'winrm'"):
+        ssh_command("app2", {"ansible_connection": "winrm"})
