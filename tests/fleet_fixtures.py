@@ -116,8 +116,12 @@ def second_engine(workdir: Path) -> Iterator[Engine]:
     )  # fmt: skip
     log_path = workdir / f"{name}.log"
     with log_path.open("wb") as log:
+        # In a network namespace of its own: a dockerd started with --bridge none deletes the
+        # docker0 interface it finds (seen here: this machine's engine lost its default bridge
+        # and every `docker run` after it failed with "could not find bridge docker0").
         daemon = subprocess.Popen(
-            ["dockerd", "--host", f"unix://{engine.socket}", "--data-root", str(engine.data_root),
+            ["unshare", "--net", "--",
+             "dockerd", "--host", f"unix://{engine.socket}", "--data-root", str(engine.data_root),
              "--exec-root", str(engine.exec_root), "--pidfile", str(engine.pidfile),
              "--bridge", "none", "--iptables=false", "--ip-masq=false",
              "--containerd-namespace", name, "--containerd-plugins-namespace", f"{name}p"],
