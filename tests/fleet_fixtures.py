@@ -446,8 +446,6 @@ class SandboxFleet:
             stagegate_fleet_checks=SANDBOX_FLEET_CHECKS,
             stagegate_gates={"key_checks": ["api_ready"]},
             stagegate_report_dir=str(where / "reports"),
-            # a crash loop fails its tier within this, not the default 120 s
-            stagegate_deploy_tier_timeout=60,
             **group_vars,
         )
 
