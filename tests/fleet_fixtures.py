@@ -446,6 +446,9 @@ class SandboxFleet:
             stagegate_fleet_checks=SANDBOX_FLEET_CHECKS,
             stagegate_gates={"key_checks": ["api_ready"]},
             stagegate_report_dir=str(where / "reports"),
+            # as inventory/sandbox: the app hosts' sessions are ended for the dry-run's TEMPLATE
+            # copy (the dump|restore fallback fails on the sandbox's pg_stat_statements)
+            stagegate_dryrun_when_busy="terminate",
             **group_vars,
         )
 
