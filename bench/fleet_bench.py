@@ -18,6 +18,13 @@ measurements beside it:
 - the checks: the catalog's own time per host (report.json `details.hosts[].duration_ms`);
 - each task's mean time per host in the 20-host run.
 Everything is removed at the end (containers, temp dirs).
+
+    .venv/bin/python bench/fleet_bench.py --promotion
+
+times staging.yml instead (docs/fleet.md "Promoting a fleet"): the sandbox on a runtime fleet
+(tests/fleet_fixtures.py SandboxFleet: each app host its own compose project on this machine's
+engine), v1 promoted first, then v2 timed, on 3 app hosts with `-e stagegate_serial=1` and on 1
+app host, each with the database host; both must end GO. Printed, no bar yet (issue 16).
 """
 
 from __future__ import annotations
@@ -39,7 +46,15 @@ import ansible_runner
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from fleet_fixtures import CATALOG, SSH_OPTIONS, Fleet, fleet  # noqa: E402 - the tests' fleet
+from fleet_fixtures import (  # noqa: E402 - the tests' fleet
+    CATALOG,
+    SSH_OPTIONS,
+    Fleet,
+    SandboxFleet,
+    fleet,
+    run_on_fleet,
+)
+from sandbox_fixtures import make_sandbox_repo  # noqa: E402
 
 BAR = 3.0
 BIN = Path(sys.executable).parent
@@ -132,11 +147,55 @@ def module_cost_ms(hosts: Fleet, workdir: Path) -> tuple[float, float]:
     return times["raw"][0] / 3 * 1000, times["module"][0] / 3 * 1000
 
 
+def promote(work: Path, repo: Path, apps: int, serial: int) -> float:
+    """staging.yml over `apps` app hosts and the database host: v1 (a first deploy), then v2
+    with `serial` hosts per batch; the v2 run's wall time. Both must end GO."""
+    with fleet(work / f"promote-{apps}", apps=apps, runtime=True, shared=[repo]) as made:
+        laid_out = SandboxFleet(made, repo)
+        try:
+            seconds = 0.0
+            for release in ("v1", "v2"):
+                where = work / f"promote-{apps}-{release}"
+                start = time.perf_counter()
+                run, stats = run_on_fleet(
+                    "staging.yml",
+                    laid_out.promotion_inventory(where, release),
+                    where / "runner",
+                    stagegate_serial=serial,
+                )
+                seconds = time.perf_counter() - start
+                if run.rc != 0 or stats.get("stagegate_verdict") != "GO":
+                    where_from = f"staging.yml {release} on {apps} app hosts: rc {run.rc}"
+                    raise SystemExit(f"{where_from}\n{run.output[-3000:]}")
+            return seconds
+        finally:
+            made.remove_projects()
+            laid_out.remove_images()
+
+
+def promotion() -> None:
+    with tempfile.TemporaryDirectory(prefix="sgt-fleet-bench-") as tmp:
+        work = Path(tmp)
+        repo = work / "sandbox.git"
+        make_sandbox_repo(repo)
+        one = promote(work, repo, apps=1, serial=1)
+        three = promote(work, repo, apps=3, serial=1)
+    print("\nstaging.yml v2 after v1 (ansible_runner.run, project ansible.cfg), with the db host")
+    print(f"{'app hosts':>10} {'serial':>7} {'wall s':>8} {'x 1 host':>9}")
+    print(f"{1:>10} {1:>7} {one:>8.1f} {1.0:>9.2f}")
+    print(f"{3:>10} {1:>7} {three:>8.1f} {three / one:>9.2f}")
+    print("no bar yet (issue 16): three batches of one host each run deploy and checks in turn")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,5,20")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--promotion", action="store_true", help="time staging.yml instead")
     args = parser.parse_args()
+    if args.promotion:
+        promotion()
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="sgt-fleet-bench-") as tmp:
         work = Path(tmp)

@@ -31,6 +31,7 @@ pytest_plugins = [
     "preflight_fixtures",
     "gate_fixtures",
     "prometheus_fixtures",
+    "fleet_fixtures",
 ]
 
 

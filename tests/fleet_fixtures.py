@@ -24,6 +24,7 @@ the test fails or a container did not start.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -35,10 +36,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ansible_runner
+import pytest
 import yaml
 from conftest import REPO_ROOT, free_port, unique_name
 from ee_fixtures import build_deployhost
-from sandbox_fixtures import SandboxStack, http_request, remove_images, sandbox_secrets
+from sandbox_fixtures import (
+    VENV_BIN,
+    PlaybookRun,
+    SandboxStack,
+    http_request,
+    remove_images,
+    sandbox_secrets,
+)
 
 FLEET_APP = REPO_ROOT / "tests" / "fleet" / "app.py"
 SSH_OPTIONS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
@@ -388,6 +398,72 @@ def fleet(
                 made.stop(host)
 
 
+# The sandbox's checks on a fleet (docs/fleet.md): per app host at its own api port, the database
+# schema once, as a fleet check.
+SANDBOX_HOST_CHECKS = [
+    {"name": "api_ready", "type": "http", "group": "infrastructure", "severity": "critical",
+     "retries": 10, "delay": 1,
+     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/health/ready",
+                 "json": ["status == 'healthy'", "checks.database.status == 'healthy'",
+                          "checks.redis.status == 'healthy'"]}},
+    {"name": "release_version", "type": "http", "group": "tests", "severity": "critical",
+     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/version",
+                 "json": ["version == '{{ stagegate_release }}'"]}},
+    {"name": "items_listed", "type": "http", "group": "functionality", "severity": "critical",
+     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/api/v1/items",
+                 "json": ["length(items) > `0`"]}},
+]  # fmt: skip
+SANDBOX_FLEET_CHECKS = [
+    {"name": "base_schema", "type": "postgres", "group": "data", "severity": "critical",
+     "options": {"host": "{{ stagegate_db.host }}", "port": "{{ stagegate_db.port }}",
+                 "dbname": "app", "user": "app", "password": "{{ stagegate_db.password }}",
+                 "tables": ["items", "job_runs", "api_users"]}},
+]  # fmt: skip
+
+
+def run_on_fleet(
+    playbook: str, inventory: Path, private_dir: Path, **extravars: Any
+) -> tuple[PlaybookRun, dict[str, Any]]:
+    """A playbook of playbooks/ over a fleet through `ansible_runner.run`, as AWX runs it (the
+    project's ansible.cfg, `extravars` as -e): the run, and the job's set_stats artifacts."""
+    private_dir.mkdir(parents=True, exist_ok=True)
+    job = ansible_runner.run(
+        private_data_dir=str(private_dir),
+        playbook=str(REPO_ROOT / "playbooks" / playbook),
+        inventory=str(inventory),
+        extravars=extravars,
+        envvars={
+            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+            "ANSIBLE_NOCOLOR": "1",
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
+        quiet=True,
+    )
+    stats = next(
+        (dict(e["event_data"].get("artifact_data") or {})
+         for e in job.events if e.get("event") == "playbook_on_stats"),
+        {},
+    )  # fmt: skip
+    return PlaybookRun(int(job.rc), job.stdout.read(), ""), stats
+
+
+def started_containers(project: str) -> dict[str, str]:
+    """{container id: start time} of a compose project's containers: a container recreated or
+    restarted changes its id or its start time."""
+    ids = subprocess.run(
+        ["docker", "ps", "--all", "--quiet", "--no-trunc",
+         "--filter", f"label=com.docker.compose.project={project}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    if not ids:
+        return {}
+    started = subprocess.run(
+        ["docker", "inspect", "--format", "{{.Id}} {{.State.StartedAt}}", *ids],
+        capture_output=True, text=True, check=True,
+    ).stdout.split("\n")  # fmt: skip
+    return dict(line.split(" ", 1) for line in started if line.strip())
+
+
 # The app tier of the sandbox on an app host: only api and worker, on the database host's
 # PostgreSQL and Redis (docs/fleet.md, "How a fleet runs the application").
 SANDBOX_APP_OVERRIDE = REPO_ROOT / "tests" / "fleet" / "compose.fleet-app.yaml"
@@ -469,6 +545,23 @@ class SandboxFleet:
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path
 
+    def promotion_inventory(self, where: Path, release: str, **group_vars: Any) -> Path:
+        """`where`/hosts.yml for promoting `release` with staging.yml (docs/fleet.md): the
+        sandbox's checks per app host and once for the fleet, reports in `where`/reports."""
+        where.mkdir(parents=True, exist_ok=True)
+        return self.inventory(
+            where / "hosts.yml",
+            stagegate_release=release,
+            stagegate_checks=SANDBOX_HOST_CHECKS,
+            stagegate_fleet_checks=SANDBOX_FLEET_CHECKS,
+            stagegate_gates={"key_checks": ["api_ready"]},
+            stagegate_report_dir=str(where / "reports"),
+            # as inventory/sandbox: the app hosts' sessions are ended for the dry-run's TEMPLATE
+            # copy (the dump|restore fallback fails on the sandbox's pg_stat_statements)
+            stagegate_dryrun_when_busy="terminate",
+            **group_vars,
+        )
+
     def request(self, host: FleetHost, path: str) -> tuple[int, Any]:
         """GET `path` from the api on `host`: (status, decoded JSON body)."""
         reply = http_request(f"http://127.0.0.1:{self.api_ports[host.name]}{path}")
@@ -477,3 +570,20 @@ class SandboxFleet:
     def remove_images(self) -> None:
         """Every image tag the fleet's builds made."""
         remove_images(f"{self.image_prefix}/*")
+
+
+@pytest.fixture(scope="module")
+def sandbox_fleet(
+    tmp_path_factory: pytest.TempPathFactory, sandbox_repo: Path
+) -> Iterator[SandboxFleet]:
+    """The sandbox on a runtime fleet of three app hosts and a database host, for one test
+    module (its tests run in order on it); every container, project and image removed after."""
+    with fleet(
+        tmp_path_factory.mktemp("fleet"), apps=3, runtime=True, shared=[sandbox_repo]
+    ) as made:
+        laid_out = SandboxFleet(made, sandbox_repo)
+        try:
+            yield laid_out
+        finally:
+            made.remove_projects()
+            laid_out.remove_images()

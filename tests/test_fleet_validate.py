@@ -1,6 +1,7 @@
 """validate.yml over a fleet on real SSH hosts: three app hosts and a database host
-(tests/fleet_fixtures.py), each app host answering the catalog on its own port; staging.yml
-and rollback.yml, not built for fleets yet, refuse one before anything changes.
+(tests/fleet_fixtures.py), each app host answering the catalog on its own port; rollback.yml,
+not built for fleets yet, refuses one before anything changes (staging.yml promotes one:
+tests/test_fleet_promote.py).
 
 One run, one result: the catalog runs on every app host and the fleet checks once, one gate
 step folds the results into one verdict and one score (set_stats, read back through
@@ -162,17 +163,17 @@ def test_a_failing_host_is_named_and_a_hosts_gate_can_allow_it(
         hosts.apps[1].fault("")
 
 
-def test_a_promotion_or_rollback_over_a_fleet_is_refused_before_anything_changes(
+def test_a_rollback_over_a_fleet_is_refused_before_anything_changes(
     hosts: Fleet, tmp_path: Path, pg_cluster: PgCluster
 ) -> None:
-    """Run per host, each host would back up and migrate the one database and keep its own
-    lock and ledger (issue 16): until fleets are promoted, both playbooks refuse a fleet."""
+    """Run per host, each host would restore the one database and keep its own lock and
+    ledger (issue 16): until fleets are rolled back, rollback.yml refuses a fleet."""
     before = hosts.ledger()
     hosts.apps[0].set_release("v3")  # a release the ledger never recorded: the one to leave
     markers = {h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps}
     outputs = {}
     try:
-        for playbook in ("staging.yml", "rollback.yml"):
+        for playbook in ("rollback.yml",):
             rc, out, stats = run(hosts, tmp_path / playbook, pg_cluster, playbook=playbook)
             outputs[playbook] = " ".join(out.split())
             assert rc != 0, out[-3000:]
@@ -194,7 +195,6 @@ def test_a_promotion_or_rollback_over_a_fleet_is_refused_before_anything_changes
         "in the ledger (GO" in outputs["rollback.yml"]
     ), outputs["rollback.yml"][-3000:]
     assert "app2, app3 already run it." in outputs["rollback.yml"]
-    assert "The plan a fleet rollback" not in outputs["staging.yml"]
     assert hosts.ledger() == before
     assert not any((h.state_dir / "lock.json").exists() for h in hosts.hosts)
 

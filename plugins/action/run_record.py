@@ -16,6 +16,7 @@ else:
 ARGUMENT_SPEC = {
     "required": {"type": "bool", "default": True},
     "skip_phase": {"type": "str", "default": ""},
+    "hosts": {"type": "list", "elements": "str", "default": []},
 }
 NOT_KEPT = (
     "no run record is kept ({var} is not set): enable the callback in ansible.cfg, "
@@ -43,5 +44,7 @@ class ActionModule(ActionBase):
                 return {**result, "failed": True, "msg": NOT_KEPT.format(var=ENV_VAR)}
             return {**result, "changed": False, "started": None, "phases": [],
                     "stopped": None, "refused": False}  # fmt: skip
+        if args["hosts"]:  # a fleet: each phase once, over every host (docs/fleet.md)
+            return {**result, "changed": False, **record.fleet_summary(args["hosts"])}
         summary = record.summary(task_vars.get("inventory_hostname", ""))
         return {**result, "changed": False, **summary}

@@ -10,6 +10,7 @@ from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate impor
 try:
     from stagegate.fleet import (
         FleetError,
+        batch_failures,
         batch_outcome,
         fleet_images,
         fleet_rollback_plan,
@@ -60,6 +61,21 @@ def _batch_outcome(batches, index, failed=None, budget=0):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def _batch_failures(batch, hostvars, key_checks=None):
+    """{host: why} for the hosts of `batch` that failed it, from each host's variables: why its
+    promotion stopped (stagegate_fleet_host_error), else its check results."""
+    require_stagegate("batch_failures", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
+    reports = {}
+    for host in batch or []:
+        own = hostvars.get(host) if hasattr(hostvars, "get") else None
+        own = own or {}
+        reports[host] = {
+            "error": own.get("stagegate_fleet_host_error") or "",
+            "results": own.get("stagegate_gate_report_results"),
+        }
+    return batch_failures(list(batch or []), reports, list(key_checks or []))
+
+
 def _fleet_rollback_plan(records, running, target="", state_dir=""):
     require_stagegate("fleet_rollback_plan", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
     try:
@@ -90,6 +106,7 @@ class FilterModule:
             "unreachable": _unreachable,
             "rollout_batches": _rollout_batches,
             "batch_outcome": _batch_outcome,
+            "batch_failures": _batch_failures,
             "fleet_rollback_plan": _fleet_rollback_plan,
             "fleet_images": _fleet_images,
         }

@@ -33,6 +33,16 @@ options:
         RV(phase_skipped); nothing else is read or returned.
     type: str
     default: ""
+  hosts:
+    description:
+      - A fleet (docs/fleet.md) - the record over these hosts instead of the host it runs for,
+        with each phase once, in the order it first ran (the time of a phase that ran once per
+        rollout batch is added up), C(failed) when it failed on any of them, C(ok) when it ran
+        on any, else C(skipped); RV(stopped) is the first failure on any of them no gate
+        reported, its reason naming the host.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -58,6 +68,12 @@ EXAMPLES = r"""
   ansible.builtin.fail:
     msg: "Refused: {{ run.stopped.reason }}"
   when: run.refused
+
+- name: Read where a fleet promotion stopped, over every host
+  stagegate.release.run_record:
+    hosts: "{{ stagegate_fleet.app + stagegate_fleet.db }}"
+  register: fleet_run
+  run_once: true
 
 - name: Say why the build phase does not apply
   stagegate.release.run_record:

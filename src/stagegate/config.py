@@ -199,6 +199,16 @@ CORE_FIELDS: tuple[Field, ...] = (
         _spec("bool"),
         "staging.yml: on NO_GO, run the rollback role after the report (still exits non-zero)",
     ),
+    Field(
+        "stagegate_serial",
+        _spec("raw"),
+        "a fleet's rollout batches (Ansible's serial): 2, '34%' or [1, '50%']; extra vars only",
+    ),
+    Field(
+        "stagegate_max_fail_percentage",
+        _spec("float", minimum=0, maximum=100),
+        "a fleet rollout: the share of a batch's app hosts that may fail, 0-100",
+    ),
 )
 
 # Keys of which at least one must be set for a phase, and which exclude each other.

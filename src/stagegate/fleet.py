@@ -421,6 +421,41 @@ def batch_outcome(
     return BatchOutcome(batch, bad, stop, moved, waiting, message)
 
 
+_BAD = ("FAIL", "ERROR")
+
+
+def batch_failures(
+    batch: Sequence[str],
+    reports: Mapping[str, Mapping[str, Any]],
+    key_checks: Iterable[str] = (),
+) -> dict[str, str]:
+    """{host: why} for the hosts of a rollout batch that failed it (the input of
+    `batch_outcome`). `reports[host]` is what the host left: `error` (its deploy failed, it
+    could not be reached: why) or `results` (its check results). A host fails on an error, on
+    no report at all, or on a check of severity critical, or a key check, that FAILed or
+    ERRORed there: a NO_GO of that host alone."""
+    keys = set(key_checks)
+    failed: dict[str, str] = {}
+    for host in batch:
+        report = reports.get(host) or {}
+        if report.get("error"):
+            failed[host] = str(report["error"])
+            continue
+        results = report.get("results")
+        if results is None:
+            failed[host] = "no check results"
+            continue
+        bad = [
+            f"{r['name']} {r['status']}"
+            for r in results
+            if str(r.get("status")) in _BAD
+            and (str(r.get("severity", "critical")) == "critical" or r.get("name") in keys)
+        ]
+        if bad:
+            failed[host] = "failed " + ", ".join(bad)
+    return failed
+
+
 def _newest_running(records: list[dict[str, Any]], running: Mapping[str, str]) -> str:
     """Of the releases the app hosts run, the one the ledger put in place last (a release the
     ledger never recorded counts as the newest: nothing says it is good)."""

@@ -195,6 +195,55 @@ class RunRecord:
             "refused": self.refused(host),
         }
 
+    def fleet_summary(self, hosts: Iterable[str]) -> dict[str, Any]:
+        """What the `run_record` action returns for a fleet (docs/fleet.md): each phase once, in
+        the order it first ran (a serial rollout runs deploy and validate once per batch: their
+        time is added up), over the hosts that reached it: `failed` when it failed on any,
+        `ok` when it ran on any, else `skipped`; where the run stopped is the first failure on
+        any of `hosts` no gate reported, naming the host."""
+        hosts = set(hosts)
+        merged: dict[str, dict[str, Any]] = {}
+        for p in self.phases:
+            failed = [h for h in p.failed if h in hosts]
+            if p.reported or (p.ended is None and not failed):
+                continue
+            ran = any(h in hosts for h in p.ran)
+            skipped = any(h in hosts for h in p.skipped)
+            status = "failed" if failed else "skipped" if skipped and not ran else "ok"
+            seconds = round((p.ended or self.clock()) - p.started, 3)
+            seen = merged.setdefault(p.name, {"name": p.name, "status": status, "seconds": 0.0})
+            seen["seconds"] = round(seen["seconds"] + seconds, 3)
+            seen["status"] = _fleet_status(seen["status"], status)
+            note = next((p.notes[h] for h in sorted(p.notes) if h in hosts), None)
+            if note and "note" not in seen:
+                seen["note"] = note
+        phases = [
+            phase
+            for phase in merged.values()
+            if not (phase["name"] in OPTIONAL_PHASES and phase["status"] == "skipped")
+        ]
+        failure = next((f for f in self.failures if f.host in hosts and not f.reported), None)
+        stopped = None
+        if failure is not None:
+            stopped = failure.stopped()
+            stopped["reason"] = stopped["reason"].replace(
+                "' failed: ", f"' failed on {failure.host}: ", 1
+            )
+        return {
+            "started": self.started_iso(),
+            "phases": phases,
+            "stopped": stopped,
+            "refused": failure is not None and failure.phase in REFUSAL_PHASES,
+        }
+
+
+def _fleet_status(one: str, other: str) -> str:
+    """A phase's status over two runs of it: failed wins, then ok (it ran), then skipped."""
+    for status in ("failed", "ok"):
+        if status in (one, other):
+            return status
+    return "skipped"
+
 
 def save(record: RunRecord, path: str | os.PathLike[str]) -> None:
     """Write the record where readers find it, whole or not at all (rename over the old one)."""

@@ -12,6 +12,7 @@ import pytest
 
 from stagegate.fleet import (
     FleetError,
+    batch_failures,
     batch_outcome,
     failure_budget,
     fleet_images,
@@ -227,6 +228,27 @@ def test_the_failure_budget_lets_a_share_of_a_batch_fail_but_never_all_of_it() -
 
 def record(release: str, verdict: str = "GO", **kw: Any) -> dict[str, Any]:
     return {"release": release, "verdict": verdict, "finished": "2026-11-30T10:00:00Z", **kw}
+
+
+def test_a_batch_host_fails_on_an_error_no_report_or_a_critical_or_key_check() -> None:
+    def result(name: str, status: str, severity: str = "critical") -> dict[str, str]:
+        return {"name": name, "status": status, "severity": severity}
+
+    reports = {
+        "app1": {"error": "unreachable: ssh: connect to host 127.0.0.1 port 2201"},
+        "app2": {"results": [result("api_ready", "PASS"), result("disk", "FAIL", "warning")]},
+        "app3": {"results": [result("api_ready", "ERROR"), result("items", "FAIL")]},
+        "app4": {"results": [result("latency", "WARN", "warning"), result("lat", "FAIL", "info")]},
+    }
+    failed = batch_failures(["app1", "app2", "app3", "app4", "app5"], reports, ["lat"])
+    assert failed == {
+        "app1": "unreachable: ssh: connect to host 127.0.0.1 port 2201",
+        "app3": "failed api_ready ERROR, items FAIL",
+        "app4": "failed lat FAIL",  # a key check, whatever its severity
+        "app5": "no check results",
+    }
+    outcome = batch_outcome([["app2", "app3"], ["app4"]], 0, failed, 50)
+    assert (outcome.stop, outcome.failed) == (False, {"app3": "failed api_ready ERROR, items FAIL"})
 
 
 def test_the_fleet_rolls_back_to_the_ledgers_good_release_in_one_plan() -> None:

@@ -157,3 +157,34 @@ def test_a_phase_skipped_with_a_reason_keeps_it() -> None:
     }
     assert "note" not in phases[1]
     assert RunRecord.from_dict(record.as_dict()).phases_for("web")[0]["note"] == phases[0]["note"]
+
+
+def test_a_fleet_summary_has_each_phase_once_over_every_host() -> None:
+    """A serial rollout runs deploy and validate once per batch: one entry each, their time
+    added up; a phase failed on any host is failed; skipped only where every host skipped it;
+    the stop names its host."""
+    record = RunRecord(Clock())
+    run(record, ["preflight"], host="app1")
+    run(record, ["preflight"], host="db1")
+    run(record, ["backup"], host="db1", status="skipped")  # a first deploy
+    for host, status in (("app1", "ok"), ("app2", "failed")):  # two batches
+        run(record, ["deploy"], host=host, status=status)
+        run(record, ["validate"], host=host)
+    run(record, ["always"])
+    summary = record.fleet_summary(["app1", "app2", "db1"])
+    assert [(p["name"], p["status"]) for p in summary["phases"]] == [
+        ("preflight", "ok"),
+        ("backup", "skipped"),
+        ("deploy", "failed"),
+        ("validate", "ok"),
+    ]
+    deploy_runs = [p for p in record.phases if p.name == "deploy"]
+    assert len(deploy_runs) == 2
+    assert summary["phases"][2]["seconds"] == sum(p.ended - p.started for p in deploy_runs)
+    assert summary["stopped"] == {
+        "phase": "deploy",
+        "reason": "task 'task ['deploy']' failed on app2: boom",
+    }
+    assert summary["refused"] is False
+    # the hosts asked about only: app2's failure is not db1's
+    assert record.fleet_summary(["db1"])["stopped"] is None
