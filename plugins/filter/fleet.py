@@ -12,6 +12,7 @@ try:
         FleetError,
         batch_outcome,
         fleet_images,
+        fleet_rollback_database,
         fleet_rollback_plan,
         fleet_shape,
         rollout_batches,
@@ -70,6 +71,14 @@ def _fleet_rollback_plan(records, running, target="", state_dir=""):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def _fleet_rollback_database(plan, setting="auto"):
+    require_stagegate("fleet_rollback_database", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
+    try:
+        return fleet_rollback_database(dict(plan or {}), setting)
+    except FleetError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
 def _fleet_images(built, seen):
     require_stagegate("fleet_images", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
     return fleet_images(dict(built or {}), {h: dict(ids or {}) for h, ids in (seen or {}).items()})
@@ -83,5 +92,6 @@ class FilterModule:
             "rollout_batches": _rollout_batches,
             "batch_outcome": _batch_outcome,
             "fleet_rollback_plan": _fleet_rollback_plan,
+            "fleet_rollback_database": _fleet_rollback_database,
             "fleet_images": _fleet_images,
         }
