@@ -233,9 +233,10 @@ def remove_images(reference: str) -> None:
 
 
 def run_playbook(
-    playbook: str, extra_vars: dict[str, Any], inventory: Path = INVENTORY
+    playbook: str, extra_vars: dict[str, Any], inventory: Path = INVENTORY, *args: str
 ) -> PlaybookRun:
-    """`ansible-playbook` as a user runs it: venv on PATH, the project's ansible.cfg."""
+    """`ansible-playbook` as a user runs it: venv on PATH, the project's ansible.cfg; `args`
+    (`--check`) follow the extra vars."""
     env = {
         **os.environ,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -250,6 +251,7 @@ def run_playbook(
             str(inventory),
             "-e",
             json.dumps(extra_vars),
+            *args,
         ],
         cwd=REPO_ROOT,
         env=env,

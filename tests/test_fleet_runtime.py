@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_fixtures import SANDBOX_UP, FleetHost, SandboxFleet, fleet
+from fleet_fixtures import SANDBOX_HOST_CHECKS, SANDBOX_UP, FleetHost, SandboxFleet, fleet
 from sandbox_fixtures import sandbox_secrets
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,20 +27,7 @@ BIN = Path(sys.executable).parent
 # Four hosts' checkouts, a build, two deploys and a validation: as long as test_staging's runs.
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
-# Per app host, its own api port; the database schema once, as a fleet check.
-HOST_CHECKS = [
-    {"name": "api_ready", "type": "http", "group": "infrastructure", "severity": "critical",
-     "retries": 10, "delay": 1,
-     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/health/ready",
-                 "json": ["status == 'healthy'", "checks.database.status == 'healthy'",
-                          "checks.redis.status == 'healthy'"]}},
-    {"name": "release_version", "type": "http", "group": "tests", "severity": "critical",
-     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/version",
-                 "json": ["version == '{{ stagegate_release }}'"]}},
-    {"name": "items_listed", "type": "http", "group": "functionality", "severity": "critical",
-     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/api/v1/items",
-                 "json": ["length(items) > `0`"]}},
-]  # fmt: skip
+# The database schema once, as a fleet check (each app host: SANDBOX_HOST_CHECKS).
 FLEET_CHECKS = [
     {"name": "base_schema", "type": "postgres", "group": "data", "severity": "critical",
      "options": {"host": "{{ stagegate_db.host }}", "port": "{{ stagegate_db.port }}",
@@ -88,7 +75,7 @@ def test_v1_runs_on_three_app_hosts_against_one_database_host(
     inventory = sandbox_fleet.inventory(
         tmp_path / "hosts.yml",
         stagegate_release="v1",
-        stagegate_checks=HOST_CHECKS,
+        stagegate_checks=SANDBOX_HOST_CHECKS,
         stagegate_fleet_checks=FLEET_CHECKS,
         stagegate_gates={"key_checks": ["api_ready"]},
         stagegate_report_dir=str(tmp_path / "reports"),

@@ -1,6 +1,6 @@
 """validate.yml over a fleet on real SSH hosts: three app hosts and a database host
 (tests/fleet_fixtures.py), each app host answering the catalog on its own port; staging.yml
-and rollback.yml, not built for fleets yet, refuse one before anything changes.
+not built for fleets yet, refuses one before anything changes.
 
 One run, one result: the catalog runs on every app host and the fleet checks once, one gate
 step folds the results into one verdict and one score (set_stats, read back through
@@ -162,39 +162,26 @@ def test_a_failing_host_is_named_and_a_hosts_gate_can_allow_it(
         hosts.apps[1].fault("")
 
 
-def test_a_promotion_or_rollback_over_a_fleet_is_refused_before_anything_changes(
+def test_a_promotion_over_a_fleet_is_refused_before_anything_changes(
     hosts: Fleet, tmp_path: Path, pg_cluster: PgCluster
 ) -> None:
     """Run per host, each host would back up and migrate the one database and keep its own
-    lock and ledger (issue 16): until fleets are promoted, both playbooks refuse a fleet."""
+    lock and ledger (issue 16): until fleets are promoted, staging.yml refuses a fleet
+    (rollback.yml rolls one back: tests/test_fleet_rollback.py)."""
     before = hosts.ledger()
-    hosts.apps[0].set_release("v3")  # a release the ledger never recorded: the one to leave
     markers = {h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps}
-    outputs = {}
-    try:
-        for playbook in ("staging.yml", "rollback.yml"):
-            rc, out, stats = run(hosts, tmp_path / playbook, pg_cluster, playbook=playbook)
-            outputs[playbook] = " ".join(out.split())
-            assert rc != 0, out[-3000:]
-            assert (
-                "is a fleet (app hosts: app1, app2, app3; database host: db1; state host: db1), "
-                "and promotions and rollbacks over a fleet are not built yet" in outputs[playbook]
-            ), out[-3000:]
-            assert "Nothing was changed" in out
-            assert "stagegate_verdict" not in stats
-            assert not (tmp_path / playbook / "reports").exists()
-        assert markers == {
-            h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps
-        }
-    finally:
-        hosts.apps[0].set_release("v2")
-    # rollback.yml says the one plan it would carry out, from the state host's ledger
+    rc, out, stats = run(hosts, tmp_path / "staging", pg_cluster, playbook="staging.yml")
+    assert rc != 0, out[-3000:]
     assert (
-        "The plan a fleet rollback would carry out: roll back app1 (v3) to v2 (last good release "
-        "in the ledger (GO" in outputs["rollback.yml"]
-    ), outputs["rollback.yml"][-3000:]
-    assert "app2, app3 already run it." in outputs["rollback.yml"]
-    assert "The plan a fleet rollback" not in outputs["staging.yml"]
+        "is a fleet (app hosts: app1, app2, app3; database host: db1; state host: db1), "
+        "and promotions over a fleet are not built yet" in " ".join(out.split())
+    ), out[-3000:]
+    assert "Nothing was changed" in out
+    assert "stagegate_verdict" not in stats
+    assert not (tmp_path / "staging" / "reports").exists()
+    assert markers == {
+        h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps
+    }
     assert hosts.ledger() == before
     assert not any((h.state_dir / "lock.json").exists() for h in hosts.hosts)
 
