@@ -190,6 +190,11 @@ class FleetHost:
     def set_release(self, release: str) -> None:
         (self.root / "checkout" / ".stagegate-release").write_text(f"{release}\n")
 
+    def release(self) -> str:
+        """The host's release marker ("" without one)."""
+        marker = self.root / "checkout" / ".stagegate-release"
+        return marker.read_text().strip() if marker.exists() else ""
+
     def inventory_vars(self, key: Path) -> dict[str, Any]:
         return {
             "ansible_host": "127.0.0.1",
@@ -280,6 +285,16 @@ class Fleet:
         subprocess.run(
             ["docker", "rm", "--force", host.container], capture_output=True, check=False
         )
+
+    def trust_checkouts(self) -> None:
+        """git as each host's root works in the checkouts the test's user owns (a rollback
+        checks the target out there)."""
+        for host in self.hosts:
+            subprocess.run(
+                ["docker", "exec", host.container, "git", "config", "--global", "--add",
+                 "safe.directory", "*"],
+                capture_output=True, check=True,
+            )  # fmt: skip
 
     def remove_projects(self) -> None:
         """Removes every host's compose project (containers, networks, volumes)."""
@@ -469,6 +484,24 @@ def started_containers(project: str) -> dict[str, str]:
 SANDBOX_APP_OVERRIDE = REPO_ROOT / "tests" / "fleet" / "compose.fleet-app.yaml"
 # Puts a sandbox release on a runtime fleet over SSH (tests/fleet/sandbox_up.yml).
 SANDBOX_UP = REPO_ROOT / "tests" / "fleet" / "sandbox_up.yml"
+# Promotes the next release as a fleet promotion leaves it: backup, manifest, markers, ledger.
+SANDBOX_PROMOTE = REPO_ROOT / "tests" / "fleet" / "promote.yml"
+
+# The sandbox's catalog on each app host, at the host's own api port; release_version expects
+# the release the host should run (`stagegate_release`).
+SANDBOX_HOST_CHECKS = [
+    {"name": "api_ready", "type": "http", "group": "infrastructure", "severity": "critical",
+     "retries": 10, "delay": 1,
+     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/health/ready",
+                 "json": ["status == 'healthy'", "checks.database.status == 'healthy'",
+                          "checks.redis.status == 'healthy'"]}},
+    {"name": "release_version", "type": "http", "group": "tests", "severity": "critical",
+     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/version",
+                 "json": ["version == '{{ stagegate_release }}'"]}},
+    {"name": "items_listed", "type": "http", "group": "functionality", "severity": "critical",
+     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/api/v1/items",
+                 "json": ["length(items) > `0`"]}},
+]  # fmt: skip
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """validate.yml over a fleet on real SSH hosts: three app hosts and a database host
-(tests/fleet_fixtures.py), each app host answering the catalog on its own port; rollback.yml,
-not built for fleets yet, refuses one before anything changes (staging.yml promotes one:
-tests/test_fleet_promote.py).
+(tests/fleet_fixtures.py), each app host answering the catalog on its own port (staging.yml
+promotes a fleet: tests/test_fleet_promote.py; rollback.yml rolls one back:
+tests/test_fleet_rollback.py).
 
 One run, one result: the catalog runs on every app host and the fleet checks once, one gate
 step folds the results into one verdict and one score (set_stats, read back through
@@ -161,42 +161,6 @@ def test_a_failing_host_is_named_and_a_hosts_gate_can_allow_it(
         assert "app2: api_ready FAIL" in gate["message"]
     finally:
         hosts.apps[1].fault("")
-
-
-def test_a_rollback_over_a_fleet_is_refused_before_anything_changes(
-    hosts: Fleet, tmp_path: Path, pg_cluster: PgCluster
-) -> None:
-    """Run per host, each host would restore the one database and keep its own lock and
-    ledger (issue 16): until fleets are rolled back, rollback.yml refuses a fleet."""
-    before = hosts.ledger()
-    hosts.apps[0].set_release("v3")  # a release the ledger never recorded: the one to leave
-    markers = {h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps}
-    outputs = {}
-    try:
-        for playbook in ("rollback.yml",):
-            rc, out, stats = run(hosts, tmp_path / playbook, pg_cluster, playbook=playbook)
-            outputs[playbook] = " ".join(out.split())
-            assert rc != 0, out[-3000:]
-            assert (
-                "is a fleet (app hosts: app1, app2, app3; database host: db1; state host: db1), "
-                "and promotions and rollbacks over a fleet are not built yet" in outputs[playbook]
-            ), out[-3000:]
-            assert "Nothing was changed" in out
-            assert "stagegate_verdict" not in stats
-            assert not (tmp_path / playbook / "reports").exists()
-        assert markers == {
-            h.name: (h.root / "checkout" / ".stagegate-release").read_text() for h in hosts.apps
-        }
-    finally:
-        hosts.apps[0].set_release("v2")
-    # rollback.yml says the one plan it would carry out, from the state host's ledger
-    assert (
-        "The plan a fleet rollback would carry out: roll back app1 (v3) to v2 (last good release "
-        "in the ledger (GO" in outputs["rollback.yml"]
-    ), outputs["rollback.yml"][-3000:]
-    assert "app2, app3 already run it." in outputs["rollback.yml"]
-    assert hosts.ledger() == before
-    assert not any((h.state_dir / "lock.json").exists() for h in hosts.hosts)
 
 
 WEB_COMPOSE = """

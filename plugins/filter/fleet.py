@@ -13,6 +13,7 @@ try:
         batch_failures,
         batch_outcome,
         fleet_images,
+        fleet_rollback_database,
         fleet_rollback_plan,
         fleet_shape,
         rollout_batches,
@@ -86,6 +87,14 @@ def _fleet_rollback_plan(records, running, target="", state_dir=""):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def _fleet_rollback_database(plan, setting="auto"):
+    require_stagegate("fleet_rollback_database", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
+    try:
+        return fleet_rollback_database(dict(plan or {}), setting)
+    except FleetError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
 def _fleet_images(built, seen, source="", copy="none"):
     require_stagegate("fleet_images", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
     try:
@@ -108,5 +117,6 @@ class FilterModule:
             "batch_outcome": _batch_outcome,
             "batch_failures": _batch_failures,
             "fleet_rollback_plan": _fleet_rollback_plan,
+            "fleet_rollback_database": _fleet_rollback_database,
             "fleet_images": _fleet_images,
         }

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils import _rollback
+from ansible_collections.stagegate.release.plugins.module_utils._ledger import is_revalidation
 
 from stagegate.bands import Band, BandError
 from stagegate.gates import (
@@ -467,6 +468,18 @@ def _newest_running(records: list[dict[str, Any]], running: Mapping[str, str]) -
     return max(releases, key=lambda r: order[r], default="")
 
 
+def _rolled_back_from(records: list[dict[str, Any]], current: str) -> str:
+    """The release a rollback to `current` left, when that rollback is the ledger's newest
+    record that put a release in place (re-validations measure, they put nothing in place)."""
+    for record in reversed(records):
+        if is_revalidation(record):
+            continue
+        if record.get("kind") == "rollback" and record.get("release") == current:
+            return str(record.get("rolled_back_from") or "")
+        return ""
+    return ""
+
+
 def fleet_rollback_plan(
     records: list[dict[str, Any]],
     running: Mapping[str, str],
@@ -477,9 +490,23 @@ def fleet_rollback_plan(
     to (`target`, else the single-host rule of rollback_plan - the newest good or adopted
     release that is not the one running now and was not rolled back from since - where the
     release running now is, of the hosts' releases, the one the ledger put in place last), the
-    hosts that run another release (`move`) and those already on it (`stay`)."""
+    hosts that run another release (`move`) and those already on it (`stay`). When the ledger's
+    newest record is a rollback to that release, the plan finishes it (the hosts it did not get
+    to move; `current` is the release it left) or has nothing to do."""
     current = _newest_running(records, running)
     reason = "named by stagegate_rollback_to"
+    # The ledger's newest record is a rollback to the release running now: done, or finished
+    # by this run for the hosts it did not get to (a re-run converges).
+    left = _rolled_back_from(records, current)
+    if left and target in (None, "", current):
+        unfinished = any(release != current for release in running.values())
+        if not target:
+            reason = (
+                f"finishes the rollback from {left}" if unfinished else f"rolled back from {left}"
+            )
+        target, current = current, left
+    else:
+        left = ""
     if not target:
         try:
             target, reason = _rollback.choose_target(
@@ -498,12 +525,51 @@ def fleet_rollback_plan(
         "stay": stay,
         "nothing_to_do": not move,
         "summary": (
-            f"every app host runs {target}: nothing to do"
+            f"every app host runs {target}"
+            + (f", rolled back from {left}" if left else "")
+            + ": nothing to do"
             if not move
             else f"roll back {moving} to {target} ({reason})"
             + (f"; {', '.join(stay)} already run it" if stay else "")
         ),
     }
+
+
+ROLLBACK_DATABASE_KEY = "stagegate_rollback_database"
+_DATABASE_SETTINGS = ("auto", "restore", "downgrade", "none")
+
+
+def fleet_rollback_database(plan: Mapping[str, Any], setting: Any = "auto") -> dict[str, Any]:
+    """What a fleet rollback (`fleet_rollback_plan`'s `plan`) does with the one database: the
+    `stagegate_rollback_database` the database host's own rollback plan is made with, and why.
+
+    `auto` leaves the database to the single host's rule (restore the backup taken before the
+    release that migrated it) only while no app host runs the target yet; once some do (a
+    rollout stopped after its first batch and its app-tier auto-rollback, or a fleet rollback
+    interrupted after its restore), they have served from the database as it is since, a restore
+    would lose what they wrote, and a fleet's migrations are backward compatible
+    (docs/fleet.md), so it stays (`none`). `restore`, `downgrade` and `none` are done as said.
+    Raises FleetError naming stagegate_rollback_database."""
+    chosen = str(setting or "auto").strip()
+    if chosen not in _DATABASE_SETTINGS:
+        raise FleetError(
+            f"{ROLLBACK_DATABASE_KEY}: {setting!r} is not one of {', '.join(_DATABASE_SETTINGS)}"
+        )
+    stay = list(plan.get("stay") or [])
+    if plan.get("nothing_to_do"):
+        return {"setting": "none", "reason": "no app host moves"}
+    if chosen != "auto":
+        return {"setting": chosen, "reason": f"{ROLLBACK_DATABASE_KEY}={chosen}"}
+    if stay:
+        return {
+            "setting": "none",
+            "reason": (
+                f"{', '.join(stay)} already run {plan.get('release')} on the database as it is: "
+                "it keeps its migrations (a restore would lose what they wrote; "
+                f"-e {ROLLBACK_DATABASE_KEY}=restore forces one)"
+            ),
+        }
+    return {"setting": "auto", "reason": "every app host leaves the release that migrated it"}
 
 
 # ---- build once: the images every app host must hold -----------------------------------

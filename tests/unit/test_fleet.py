@@ -16,6 +16,7 @@ from stagegate.fleet import (
     batch_outcome,
     failure_budget,
     fleet_images,
+    fleet_rollback_database,
     fleet_rollback_plan,
     fleet_shape,
     parse_quorum,
@@ -272,11 +273,46 @@ def test_the_fleet_rolls_back_to_the_ledgers_good_release_in_one_plan() -> None:
     assert (plan["release"], plan["move"]) == ("v1", ["app2"])
     # a release the ledger never recorded counts as the one running now
     assert fleet_rollback_plan(promoted, {"app1": "hotfix", "app2": "v2"})["release"] == "v2"
+    # after the fleet's rollback (its ledger record), a re-run has nothing left to do
+    rolled = [*promoted, record("v1", kind="rollback", rolled_back_from="v2"),
+              record("v1", kind="revalidation")]  # fmt: skip
+    done = fleet_rollback_plan(rolled, {"app1": "v1", "app2": "v1"})
+    assert (done["nothing_to_do"], done["release"]) == (True, "v1")
+    assert done["summary"] == "every app host runs v1, rolled back from v2: nothing to do"
+    # a host still on v2 after it (an interrupted run) is planned; a named release is gone to
+    again = fleet_rollback_plan(rolled, {"app1": "v1", "app2": "v2"})
+    assert (again["release"], again["current"], again["move"]) == ("v1", "v2", ["app2"])
+    assert again["reason"] == "finishes the rollback from v2"
+    named = fleet_rollback_plan(rolled, {"app1": "v1", "app2": "v2"}, target="v1")
+    assert (named["current"], named["reason"]) == ("v2", "named by stagegate_rollback_to")
+    further = fleet_rollback_plan(rolled, {"app1": "v1"}, target="v0")
+    assert (further["current"], further["move"]) == ("v1", ["app1"])
     named = fleet_rollback_plan(promoted, {"app1": "v1"}, target="v1")
     assert named["nothing_to_do"]
     assert named["summary"] == "every app host runs v1: nothing to do"
     with pytest.raises(FleetError, match=r"stagegate_rollback_to: no previous good release"):
         fleet_rollback_plan([record("v2")], {"app1": "v2"})
+
+
+def test_the_database_is_put_back_only_while_no_app_host_runs_the_target() -> None:
+    """The database host's own plan decides (restore what the bad release migrated) while every
+    app host leaves it; app hosts already on the target served from it since, so it stays."""
+    promoted = [record("v1"), record("v2")]
+    every = fleet_rollback_plan(promoted, {"app1": "v2", "app2": "v2"})
+    assert fleet_rollback_database(every)["setting"] == "auto"
+    stopped_rollout = fleet_rollback_plan(
+        [record("v1"), record("v2-crashloop", "NO_GO")], {"app1": "v2-crashloop", "app2": "v1"}
+    )
+    kept = fleet_rollback_database(stopped_rollout)
+    assert kept["setting"] == "none"
+    assert kept["reason"].startswith("app2 already run v1 on the database as it is")
+    # said explicitly, it is done; nothing moves, nothing happens
+    assert fleet_rollback_database(stopped_rollout, "restore")["setting"] == "restore"
+    assert fleet_rollback_database(every, "none")["setting"] == "none"
+    done = fleet_rollback_plan(promoted, {"app1": "v1"}, target="v1")
+    assert fleet_rollback_database(done, "restore")["setting"] == "none"
+    with pytest.raises(FleetError, match=r"stagegate_rollback_database: 'drop' is not one of"):
+        fleet_rollback_database(every, "drop")
 
 
 ID_A, ID_B = f"sha256:{'a' * 64}", f"sha256:{'b' * 64}"
