@@ -298,6 +298,9 @@ def run_playbook(
         "quiet": True,
         "event_handler": progress,
         "rotate_artifacts": 20,
+        # Not kept in <private dir>/env/: runner writes envvars (and extravars) there only when
+        # absent and then prefers the file, so a second run took the first run's record path.
+        "suppress_env_files": True,
         "envvars": {"ANSIBLE_NOCOLOR": "1", runrecord.ENV_VAR: record_path},
     }
     if inventory:
