@@ -290,3 +290,9 @@ def sandbox_stack(sandbox_repo: Path, docker_client: Any) -> Iterator[SandboxSta
     """An isolated sandbox stack for one test."""
     with isolated_stack(sandbox_repo) as stack:
         yield stack
+
+
+def left_in(tmp: Path) -> list[str]:
+    """What runs left in their TMPDIR: the callback's run record (`stagegate-run-*.json`) and
+    Ansible's module payloads (`ansible_stagegate.release.<module>_payload_*`)."""
+    return sorted(p.name for p in tmp.iterdir() if p.name.startswith(("stagegate-", "ansible_")))

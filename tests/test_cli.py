@@ -3,6 +3,7 @@ inventory, promote/validate through ansible-runner with their exit codes, status
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -16,7 +17,7 @@ from ansible_collections.stagegate.release.plugins.module_utils import _rollback
 from conftest import REPO_ROOT
 from sandbox_fixtures import INVENTORY, SandboxStack, sandbox_secrets
 
-from stagegate import __version__, runs
+from stagegate import __version__, runrecord, runs
 
 VENV_BIN = Path(sys.executable).parent
 GROUP_VARS = INVENTORY / "group_vars" / "all"
@@ -108,36 +109,62 @@ def test_exit_code_of_a_run(outcome: runs.RunOutcome, warn_exit: bool, code: int
     assert runs.OUTCOME_NAMES[code] in runs.summary(outcome, code)
 
 
-def test_progress_follows_phases_from_runner_events() -> None:
-    ticks = iter(range(100))
-    lines: list[str] = []
+def test_progress_prints_each_phase_once_from_the_run_record(tmp_path: Path) -> None:
+    """The phases are the run record's (the playbook steps' phase tags, as the callback keeps
+    them), not the roles': staging.yml runs the preflight role in several places and
+    gate_report twice, which printed those phases again and again."""
+    ticks = iter(float(t) for t in range(100))
+    record = runrecord.RunRecord(clock=lambda: next(ticks))
+    path = tmp_path / "record.json"
+    out = io.StringIO()
+    progress = runs.Progress(out, path, clock=lambda: 99.0)
 
-    class Out:
-        def write(self, text: str) -> None:
-            lines.append(text)
-
-        def flush(self) -> None:
-            pass
-
-    progress = runs.Progress(Out(), clock=lambda: float(next(ticks)))  # type: ignore[arg-type]
-    # A deploy strategy's role (runtime_compose) runs inside the deploy step: still phase deploy.
-    for role in ("", "stagegate.release.preflight", "stagegate.release.preflight", "deploy",
-                 "stagegate.release.runtime_compose"):  # fmt: skip
+    def task(tags: list[str], role: str = "", status: str = "ok", **result: str) -> None:
+        record.task_started(tags)
+        runrecord.save(record, path)  # the callback saves before each task
         progress({"event": "playbook_on_task_start", "event_data": {"role": role}})
+        record.task_result("h", status, task="t", msg=result.get("msg", ""),
+                           skip_note=result.get("note", ""))  # fmt: skip
+
+    task(["always"], "stagegate.release.preflight")  # the configuration: no phase
+    task(["always"], "stagegate.release.gate_report")  # the gates against the catalog
+    task(["preflight"], "stagegate.release.preflight")
+    task(["preflight", "always"], "stagegate.release.preflight")  # an argument check in it
+    task(["preflight"], "stagegate.release.preflight")
+    task(["preflight"])  # a play-level step of the phase
+    task(["source"], "stagegate.release.source")
+    task(["source"], "stagegate.release.preflight")  # release_files, in the source step
+    task(["build"], "stagegate.release.build", note="the strategy builds no images")
+    task(["deploy"], "stagegate.release.deploy")
+    task(["deploy", "deploy"], "stagegate.release.runtime_compose", status="failed")
     progress({"event": "runner_on_failed", "event_data": {
         "task": "Start tier 2", "task_action": "stagegate.release.compose_up_tiers",
         "role": "runtime_compose", "res": {"msg": "api unhealthy\nmore"},
     }})  # fmt: skip
+    task(["always"], "stagegate.release.gate_report")  # the rescue's report
+    record.finish()
+    runrecord.save(record, path)
     progress({"event": "playbook_on_stats", "event_data": {"artifact_data": {"x": 1}}})
-    assert [p.name for p in progress.phases] == ["playbook", "preflight", "deploy"]
-    assert progress.phases[-1].failed
+    progress.follow(final=True)
+
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "stagegate: phase preflight started",
+        "stagegate: phase preflight ok (1.0 s)",
+        "stagegate: phase source started",
+        "stagegate: phase source ok (1.0 s)",
+        "stagegate: phase build started",
+        "stagegate: phase build skipped (1.0 s): the strategy builds no images",
+        "stagegate: phase deploy started",
+        "stagegate:   FAILED Start tier 2: api unhealthy",
+        "stagegate: phase deploy failed (1.0 s)",
+    ], lines
+    assert [(p.name, p.status) for p in progress.phases] == [
+        ("preflight", "ok"), ("source", "ok"), ("build", "skipped"), ("deploy", "failed"),
+    ]  # fmt: skip
     assert progress.failed_task is not None
     assert progress.failed_task["phase"] == "deploy"
     assert progress.stats == {"x": 1}
-    text = "".join(lines)
-    assert "stagegate: phase preflight done (1.0 s)" in text
-    assert "stagegate:   FAILED Start tier 2: api unhealthy\n" in text
-    assert "phase deploy failed" in text
 
 
 def test_promote_with_a_bad_configuration_exits_2_and_changes_nothing(tmp_path: Path) -> None:
@@ -152,7 +179,7 @@ def test_promote_with_a_bad_configuration_exits_2_and_changes_nothing(tmp_path: 
     assert outcome["outcome"] == "CONFIGURATION_ERROR"
     assert outcome["failed_task"]["phase"] == "preflight"
     assert "stagegate_tiers" in outcome["failed_task"]["msg"]
-    assert "stagegate: phase preflight ..." in proc.stderr
+    assert "stagegate:   FAILED Validate every stagegate_* variable" in proc.stderr
     assert not state_dir.exists()
     # runner kept the job's events, as AWX would
     assert (Path(outcome["artifact_dir"]) / "job_events").is_dir()
@@ -186,7 +213,8 @@ def test_promote_exit_codes_status_and_report_show(
     phases = [p["name"] for p in outcome["phases"]]
     for phase in ("preflight", "source", "build", "deploy", "validate", "gate_report"):
         assert phase in phases
-        assert f"stagegate: phase {phase} done" in proc.stderr
+        assert proc.stderr.count(f"stagegate: phase {phase} started\n") == 1, proc.stderr
+        assert len(re.findall(rf"stagegate: phase {phase} ok \(\d+\.\d s\)", proc.stderr)) == 1
     for name, value in sandbox_secrets().items():
         if "password" in name or "secret" in name:
             assert value not in proc.stdout + proc.stderr, f"{name} printed"

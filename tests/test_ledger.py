@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ansible_collections.stagegate.release.plugins.module_utils import _rollback
 
 from stagegate import ledger
 from stagegate.cli import main as cli_main
@@ -50,6 +51,32 @@ def test_last_good_skips_no_go_and_the_release_in_flight(tmp_path: Path) -> None
     assert ledger.last_good(records)["release"] == "v2"  # type: ignore[index]
     assert ledger.last_good(records, before_release="v2")["release"] == "v1"  # type: ignore[index]
     assert ledger.baseline_metrics(ledger.last_good(records)) == {"lat": {"p95_ms": 40.0}}
+
+
+def test_a_restore_record_moves_no_release(tmp_path: Path) -> None:
+    """restore.yml records its restore (kind restore, with the verification's verdict): it is
+    never the baseline a promotion compares with, never a rollback target's evidence, and
+    never why a release runs."""
+    path = ledger.ledger_path(tmp_path)
+    for record in (
+        {"release": "v1", "verdict": "GO", "finished": "2026-12-01T01:00:00Z"},
+        {"release": "v2", "verdict": "NO_GO", "finished": "2026-12-01T02:00:00Z"},
+        {"release": "v2", "verdict": "GO", "kind": "restore", "restore": {"path": "/d.dump"}},
+    ):
+        ledger.append(path, record)
+    records = ledger.read(path)
+    assert ledger.last_good(records)["release"] == "v1"  # type: ignore[index]
+    considered = _rollback.considered_releases(records, "v1", str(tmp_path), lambda _: True)
+    assert [(c["release"], c["status"]) for c in considered] == [
+        ("v2", "never good (NO_GO)"), ("v1", "running now"),
+    ]  # fmt: skip
+    assert _rollback.why_running(records, "v2") == "v2 runs (no ledger record put it there)"
+    assert _rollback.rolled_back_releases(
+        [
+            {"release": "v2", "kind": "rollback", "rolled_back_from": "v3"},
+            records[-1] | {"release": "v3"},
+        ]
+    ) == {"v3"}
 
 
 def test_a_bad_record_is_refused_naming_the_field(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
-from sandbox_fixtures import INVENTORY, SandboxStack, sandbox_secrets
+from sandbox_fixtures import INVENTORY, SandboxStack, left_in, sandbox_secrets
 
 pytestmark = [pytest.mark.slow]
 
@@ -191,16 +191,19 @@ def tar_member(tarball: Path, name: str) -> str:
 
 @pytest.mark.docker
 def test_staging_runs_from_the_installed_collection_in_a_clean_venv(
-    clean_venv: CleanVenv, sandbox_stack: SandboxStack
+    clean_venv: CleanVenv, sandbox_stack: SandboxStack, tmp_path: Path
 ) -> None:
     extra = json.dumps(sandbox_stack.extra_vars())
+    run_tmp = tmp_path / "tmp"  # the run's own temporary files, and only those
+    run_tmp.mkdir()
     proc = subprocess.run(
         [str(clean_venv.bin / "ansible-playbook"), "site.yml", "-i", "inventory", "-e", extra],
-        cwd=clean_venv.project, env=clean_venv.env(), capture_output=True, text=True,
-        check=False, timeout=900,
+        cwd=clean_venv.project, env={**clean_venv.env(), "TMPDIR": str(run_tmp)},
+        capture_output=True, text=True, check=False, timeout=900,
     )  # fmt: skip
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
+    assert left_in(run_tmp) == []  # a normal run removes its temporary files
     installed = clean_venv.project / "collections" / "ansible_collections" / "stagegate"
     assert str(REPO_ROOT) not in output.replace(str(sandbox_stack.repo), "")
     assert (installed / "release" / "playbooks" / "staging.yml").is_file()

@@ -264,6 +264,34 @@ def test_a_resumed_deploy_is_named_in_every_report(tmp_path: Path) -> None:
     assert "Resumed" not in (tmp_path / "fresh" / "report.md").read_text()
 
 
+def test_a_check_mode_run_says_so_at_the_top_of_every_report(tmp_path: Path) -> None:
+    note = "Check mode: nothing was changed; the verdict grades the running release"
+    outcome = gate_run(tmp_path, check_mode=True)
+    assert json.loads((tmp_path / "report.json").read_text())["check_mode"] is True
+    md = (tmp_path / "report.md").read_text().splitlines()
+    assert md[2] == f"> **{note}**", md[:4]  # right under the title
+    html = (tmp_path / "report.html").read_text()
+    assert html.index(f'<p class="check-mode" id="check-mode"><b>{note}</b></p>') < html.index(
+        'id="verdict"'
+    )
+    assert outcome.ledger_record["check_mode"] is True  # should a check run's record be written
+    gate_run(tmp_path / "real")
+    assert json.loads((tmp_path / "real" / "report.json").read_text())["check_mode"] is False
+    assert "Check mode" not in (tmp_path / "real" / "report.md").read_text()
+    assert 'id="check-mode"' not in (tmp_path / "real" / "report.html").read_text()
+
+
+def test_a_release_without_images_has_no_image_part_in_its_estimate() -> None:
+    # a symlink release: "image rebuild ~0 s" said something of images it never had
+    records = [{"release": "v1", "verdict": "GO", "phases": {"deploy": 3.0, "build": 5.0}}]
+    none = {"action": "none"}
+    symlink = rollback_estimate(records, database=none, rebuild=[], target="v1", images=False)
+    assert "image rebuild" not in symlink["parts"]
+    assert "image rebuild" not in symlink["unmeasured"]
+    compose = rollback_estimate(records, database=none, rebuild=[], target="v1")
+    assert compose["parts"]["image rebuild"]["seconds"] == 0.0
+
+
 def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("chromium")
     if binary is None:

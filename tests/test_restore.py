@@ -11,6 +11,7 @@ No secret appears in any output. The steps share the stack (starting it costs ~2
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ from sandbox_fixtures import (
     run_playbook,
     sandbox_secrets,
 )
+
+from stagegate import ledger
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(600)]
 GOOD = ("GO", "GO_WITH_WARNINGS")  # under load the latency checks may warn
@@ -87,6 +90,9 @@ class Restore:
             )  # fmt: skip
         return dest
 
+    def ledger(self) -> list[dict[str, Any]]:
+        return ledger.read(ledger.ledger_path(self.stack.state_dir))
+
     def running(self) -> dict[str, str]:
         out = self.stack.compose("ps", "--all", "--format", "json").stdout
         rows = [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -129,6 +135,13 @@ def restore(sandbox_repo: Path) -> Any:
                 assert value not in report.read_text()
 
 
+def stagegate_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "stagegate"), *args],
+        cwd=REPO_ROOT, env=playbook_env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
 def test_garbage_is_refused_before_anything_stops(restore: Restore) -> None:
     stack = restore.stack
     garbage = stack.state_dir / "elsewhere" / "garbage.dump"
@@ -141,6 +154,7 @@ def test_garbage_is_refused_before_anything_stops(restore: Restore) -> None:
     assert "Stop the app tier" not in refused.output
     assert restore.running() == ALL_RUNNING
     assert not (stack.state_dir / "lock.json").exists()
+    assert restore.ledger() == []  # refused before the lock: nothing changed, nothing recorded
 
 
 def test_check_says_what_it_would_restore_and_stop_and_changes_nothing(restore: Restore) -> None:
@@ -154,6 +168,7 @@ def test_check_says_what_it_would_restore_and_stop_and_changes_nothing(restore: 
     assert "Stops: api, worker (the database keeps running)" in plan
     assert restore.items() == ["written-after-the-dump"]
     assert restore.running() == ALL_RUNNING
+    assert restore.ledger() == []  # check mode, like the refusals before it, records nothing
 
 
 def test_production_is_refused_without_confirmation(restore: Restore) -> None:
@@ -163,6 +178,7 @@ def test_production_is_refused_without_confirmation(restore: Restore) -> None:
     assert restore.items() == ["written-after-the-dump"]
     assert restore.running() == ALL_RUNNING
     assert not (restore.stack.state_dir / "lock.json").exists()
+    assert restore.ledger() == []
 
 
 def test_a_dump_made_by_hand_is_restored_and_verified(restore: Restore) -> None:
@@ -181,7 +197,28 @@ def test_a_dump_made_by_hand_is_restored_and_verified(restore: Restore) -> None:
     assert verification["rows"]["public.items"] == len(restore.before)
     assert restore.running() == ALL_RUNNING
     assert not (stack.state_dir / "lock.json").exists()
-    assert list(stack.state_dir.glob("runs/*/restore/report.json"))
+    kept = list(stack.state_dir.glob("runs/*/restore/report.json"))
+    assert kept
+
+    # The ledger says that the database changed: which dump, who, when and the result.
+    [record] = restore.ledger()
+    assert record["kind"] == "restore"
+    assert record["verdict"] == report["verdict"]
+    assert record["restore"]["path"] == str(restore.foreign)
+    assert record["restore"]["dumped_from"] == "app"
+    assert record["release"] == record["previous"] == "v1"
+    assert record["run_by"]
+    assert record["started"]
+    assert record["finished"]
+    assert record["reports"]["report.json"] == str(kept[0])
+    listed = stagegate_cli("ledger", "list", "--state-dir", str(stack.state_dir))
+    assert listed.returncode == 0, listed.stderr
+    [row] = [line for line in listed.stdout.splitlines() if " restore " in line]
+    assert " v1 " in row, listed.stdout
+    assert record["verdict"] in row, listed.stdout
+    # It moved no release: never the baseline a promotion compares with.
+    last_good = stagegate_cli("ledger", "last-good", "--state-dir", str(stack.state_dir))
+    assert last_good.returncode == 1, last_good.stdout
 
 
 def test_with_no_name_the_newest_dump_is_restored(restore: Restore) -> None:
@@ -210,6 +247,10 @@ def test_with_no_name_the_newest_dump_is_restored(restore: Restore) -> None:
     assert f"Restore: {newest}" in text
     assert f"Passed over: {restore.backups / 'README.txt'}: " in text
     assert "only-in-the-newest" in restore.items()
+    # The command's progress: the restore phase once, started and ended with status and time.
+    assert chosen.stderr.count("stagegate: phase restore started\n") == 1, chosen.stderr
+    assert re.search(r"stagegate: phase restore ok \(\d+\.\d s\)\n", chosen.stderr), chosen.stderr
+    assert [r["restore"]["path"] for r in restore.ledger()][-1] == str(newest)
 
 
 def test_a_stagegate_backup_named_is_verified_against_its_manifest(restore: Restore) -> None:

@@ -307,9 +307,11 @@ def test_switch_crash_and_rollback_under_supervisord(site: Site) -> None:
     assert os.readlink(site.current) == str(site.root / "releases" / "v1")
     assert "RUNNING" in site.ctl("status", "api")
     assert site.get() == {"release": "v1", "cwd": str(site.root / "releases" / "v1")}
-    # the plan speaks of the link, not of images and a compose file
+    # the plan speaks of the link, not of images and a compose file, its estimate included
     assert f"4. switch {site.current} to {site.root / 'releases' / 'v1'}" in rollback.stdout
     assert "Images:" not in rollback.stdout
+    assert "Estimated time:" in rollback.stdout
+    assert "image rebuild" not in rollback.stdout
     assert _ledger(site)[-1]["release"] == "v1"
     assert _ledger(site)[-1]["verdict"] == "GO"
 
@@ -425,7 +427,15 @@ def test_staging_playbook_checks_then_promotes_with_symlink(
     assert os.readlink(site.current) == str(site.root / "releases" / "v1")
     assert site.ctl("pid", "api").strip() == v1_pid
     assert _schema(pg_cluster, pg_database) == V1_SCHEMA
-    assert len(_ledger(site)) == records
+    assert len(_ledger(site)) == records  # a check run writes no ledger record
+    # The plan names what the strategy uses, the release directory and its link: no compose
+    # files, no images (a new user's trial saw compose_files printed for a symlink release).
+    v2_dir = site.root / "releases" / "v2"
+    assert f'"release_dir": "{v2_dir}"' in planned, planned[-5000:]
+    assert f'"link": "{site.current} -> {v2_dir}"' in planned
+    assert "compose_files" not in planned
+    assert "images_built" not in planned
+    assert _report(site, "v2")["check_mode"] is True  # the reports say it was check mode
 
     # v2 for real: GO, migrated after a backup and a dry-run, running from its directory.
     second = _promote(site, db, "v2")

@@ -5,10 +5,11 @@ on the run it makes from the installed collection; a crash-looping release in te
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from rollback_fixtures import assert_no_secret_printed
-from sandbox_fixtures import SandboxStack, run_playbook
+from sandbox_fixtures import SandboxStack, left_in, run_playbook
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -47,3 +48,33 @@ def test_first_deploy_stopped_before_deploying_stays_a_first_deploy(
     again = run_playbook("staging.yml", broken)
     assert "nothing runs yet: a first deploy" in again.output, again.output
     assert "run stopped in phase source" in again.output, again.output
+
+
+def test_a_misspelt_tier_service_is_refused_in_preflight(
+    sandbox_stack: SandboxStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A service of stagegate_tiers that the release's compose project does not define stopped
+    # the run only in the deploy phase (after the lock, the backup and the migrations), naming
+    # `required_services`. It is refused in preflight now, before the lock, naming the key.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    misspelt = sandbox_stack.extra_vars(
+        stagegate_tiers=[["postgres", "redis"], ["api", "wroker"]],
+        stagegate_app_services=["api", "wroker"],
+    )
+    run = run_playbook("staging.yml", misspelt)
+    assert run.rc != 0
+    said = " ".join(run.output.split())
+    assert "Refused in preflight, before anything changed" in said, run.output[-4000:]
+    assert "stagegate_tiers: unknown service(s) wroker (did you mean worker?)" in said
+    assert (
+        f"the project '{sandbox_stack.project}' (release v2) defines api, postgres, redis, worker"
+        in said
+    )
+    assert "Take the deploy lock" not in run.stdout
+    state = sandbox_stack.state_dir
+    assert not (state / "lock.json").exists()
+    assert not (state / "ledger.jsonl").exists()
+    assert not sandbox_stack.project_dir.exists()  # the release was read, not checked out
+    assert not sandbox_stack.report_dir.exists()
+    assert left_in(tmp_path) == []  # the release's tree read into a temporary dir: removed
+    assert_no_secret_printed(run)

@@ -191,4 +191,5 @@ class ActionModule(ActionBase):
             ledger_warnings=args["ledger_warnings"],
             resumed=args["resumed"],
             history=args["history"],
+            check_mode=bool(self._task.check_mode or self._play_context.check_mode),
         )

@@ -21,9 +21,12 @@ description:
     why its phase does not apply. It counts as skipped, the reason becomes the phase's C(note) in
     the record and the report, and it prints
     C(stagegate: <phase> phase skipped on <host>: <reason>)."
-  - The record is written before each task to the JSON file named by E(STAGEGATE_RUN_RECORD) (a
-    temporary file, removed at the end, when that is not set); C(stagegate.release.gate) reads
-    the phases and the stop from it, and C(stagegate.release.run_record) returns it.
+  - The record is written before each task and at the end of the play (the phase still open
+    then ends) to the JSON file named by E(STAGEGATE_RUN_RECORD), which stays; when that is not
+    set, to a temporary file this callback removes when the play ends, or when
+    C(ansible-playbook) exits without ending it (an error that stopped the run, Ctrl-C).
+    C(stagegate.release.gate) reads the phases and the stop from it,
+    C(stagegate.release.run_record) returns it, and the C(stagegate) command prints its phases.
   - Alongside the normal output, prints one line per check group as soon as a task returns
     check results (C(stagegate.release.checks), C(stagegate.release.gate)), saying how many checks
     passed, warned, failed, and which did not pass.
@@ -33,6 +36,8 @@ requirements:
   - Enable it in ansible.cfg, C(callbacks_enabled = stagegate.release.progress).
 """
 
+import atexit
+import contextlib
 import os
 import tempfile
 
@@ -116,7 +121,18 @@ class CallbackModule(CallbackBase):
             self._own_record_file = True
             # Task workers are forked from this process: they inherit the variable.
             os.environ[runrecord.ENV_VAR] = self._record_path
+            atexit.register(self._remove_record_file, os.getpid())
         runrecord.save(self._record, self._record_path)
+
+    def _remove_record_file(self, owner_pid=None):
+        """Remove the record file this callback made (in the process that made it: forked
+        workers inherit the exit handlers)."""
+        if not self._own_record_file or owner_pid not in (None, os.getpid()):
+            return
+        self._own_record_file = False
+        os.environ.pop(runrecord.ENV_VAR, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._record_path)
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         if self._record is not None:
@@ -169,9 +185,12 @@ class CallbackModule(CallbackBase):
             self._groups_shown = True
 
     def v2_playbook_on_stats(self, stats):
-        if self._own_record_file:
-            os.environ.pop(runrecord.ENV_VAR, None)
-            os.unlink(self._record_path)
+        if self._record is not None:
+            self._record.finish()
+            if self._own_record_file:
+                self._remove_record_file()
+            else:  # the user's file (or the stagegate command's): its final state
+                runrecord.save(self._record, self._record_path)
         for gate in self._gates:
             color = _COLOR.get(gate["verdict"])
             for line in summary_lines(gate):

@@ -19,6 +19,7 @@ import time
 import urllib.error
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from difflib import get_close_matches
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -56,7 +57,9 @@ COMPOSE_ARGSPEC: dict[str, Any] = {
 }
 
 
-def compose_module(argument_spec: dict[str, Any], needs_docker_sdk: bool = True) -> AnsibleModule:
+def compose_module(
+    argument_spec: dict[str, Any], needs_docker_sdk: bool = True, **module_kwargs: Any
+) -> AnsibleModule:
     """An AnsibleModule with the shared compose options (check mode supported).
 
     `env` mixes plain settings (release, ports) with secrets (database passwords): values of
@@ -64,7 +67,9 @@ def compose_module(argument_spec: dict[str, Any], needs_docker_sdk: bool = True)
     included), without masking the plain values as `no_log` on the whole option would.
     """
     module = AnsibleModule(
-        argument_spec={**COMPOSE_ARGSPEC, **argument_spec}, supports_check_mode=True
+        argument_spec={**COMPOSE_ARGSPEC, **argument_spec},
+        supports_check_mode=True,
+        **module_kwargs,  # required_together, ... of the module's own options
     )
     for name, value in (module.params["env"] or {}).items():
         if is_secret_name(str(name)) and value not in (None, ""):
@@ -284,12 +289,20 @@ class ComposeProject:
     def services(self) -> dict[str, dict[str, Any]]:
         return dict(self.config().get("services") or {})
 
-    def require_services(self, names: list[str], option: str) -> None:
+    def require_services(self, names: list[str], option: str, whose: str = "") -> None:
+        """Fail naming `option` (the setting the names come from), each unknown name with the
+        nearest defined one, and every service the project (`whose`, e.g. "of release v2")
+        defines."""
         unknown = [n for n in names if n not in self.services]
         if unknown:
+            defined = sorted(self.services)
+            named = ", ".join(
+                name + "".join(f" (did you mean {m}?)" for m in get_close_matches(name, defined, 1))
+                for name in unknown
+            )
             raise ComposeError(
-                f"{option}: unknown service(s) {', '.join(unknown)}; the project "
-                f"{self.name!r} defines {', '.join(sorted(self.services))}"
+                f"{option}: unknown service(s) {named}; the project {self.name!r}"
+                f"{' ' + whose if whose else ''} defines {', '.join(defined)}"
             )
 
     def image_ref(self, service: str) -> str:

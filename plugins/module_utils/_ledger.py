@@ -251,11 +251,18 @@ ROLLBACK = "rollback"
 ADOPT = "adopt"
 REVALIDATION = "revalidation"
 VALIDATION = "validation"  # stagegate_validate_only: a service stagegate does not deploy
+RESTORE = "restore"  # restore.yml: the database of the release that runs restored from a dump
 
 
 def is_revalidation(record: dict[str, Any]) -> bool:
     """A re-validation's record (validate.yml): it measured a release, it did not deploy one."""
     return record.get("kind") in (REVALIDATION, VALIDATION)
+
+
+def moves_no_release(record: dict[str, Any]) -> bool:
+    """A run that put no release in place: a re-validation, or a restore (the database alone,
+    under the release that ran). Never a rollback target's evidence, nor why a release runs."""
+    return is_revalidation(record) or record.get("kind") == RESTORE
 
 
 def is_promotion(record: dict[str, Any]) -> bool:
@@ -268,12 +275,13 @@ def last_good(
 ) -> dict[str, Any] | None:
     """The newest record with a GO or GO_WITH_WARNINGS verdict (optionally not `before_release`):
     what a promotion compares with. A validation-only run (kind `validation`) is of a service
-    stagegate does not deploy, never a release to compare with."""
+    stagegate does not deploy, and a restore (kind `restore`) verified a database put back
+    under whatever ran: never a release to compare with."""
     for record in reversed(records):
         if (
             record.get("verdict") in GOOD_VERDICTS
             and record.get("release") != before_release
-            and record.get("kind") != VALIDATION
+            and record.get("kind") not in (VALIDATION, RESTORE)
         ):
             return record
     return None

@@ -22,8 +22,9 @@ from typing import Any
 from ansible_collections.stagegate.release.plugins.module_utils._ledger import (
     ADOPT,
     GOOD_VERDICTS,
-    is_revalidation,
+    RESTORE,
     ledger_path,
+    moves_no_release,
     scan,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._paths import (
@@ -159,7 +160,7 @@ def rolled_back_releases(records):
     for record in records:
         if record.get("kind") == "rollback" and record.get("rolled_back_from"):
             bad.add(record["rolled_back_from"])
-        elif is_good(record) and record.get("kind") != "rollback":
+        elif is_good(record) and record.get("kind") != "rollback" and not moves_no_release(record):
             bad.discard(record.get("release"))
     return bad
 
@@ -182,9 +183,13 @@ def considered_releases(records, current, state_dir, has_manifest=None):
     seen, out = set(), []
     for record in reversed(records):
         release = record.get("release")
-        if not release or release in seen or is_revalidation(record):
+        if not release or release in seen or moves_no_release(record):
             continue
-        good = [r for r in records if r.get("release") == release and is_good(r)]
+        good = [
+            r
+            for r in records
+            if r.get("release") == release and is_good(r) and r.get("kind") != RESTORE
+        ]
         if release == current:
             status = "running now"
         elif release in rolled_back:
@@ -238,7 +243,7 @@ def why_running(records, current):
     """Since when and why `current` runs, from the newest ledger record that put it there."""
     promotions = {r.get("run_id") for r in records if not r.get("kind") and r.get("run_id")}
     for record in reversed(records):
-        if record.get("release") != current or is_revalidation(record):
+        if record.get("release") != current or moves_no_release(record):
             continue
         kind = record.get("kind")
         at = record_time(record)
@@ -509,6 +514,8 @@ def build_plan(inputs, inspect_image, git=None, state=None):
     images = image_actions(manifest_images(target_manifest), inspect_image)
     rebuild = sorted(s for s, i in images.items() if i["action"] == "rebuild")
     database = database_plan(inputs, bad_manifest, current)
+    # a strategy without images (symlink): the link its deploy recorded
+    link = ((target_manifest or {}).get("extra") or {}).get("link")
     return {
         "nothing_to_do": False,
         "environment": inputs.environment,
@@ -523,8 +530,7 @@ def build_plan(inputs, inspect_image, git=None, state=None):
             "ref": target_ref,
             "reason": reason,
             "manifest": manifest_path(inputs.state_dir, target) if target_manifest else None,
-            # a strategy without images (symlink): the link its deploy recorded
-            "link": ((target_manifest or {}).get("extra") or {}).get("link"),
+            "link": link,
         },
         "files_changed": files,
         "diff_stat": stat,
@@ -534,7 +540,9 @@ def build_plan(inputs, inspect_image, git=None, state=None):
         "considered": considered_releases(records, current, inputs.state_dir),
         "steps": list(STEPS),
         # from the durations the ledger measured (rollbacks, promotions' phases, the dump)
-        "estimate": rollback_estimate(records, database=database, rebuild=rebuild, target=target),
+        "estimate": rollback_estimate(
+            records, database=database, rebuild=rebuild, target=target, images=not link
+        ),
         "ledger_warnings": ledger_warnings,
     }
 

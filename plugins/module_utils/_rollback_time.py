@@ -175,18 +175,21 @@ def rollback_estimate(
     database: dict[str, Any],
     rebuild: list[str],
     target: str,
+    images: bool = True,
 ) -> dict[str, Any]:
     """{seconds, text, parts: {name: {seconds, basis}}, unmeasured: [...]} for a plan.
 
     `seconds` is the sum of the parts measured (None when nothing was); `unmeasured` names
     the parts no ledger figure covers, so the text says the estimate is a lower bound.
+    `images` false: the target runs no images (a symlink release), so no image part at all.
     """
     db_part, db_what = _database_part(records, database, database.get("backup_manifest"))
     parts = {
         STEPS_PART: _steps_part(records),
         f"database: {db_what}": db_part,
-        "image rebuild": _rebuild_part(records, rebuild, target),
     }
+    if images:
+        parts["image rebuild"] = _rebuild_part(records, rebuild, target)
     measured = {k: v for k, v in parts.items() if v is not None}
     unmeasured = [k for k, v in parts.items() if v is None]
     total = round(sum(v["seconds"] for v in measured.values()), 1)

@@ -26,10 +26,33 @@ extends_documentation_fragment:
   - stagegate.release.compose
 options:
   required_services:
-    description: Services the project must define (for example every service of the tiers).
+    description:
+      - Services the project must define (for example every service of the tiers). An unknown
+        one fails naming O(required_services_from), the nearest defined name and every service
+        the project defines.
     type: list
     elements: str
     default: []
+  required_services_from:
+    description:
+      - The setting the O(required_services) come from, named in the error (for example
+        C(stagegate_tiers)).
+    type: str
+    default: required_services
+  release_repo:
+    description:
+      - Read the compose project of O(release) from this repository (C(stagegate_source_repo))
+        instead of the files in O(project_src); O(files) are then relative to the release's
+        tree. The tree is a C(git clone) into a temporary directory, removed before the module
+        returns; when the release tracks no C(.env), the one in O(project_src) (the deploy
+        checkout's untracked secrets) is copied beside it, as a checkout of the release keeps
+        it. O(project_src) need not exist (a first deploy).
+      - Preflight uses it to validate the release's services before the deploy lock, when the
+        deploy checkout still holds the release that runs.
+    type: str
+  release:
+    description: The tag, branch or commit of O(release_repo) to read; required with it.
+    type: str
 attributes:
   check_mode:
     description: Runs the same read-only validation.
@@ -55,6 +78,18 @@ EXAMPLES = r"""
     files: "{{ stagegate_compose_files }}"
     env: "{{ stagegate_compose_env }}"
     required_services: "{{ stagegate_tiers | flatten }}"
+    required_services_from: stagegate_tiers
+
+- name: Validate the services the tiers name against the release about to be promoted
+  stagegate.release.compose_config:
+    project_src: "{{ stagegate_project_dir }}"
+    project_name: "{{ stagegate_compose_project }}"
+    files: "{{ stagegate_compose_files }}"
+    env: "{{ stagegate_compose_env }}"
+    release_repo: "{{ stagegate_source_repo }}"
+    release: "{{ stagegate_release }}"
+    required_services: "{{ stagegate_tiers | flatten }}"
+    required_services_from: stagegate_tiers
 """
 
 RETURN = r"""
@@ -77,6 +112,12 @@ config:
       environment values, build args and secrets masked (C(***)).
   returned: success
   type: dict
+release_services:
+  description: The services the project defines, sorted (C(docker compose config --services)).
+  returned: success
+  type: list
+  elements: str
+  sample: [api, postgres, redis, worker]
 cmd:
   description: The command line run.
   returned: always
@@ -84,6 +125,10 @@ cmd:
   elements: str
 """
 
+import os
+import shutil
+import subprocess
+import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -123,15 +168,40 @@ def masked_config(config: dict[str, Any], env: dict[str, str]) -> tuple[dict[str
     return masked, redactor.known()
 
 
+def export_release(repo: str, release: str, project_src: str, into: str) -> str:
+    """The tree of `release` from `repo` in `into`/release (the deploy checkout untouched), with
+    `project_src`'s untracked `.env` beside its files when the release tracks none."""
+    tree = os.path.join(into, "release")
+    for argv in (
+        ["git", "clone", "--quiet", "--no-checkout", repo, tree],
+        ["git", "-C", tree, "checkout", "--quiet", release],
+    ):
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise ComposeError(
+                f"release: cannot read {release!r} from {repo}: {proc.stderr.strip()}",
+                cmd=argv, rc=proc.returncode, stderr=proc.stderr,
+            )  # fmt: skip
+    dotenv = os.path.join(project_src, ".env")
+    if os.path.isfile(dotenv) and not os.path.exists(os.path.join(tree, ".env")):
+        shutil.copy(dotenv, os.path.join(tree, ".env"))
+    return tree
+
+
 class ConfigManager:
-    def __init__(self, module: AnsibleModule) -> None:
+    def __init__(self, module: AnsibleModule, project_src: str | None = None) -> None:
         self.module = module
-        self.project = ComposeProject.from_params(module.params)
+        params = dict(module.params, project_src=project_src or module.params["project_src"])
+        self.project = ComposeProject.from_params(params)
         self.required: list[str] = module.params["required_services"]
+        release = module.params["release"]
+        self.whose = f"(release {release})" if project_src and release else ""
 
     def run(self) -> dict[str, Any]:
         config = self.project.config()
-        self.project.require_services(self.required, "required_services")
+        self.project.require_services(
+            self.required, self.module.params["required_services_from"], self.whose
+        )
         services = {
             name: {
                 "image": self.project.image_ref(name),
@@ -149,6 +219,7 @@ class ConfigManager:
             "files_sha256": self.project.files_sha256(),
             "config_sha256": self.project.config_sha256(),
             "config": shown,
+            "release_services": sorted(services),
             "cmd": self.project.argv("config", "--format", "json"),
         }
 
@@ -157,13 +228,25 @@ def main() -> None:
     module = compose_module(
         {
             "required_services": {"type": "list", "elements": "str", "default": []},
+            "required_services_from": {"type": "str", "default": "required_services"},
+            "release_repo": {"type": "str"},
+            "release": {"type": "str"},
         },
         needs_docker_sdk=False,
+        required_together=[("release_repo", "release")],
     )
+    params = module.params
+    work = tempfile.mkdtemp(prefix="stagegate-release-") if params["release_repo"] else ""
     try:
-        module.exit_json(**ConfigManager(module).run())
+        tree = work and export_release(
+            params["release_repo"], params["release"], params["project_src"], work
+        )
+        module.exit_json(**ConfigManager(module, tree or None).run())
     except ComposeError as exc:
         module.fail_json(**exc.fail_kwargs())
+    finally:
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,8 @@ class GateRequest:
     """The interrupted deploy this run resumed (release_manifest's `interrupted`), if any."""
     history: list[dict[str, Any]] = field(default_factory=list)
     """Ledger records as read (any releases); `trend` gates read this release's runs in them."""
+    check_mode: bool = False
+    """A `--check` run: nothing changed, the checks graded the release that runs."""
 
 
 @dataclass
@@ -214,6 +216,8 @@ def _ledger_record(
         "metrics": metrics,
         # measured durations: the next rollback's --check estimates from them
         "phases": {p["name"]: p["seconds"] for p in report["phases"]},
+        # the ledger module writes nothing in check mode; a record made anyway says what it is
+        **({"check_mode": True} if request.check_mode else {}),
     }
 
 
@@ -260,6 +264,7 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
         auto_rollback=rollback_next(request, verdict.decision),
         ledger_warnings=request.ledger_warnings,
         resumed=request.resumed,
+        check_mode=request.check_mode,
     )
     hosts = by_host(report["checks"])
     if hosts:  # a fleet: results by host (a single-host report is unchanged)

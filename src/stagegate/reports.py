@@ -240,8 +240,11 @@ def build_report(
     auto_rollback: Mapping[str, Any] | None = None,
     ledger_warnings: Iterable[str] = (),
     resumed: Mapping[str, Any] | None = None,
+    check_mode: bool = False,
 ) -> dict[str, Any]:
     """The report dictionary (report.json); no secret redaction yet (see `write_reports`).
+
+    `check_mode`: the run was `--check`; the reports say so at the top (`CHECK_MODE_NOTE`).
 
     `ledger_warnings` are what the run's ledger reads skipped (a torn final line, a corrupt
     line); the rollback plan's own `ledger_warnings` join them, each named once.
@@ -251,6 +254,7 @@ def build_report(
     passed = sum(c.status in (Status.PASS, Status.WARN) for c in checks)
     ran = sum(c.status is not Status.SKIP for c in checks)
     return {
+        "check_mode": check_mode,
         "verdict": str(verdict.decision),
         "score": verdict.score,
         "score_status": str(verdict.score_status),
@@ -713,12 +717,16 @@ def _md_rollback(report: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+CHECK_MODE_NOTE = "Check mode: nothing was changed; the verdict grades the running release"
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     verdict = report["verdict"]
     release = report["release"]
     lines = [
         f"# Staging Validation Report: {release['version']}",
         "",
+        *([f"> **{CHECK_MODE_NOTE}**", ""] if report.get("check_mode") else []),
         f"**Release:** {release['version']} (previous: {release['previous'] or 'none'})  ",
         f"**Environment:** {report['environment']}  ",
         f"**Date:** {report['finished']}  ",
@@ -885,6 +893,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         key_results=key_results(report),
         rollback_note=rollback_note(report),
         resumed_note=resumed_note(report),
+        check_mode_note=CHECK_MODE_NOTE if report.get("check_mode") else None,
         plan_rows=plan_rows(report["rollback_plan"]),
         host_rows=host_rows(report),
         trend_rows=trend_rows(report),

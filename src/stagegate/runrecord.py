@@ -133,6 +133,12 @@ class RunRecord:
             if skip_note:
                 current.notes[host] = skip_note
 
+    def finish(self) -> None:
+        """The play is over: the phase still open ends now."""
+        current = self.current
+        if current is not None:
+            current.ended = self.clock()
+
     def reported(self) -> None:
         """A gate wrote its report: what is recorded so far is told; the next gate starts after."""
         for failure in self.failures:

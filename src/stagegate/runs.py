@@ -1,8 +1,10 @@
 """Running the collection's playbooks through ansible-runner, as AWX does: the `stagegate
 promote|rollback|validate` commands.
 
-The run is read from runner's job events: a progress line per phase (the role a task belongs to),
-the first failed task, and the verdict the gate published with `set_stats`. `exit_code` turns
+The run is read from runner's job events and the run record the callback
+stagegate.release.progress keeps (`stagegate.runrecord`: the phases of the playbook's steps, by
+their phase tags): a line when a phase starts and one when it ends, with its time and status;
+the first failed task; and the verdict the gate published with `set_stats`. `exit_code` turns
 that into the documented exit codes (README "Command line").
 """
 
@@ -11,11 +13,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from stagegate import runrecord
 
 EXIT_GO = 0
 EXIT_NOT_FOUND = 1  # `ledger last-good`, `report show`: nothing to show
@@ -52,7 +57,12 @@ class Phase:
     name: str
     started: float
     seconds: float | None = None
-    failed: bool = False
+    status: str = ""  # ok, skipped or failed, once the phase ended
+    note: str = ""  # why a skipped phase does not apply
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
 
 
 @dataclass
@@ -86,7 +96,8 @@ class RunOutcome:
             "failed_task": self.failed_task,
             "output": self.output,
             "phases": [
-                {"name": p.name, "seconds": p.seconds, "failed": p.failed} for p in self.phases
+                {"name": p.name, "status": p.status, "seconds": p.seconds, "failed": p.failed}
+                for p in self.phases
             ],
             "ansible_rc": self.rc,
             "runner_status": self.status,
@@ -138,11 +149,30 @@ def strategy_role_names() -> frozenset[str]:
     return frozenset(s.role.rsplit(".", 1)[-1] for s in get_hooks().deploy_strategies().values())
 
 
-class Progress:
-    """Follows runner's events: one line per phase, failures as they happen."""
+def _phase_status(phase: runrecord.PhaseRun) -> tuple[str, str]:
+    """(status, note) of a recorded phase over its hosts: failed on any host, skipped when
+    every host skipped it, else ok."""
+    hosts = {*phase.ran, *phase.skipped, *phase.failed}
+    statuses = {phase.status(host) for host in hosts}
+    if "failed" in statuses:
+        return "failed", ""
+    if statuses == {"skipped"}:
+        return "skipped", next(iter(phase.notes.values()), "")
+    return "ok", ""
 
-    def __init__(self, out: TextIO | None, clock: Callable[[], float] = time.monotonic) -> None:
+
+class Progress:
+    """Follows runner's events: the phases of the run record at `record_path` (one line when a
+    phase starts, one when it ends, with its time and status) and failures as they happen."""
+
+    def __init__(
+        self,
+        out: TextIO | None,
+        record_path: str | os.PathLike[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.out = out
+        self.record_path = str(record_path) if record_path else ""
         self.clock = clock
         self.phases: list[Phase] = []
         self.strategy_roles = strategy_role_names()
@@ -153,45 +183,59 @@ class Progress:
         if self.out is not None:
             print(f"stagegate: {text}", file=self.out, flush=True)
 
-    def _close_phase(self) -> None:
-        if self.phases and self.phases[-1].seconds is None:
-            phase = self.phases[-1]
-            phase.seconds = round(self.clock() - phase.started, 1)
-            state = "failed" if phase.failed else "done"
-            self._say(f"phase {phase.name} {state} ({phase.seconds:.1f} s)")
+    def _record(self) -> runrecord.RunRecord | None:
+        if not self.record_path:
+            return None
+        return runrecord.load_current({runrecord.ENV_VAR: self.record_path})
+
+    def follow(self, final: bool = False) -> None:
+        """Announce the phases the record started or ended since the last look; with `final`
+        (the run is over) a phase still open ends now."""
+        record = self._record()
+        for index, run in enumerate(record.phases if record else []):
+            if index == len(self.phases):
+                self.phases.append(Phase(run.name, run.started))
+                self._say(f"phase {run.name} started")
+            phase = self.phases[index]
+            ended = run.ended if run.ended is not None else (self.clock() if final else None)
+            if phase.seconds is None and ended is not None:
+                phase.seconds = round(ended - run.started, 1)
+                phase.status, phase.note = _phase_status(run)
+                note = f": {phase.note}" if phase.note else ""
+                self._say(f"phase {run.name} {phase.status} ({phase.seconds:.1f} s){note}")
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         if kind == "playbook_on_task_start":
-            name = phase_of(data, self.strategy_roles) or self._current_phase()
-            if not self.phases or self.phases[-1].name != name:
-                self._close_phase()
-                self.phases.append(Phase(name, self.clock()))
-                self._say(f"phase {name} ...")
+            self.follow()
         elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get(
             "ignore_errors"
         ):
             self._record_failure(data)
         elif kind == "playbook_on_stats":
-            self._close_phase()
             self.stats = dict(data.get("artifact_data") or {})
         return True  # keep every event in the artifact dir
 
-    def _current_phase(self) -> str:
-        return self.phases[-1].name if self.phases else "playbook"
+    def _current_phase(self, data: dict[str, Any]) -> str:
+        """The recorded phase that runs, else the task's role (a step tagged `always`, such as
+        the configuration check, starts no phase)."""
+        record = self._record()
+        current = record.current if record else None
+        if current is not None:
+            return current.name
+        return phase_of(data, self.strategy_roles) or "playbook"
 
     def _record_failure(self, data: dict[str, Any]) -> None:
+        self.follow()  # the failed task's phase is announced before its failure
         result = data.get("res") or {}
         message = str(result.get("msg") or result.get("stderr") or "failed")
-        if self.phases:
-            self.phases[-1].failed = True
         self._say(f"  FAILED {data.get('task', '')}: {message.splitlines()[0][:300]}")
         if self.failed_task is None:
             self.failed_task = {
                 "task": str(data.get("task", "")),
                 "action": str(data.get("task_action", "")),
-                "phase": phase_of(data, self.strategy_roles) or self._current_phase(),
+                "phase": self._current_phase(data),
                 "host": str(data.get("host", "")),
                 "msg": message,
             }
@@ -237,7 +281,14 @@ def run_playbook(
     playbook = PLAYBOOKS[command]
     private = runner_dir()
     private.mkdir(parents=True, exist_ok=True)
-    progress = Progress(progress_out)
+    # The callback keeps the run record where this process reads the phases: a file of the
+    # user's (STAGEGATE_RUN_RECORD, kept) or one of this run's, removed when it ends.
+    record_path = os.environ.get(runrecord.ENV_VAR, "")
+    own_record = not record_path
+    if own_record:
+        fd, record_path = tempfile.mkstemp(prefix="run-record-", suffix=".json", dir=private)
+        os.close(fd)
+    progress = Progress(progress_out, record_path)
     kwargs: dict[str, Any] = {
         "private_data_dir": str(private),
         "project_dir": os.getcwd(),
@@ -247,7 +298,10 @@ def run_playbook(
         "quiet": True,
         "event_handler": progress,
         "rotate_artifacts": 20,
-        "envvars": {"ANSIBLE_NOCOLOR": "1"},
+        # Not kept in <private dir>/env/: runner writes envvars (and extravars) there only when
+        # absent and then prefers the file, so a second run took the first run's record path.
+        "suppress_env_files": True,
+        "envvars": {"ANSIBLE_NOCOLOR": "1", runrecord.ENV_VAR: record_path},
     }
     if inventory:
         if "," not in inventory and not Path(inventory).exists():
@@ -257,7 +311,12 @@ def run_playbook(
     # PATH (a venv's bin/stagegate run without activating the venv).
     own_bin = str(Path(sys.executable).parent)
     kwargs["envvars"]["PATH"] = os.pathsep.join((own_bin, os.environ.get("PATH", os.defpath)))
-    runner = ansible_runner.run(**{k: v for k, v in kwargs.items() if v is not None})
+    try:
+        runner = ansible_runner.run(**{k: v for k, v in kwargs.items() if v is not None})
+        progress.follow(final=True)
+    finally:
+        if own_record:
+            Path(record_path).unlink(missing_ok=True)
     output = ""
     if runner.rc and progress.failed_task is None:  # failed before any task: say why
         output = "\n".join(runner.stdout.read().strip().splitlines()[-5:])
