@@ -200,7 +200,9 @@ def test_an_interrupted_rollback_is_finished_and_a_stopped_rollout_moves_only_it
     run = rollback(broken, tmp_path / "first")
     assert run.rc != 0, run.output[-5000:]
     first = state(v2_fleet)
-    assert first["markers"] == {"app1": "v1", "app2": "v1", "app3": "v2", "db1": "v1"}
+    assert first["markers"] == {"app1": "v1", "app2": "v1", "app3": "v2", "db1": "v1"}, flat(run)[
+        -5000:
+    ]
     assert not first["lock"]
     assert applied_migrations(v2_fleet).isdisjoint(V2_MIGRATIONS)
     data = report(tmp_path / "first")
