@@ -413,7 +413,8 @@ def fleet(
                 made.stop(host)
 
 
-# The sandbox's checks on a fleet (docs/fleet.md): per app host at its own api port, the database
+# The sandbox's checks on a fleet (docs/fleet.md): per app host at its own api port
+# (release_version expects the release the host should run, `stagegate_release`), the database
 # schema once, as a fleet check.
 SANDBOX_HOST_CHECKS = [
     {"name": "api_ready", "type": "http", "group": "infrastructure", "severity": "critical",
@@ -486,22 +487,6 @@ SANDBOX_APP_OVERRIDE = REPO_ROOT / "tests" / "fleet" / "compose.fleet-app.yaml"
 SANDBOX_UP = REPO_ROOT / "tests" / "fleet" / "sandbox_up.yml"
 # Promotes the next release as a fleet promotion leaves it: backup, manifest, markers, ledger.
 SANDBOX_PROMOTE = REPO_ROOT / "tests" / "fleet" / "promote.yml"
-
-# The sandbox's catalog on each app host, at the host's own api port; release_version expects
-# the release the host should run (`stagegate_release`).
-SANDBOX_HOST_CHECKS = [
-    {"name": "api_ready", "type": "http", "group": "infrastructure", "severity": "critical",
-     "retries": 10, "delay": 1,
-     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/health/ready",
-                 "json": ["status == 'healthy'", "checks.database.status == 'healthy'",
-                          "checks.redis.status == 'healthy'"]}},
-    {"name": "release_version", "type": "http", "group": "tests", "severity": "critical",
-     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/version",
-                 "json": ["version == '{{ stagegate_release }}'"]}},
-    {"name": "items_listed", "type": "http", "group": "functionality", "severity": "critical",
-     "options": {"url": "http://127.0.0.1:{{ sandbox_api_port }}/api/v1/items",
-                 "json": ["length(items) > `0`"]}},
-]  # fmt: skip
 
 
 @dataclass
