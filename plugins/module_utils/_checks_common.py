@@ -51,9 +51,10 @@ class Outcome:
 
     def measure(self, name: str, value: float, unit: str = "", bands: Any = None) -> None:
         """Record a metric; with `bands` ({pass:, warn:}) the controller grades it."""
-        self.metrics[name] = round(float(value), 3)
+        # one figure for the metric and its graded measurement, so their texts never differ
+        self.metrics[name] = figure = round(float(value), 3)
         if bands is not None:
-            self.measurements.append({"name": name, "value": value, "unit": unit, "bands": bands})
+            self.measurements.append({"name": name, "value": figure, "unit": unit, "bands": bands})
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from stagegate.catalog import load_catalog
+from stagegate.checks import Outcome
 from stagegate.cli import main as cli_main
-from stagegate.engine import run_checks
+from stagegate.engine import result_from_outcome, run_checks
 from stagegate.gatekeeper import GateRequest, gate_plugin_manager, run_gate
 from stagegate.gates import GateConfigError, GateResult, GateRule, GateType
-from stagegate.grading import Grade
+from stagegate.grading import Grade, default_grade
 from stagegate.hookspecs import hookimpl
-from stagegate.plugins import Hooks
+from stagegate.plugins import Hooks, get_hooks
 from stagegate.results import CheckResult, Severity, Status
 from stagegate.verdict import Decision
 
@@ -187,3 +188,15 @@ def test_built_in_gate_types_are_a_plugin_that_a_third_party_extends_and_overrid
             ),
             gate_plugin_manager(),
         )
+
+
+def test_a_graded_measurement_shows_the_figure_its_metric_holds() -> None:
+    """1505.6951 ms: the metric kept 1505.695 (shown "1505.69") while the grade's text showed
+    the unrounded figure ("1505.7"); CI failed on the mismatch once. One figure now."""
+    outcome = Outcome(status="PASS", message="measured")
+    outcome.measure("p95_ms", 1505.6951, "ms", {"pass": "<= 1s", "warn": "<= 1.2s"})
+    catalog = [{"name": "slow", "type": "http", "url": "http://127.0.0.1:9/"}]
+    spec = load_catalog(catalog, get_hooks().check_types())[0]
+    grade = default_grade(result_from_outcome(spec, outcome))
+    assert grade.status is Status.FAIL
+    assert f"p95_ms {outcome.metrics['p95_ms']:g}ms outside PASS" in grade.reason
