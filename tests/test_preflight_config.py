@@ -302,9 +302,15 @@ def test_a_release_that_is_a_path_stops_staging_in_preflight(sandbox_repo: Path)
     """A release becomes `releases/<release>/`, an archive and a report directory name: `../x`
     is refused with the key named before the lock, not by the first module that makes a path."""
     with isolated_stack(sandbox_repo, "pathrelease") as stack:
-        run = run_playbook("staging.yml", stack.extra_vars(stagegate_release="../x"))
+        # and, in the same run, a role option below its bound: a new user's snapshot_max 0
+        # passed here and stopped the app tier before the snapshot module refused it
+        variables = stack.extra_vars(stagegate_release="../x", stagegate_backup_snapshot_max=0)
+        run = run_playbook("staging.yml", variables)
         assert_stopped_by_config_validation(run, stack)
         assert (
             "stagegate_release: got '../x', which contains a path separator or a control "
             "character; expected one file name"
         ) in run.stdout, run.stdout[-3000:]
+        assert (
+            "stagegate_backup_snapshot_max: got 0 (integer), expected an integer in 1..inf"
+        ) in run.stdout

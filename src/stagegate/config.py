@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +219,15 @@ ONE_OF: Mapping[str, tuple[str, ...]] = {
 
 # --- reading role argument specs ---------------------------------------------------------
 
+# Lower bounds of role options, which a role's argument spec cannot carry (ansible-lint's
+# schema allows no `minimum` key); checked in preflight, before anything changes. Without
+# this a `stagegate_backup_snapshot_max: 0` passed preflight and failed in the deploy phase,
+# after the app tier had been stopped.
+ROLE_OPTION_MINIMUMS: Mapping[str, int] = {
+    "stagegate_backup_snapshot_max": 1,
+    "stagegate_build_prune_keep_good": 1,
+}
+
 
 def _spec_from_argument(option: Mapping[str, Any]) -> Spec:
     type_ = str(option.get("type", "str"))
@@ -274,10 +283,13 @@ def fields_from_argument_specs(roles_dir: Path) -> list[Field]:
                 if not name.startswith(PREFIX):
                     continue
                 required = entry_name == "main" and bool(option.get("required", False))
+                spec = _spec_from_argument(option)
+                if name in ROLE_OPTION_MINIMUMS:
+                    spec = replace(spec, minimum=ROLE_OPTION_MINIMUMS[name])
                 found.append(
                     Field(
                         name=name,
-                        spec=_spec_from_argument(option),
+                        spec=spec,
                         description=_text(option.get("description")),
                         required_for=frozenset({phase}) if required else frozenset(),
                     )

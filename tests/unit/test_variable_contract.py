@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stagegate.config import CORE_FIELDS, RUNTIME_FACTS
+from stagegate.config import CORE_FIELDS, ROLE_OPTION_MINIMUMS, RUNTIME_FACTS, Schema
 
 REPO = Path(__file__).resolve().parents[2]
 ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if (p / "meta").is_dir())
@@ -132,3 +132,17 @@ def test_the_documented_default_is_the_roles_default(name: str) -> None:
     for role, default in defaults.items():
         assert default == value, f"{name}: documented {documented}, {role} defaults {default!r}"
     assert not required, f"{name}: documented default {documented}, required by {required}"
+
+
+@pytest.mark.parametrize("name", sorted(ROLE_OPTION_MINIMUMS))
+def test_a_role_option_below_its_minimum_is_refused_by_the_preflight_schema(name: str) -> None:
+    """A new user's `stagegate_backup_snapshot_max: 0` passed preflight and stopped the app tier
+    before the snapshot module refused it; the schema now names the key, the value and the
+    range. Each bounded option is one that a role declares, with the bound in its description."""
+    assert any(name in role_options(role) for role in ROLES), name
+    low = ROLE_OPTION_MINIMUMS[name]
+    errors, _ = Schema.load(REPO / "roles").validate({name: low - 1}, phases=[])
+    assert [str(e) for e in errors] == [
+        f"{name}: got {low - 1} (integer), expected an integer in {low}..inf"
+    ]
+    assert Schema.load(REPO / "roles").validate({name: low}, phases=[]) == ([], [])
