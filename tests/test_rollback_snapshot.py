@@ -13,6 +13,7 @@ The tests share the stack and run in file order.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -156,6 +157,7 @@ def test_check_says_snapshot_with_estimates_and_changes_nothing(snaps: Snapshots
     # rollback measured yet, so the swap is named, not guessed
     assert "median deploy + validate phases of 1 promotion(s) in the ledger" in out
     assert "plus database: snapshot swap (not measured)" in out
+    assert "Estimated time with the database by snapshot: ~" in out
     assert snaps.databases() == before
     assert snaps.schema() >= V2_OBJECTS
 
@@ -176,6 +178,13 @@ def test_rollback_by_snapshot_carries_the_properties(snaps: Snapshots) -> None:
     assert record["verdict"] in GOOD
     assert record["database"]["method"] == "snapshot"
     assert record["database"]["seconds"] > 0
+    # the rollback's own report says how the database came back, as the ledger does
+    report = json.loads((Path(record["report_dir"]) / "report.json").read_text())
+    assert report["rollback_plan"]["database_put_back"]["method"] == "snapshot"
+    assert (
+        "**database_put_back:** method: snapshot"
+        in (Path(record["report_dir"]) / "report.md").read_text()
+    )
 
 
 def test_rollback_by_dump_when_the_snapshot_was_dropped(snaps: Snapshots) -> None:
@@ -190,6 +199,8 @@ def test_rollback_by_dump_when_the_snapshot_was_dropped(snaps: Snapshots) -> Non
     # the rollback above measured its wall time and its swap: the estimate rests on them now
     assert "median of 1 rollback(s) in the ledger, wall time less their database step" in planned
     assert "snapshot  rename app_stagegate_snaptest-1 back in: ~" in planned  # the last one's time
+    # the whole estimate counts the way chosen, not the swap the plan expected (a new user's find)
+    assert re.search(r"Estimated time with the database by dump: ~[0-9.]+ s\"", planned), planned
 
     out = snaps.rollback_ok()
     assert "Not by snapshot: the snapshot app_stagegate_snaptest-1 is gone" in out

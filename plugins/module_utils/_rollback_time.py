@@ -24,6 +24,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._state_files imp
 
 # The part of a rollback besides the database and image rebuilds: stop, checkout, start, verify.
 STEPS_PART = "stop, checkout, start, verify"
+DATABASE_PART = "database: "  # the estimate's database part: "database: <the way>"
 
 
 def _median(values: list[float]) -> float:
@@ -132,6 +133,9 @@ def _steps_part(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
+_WAY_WORDS = {"snapshot": "snapshot swap", "dump": "restore of the dump"}
+
+
 def _database_part(
     records: list[dict[str, Any]], database: dict[str, Any], backup_manifest: str | None
 ) -> tuple[dict[str, Any] | None, str]:
@@ -144,8 +148,8 @@ def _database_part(
     size, dump_seconds = backup_figures(backup_manifest)
     ways = database_estimate(records, backup_bytes=size, dump_seconds=dump_seconds)
     if database.get("snapshot"):  # swapped in unless it is gone by then (pg_snapshot says)
-        return ways["snapshot"], "snapshot swap"
-    return ways["dump"], "restore of the dump"
+        return ways["snapshot"], _WAY_WORDS["snapshot"]
+    return ways["dump"], _WAY_WORDS["dump"]
 
 
 def _rebuild_part(
@@ -186,10 +190,28 @@ def rollback_estimate(
     db_part, db_what = _database_part(records, database, database.get("backup_manifest"))
     parts = {
         STEPS_PART: _steps_part(records),
-        f"database: {db_what}": db_part,
+        f"{DATABASE_PART}{db_what}": db_part,
     }
     if images:
         parts["image rebuild"] = _rebuild_part(records, rebuild, target)
+    return _summed(parts)
+
+
+def with_database_way(
+    estimate: dict[str, Any], way: str, found: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A plan's estimate with its database part replaced by the way actually chosen (the plan
+    assumes the snapshot it expects; pg_snapshot finds whether it is still there)."""
+    parts: dict[str, dict[str, Any] | None] = {
+        **dict.fromkeys(estimate.get("unmeasured") or []),
+        **(estimate.get("parts") or {}),
+    }
+    parts = {k: v for k, v in parts.items() if not k.startswith(DATABASE_PART)}
+    parts[f"{DATABASE_PART}{_WAY_WORDS.get(way, way)}"] = found
+    return _summed(parts)
+
+
+def _summed(parts: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
     measured = {k: v for k, v in parts.items() if v is not None}
     unmeasured = [k for k, v in parts.items() if v is None]
     total = round(sum(v["seconds"] for v in measured.values()), 1)

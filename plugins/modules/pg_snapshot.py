@@ -143,6 +143,12 @@ options:
       - The dump's manifest (O(state=planned)), whose size and dump duration estimate the dump
         restore.
     type: path
+  plan_estimate:
+    description:
+      - The rollback plan's estimate (M(stagegate.release.rollback_plan) C(plan.estimate)), which
+        assumes the snapshot it expects is there (O(state=planned)). Its database part is
+        replaced by the way chosen, returned as RV(rollback_estimate) and printed.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -235,8 +241,16 @@ estimate:
       when the ledger has no measurement).
   returned: state=planned
   type: dict
+rollback_estimate:
+  description:
+    - O(plan_estimate) with its database part the way chosen (C(seconds), C(text), C(parts),
+      C(unmeasured)).
+  returned: state=planned and plan_estimate given
+  type: dict
 disk:
-  description: The free-disk check (C(free_bytes), C(needed_bytes), C(how)); empty when reused.
+  description: >-
+    The free-disk check (C(free_bytes), C(needed_bytes), C(how)); C(free_bytes) is absent when
+    the free disk could not be measured (C(how) says why); empty when reused.
   returned: state=present
   type: dict
 removed:
@@ -298,6 +312,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_snapshot imp
 from ansible_collections.stagegate.release.plugins.module_utils._rollback_time import (
     backup_figures,
     database_estimate,
+    with_database_way,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._state_files import utc_now
 
@@ -321,6 +336,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "verify": {"type": "str", "choices": list(VERIFY_MODES), "default": "catalog"},
     "terminate_sessions": {"type": "bool", "default": True},
     "backup_manifest": {"type": "path"},
+    "plan_estimate": {"type": "dict"},
     # A snapshot is the database itself, never a dump|restore copy; file_copy: no WAL flood.
     **clone_argument_spec(busy_policies=("wait", "terminate"), strategy="file_copy"),
 }
@@ -478,13 +494,14 @@ class SnapshotManager:
             disk["how"] = "skipped (disk_check=skip)"
             return
         free, how = free_bytes(self.target, data_directory(admin))
-        disk.update(free_bytes=free, how=how)
+        disk["how"] = how
         if free is None:
             message = f"free disk for the snapshot not measured: {how}"
             if self.params["disk_check"] == "required":
                 raise PgError(f"{message} (disk_check=required; use auto or skip to go on)")
             self.module.warn(message)
             return
+        disk["free_bytes"] = free
         if free < needed:
             raise PgError(
                 f"not enough free disk for a snapshot of {self.source!r}: {free} bytes free "
@@ -570,6 +587,11 @@ class SnapshotManager:
         self.result["swap_state"] = state
         self.result["backup_bytes"] = self._backup_info()[0]
         self.result["estimate"] = self._estimate()
+        if self.params["plan_estimate"]:
+            method = self.result["method"]
+            self.result["rollback_estimate"] = with_database_way(
+                self.params["plan_estimate"], method, self.result["estimate"].get(method)
+            )
         self.result["summary"] = self._summary(name)
 
     def _estimate(self) -> dict[str, Any]:
@@ -589,11 +611,15 @@ class SnapshotManager:
                 return f"  {way:<9}{what}: no measurement in the ledger yet"
             return f"  {way:<9}{what}: ~{found['seconds']} s ({found['basis']})"
 
-        return [
+        lines = [
             f"Database restore by: {self.result['method']} ({self.result['reason']})",
             line("snapshot", f" rename {name} back in" if name else " none"),
             line("dump", " pg_restore of the backup"),
         ]
+        if "rollback_estimate" in self.result:
+            whole = self.result["rollback_estimate"]["text"]
+            lines.append(f"Estimated time with the database by {self.result['method']}: {whole}")
+        return lines
 
     def _backup_info(self) -> tuple[int | None, float | None]:
         """Size and dump duration from the dump's manifest (None when not known)."""
