@@ -214,6 +214,9 @@ class Fleet:
     key: Path
     image: str
     extra: list[FleetHost] = field(default_factory=list)
+    # How the hosts were started (fleet()), so that one that went away can come back.
+    runtime: bool = False
+    shared: Sequence[Path] = ()
 
     @property
     def hosts(self) -> list[FleetHost]:
@@ -285,6 +288,11 @@ class Fleet:
         subprocess.run(
             ["docker", "rm", "--force", host.container], capture_output=True, check=False
         )
+
+    def start(self, host: FleetHost) -> None:
+        """A host that went away (`stop`) comes back: a new container on the same root, ports
+        and key, so its checkout, state and compose project are those it left."""
+        _start(host, self.image, self.key, self.runtime, self.shared)
 
     def trust_checkouts(self) -> None:
         """git as each host's root works in the checkouts the test's user owns (a rollback
@@ -392,7 +400,12 @@ def fleet(
         )
 
     made = Fleet(
-        [make(f"app{i}", True) for i in range(1, apps + 1)], make("db1", False), key, image
+        [make(f"app{i}", True) for i in range(1, apps + 1)],
+        make("db1", False),
+        key,
+        image,
+        runtime=runtime,
+        shared=tuple(shared),
     )
     unknown = sorted(set(own_engine) - {h.name for h in made.hosts})
     if unknown:

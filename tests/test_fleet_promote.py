@@ -9,13 +9,17 @@ verdict and one score in set_stats; one report dir with results by host. A crash
 release promoted one host per batch stops after its first batch, that host goes back to the
 release it ran, and the other hosts never leave it.
 
-The tests run in order on one fleet: v1 (a first deploy), v2, then v2-crashloop.
+The tests run in order on one fleet: v1 (a first deploy), v2, then v2-crashloop, then v1 with
+a host that goes away mid-rollout.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +196,86 @@ def test_a_crash_looping_release_stops_after_its_first_batch_and_returns_that_ho
     assert (ledger[-1]["release"], ledger[-1]["verdict"]) == ("v2-crashloop", "NO_GO")
     assert ledger[-1]["fleet"]["returned"] == {"app1": "back on v2"}
     assert not any((h.state_dir / "lock.json").exists() for h in made.hosts)
+
+
+def test_a_host_that_goes_away_stops_the_promotion_and_a_rerun_converges(
+    sandbox_fleet: SandboxFleet, tmp_path: Path
+) -> None:
+    """Issue 16's fault, twice: app2 goes away (1) while the build host checks the release out,
+    before the rollout: the promotion stops there, nothing moved, the database not migrated;
+    (2) while the first batch (app1) is promoted: its own batch fails, named, before anything
+    changes on it, app1 goes back to the release it ran and app3 never leaves it. With app2
+    back, the same promotion converges. The fleet runs v2 (left by the tests before), so the
+    promotion is to v1, whose api runs on v2's schema (v2's migrations only add)."""
+    made = sandbox_fleet.fleet
+    first, gone, last = made.apps
+    untouched = started_containers(last.compose_project)
+
+    def promote_losing_app2_when(moment: Callable[[], bool], name: str) -> dict[str, Any]:
+        assert_fleet_runs(sandbox_fleet, "v2")
+
+        def take_app2_away() -> None:
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline and not moment():
+                time.sleep(0.1)
+            made.stop(gone)
+
+        watcher = threading.Thread(target=take_app2_away, daemon=True)
+        watcher.start()
+        try:
+            run, stats = run_on_fleet(
+                "staging.yml",
+                sandbox_fleet.promotion_inventory(tmp_path / name, "v1"),
+                tmp_path / f"runner-{name}",
+                stagegate_serial=1,
+            )
+        finally:
+            watcher.join(timeout=900)
+        assert run.rc != 0, run.output[-6000:]
+        assert_no_secret_printed(run)
+        assert stats["stagegate_verdict"] == "NO_GO"
+        # app1 is back on v2 (or never left it), app3 never left it, app2's app still serves v2
+        for host in made.apps:
+            assert marker(host) == "v2", host.name
+            status, body = sandbox_fleet.request(host, "/version")
+            assert (status, body["version"]) == (200, "v2"), (host.name, body)
+        assert started_containers(last.compose_project) == untouched
+        assert not (made.db.state_dir / "lock.json").exists()
+        made.start(gone)
+        return report(tmp_path / name)
+
+    # (1) lost before the rollout: the build host's checkout names v1 (play 3)
+    before = promote_losing_app2_when(lambda: marker(first) == "v1", "before")
+    assert before["stopped"]["phase"] == "build", before["stopped"]
+    # named with why (a loop's own message, "All items completed", said nothing)
+    assert "failed on app2: unreachable: " in before["stopped"]["reason"], before["stopped"]
+    assert (made.ledger()[-1]["release"], made.ledger()[-1]["verdict"]) == ("v1", "NO_GO")
+
+    # (2) lost during the rollout: app1 answers v1 (its batch's deploy)
+    def app1_serves_v1() -> bool:
+        try:
+            return sandbox_fleet.request(first, "/version")[1]["version"] == "v1"
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
+    during = promote_losing_app2_when(app1_serves_v1, "during")
+    reason = during["stopped"]["reason"]
+    assert "batch 2/3 (app2): 1/1 hosts failed (100%); the rollout stops" in reason, reason
+    assert "unreachable" in reason, reason
+    assert "app1 back on v2" in reason, reason
+
+    # app2 is back: the same promotion converges, every app host on v1
+    run, stats = run_on_fleet(
+        "staging.yml",
+        sandbox_fleet.promotion_inventory(tmp_path / "again", "v1"),
+        tmp_path / "runner-again",
+        stagegate_serial=1,
+    )
+    assert run.rc == 0, run.output[-6000:]
+    assert stats["stagegate_verdict"] in ("GO", "GO_WITH_WARNINGS"), report(tmp_path / "again")
+    assert_fleet_runs(sandbox_fleet, "v1")
+    assert [(r["release"], r["verdict"]) for r in made.ledger()[-3:]] == [
+        ("v1", "NO_GO"),
+        ("v1", "NO_GO"),
+        ("v1", stats["stagegate_verdict"]),
+    ]

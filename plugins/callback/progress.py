@@ -96,6 +96,13 @@ def summary_lines(gate):
     return lines
 
 
+def _unreachable_why(data):
+    """`unreachable: <why>`; a loop's own message is "All items completed", its items say why."""
+    items = [i for i in data.get("results") or [] if isinstance(i, dict) and i.get("msg")]
+    why = str((items[0] if items else data).get("msg") or "").strip()
+    return f"unreachable: {why}" if why else "unreachable"
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
@@ -177,7 +184,7 @@ class CallbackModule(CallbackBase):
         self._show_groups(result._result)
 
     def v2_runner_on_unreachable(self, result):
-        self._note(result, "failed", str(result._result.get("msg") or "unreachable"))
+        self._note(result, "failed", _unreachable_why(result._result))
 
     def _show_groups(self, data):
         for line in group_lines(_check_results(data)):
