@@ -207,7 +207,7 @@ def with_database_way(
         **(estimate.get("parts") or {}),
     }
     parts = {k: v for k, v in parts.items() if not k.startswith(DATABASE_PART)}
-    parts[f"{DATABASE_PART}{_WAY_WORDS.get(way, way)}"] = found
+    parts[f"{DATABASE_PART}{_WAY_WORDS[way]}"] = found
     return _summed(parts)
 
 
