@@ -697,7 +697,11 @@ def _broken(state: ContainerState, restarts_before: int) -> str | None:
     if state.status in ("exited", "dead"):
         return f"exited with code {state.exit_code}"
     if state.status == "restarting" or state.restart_count > restarts_before:
-        return (
-            f"crash loop: restarted {state.restart_count} time(s), last exit code {state.exit_code}"
+        # A restarted container that runs again reports ExitCode 0: its crash's code is gone.
+        last = (
+            "running again, so the engine no longer holds its exit code"
+            if state.status == "running"
+            else f"last exit code {state.exit_code}"
         )
+        return f"crash loop: restarted {state.restart_count} time(s), {last}"
     return None

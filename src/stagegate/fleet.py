@@ -186,10 +186,18 @@ def _fold_one(name: str, per_host: list[tuple[str, CheckResult]], quorum: float)
     )
 
 
+# Where no app host reported anything (a rollout stopped in its first batch's deploy), a
+# missing host still needs a result to be named by: this one.
+_HOST_REPORTED = CheckResult(
+    name="host_reported", group="infrastructure", type=FLEET_CHECK_TYPE, status=Status.ERROR
+)
+
+
 def _missing_results(
     missing: Mapping[str, str], templates: Mapping[str, CheckResult]
 ) -> list[tuple[str, CheckResult]]:
     blank: dict[str, Any] = {"value": None, "metrics": {}, "details": {}, "duration_ms": 0.0}
+    templates = templates or {_HOST_REPORTED.name: _HOST_REPORTED}
     return [
         (host, replace(template, status=Status.ERROR, message=f"host {host} did not report: {why}",
                        attempts=0, **blank))
@@ -240,7 +248,7 @@ def fold_hosts(
             order.setdefault(result.name, []).append((host, result))
             templates.setdefault(result.name, result)
     for host, result in _missing_results(fleet.missing, templates):
-        order[result.name].append((host, result))
+        order.setdefault(result.name, []).append((host, result))
     need = quorums(config, templates.values())
     folded = [_fold_one(name, pairs, need.get(name, 100.0)) for name, pairs in order.items()]
     agreement = release_check(fleet.releases)

@@ -138,6 +138,23 @@ def test_a_host_that_did_not_report_is_an_error_on_every_check(tmp_path: Path) -
     assert "host app3 did not report: unreachable: Connection refused" in api["message"]
 
 
+def test_hosts_that_all_did_not_report_are_each_named_and_lower_the_score(tmp_path: Path) -> None:
+    # A rollout stopped in its first batch's deploy: no app host has results, only the fleet's
+    # once-run checks (the migration dry-run) do. The report still names every host and why.
+    why = "not promoted: batch 1 of 3 (app1) failed"
+    outcome = gate(tmp_path, {}, {}, checks=[result("migration_dryrun")],
+                   missing_hosts={"app1": why, "app2": why, "app3": why},
+                   stopped={"phase": "deploy", "reason": "batch 1 failed"})  # fmt: skip
+    assert str(outcome.verdict) == "NO_GO"
+    assert list(outcome.report["hosts"]) == ["app1", "app2", "app3"]
+    assert outcome.report["hosts"]["app2"]["failed"] == ["host_reported"]
+    reported = next(c for c in outcome.report["checks"] if c["name"] == "host_reported")
+    assert reported["status"] == "ERROR"
+    assert f"host app1 did not report: {why}" in reported["message"]
+    assert outcome.score < 100.0
+    assert "| app1 | ❌ ERROR | 1 | host_reported |" in render_markdown(outcome.report)
+
+
 def test_hosts_on_another_release_fail_the_fleet_release_check(tmp_path: Path) -> None:
     outcome = gate(tmp_path, fleet_results(), {},
                    host_releases={"app1": "v2", "app2": "v1", "app3": "v2"})  # fmt: skip
