@@ -519,7 +519,7 @@ class SandboxFleet:
     def __post_init__(self) -> None:
         self.api_ports = self.api_ports or {host.name: free_port() for host in self.fleet.apps}
 
-    def inventory(self, path: Path, **group_vars: Any) -> Path:
+    def inventory(self, path: Path, *, proxy: bool = False, **group_vars: Any) -> Path:
         """The fleet inventory with the sandbox's variables: per-host compose project and ports,
         the app hosts' compose override, the database host's PostgreSQL as stagegate_db."""
         db_project = self.fleet.db.compose_project
@@ -573,15 +573,24 @@ class SandboxFleet:
             stagegate_tiers=[["postgres", "redis"]],
             stagegate_app_services=[],
         )
+        if proxy:
+            children["stagegate_proxy"] = {
+                "hosts": {"proxy1": self.fleet.db.inventory_vars(self.fleet.key)}
+            }
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path
 
-    def promotion_inventory(self, where: Path, release: str, **group_vars: Any) -> Path:
+    def promotion_inventory(
+        self, where: Path, release: str, *, proxy: bool = False, **group_vars: Any
+    ) -> Path:
         """`where`/hosts.yml for promoting `release` with staging.yml (docs/fleet.md): the
-        sandbox's checks per app host and once for the fleet, reports in `where`/reports."""
+        sandbox's checks per app host and once for the fleet, reports in `where`/reports.
+        `proxy`: a `stagegate_proxy` host too (the database host's sshd under another name),
+        which deploys nothing."""
         where.mkdir(parents=True, exist_ok=True)
         return self.inventory(
             where / "hosts.yml",
+            proxy=proxy,
             stagegate_release=release,
             stagegate_checks=SANDBOX_HOST_CHECKS,
             stagegate_fleet_checks=SANDBOX_FLEET_CHECKS,

@@ -107,8 +107,9 @@ def test_a_fleet_is_promoted_go_v1_then_v2(sandbox_fleet: SandboxFleet, tmp_path
     assert first["verdict"] == "GO", first["blockers"]
     assert_fleet_runs(sandbox_fleet, "v1")
 
-    # v2 through ansible_runner, as AWX runs it: backup, dry-run and migrations once.
-    hosts = sandbox_fleet.promotion_inventory(tmp_path / "v2", "v2")
+    # v2 through ansible_runner, as AWX runs it: backup, dry-run and migrations once. With a
+    # proxy host, as inventory/examples/fleet has one: reached, validated, deploys nothing.
+    hosts = sandbox_fleet.promotion_inventory(tmp_path / "v2", "v2", proxy=True)
     run, stats = run_on_fleet("staging.yml", hosts, tmp_path / "runner-v2")
     assert run.rc == 0, run.output[-6000:]
     assert_no_secret_printed(run)
@@ -120,6 +121,7 @@ def test_a_fleet_is_promoted_go_v1_then_v2(sandbox_fleet: SandboxFleet, tmp_path
     assert stats["stagegate_report"] == str(tmp_path / "v2" / "reports" / "report.json")
     # one report dir, results by host; the fleet checks and the dry-run once
     assert set(second["hosts"]) == {"app1", "app2", "app3"}
+    assert "ok: [proxy1]" in task_output(run.output, "Reach every host of the fleet")
     checks = {c["name"]: c for c in second["checks"]}
     assert checks["fleet_release"]["message"] == "all 3 app hosts run v2"
     assert checks["base_schema"]["status"] == "PASS"
@@ -183,6 +185,13 @@ def test_a_crash_looping_release_stops_after_its_first_batch_and_returns_that_ho
     assert "app1" in data["stopped"]["reason"]
     assert "app1 back on v2" in data["stopped"]["reason"], data["stopped"]
     assert any("app1" in blocker for blocker in data["blockers"]), data["blockers"]
+    # every app host named in the report, with why it has no results of v2-crashloop, and a
+    # score that says so (a new user's trial: no host section and 100.0 beside NO_GO)
+    assert set(data["hosts"]) == {"app1", "app2", "app3"}, data.get("hosts")
+    assert all(data["hosts"][h]["failed"] for h in ("app1", "app2", "app3")), data["hosts"]
+    assert data["score"] < 100.0
+    # the engine resets a restarted container's exit code: never "last exit code 0"
+    assert "last exit code 0" not in out
     assert "NO_GO for v2-crashloop" in out
     assert "app1" in out.split("NO_GO for v2-crashloop")[1]
 

@@ -29,6 +29,7 @@ import yaml
 from conftest import PgCluster, free_port
 from fleet_fixtures import CATALOG, Fleet, fleet
 
+from stagegate.config import PHASES, Schema
 from stagegate.fleet import fleet_shape
 from stagegate.gates import validate_gates
 
@@ -294,6 +295,12 @@ def test_the_example_fleet_inventory_has_the_documented_shape() -> None:
     for host in shape.app:
         assert hostvars[host]["stagegate_tiers"] == [["api", "worker"]]
         assert hostvars[host]["stagegate_deploy_migrate"] is False
+    # complete: every host's variables pass the contract for what that host does (a proxy
+    # deploys nothing, staging.yml validates it for preflight alone)
+    schema = Schema.load(REPO / "roles")
+    for host, own in hostvars.items():
+        doing = ["preflight"] if host in shape.proxy else PHASES
+        assert schema.validate(own, doing) == ([], []), host
     variables = yaml.safe_load((example / "group_vars" / "all" / "stagegate.yml").read_text())
     names = [c["name"] for c in variables["stagegate_checks"] + variables["stagegate_fleet_checks"]]
     config = validate_gates(variables["stagegate_gates"], names)
