@@ -1,7 +1,6 @@
 """validate.yml over a fleet on real SSH hosts: three app hosts and a database host
 (tests/fleet_fixtures.py), each app host answering the catalog on its own port (staging.yml
-promotes a fleet: tests/test_fleet_promote.py; rollback.yml rolls one back:
-tests/test_fleet_rollback.py).
+promotes a fleet and rollback.yml rolls one back: tests/test_fleet_promote_rollback.py).
 
 One run, one result: the catalog runs on every app host and the fleet checks once, one gate
 step folds the results into one verdict and one score (set_stats, read back through
