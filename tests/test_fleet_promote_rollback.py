@@ -75,6 +75,15 @@ def task_output(output: str, task: str) -> str:
     return output[start : end if end >= 0 else None]
 
 
+def started_services(project: str) -> list[str]:
+    """The compose services of `project` that run on this machine's engine."""
+    return subprocess.run(
+        ["docker", "ps", "--format", '{{.Label "com.docker.compose.service"}}', "--filter",
+         f"label=com.docker.compose.project={project}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+
+
 def assert_fleet_runs(sandbox_fleet: SandboxFleet, release: str) -> None:
     """Every app host's checkout names `release` and its api answers with it."""
     for host in sandbox_fleet.fleet.apps:
@@ -245,6 +254,28 @@ def test_a_fleet_is_promoted_go_v1_then_v2(sandbox_fleet: SandboxFleet, tmp_path
     assert (made.db.state_dir / "runs" / ledger[-1]["run_id"] / "report.json").exists()
 
 
+def test_each_host_runs_its_tiers_and_validate_grades_the_promoted_fleet(
+    sandbox_fleet: SandboxFleet, tmp_path: Path
+) -> None:
+    made = sandbox_fleet.fleet
+    # Each app host runs only the app tier, in its own project; the data tier runs once.
+    for host in made.hosts:
+        expected = ["postgres", "redis"] if host is made.db else ["api", "worker"]
+        assert sorted(started_services(host.compose_project)) == expected, host.name
+
+    # validate.yml grades the promoted fleet: one GO, results by host, the schema checked once.
+    checked = tmp_path / "validate"
+    run = run_playbook("validate.yml", {}, sandbox_fleet.promotion_inventory(checked, "v2"))
+    assert run.rc == 0, run.output[-4000:]
+    assert_no_secret_printed(run)
+    validated = report(checked)
+    assert validated["verdict"] == "GO", validated["blockers"]
+    assert set(validated["hosts"]) == {"app1", "app2", "app3"}
+    checks = {c["name"]: c for c in validated["checks"]}
+    assert checks["base_schema"]["status"] == "PASS"
+    assert checks["fleet_release"]["message"] == "all 3 app hosts run v2"
+
+
 def test_a_crash_looping_release_stops_after_its_first_batch_and_returns_that_host(
     sandbox_fleet: SandboxFleet, tmp_path: Path
 ) -> None:
@@ -276,9 +307,16 @@ def test_a_crash_looping_release_stops_after_its_first_batch_and_returns_that_ho
     # every app host named in the report, with why it has no results of v2-crashloop, and a
     # score that says so (a new user's trial: no host section and 100.0 beside NO_GO)
     assert set(data["hosts"]) == {"app1", "app2", "app3"}, data.get("hosts")
-    assert all(data["hosts"][h]["failed"] for h in ("app1", "app2", "app3")), data["hosts"]
+    why = {h: d["checks"][0]["message"] for h, d in data["hosts"].items()}
+    assert "crash loop" in why["app1"], why
+    for host in ("app2", "app3"):
+        assert why[host].startswith(f"host {host} did not report: not promoted: batch 1/3"), why
     assert data["score"] < 100.0
-    # the engine resets a restarted container's exit code: never "last exit code 0"
+    # what the fleet ran before, not the release it was checked out from again
+    assert data["release"]["previous"] == "v2", data["release"]
+    # the batch's deploy failed: nothing was validated
+    assert phases(data).get("validate") in (None, "skipped", "not run"), phases(data)
+    # the engine resets a restarted container's exit code: its `die` events name it
     assert "last exit code 0" not in out
     assert "NO_GO for v2-crashloop" in out
     assert "app1" in out.split("NO_GO for v2-crashloop")[1]

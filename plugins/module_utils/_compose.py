@@ -578,6 +578,7 @@ class TieredStartup:
         self.log_lines = log_lines
         self.poll_interval = poll_interval
         self.commands: list[list[str]] = []
+        self._started_at = time.time()
 
     def plan(self, tier: Tier) -> list[ProgressEvent]:
         """What `up` would do for the tier (Compose's own dry run)."""
@@ -587,6 +588,7 @@ class TieredStartup:
     def start(self, tier: Tier) -> tuple[list[ProgressEvent], ServiceFailure | None, float]:
         """Start one tier and wait for it: (what up did, the first failure or None, seconds)."""
         started = time.monotonic()
+        self._started_at = time.time()
         restarts_before = self._restart_counts()
         result = self.project.run(*_UP_ARGS, *self.recreate_args, *tier.services)
         self.commands.append(result.cmd)
@@ -635,10 +637,29 @@ class TieredStartup:
         if not states:
             return self._failure(service, "no container was created"), None
         for state in states:
-            reason = _broken(state, restarts_before.get(state.id, 0)) or self._unhealthy(state)
+            before = restarts_before.get(state.id, 0)
+            last_exit = self._last_exit_code(state) if state.status == "running" else None
+            reason = _broken(state, before, last_exit) or self._unhealthy(state)
             if reason:
                 return self._failure(service, reason, state), None
         return None, self._pending(service, states)
+
+    def _last_exit_code(self, state: ContainerState) -> int | None:
+        """The exit code of the container's last crash since this start (its `die` events):
+        a restarted container that runs again reports ExitCode 0. None when it did not die."""
+        if state.restart_count == 0:
+            return None
+        events = self.client.events(
+            since=int(self._started_at) - 1,
+            until=int(time.time()) + 1,
+            filters={"container": state.id, "event": "die"},
+            decode=True,
+        )
+        codes = [
+            str((e.get("Actor") or {}).get("Attributes", {}).get("exitCode", "")) for e in events
+        ]
+        known = [int(code) for code in codes if code.lstrip("-").isdigit()]
+        return known[-1] if known else None
 
     def _unhealthy(self, state: ContainerState) -> str | None:
         if state.health != "unhealthy":
@@ -692,16 +713,20 @@ class TieredStartup:
         )
 
 
-def _broken(state: ContainerState, restarts_before: int) -> str | None:
-    """Why a container can no longer become ready, or None."""
+def _broken(
+    state: ContainerState, restarts_before: int, last_exit: int | None = None
+) -> str | None:
+    """Why a container can no longer become ready, or None. `last_exit`: the code of its last
+    crash from the engine's events, for a restarted container that runs again (its ExitCode
+    is then 0)."""
     if state.status in ("exited", "dead"):
         return f"exited with code {state.exit_code}"
     if state.status == "restarting" or state.restart_count > restarts_before:
-        # A restarted container that runs again reports ExitCode 0: its crash's code is gone.
-        last = (
-            "running again, so the engine no longer holds its exit code"
-            if state.status == "running"
-            else f"last exit code {state.exit_code}"
-        )
+        if state.status != "running":
+            last = f"last exit code {state.exit_code}"
+        elif last_exit is not None:
+            last = f"last exit code {last_exit}, running again"
+        else:
+            last = "running again, its exit code unknown"
         return f"crash loop: restarted {state.restart_count} time(s), {last}"
     return None

@@ -435,7 +435,9 @@ def _key_results(report: Mapping[str, Any]) -> list[dict[str, str]]:
             }
         )
     else:
-        lines.append({"icon": _STATUS_ICON["SKIP"], "text": "no gate was evaluated"})
+        stopped = report.get("stopped") or {}
+        why = f" (the run stopped in {stopped.get('phase')})" if stopped else ""
+        lines.append({"icon": _STATUS_ICON["SKIP"], "text": f"no gate was evaluated{why}"})
     n = s["critical_issues"]
     lines.append(
         {
@@ -701,11 +703,18 @@ def plan_rows(plan: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
+# A first deploy has no release to return to; a fleet promotion plans no rollback of its own.
+_NO_ROLLBACK_PLAN = (
+    "No rollback plan recorded for this run (a first deploy has no release to return to; "
+    "a fleet's plan: playbooks/rollback.yml --check)."
+)
+
+
 def _md_rollback(report: Mapping[str, Any]) -> list[str]:
     lines = ["## 7. Rollback Plan", ""]
     plan = report["rollback_plan"]
     if not plan:
-        return [*lines, "No rollback plan recorded for this run (no previous good release).", ""]
+        return [*lines, _NO_ROLLBACK_PLAN, ""]
     for row in plan_rows(plan):
         if row["items"]:
             lines.append(f"- **{row['key']}:**")
@@ -895,6 +904,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         resumed_note=resumed_note(report),
         check_mode_note=CHECK_MODE_NOTE if report.get("check_mode") else None,
         plan_rows=plan_rows(report["rollback_plan"]),
+        no_rollback_plan=_NO_ROLLBACK_PLAN,
         host_rows=host_rows(report),
         trend_rows=trend_rows(report),
         chart_data={

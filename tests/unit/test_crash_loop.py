@@ -19,12 +19,14 @@ def test_a_container_between_restarts_names_its_last_exit_code() -> None:
     )
 
 
-def test_a_restarted_container_running_again_does_not_claim_exit_code_0() -> None:
-    # The engine resets ExitCode to 0 while the new instance runs.
-    reason = _broken(state("running", 2, 0), 0)
-    assert reason == (
-        "crash loop: restarted 2 time(s), running again, "
-        "so the engine no longer holds its exit code"
+def test_a_restarted_container_running_again_names_the_code_its_events_gave() -> None:
+    # The engine resets ExitCode to 0 while the new instance runs: the code comes from the
+    # container's `die` events, and is never claimed to be 0 without them.
+    assert _broken(state("running", 2, 0), 0, last_exit=3) == (
+        "crash loop: restarted 2 time(s), last exit code 3, running again"
+    )
+    assert _broken(state("running", 2, 0), 0) == (
+        "crash loop: restarted 2 time(s), running again, its exit code unknown"
     )
 
 

@@ -92,7 +92,7 @@ def test_a_stopped_no_go_tells_one_story_and_names_the_rollback(tmp_path: Path) 
     assert "crash-looped" in issues
     assert "✅ **0 of 0" not in md
     assert "no check ran" in md
-    assert "no gate was evaluated" in md
+    assert "no gate was evaluated (the run stopped in deploy)" in md
     assert "**1 critical issue identified**" in md
     assert (
         "Automatic rollback to v1 runs next (stagegate_auto_rollback); its report: "
