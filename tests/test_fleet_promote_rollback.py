@@ -202,6 +202,9 @@ def test_a_fleet_is_promoted_go_v1_then_v2(sandbox_fleet: SandboxFleet, tmp_path
     assert_no_secret_printed(run)
     first = report(tmp_path / "v1")
     assert first["verdict"] == "GO", first["blockers"]
+    # a first deploy backs nothing up and dry-runs nothing (no phase says ok for them)
+    assert phases(first).get("backup") != "ok", phases(first)
+    assert phases(first).get("migration_dryrun") != "ok", phases(first)
     assert_fleet_runs(sandbox_fleet, "v1")
 
     # v2 through ansible_runner, as AWX runs it: backup, dry-run and migrations once. With a
@@ -318,6 +321,8 @@ def test_a_crash_looping_release_stops_after_its_first_batch_and_returns_that_ho
     assert phases(data).get("validate") in (None, "skipped", "not run"), phases(data)
     # the engine resets a restarted container's exit code: its `die` events name it
     assert "last exit code 0" not in out
+    # app1 came back and app2, app3 never left: no rollback to advise
+    assert "nothing to roll back" in (tmp_path / "reports" / "report.md").read_text()
     assert "NO_GO for v2-crashloop" in out
     assert "app1" in out.split("NO_GO for v2-crashloop")[1]
 

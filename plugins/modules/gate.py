@@ -130,6 +130,14 @@ options:
       - Where the automatic rollback writes its reports; the NO_GO report links its
         C(report.html) (relative when it is under O(report_dir)).
     type: path
+  returned:
+    description:
+      - A fleet's stopped rollout (docs/fleet.md) - how each app host it moved came back
+        (C(back on v2), or C(NOT returned (...))). The reports then say what was returned and
+        that nothing is left to roll back, or name the hosts C(rollback.yml) should move,
+        instead of advising a rollback of the whole fleet.
+      - Omitted for any other run.
+    type: dict
   hosts:
     description:
       - A fleet (docs/fleet.md) - the app hosts whose check results are folded into one result

@@ -189,18 +189,26 @@ def _fold_one(name: str, per_host: list[tuple[str, CheckResult]], quorum: float)
 # Where no app host reported anything (a rollout stopped in its first batch's deploy), a
 # missing host still needs a result to be named by: this one.
 _HOST_REPORTED = CheckResult(
-    name="host_reported", group="infrastructure", type=FLEET_CHECK_TYPE, status=Status.ERROR
+    name="host_reported",
+    group="infrastructure",
+    type=FLEET_CHECK_TYPE,
+    status=Status.ERROR,
+    details={
+        "recommendation": "Read each host's reason (not promoted, its deploy failed, "
+        "unreachable), fix that cause and promote again."
+    },
 )
 
 
 def _missing_results(
     missing: Mapping[str, str], templates: Mapping[str, CheckResult]
 ) -> list[tuple[str, CheckResult]]:
-    blank: dict[str, Any] = {"value": None, "metrics": {}, "details": {}, "duration_ms": 0.0}
+    blank: dict[str, Any] = {"value": None, "metrics": {}, "duration_ms": 0.0}
     templates = templates or {_HOST_REPORTED.name: _HOST_REPORTED}
     return [
         (host, replace(template, status=Status.ERROR, message=f"host {host} did not report: {why}",
-                       attempts=0, **blank))
+                       attempts=0, details=dict(_HOST_REPORTED.details)
+                       if template is _HOST_REPORTED else {}, **blank))
         for host, why in missing.items()
         for template in templates.values()
     ]  # fmt: skip

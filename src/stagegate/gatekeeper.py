@@ -72,6 +72,9 @@ class GateRequest:
     auto_rollback: bool | None = None
     """Whether staging.yml rolls back on NO_GO; None: not a promotion (no rollback note)."""
     rollback_report_dir: str | None = None
+    # A fleet's stopped rollout: how each host it moved came back ("back on v2", "NOT returned
+    # (...)"); None for any other run.
+    returned: Mapping[str, str] | None = None
     host_results: Mapping[str, list[dict[str, Any]]] | None = None
     """A fleet (docs/fleet.md): each app host's check results, folded into one result per
     check; `checks` then holds the checks that ran once for the fleet. None: one host."""
@@ -177,6 +180,8 @@ def rollback_next(request: GateRequest, decision: Decision) -> dict[str, Any]:
     directory when the rollback report is under it.
     """
     info: dict[str, Any] = {"enabled": request.auto_rollback, "runs": False}
+    if request.returned is not None:
+        info["returned"] = dict(request.returned)
     if not request.auto_rollback or decision is not Decision.NO_GO:  # off, unknown, not NO_GO
         return info
     phase = (request.stopped or {}).get("phase")

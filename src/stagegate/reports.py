@@ -159,6 +159,7 @@ def _rollback(
         "target": release,
         "report_dir": info.get("report_dir"),
         "report": info.get("report"),
+        "returned": info.get("returned"),
     }
 
 
@@ -488,6 +489,8 @@ def rollback_note(report: Mapping[str, Any]) -> str | None:
     if report["verdict"] != "NO_GO" or info.get("automatic") is None:
         return None  # not a promotion (e.g. the rollback's own report): nothing to say
     target = f" to {info['target']}" if info.get("target") else ""
+    if info.get("returned") is not None:
+        return _returned_note(info["returned"])
     if info.get("runs"):
         where = f"; its report: {info['report']}" if info.get("report") else ""
         return f"Automatic rollback{target} runs next (stagegate_auto_rollback){where}."
@@ -496,6 +499,23 @@ def rollback_note(report: Mapping[str, Any]) -> str | None:
     return (
         f"Not rolled back automatically (stagegate_auto_rollback is off): roll back{target} "
         "with playbooks/rollback.yml."
+    )
+
+
+def _returned_note(returned: Mapping[str, str]) -> str:
+    """A fleet's stopped rollout: the hosts it moved came back (or did not), the others never
+    left the release they ran."""
+    if not returned:
+        return "The rollout stopped before it moved a host: nothing to roll back."
+    back = [f"{host} {how}" for host, how in returned.items() if how.startswith("back on")]
+    not_back = [host for host, how in returned.items() if not how.startswith("back on")]
+    said = f"The stopped rollout returned {', '.join(back)}" if back else "The stopped rollout"
+    if not not_back:
+        return f"{said}; the other hosts never left the release they ran: nothing to roll back."
+    return (
+        f"{said}; {', '.join(not_back)} NOT returned: roll "
+        f"{'it' if len(not_back) == 1 else 'them'} back with playbooks/rollback.yml "
+        "(it plans only the hosts not on the release the fleet runs)."
     )
 
 
@@ -705,8 +725,8 @@ def plan_rows(plan: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 # A first deploy has no release to return to; a fleet promotion plans no rollback of its own.
 _NO_ROLLBACK_PLAN = (
-    "No rollback plan recorded for this run (a first deploy has no release to return to; "
-    "a fleet's plan: playbooks/rollback.yml --check)."
+    "No rollback plan recorded for this run. A first deploy has no release to return to; a "
+    "fleet promotion records none (playbooks/rollback.yml --check prints the fleet's)."
 )
 
 

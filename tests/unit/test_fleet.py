@@ -152,7 +152,31 @@ def test_hosts_that_all_did_not_report_are_each_named_and_lower_the_score(tmp_pa
     assert reported["status"] == "ERROR"
     assert f"host app1 did not report: {why}" in reported["message"]
     assert outcome.score < 100.0
-    assert "| app1 | ❌ ERROR | 1 | host_reported |" in render_markdown(outcome.report)
+    md = render_markdown(outcome.report)
+    assert "| app1 | ❌ ERROR | 1 | host_reported |" in md
+    assert "fix the check or the target" not in md  # the hosts' own reasons are the advice
+    assert "Read each host's reason" in md
+
+
+def test_a_stopped_rollout_that_returned_its_hosts_advises_no_rollback(tmp_path: Path) -> None:
+    why = {"app2": "not promoted: batch 1/3 (app1) failed", "app3": "not promoted: batch 1/3"}
+    stopped = {"phase": "deploy", "reason": "batch 1/3 (app1) failed. app1 back on v1"}
+    missing = {"app1": "crash loop", **why}
+    outcome = gate(tmp_path, {}, {}, missing_hosts=missing, stopped=stopped,
+                   auto_rollback=False, returned={"app1": "back on v1"})  # fmt: skip
+    md = render_markdown(outcome.report)
+    assert "roll back with playbooks/rollback.yml" not in md
+    assert (
+        "The stopped rollout returned app1 back on v1; the other hosts never left the release "
+        "they ran: nothing to roll back."
+    ) in md
+    # a host that could not be returned is the one to roll back
+    returned = {"app1": "back on v1", "app2": "NOT returned (start failed)"}
+    outcome = gate(tmp_path, {}, {}, missing_hosts=missing, stopped=stopped,
+                   auto_rollback=False, returned=returned)  # fmt: skip
+    assert "app2 NOT returned: roll it back with playbooks/rollback.yml" in render_markdown(
+        outcome.report
+    )
 
 
 def test_hosts_on_another_release_fail_the_fleet_release_check(tmp_path: Path) -> None:
