@@ -638,7 +638,9 @@ class TieredStartup:
             return self._failure(service, "no container was created"), None
         for state in states:
             before = restarts_before.get(state.id, 0)
-            last_exit = self._last_exit_code(state) if state.status == "running" else None
+            # only a container that crashed during this start and runs again needs its events
+            restarted = state.status == "running" and state.restart_count > before
+            last_exit = self._last_exit_code(state) if restarted else None
             reason = _broken(state, before, last_exit) or self._unhealthy(state)
             if reason:
                 return self._failure(service, reason, state), None
@@ -647,8 +649,6 @@ class TieredStartup:
     def _last_exit_code(self, state: ContainerState) -> int | None:
         """The exit code of the container's last crash since this start (its `die` events):
         a restarted container that runs again reports ExitCode 0. None when it did not die."""
-        if state.restart_count == 0:
-            return None
         events = self.client.events(
             since=int(self._started_at) - 1,
             until=int(time.time()) + 1,

@@ -206,12 +206,16 @@ def _missing_results(
     blank: dict[str, Any] = {"value": None, "metrics": {}, "duration_ms": 0.0}
     templates = templates or {_HOST_REPORTED.name: _HOST_REPORTED}
     return [
+        # what another host measured is not this host's; the check's own advice is
         (host, replace(template, status=Status.ERROR, message=f"host {host} did not report: {why}",
-                       attempts=0, details=dict(_HOST_REPORTED.details)
-                       if template is _HOST_REPORTED else {}, **blank))
+                       attempts=0, details=_advice_only(template), **blank))
         for host, why in missing.items()
         for template in templates.values()
     ]  # fmt: skip
+
+
+def _advice_only(result: CheckResult) -> dict[str, Any]:
+    return {k: v for k, v in result.details.items() if k == "recommendation"}
 
 
 def release_check(releases: Mapping[str, str]) -> CheckResult | None:

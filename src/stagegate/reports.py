@@ -507,8 +507,10 @@ def _returned_note(returned: Mapping[str, str]) -> str:
     left the release they ran."""
     if not returned:
         return "The rollout stopped before it moved a host: nothing to roll back."
-    back = [f"{host} {how}" for host, how in returned.items() if how.startswith("back on")]
-    not_back = [host for host, how in returned.items() if not how.startswith("back on")]
+    # fleet_return.yml's words: "back on <release>", "app tier stopped (a first deploy ...)"
+    # or "NOT returned (...)"; only the last leaves a host to roll back.
+    not_back = [host for host, how in returned.items() if how.startswith("NOT returned")]
+    back = [f"{host} {how}" for host, how in returned.items() if host not in not_back]
     said = f"The stopped rollout returned {', '.join(back)}" if back else "The stopped rollout"
     if not not_back:
         return f"{said}; the other hosts never left the release they ran: nothing to roll back."

@@ -177,6 +177,13 @@ def test_a_stopped_rollout_that_returned_its_hosts_advises_no_rollback(tmp_path:
     assert "app2 NOT returned: roll it back with playbooks/rollback.yml" in render_markdown(
         outcome.report
     )
+    # a first deploy's host has nothing to return to: its stopped app tier is no rollback
+    first = {"app1": "app tier stopped (a first deploy: no release to return to)"}
+    outcome = gate(tmp_path, {}, {}, missing_hosts=missing, stopped=stopped,
+                   auto_rollback=False, returned=first)  # fmt: skip
+    md = render_markdown(outcome.report)
+    assert "nothing to roll back" in md
+    assert "NOT returned" not in md
 
 
 def test_hosts_on_another_release_fail_the_fleet_release_check(tmp_path: Path) -> None:
