@@ -9,11 +9,17 @@ playbook, which also builds its AnsiballZ payload: Ansible caches that per run, 
 runs), and, raw, a Python process that only imports `ansible.module_utils.basic` (what every
 module process does first) against an empty one. A playbook that runs M modules, D of them
 distinct, cannot take less than start-up + M x module run + D x payload build.
+
+Last, what a task that uses a stagegate filter adds to a plain one, with the progress callback
+(which imports stagegate's filter and action plugins in ansible-playbook's own process, so the
+worker Ansible forks for each task finds them imported) and without it (every worker imports
+them again).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +28,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+COLLECTIONS = REPO_ROOT / "collections"
 
 
 def play(name: str, tasks: list[str], workdir: Path) -> Path:
@@ -31,13 +38,16 @@ def play(name: str, tasks: list[str], workdir: Path) -> Path:
     return path
 
 
-def best(argv: list[str], repeat: int) -> float:
+def best(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            argv, cwd=REPO_ROOT, capture_output=True, text=True, check=False, env=env
+        )
         if done.returncode:
-            sys.exit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout[-2000:]}")
+            output = done.stdout[-2000:] + done.stderr[-2000:]
+            sys.exit(f"{' '.join(argv)} exited {done.returncode}:\n{output}")
         times.append(time.perf_counter() - started)
     return min(times)  # noise on a shared machine only ever adds time
 
@@ -60,6 +70,26 @@ def main() -> None:
         one_module = best([*playbook, str(one)], args.repeat)
         per_module = (best([*playbook, str(many)], args.repeat) - one_module) / args.modules
         build = one_module - start - per_module
+        tasks = args.modules + 1
+        plain = play("plain", ["ansible.builtin.debug: {msg: hi}"] * tasks, workdir)
+        uses_filter = (
+            "ansible.builtin.debug: "
+            "{msg: \"{{ 'compose' | stagegate.release.deploy_strategy({}) }}\"}"
+        )
+        filtered = play("filtered", [uses_filter] * tasks, workdir)
+
+        def filter_cost(env: dict[str, str] | None) -> float:
+            with_filter = best([*playbook, str(filtered)], args.repeat, env)
+            return (with_filter - best([*playbook, str(plain)], args.repeat, env)) / tasks
+
+        imported = filter_cost(None)
+        # the project's ansible.cfg left out: no callback enabled, the collection still found
+        (workdir / "bare.cfg").write_text("[defaults]\n")
+        bare = {
+            "ANSIBLE_CONFIG": str(workdir / "bare.cfg"),
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+        }
+        not_imported = filter_cost({**os.environ, **bare})
     python = [sys.executable, "-c"]
     empty = best([*python, "pass"], args.repeat)
     basic = best([*python, "import ansible.module_utils.basic"], args.repeat)
@@ -69,6 +99,10 @@ def main() -> None:
     print(f"raw python -c pass:                              {empty:6.2f} s")
     print(f"raw python importing ansible.module_utils.basic: {basic:6.2f} s")
     print(f"  the import's share of a module run:            {(basic - empty) / per_module:6.0%}")
+    print(
+        f"a task using a stagegate filter, over a plain one: {imported:6.2f} s (progress callback)"
+    )
+    print(f"  the same without the progress callback:        {not_imported:6.2f} s")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ class DeployStrategy:
     release is a Compose project run by Docker: preflight checks the Docker engine and the
     release's compose files with ``docker compose config``, and counts the project's running
     containers). A step whose capability the strategy lacks is skipped, and the skip is said in
-    the progress output and the report's phases.
+    the progress output and the report's phases. ``switch`` says the role has a ``switch`` step
+    to run between the database step and the start (symlink: the ``current`` link); Compose has
+    none (the release's checkout names its images), so the roles do not include one.
     """
 
     name: str
@@ -52,6 +54,7 @@ class DeployStrategy:
     description: str = ""
     images: bool = False
     compose: bool = False
+    switch: bool = True
 
 
 COMPOSE = DeployStrategy(
@@ -60,6 +63,7 @@ COMPOSE = DeployStrategy(
     description="Docker Compose v2: stop and start the app tier's services, tier by tier",
     images=True,
     compose=True,
+    switch=False,
 )
 
 SYMLINK = DeployStrategy(
@@ -102,7 +106,7 @@ def stagegate_deploy_strategies() -> list[DeployStrategy]:
 
 
 def resolve(name: Any, options: Any, strategies: Mapping[str, DeployStrategy]) -> dict[str, Any]:
-    """The chosen strategy as the roles use it: ``{name, role, images, compose, options}`` with the
+    """The chosen strategy as the roles use it: ``{name, role, images, compose, switch, options}``,
     options validated and their defaults filled in. Raises `StrategyError` naming the key."""
     strategy = strategies.get(name) if isinstance(name, str) else None
     if strategy is None:
@@ -123,5 +127,6 @@ def resolve(name: Any, options: Any, strategies: Mapping[str, DeployStrategy]) -
         "role": strategy.role,
         "images": strategy.images,
         "compose": strategy.compose,
+        "switch": strategy.switch,
         "options": normal,
     }

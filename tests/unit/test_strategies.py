@@ -36,6 +36,7 @@ def test_compose_resolves_with_no_options() -> None:
         "role": "stagegate.release.runtime_compose",
         "images": True,
         "compose": True,
+        "switch": False,
         "options": {},
     }
 
@@ -44,6 +45,7 @@ def test_symlink_declares_neither_images_nor_compose() -> None:
     # staging.yml skips the build phase and the compose checks for it, saying so.
     resolved = resolve("symlink", {"releases_dir": "/r", "current": "/c"}, _strategies())
     assert (resolved["images"], resolved["compose"]) == (False, False)
+    assert resolved["switch"] is True  # the `current` link
 
 
 def test_symlink_options_are_validated_and_defaulted() -> None:

@@ -1,0 +1,121 @@
+"""Module keep_reports through real `ansible-playbook` on the local connection: check mode
+writes nothing, the copy keeps names and modes, a re-run keeps the first copy, bad input is
+named before anything is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+from sandbox_fixtures import PlaybookRun, run_playbook
+
+PLAY = """\
+- hosts: deploy
+  gather_facts: false
+  tasks:
+    - name: Keep the reports
+      stagegate.release.keep_reports:
+        src: "{{ src }}"
+        dest: "{{ dest }}"
+      register: kept
+
+    - name: Save the result
+      ansible.builtin.copy:
+        content: "{{ kept | to_json }}"
+        dest: "{{ result_file }}"
+        mode: "0600"
+      delegate_to: localhost
+      check_mode: false
+"""
+
+
+def keep(
+    tmp_path: Path, src: Path, dest: Path, *options: str
+) -> tuple[PlaybookRun, dict[str, Any]]:
+    playbook = tmp_path / "keep.yml"
+    playbook.write_text(PLAY)
+    inventory = tmp_path / "hosts"
+    inventory.write_text(
+        f"deploy ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    result_file = tmp_path / "result.json"
+    result_file.unlink(missing_ok=True)
+    variables = {"src": str(src), "dest": str(dest), "result_file": str(result_file)}
+    run = run_playbook(str(playbook), variables, inventory=inventory, options=options)
+    return run, json.loads(result_file.read_text()) if result_file.exists() else {}
+
+
+def report_dir(path: Path) -> Path:
+    (path / "results").mkdir(parents=True)
+    (path / "report.md").write_text("# report\n")
+    (path / "report.json").write_text('{"verdict": "GO"}\n')
+    (path / "results" / "junit.xml").write_text("<testsuite tests='1'/>\n")
+    return path
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_check_then_copy_then_rerun_keeps_the_first_copy(tmp_path: Path) -> None:
+    src = report_dir(tmp_path / "controller" / "v2-run1")
+    dest = tmp_path / "state" / "runs" / "run1"
+
+    run, result = keep(tmp_path, src, dest, "--check", "-vvv")
+    assert run.rc == 0, run.output[-3000:]
+    assert result["changed"] is True
+    assert not result["kept_before"]
+    assert sorted(result["files"]) == ["report.json", "report.md", "results/junit.xml"]
+    assert result["files"][-1] == "report.json"  # written last: a whole copy has it
+    assert not dest.exists()
+    assert "H4sI" not in run.output  # the packed archive (base64 of gzip) is not printed at -vvv
+
+    old_umask = os.umask(0o077)  # modes are the module's, not the umask's
+    try:
+        run, result = keep(tmp_path, src, dest)
+    finally:
+        os.umask(old_umask)
+    assert run.rc == 0, run.output[-3000:]
+    assert result["changed"] is True
+    assert (dest / "results" / "junit.xml").read_text() == "<testsuite tests='1'/>\n"
+    assert (dest / "report.json").read_text() == '{"verdict": "GO"}\n'
+    assert (mode(dest), mode(dest / "results")) == (0o750, 0o750)
+    assert {mode(dest / n) for n in ("report.md", "report.json", "results/junit.xml")} == {0o640}
+
+    (src / "report.md").write_text("# changed on the controller\n")
+    run, result = keep(tmp_path, src, dest)
+    assert run.rc == 0, run.output[-3000:]
+    assert (result["changed"], result["kept_before"]) == (False, True)
+    assert (dest / "report.md").read_text() == "# report\n"
+
+
+def test_an_interrupted_copy_is_made_again(tmp_path: Path) -> None:
+    src = report_dir(tmp_path / "controller")
+    dest = tmp_path / "kept"
+    dest.mkdir()
+    (dest / "report.md").write_text("half")  # no report.json: the copy never finished
+    run, result = keep(tmp_path, src, dest)
+    assert run.rc == 0, run.output[-3000:]
+    assert result["changed"] is True
+    assert (dest / "report.md").read_text() == "# report\n"
+
+
+def test_bad_input_is_named_before_anything_is_written(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    dest = tmp_path / "kept"
+    run, _ = keep(tmp_path, empty, dest)
+    assert run.rc != 0
+    assert f"src: '{empty}' holds no report.json" in run.output, run.output[-3000:]
+    assert not dest.exists()
+
+    src = report_dir(tmp_path / "linked")
+    (src / "escape").symlink_to("/etc/passwd")
+    run, _ = keep(tmp_path, src, dest)
+    assert run.rc != 0
+    assert "entry './escape' is neither a file nor a directory" in run.output, run.output[-3000:]
+    assert not dest.exists()
