@@ -110,6 +110,11 @@ def test_release_manifest_ladder_previous_release_read_and_remove(
         True,
         False,
     ]
+    # The source role's one read: the release the checkout's marker names, and its manifest.
+    assert (res["read_marked"]["marker"], res["read_marked"]["manifest"]) == ("v1", on_disk)
+    assert res["read_marked"]["interrupted"] is None
+    # No marker reads no manifest (not the newest recorded one).
+    assert (res["read_unmarked"]["marker"], res["read_unmarked"]["manifest"]) == (None, None)
     assert not (state_dir / "releases" / "v2").exists()
     assert "expected a release name, not a path" in res["bad_name"]["msg"]
     # Atomic writes leave no temporary files behind.

@@ -15,7 +15,9 @@ description:
   - Writes atomically (temporary file in the same directory, fsync, rename), so a reader never
     sees half a manifest; writes only when the content differs (C(written_at) aside).
   - O(state=read) returns a release's manifest, or the latest one when O(release) is omitted,
-    with the list of recorded releases, newest first.
+    with the list of recorded releases, newest first. With O(checkout) it reads the release
+    the checkout's marker names (C(.stagegate-release)) and that release's manifest, in one
+    module run (the source role's first step).
 version_added: "0.1.0"
 author: stagegate developers (@stagegate)
 options:
@@ -28,6 +30,12 @@ options:
       - The release (inventory variable C(stagegate_release)). Required with O(state=present).
       - With O(state=read), omitted means the latest recorded release.
     type: str
+  checkout:
+    description:
+      - With O(state=read), the project directory whose release marker names the release to
+        read (returned as RV(marker)); no marker (a first deploy, a checkout made by hand)
+        reads no manifest. Not with O(release).
+    type: path
   state:
     description:
       - C(present) writes the manifest, C(read) returns it, C(absent) removes it.
@@ -182,6 +190,11 @@ interrupted:
     previous_release: v1
     backup: {path: /var/lib/stagegate/staging/backups/app-v2-staging-20261130T1203-4f2a.dump}
     migrations: [006_composite_indexes.sql, 007_reporting_views.sql]
+marker:
+  description: With O(checkout), the release its marker names; null when it has none.
+  returned: when O(checkout) is given
+  type: str
+  sample: v1
 releases:
   description: Recorded releases, newest first (by C(written_at)).
   returned: always
@@ -200,6 +213,7 @@ from ansible_collections.stagegate.release.plugins.module_utils import _ledger
 from ansible_collections.stagegate.release.plugins.module_utils._paths import (
     EXPECTED_NAME,
     UnsafeNameError,
+    read_marker,
     release_manifest_path,
     releases_dir,
 )
@@ -292,7 +306,13 @@ class ManifestManager:
         recorded = self.recorded()
         releases = [str(m.get("release")) for m in recorded]
         if state == "read":
-            manifest = self.load(release) if release else (recorded[0] if recorded else None)
+            checkout = self.params["checkout"]
+            if checkout:
+                release = read_marker(checkout)
+                latest = None  # no marker: no release to read, not the newest recorded
+            else:
+                latest = recorded[0] if recorded else None
+            manifest = self.load(release) if release else latest
             result = {
                 "changed": False,
                 "manifest": manifest,
@@ -301,6 +321,8 @@ class ManifestManager:
             }
             if manifest:
                 result["path"] = self.path(str(manifest["release"]))
+            if checkout:
+                result["marker"] = release
             return result
         if not release:
             self.module.fail_json(msg=f"release is required with state={state}")
@@ -418,6 +440,7 @@ def main() -> None:
         argument_spec={
             "state_dir": {"type": "path", "required": True},
             "release": {"type": "str"},
+            "checkout": {"type": "path"},
             "state": {
                 "type": "str",
                 "default": "present",
@@ -436,6 +459,7 @@ def main() -> None:
             "deployed": {"type": "bool", "default": True},
             "in_progress": {"type": "dict"},
         },
+        mutually_exclusive=[("release", "checkout")],
         supports_check_mode=True,
     )
     module.exit_json(**ManifestManager(module).run())
