@@ -536,13 +536,18 @@ def test_process_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.status is Status.PASS
 
 
-def test_disk_and_memory_bands() -> None:
-    disk, disk_huge, memory = run(
+def test_disk_and_memory_bands(tmp_path: Path) -> None:
+    not_made = tmp_path / "state" / "staging"
+    disk, disk_huge, memory, disk_not_made = run(
         {"type": "disk", "path": "/", "free": ">= 1mb"},
         {"type": "disk", "path": "/", "free": {"pass": ">= 1000000gb", "warn": ">= 1mb"}},
         {"type": "memory", "available": ">= 1mb", "available_percent": ">= 0.1%"},
+        {"type": "disk", "path": str(not_made), "free": ">= 1mb"},
     )
     assert disk.status is Status.PASS
+    # A directory not made yet: the filesystem it will live on, its nearest existing parent's.
+    assert disk_not_made.status is Status.PASS, disk_not_made.message
+    assert f"(not made yet: measured on {tmp_path})" in disk_not_made.message
     assert disk_huge.status is Status.WARN
     assert memory.status is Status.PASS
     assert memory.metrics["available_mb"] > 1

@@ -198,15 +198,31 @@ ENV = CheckType(
 )
 
 
+def existing_ancestor(path: str) -> str:
+    """`path` itself when it exists, else its nearest existing parent directory."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    return probe
+
+
 def run_disk(opts: dict[str, Any], ctx: RunContext) -> Outcome:
+    # A directory not made yet (the state dir before the first run) will live on its nearest
+    # existing parent's filesystem: that is the free space that counts.
+    measured = existing_ancestor(opts["path"])
     try:
-        usage = shutil.disk_usage(opts["path"])
+        usage = shutil.disk_usage(measured)
     except OSError as exc:
         raise CheckError(f"disk {opts['path']}: {exc.strerror or exc}") from None
     share = 100.0 * usage.free / usage.total if usage.total else 0.0
+    where = (
+        opts["path"]
+        if measured == os.path.abspath(opts["path"])
+        else f"{opts['path']} (not made yet: measured on {measured})"
+    )
     outcome = Outcome(
         PASS,
-        f"{opts['path']}: {usage.free / 1024**3:.1f} GiB free ({share:.0f}%)",
+        f"{where}: {usage.free / 1024**3:.1f} GiB free ({share:.0f}%)",
         value=usage.free,
     )
     outcome.measure("free_mb", usage.free / 1024**2, "mb", opts.get("free"))
@@ -216,7 +232,10 @@ def run_disk(opts: dict[str, Any], ctx: RunContext) -> Outcome:
 
 DISK = CheckType(
     name="disk",
-    description="free space on the filesystem holding a path, graded against bands",
+    description=(
+        "free space on the filesystem holding a path (a path not made yet: its nearest existing "
+        "parent's), graded against bands"
+    ),
     options={
         "path": {"type": "str", "default": "/"},
         "free": {"type": "bands", "description": "e.g. {pass: '>= 5gb', warn: '>= 1gb'}"},
