@@ -85,8 +85,10 @@ def rollback(stack: SandboxStack) -> None:
         raise SystemExit(f"rollback.yml failed (rc {run.rc}):\n{run.output[-3000:]}")
 
 
-def raw_checks(stack: SandboxStack, release: str, since: str) -> str:
-    """The catalog's checks (inventory/sandbox/group_vars/all/checks.yml) as one bash script."""
+def raw_checks(stack: SandboxStack, release: str, since: str, release_checks: bool = True) -> str:
+    """The catalog's checks (inventory/sandbox/group_vars/all/checks.yml) as one bash script;
+    `release_checks`: also v2's own (group `tests`: version, reports summary, its schema), which
+    a rollback does not run (stagegate_rollback_check_groups)."""
     secrets = sandbox_secrets()
     url = stack.base_url
     login = json.dumps(
@@ -94,33 +96,37 @@ def raw_checks(stack: SandboxStack, release: str, since: str) -> str:
     )
     pg = f"docker exec {stack.project}-postgres-1 psql -X -q -t -U postgres -d app -c"
     tables = "SELECT count(*) FROM pg_tables WHERE tablename IN "
-    tables += "('items', 'job_runs', 'api_users', 'item_events')"
-    return "\n".join(
-        [
-            "set -xeu",  # no pipefail: `grep -q` ends a pipe early (curl then exits 23)
-            f"until curl -sf {url}/health/ready | grep -q healthy; do sleep 0.2; done",
-            f"docker compose --project-name {stack.project} ps --format json | grep -vq unhealthy",
-            f"docker exec {stack.project}-redis-1 redis-cli ping | grep -q PONG",
-            f"df -P {shlex.quote(str(stack.state_dir))} > /dev/null",
-            f"token=$(curl -sf -X POST -H 'Content-Type: application/json' -d {shlex.quote(login)}"
-            f" {url}/api/v1/auth/login | python3 -c 'import json,sys; print(json.load(sys.stdin)"
-            '["access_token"])\')',
-            f'curl -sf -H "Authorization: Bearer $token" {url}/api/v1/me | grep -q username',
-            f"test $(curl -s -o /dev/null -w '%{{http_code}}' {url}/api/v1/me) = 401",
-            f"curl -s -D - -o /dev/null {url}/health/live"
-            " | grep -qi '^X-Content-Type-Options: nosniff'",
-            f"grep -q '^SANDBOX_RELEASE=' {shlex.quote(str(stack.project_dir / '.env'))}",
-            f"curl -sf {url}/api/v1/items | grep -q items",
-            f"seq 20 | xargs -P4 -I{{}} curl -sf -o /dev/null -w '%{{time_total}}\\n'"
-            f" {url}/health/ready > /dev/null",
-            f"curl -sf {url}/metrics | grep -q http_requests_total",
-            f"! docker compose --project-name {stack.project} logs --since {since} api worker 2>&1"
-            " | grep -qE '\\b(ERROR|CRITICAL)\\b'",
-            f"{pg} {shlex.quote(tables)} | grep -q 4",
+    base_schema = tables + "('items', 'job_runs', 'api_users')"
+    v2_schema = tables + "('item_events')"
+    lines = [
+        "set -xeu",  # no pipefail: `grep -q` ends a pipe early (curl then exits 23)
+        f"until curl -sf {url}/health/ready | grep -q healthy; do sleep 0.2; done",
+        f"docker compose --project-name {stack.project} ps --format json | grep -vq unhealthy",
+        f"docker exec {stack.project}-redis-1 redis-cli ping | grep -q PONG",
+        f"df -P {shlex.quote(str(stack.state_dir))} > /dev/null",
+        f"token=$(curl -sf -X POST -H 'Content-Type: application/json' -d {shlex.quote(login)}"
+        f" {url}/api/v1/auth/login | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+        '["access_token"])\')',
+        f'curl -sf -H "Authorization: Bearer $token" {url}/api/v1/me | grep -q username',
+        f"test $(curl -s -o /dev/null -w '%{{http_code}}' {url}/api/v1/me) = 401",
+        f"curl -s -D - -o /dev/null {url}/health/live"
+        " | grep -qi '^X-Content-Type-Options: nosniff'",
+        f"grep -q '^SANDBOX_RELEASE=' {shlex.quote(str(stack.project_dir / '.env'))}",
+        f"curl -sf {url}/api/v1/items | grep -q items",
+        f"seq 20 | xargs -P4 -I{{}} curl -sf -o /dev/null -w '%{{time_total}}\\n'"
+        f" {url}/health/ready > /dev/null",
+        f"curl -sf {url}/metrics | grep -q http_requests_total",
+        f"! docker compose --project-name {stack.project} logs --since {since} api worker 2>&1"
+        " | grep -qE '\\b(ERROR|CRITICAL)\\b'",
+        f"{pg} {shlex.quote(base_schema)} | grep -q 3",
+    ]
+    if release_checks:
+        lines += [
             f"curl -sf {url}/version | grep -q '\"{release}\"'",
             f"curl -sf {url}/api/v1/reports/summary | grep -q summary",
+            f"{pg} {shlex.quote(v2_schema)} | grep -q 1",
         ]
-    )
+    return "\n".join(lines)
 
 
 def promote_raw(stack: SandboxStack, release: str) -> tuple[float, list[tuple[float, str]]]:
