@@ -135,9 +135,7 @@ class Rollout:
         return {t: self.sql(count.format(sql.Identifier(t)))[0][0] for (t,) in tables}
 
     def containers(self) -> list[tuple[str, str, str]]:
-        out = self.stack.compose("ps", "--all", "--format", "json").stdout
-        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-        return sorted((r["Name"], r["ID"], r["Image"]) for r in rows)
+        return sorted((r["Name"], r["ID"], r["Image"]) for r in self.stack.containers())
 
     def images(self) -> list[str]:
         return subprocess.run(

@@ -158,6 +158,18 @@ class SandboxStack:
             )
         return proc
 
+    def containers(self) -> list[dict[str, Any]]:
+        """`docker compose ps --all` as rows. A container removed between compose's listing
+        and its inspect (a run recreating the stack while a test watches) fails the whole
+        command with "No such container": list again."""
+        for _ in range(5):
+            proc = self.compose("ps", "--all", "--format", "json", check=False)
+            if "No such container" not in proc.stderr:
+                break
+        if proc.returncode != 0:
+            pytest.fail(f"docker compose ps: exit {proc.returncode}\n{proc.stderr[-3000:]}")
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
     def checkout(self, release: str) -> None:
         if not self.project_dir.exists():
             subprocess.run(

@@ -94,9 +94,7 @@ class Restore:
         return ledger.read(ledger.ledger_path(self.stack.state_dir))
 
     def running(self) -> dict[str, str]:
-        out = self.stack.compose("ps", "--all", "--format", "json").stdout
-        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-        return {r["Service"]: r["State"] for r in rows}
+        return {r["Service"]: r["State"] for r in self.stack.containers()}
 
 
 ALL_RUNNING = dict.fromkeys(("postgres", "redis", "api", "worker"), "running")

@@ -243,9 +243,13 @@ def test_validate_playbook_compares_with_the_deploy_record(staging: Staging) -> 
     record = staging.last()
     assert (record["kind"], record["release"]) == ("revalidation", "v2")
     assert record["baseline_run_id"] == deploy["run_id"]
-    assert record["verdict"] == "GO"
-    gates = {g["name"]: g for g in staging.report(record)["gates"]}
-    assert gates["stable since deploy: api_latency p95_ms"]["status"] in ("PASS", "WARN")
+    report = staging.report(record)
+    latency = {g["name"]: g for g in report["gates"]}["stable since deploy: api_latency p95_ms"]
+    assert latency["status"] in ("PASS", "WARN")
+    # The latency baseline is the one timing figure of this run (tests never assert timings):
+    # it alone may warn, and its WARN is then the verdict's only warning.
+    assert [w for w in report["warnings"] if not w.startswith(f"gate {latency['name']} ")] == []
+    assert record["verdict"] == ("GO" if latency["status"] == "PASS" else "GO_WITH_WARNINGS")
     assert "v2 since its deploy" in run.stdout
 
 
