@@ -564,6 +564,7 @@ def test_command_rc_and_json_stdout() -> None:
     assert bad_rc.status is Status.FAIL
     assert bad_rc.details["rc"] == 2
     assert "oops" in bad_rc.details["stderr"]
+    assert bad_rc.message == "rc 2, expected 0 (oops)"  # why, from the command's stderr
     assert missing.status is Status.ERROR
     assert "command not found" in missing.message
 

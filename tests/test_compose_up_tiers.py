@@ -34,6 +34,11 @@ def test_tiers_start_in_order_and_the_ladder_holds(
     assert {t["status"] for t in res["check1"]["tiers"]} == {"planned"}
     assert any(a["verb"] == "Created" for a in res["check1"]["tiers"][0]["actions"])
     assert res["check1"]["changed_services"] == ["slow", "web", "worker"]
+    # Each tier's plan names the services that tier's start changes.
+    planned = [t["changed_services"] for t in res["check1"]["tiers"]]
+    assert planned == [t["changed_services"] for t in res["real1"]["tiers"]]
+    assert len(planned) == 2
+    assert all(planned)
     assert {a["verb"] for t in res["check2"]["tiers"] for a in t["actions"]} == {"Running"}
     assert res["check2"]["changed_services"] == res["real2"]["changed_services"] == []
 

@@ -134,6 +134,16 @@ def test_dryrun_check_mode_lists_pending_without_copy(
     assert count_scratch(pg_cluster) == 0
 
 
+def test_dryrun_of_a_missing_migrations_dir_fails_naming_it_before_copying(
+    pg_cluster: PgCluster, sample_db: str, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-migrations"
+    result = dryrun(pg_cluster, sample_db, missing)
+    assert result["failed"] is True
+    assert f"migrations_dir '{missing}' is not a directory" in result["msg"]
+    assert count_scratch(pg_cluster) == 0
+
+
 def test_dryrun_without_createdb_names_the_privilege(pg_cluster: PgCluster, tmp_path: Path) -> None:
     """A database owner without CREATEDB (a common hand-made set-up): the TEMPLATE copy is
     refused by the server; the failure says which role lacks what, and how to grant it."""

@@ -24,6 +24,14 @@ else:
 _HOST_MODULE = "stagegate.release.host_checks"
 
 
+def _failure(result: CheckResult) -> str:
+    """`name (message; expected threshold)`: why the check failed, also without a threshold."""
+    why = [result.message] if result.message else []
+    if result.threshold:
+        why.append(f"expected {result.threshold}")
+    return f"{result.name} ({'; '.join(why)})" if why else result.name
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(
@@ -66,11 +74,7 @@ class ActionModule(ActionBase):
         summary = {str(status): 0 for status in Status}
         for check_result in results:
             summary[str(check_result.status)] += 1
-        failing = [
-            f"{r.name} ({r.message}; expected {r.threshold})" if r.threshold else r.name
-            for r in results
-            if str(r.status) in args["fail_on"]
-        ]
+        failing = [_failure(r) for r in results if str(r.status) in args["fail_on"]]
         result.update(
             changed=False,
             results=[r.to_dict() for r in results],
