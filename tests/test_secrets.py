@@ -364,7 +364,7 @@ def test_no_planted_secret_reaches_any_output(planted: tuple[Path, SandboxStack]
          "--vault-password-file", str(password_file), "--check", "-vvv"],
         cwd=REPO_ROOT, env=playbook_env(), capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert "TASK [stagegate.release.deploy : Validate the compose project" in check.stdout
+    assert "TASK [stagegate.release.runtime_compose : Ask Compose what starting" in check.stdout
 
     # The markers were really planted and used.
     assert MARKERS["dotenv"] in (stack.project_dir / ".env").read_text()

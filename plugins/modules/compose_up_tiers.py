@@ -164,6 +164,18 @@ commands:
   returned: always
   type: list
   elements: list
+files_sha256:
+  description:
+    - sha256 over the compose files' names and contents, in order, for the release manifest
+      (as M(stagegate.release.compose_config) returns it).
+  returned: always
+  type: str
+config_sha256:
+  description:
+    - sha256 of the resolved configuration (after environment interpolation), for the release
+      manifest.
+  returned: always
+  type: str
 """
 
 from datetime import datetime, timezone
@@ -262,6 +274,8 @@ class TiersManager:
             "services": {n: s[0].summary() if s else None for n, s in states.items()},
             "images": {n: {"id": s[0].image_id, "ref": s[0].image} for n, s in states.items() if s},
             "commands": self.startup.commands,
+            "files_sha256": self.project.files_sha256(),
+            "config_sha256": self.project.config_sha256(),
         }
         if failure:
             result.update(failure=failure.as_dict(), failed_service=failure.service)
