@@ -11,6 +11,7 @@ it against its deploy-time record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -232,6 +233,13 @@ def test_promotion_to_v2_through_ansible_runner(staging: Staging, tmp_path: Path
     ]
     assert Path(manifest["backup"]["path"]).exists()
     assert set(manifest["images"]) == {"postgres", "redis", "api", "worker"}
+    # The compose hashes come from the tiered start: the files as checked out, in order.
+    files = hashlib.sha256()
+    for name in manifest["compose"]["files"]:
+        content = (staging.stack.project_dir / name).read_bytes()
+        files.update(name.encode() + b"\0" + content + b"\0")
+    assert manifest["compose"]["files_sha256"] == files.hexdigest()
+    assert len(manifest["compose"]["config_sha256"]) == 64
     assert staging.schema() >= V2_SCHEMA
     assert staging.api_version() == "v2"
 

@@ -320,12 +320,12 @@ def run_command(opts: dict[str, Any], ctx: RunContext) -> Outcome:
     checks = Assertions()
     expected = opts["rc"] if isinstance(opts["rc"], list) else [opts["rc"]]
     # The last line the command wrote to stderr is usually why it failed.
-    said = next((line for line in reversed(proc.stderr.splitlines()) if line.strip()), "")
+    said = next((line.strip() for line in reversed(proc.stderr.splitlines()) if line.strip()), "")
     checks.expect(
         proc.returncode in expected,
         f"rc {proc.returncode}",
         f"rc {proc.returncode}, expected {' or '.join(map(str, expected))}"
-        + (f" ({said.strip()[:200]})" if said else ""),
+        + (f" ({said[:200]})" if said else ""),
     )
     for pattern in opts.get("stdout_regex") or []:
         checks.expect(

@@ -483,8 +483,8 @@ class Readiness:
     def probe(self) -> str | None:
         """None when ready, else what failed."""
         if self.http:
-            # Imported here: it costs every module run that imports this file 0.04 s (it loads
-            # cryptography), and only a readiness probe by HTTP needs it.
+            # Imported here, not at the top: it loads cryptography, which every module run that
+            # imports this file would pay for, and only a readiness probe by HTTP needs it.
             from ansible.module_utils.urls import open_url  # noqa: PLC0415
 
             try:
