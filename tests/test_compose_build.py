@@ -32,14 +32,22 @@ def test_build_ladder_release_tags_and_size_budgets(
     first = {s: res["real1"]["images"][s]["id"] for s in ("web", "worker")}
     assert all(image_id.startswith("sha256:") for image_id in first.values())
     assert res["real1"]["images"]["web"]["build_seconds"] > 0
-    # A second build with nothing changed keeps every image ID.
+    # Both services in one `docker compose build`, the labels override beside the project's files.
+    [command] = res["real1"]["commands"]
+    assert command[-3:] == ["build", "web", "worker"]
+    # A second build with nothing changed keeps every image ID and runs no build at all.
     assert {s: res["real2"]["images"][s]["id"] for s in first} == first
     assert res["real2"]["built"] == []
+    assert res["real2"]["commands"] == []
+    assert {(i["built"], i["build_seconds"]) for i in res["real2"]["images"].values()} == {
+        (False, 0.0)
+    }
 
     # A changed build argument is predicted by check mode, and only for what it changes;
     # the worker's image is the same but its v2 tag would be new.
     assert res["check3"]["images"]["web"]["reason"] == "build inputs changed"
     assert res["check3"]["images"]["worker"]["reason"].startswith("release tag")
+    assert [res["check3"]["images"][s]["built"] for s in ("web", "worker")] == [True, False]
     assert res["check3"]["commands"] == []
     assert res["check3"]["images"]["web"]["id"] == first["web"]
 

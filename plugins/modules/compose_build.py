@@ -9,8 +9,10 @@ DOCUMENTATION = r"""
 module: compose_build
 short_description: Build the images of a Compose v2 project and tag them with the release
 description:
-  - Builds all or the named services of a compose project with C(docker compose build), one
-    service after the other so each gets its own build time.
+  - Builds all or the named services of a compose project with one C(docker compose build)
+    (Compose builds them in parallel), only those whose image is missing or whose build inputs
+    changed; an image that is up to date is not built again, only tagged with the release when
+    it lacks the tag. O(no_cache) and O(pull) build every service.
   - Tags every built image C(<repository>:<release>) as well; tags of earlier releases are
     kept, so rollback finds the previous images.
   - Grades each image's size against a budget (PASS, WARN, FAIL) and fails on FAIL unless
@@ -18,7 +20,8 @@ description:
   - Reports C(changed) only when an image ID changed or a release tag moved. Each image is
     labelled with a hash of its build inputs (context files after C(.dockerignore),
     Dockerfile, build args, target, local base image IDs), which is what check mode compares
-    to tell whether a build would change the image.
+    to tell whether a build would change the image, and what a real run compares to tell
+    whether to build it.
 version_added: "0.1.0"
 author: stagegate developers (@stagegate)
 extends_documentation_fragment:
@@ -64,7 +67,7 @@ options:
     type: bool
     default: true
   timeout:
-    description: Seconds one service's build may take.
+    description: Seconds the C(docker compose build) command may take.
     type: float
     default: 1800
 attributes:
@@ -83,7 +86,7 @@ notes:
 seealso:
   - module: stagegate.release.compose_config
   - name: docker compose build
-    description: The Compose CLI command this module runs per service.
+    description: The Compose CLI command this module runs.
     link: https://docs.docker.com/reference/cli/docker/compose/build/
 """
 
@@ -104,7 +107,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 images:
-  description: Per service, the image built (or, in check mode, that would be built).
+  description:
+    - Per service, the image built (or, in check mode, that would be built).
+    - C(build_seconds) is the time of the one build command for every service it built, 0
+      for an image that was up to date; C(built) tells whether the service was built (check
+      mode, would be).
   returned: always
   type: dict
   sample:
@@ -117,6 +124,7 @@ images:
       size_budget: {pass: 314572800, warn: 419430400}
       size_grade: PASS
       build_seconds: 12.4
+      built: true
       changed: true
       reason: build inputs changed
 built:
@@ -134,7 +142,8 @@ build_seconds:
   returned: always
   type: float
 commands:
-  description: The C(docker compose build) command lines run (none in check mode).
+  description: The C(docker compose build) command line run (none in check mode or when every
+    image is up to date).
   returned: always
   type: list
   elements: list
@@ -185,6 +194,7 @@ class BuildManager:
         self.timeout: float = params["timeout"]
         self.client = docker_client()
         self.commands: list[list[str]] = []
+        self.plans: dict[str, dict[str, Any]] = {}
 
     def _parse_budgets(self, raw: dict[str, Any]) -> dict[str, Bands]:
         """Size budgets in the one band grammar (`_bands.py`), sizes only."""
@@ -229,11 +239,15 @@ class BuildManager:
             reason = "no image yet"
         elif self.no_cache:
             reason = "no_cache"
+        elif self.pull:
+            reason = "pull"
         elif inputs is None or current["labels"].get(BUILD_INPUTS_LABEL) != inputs:
             reason = "build inputs changed"
-        elif self._image_id(release_ref) != current["id"]:
+        build = reason is not None
+        if not build and self._image_id(release_ref) != current["id"]:
             reason = f"release tag {release_ref} not on the current image"
         return {
+            "build": build,
             "image": ref,
             "release_image": release_ref,
             "tag": tag,
@@ -244,7 +258,10 @@ class BuildManager:
             "reason": reason,
         }
 
-    def build(self, service: str, plan: dict[str, Any], labels_file: str) -> dict[str, Any]:
+    def build(self, services: list[str], labels_file: str) -> float:
+        """One `docker compose build` of `services`; its seconds (0 when none needs a build)."""
+        if not services:
+            return 0.0
         args = ["build"]
         if self.no_cache:
             args.append("--no-cache")
@@ -252,34 +269,45 @@ class BuildManager:
             args.append("--pull")
         for key, value in sorted(self.build_args.items()):
             args += ["--build-arg", f"{key}={value}"]
-        result = self.project.run(*args, service, extra_files=(labels_file,), timeout=self.timeout)
+        result = self.project.run(
+            *args, *services, extra_files=(labels_file,), timeout=self.timeout
+        )
         self.commands.append(result.cmd)
-        built = image_facts(self.client, plan["image"])
-        if built is None:
+        missing = [s for s in services if image_facts(self.client, self.plans[s]["image"]) is None]
+        if missing:
             raise ComposeError(
-                f"docker compose build {service} succeeded but image {plan['image']} is missing",
+                f"docker compose build {' '.join(services)} succeeded but the image of "
+                f"{', '.join(missing)} is missing",
                 cmd=result.cmd,
                 rc=result.rc,
                 stdout=result.stdout,
                 stderr=result.stderr,
             )
+        return result.seconds
+
+    def tag(self, service: str, build_seconds: float) -> dict[str, Any]:
+        """Tag the service's image with the release; its facts after the build."""
+        plan = self.plans[service]
+        image = image_facts(self.client, plan["image"])
+        if image is None:  # not built and gone since the plan
+            raise ComposeError(f"image {plan['image']} of service {service} is missing")
         if self.release and plan["release_image"] != plan["image"]:
             repo, _ = split_image_ref(plan["image"])
-            self.client.images.get(built["id"]).tag(repo, self.release)
-        changed = built["id"] != plan["previous_id"] or built["id"] != plan["previous_release_id"]
+            self.client.images.get(image["id"]).tag(repo, self.release)
+        changed = image["id"] != plan["previous_id"] or image["id"] != plan["previous_release_id"]
         return {
-            "id": built["id"],
-            "size": built["size"],
-            "build_seconds": result.seconds,
+            "id": image["id"],
+            "size": image["size"],
+            "build_seconds": build_seconds if plan["build"] else 0.0,
             "changed": changed,
         }
 
-    def write_labels_file(self, directory: str, plans: dict[str, dict[str, Any]]) -> str:
-        """A compose override that labels each image with its build-inputs hash."""
+    def write_labels_file(self, directory: str, services_built: list[str]) -> str:
+        """A compose override that labels each image built with its build-inputs hash."""
         services = {
-            name: {"build": {"labels": {BUILD_INPUTS_LABEL: plan["inputs"]}}}
-            for name, plan in plans.items()
-            if plan["inputs"]
+            name: {"build": {"labels": {BUILD_INPUTS_LABEL: self.plans[name]["inputs"]}}}
+            for name in services_built
+            if self.plans[name]["inputs"]
         }
         path = os.path.join(directory, "stagegate-build-labels.json")
         with open(path, "w", encoding="utf-8") as fh:
@@ -287,30 +315,34 @@ class BuildManager:
         return path
 
     def run(self) -> dict[str, Any]:
-        plans = {service: self.plan(service) for service in self.services()}
+        self.plans = {service: self.plan(service) for service in self.services()}
         started = time.monotonic()
         images: dict[str, dict[str, Any]] = {}
-        with tempfile.TemporaryDirectory(prefix="stagegate-build-") as tmp:
-            labels_file = self.write_labels_file(tmp, plans)
-            for service, plan in plans.items():
-                entry = {
-                    "image": plan["image"],
-                    "release_image": plan["release_image"],
-                    "previous_id": plan["previous_id"],
-                    "reason": plan["reason"],
-                }
-                if self.module.check_mode:
-                    entry.update(
-                        id=plan["previous_id"],
-                        size=plan["size"],
-                        build_seconds=0.0,
-                        changed=plan["reason"] is not None,
-                    )
-                else:
-                    entry.update(self.build(service, plan, labels_file))
-                    if not entry["changed"]:
-                        entry["reason"] = None
-                images[service] = {**entry, **self.grade(service, entry["size"])}
+        to_build = [s for s, plan in self.plans.items() if plan["build"]]
+        build_seconds = 0.0
+        if not self.module.check_mode:
+            with tempfile.TemporaryDirectory(prefix="stagegate-build-") as tmp:
+                build_seconds = self.build(to_build, self.write_labels_file(tmp, to_build))
+        for service, plan in self.plans.items():
+            entry = {
+                "image": plan["image"],
+                "release_image": plan["release_image"],
+                "previous_id": plan["previous_id"],
+                "reason": plan["reason"],
+                "built": plan["build"],
+            }
+            if self.module.check_mode:
+                entry.update(
+                    id=plan["previous_id"],
+                    size=plan["size"],
+                    build_seconds=0.0,
+                    changed=plan["reason"] is not None,
+                )
+            else:
+                entry.update(self.tag(service, build_seconds))
+                if not entry["changed"]:
+                    entry["reason"] = None
+            images[service] = {**entry, **self.grade(service, entry["size"])}
         built = [s for s, e in images.items() if e["changed"]]
         return {
             "changed": bool(built),
