@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.stagegate.release.plugins.module_utils._compose import app_tier_stop
+from ansible_collections.stagegate.release.plugins.module_utils._compose import (
+    app_tier_stop,
+    tiers_to_start,
+)
 
 
 def _app_tier_stop(mode, changed_services, app_services, pending_migrations):
@@ -17,6 +20,10 @@ def _app_tier_stop(mode, changed_services, app_services, pending_migrations):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def _tiers_to_start(status, tiers, readiness=None):
+    return tiers_to_start(dict(status or {}), [list(t) for t in tiers], dict(readiness or {}))
+
+
 class FilterModule:
     def filters(self):
-        return {"app_tier_stop": _app_tier_stop}
+        return {"app_tier_stop": _app_tier_stop, "tiers_to_start": _tiers_to_start}

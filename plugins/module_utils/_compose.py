@@ -170,6 +170,28 @@ def app_tier_stop(
     return {"stop": False, "reason": "no app container would change and no migration is pending"}
 
 
+def tiers_to_start(
+    status: dict[str, Any], tiers: list[list[str]], readiness: dict[str, Any]
+) -> list[list[str]]:
+    """The tiers of `tiers` that a start must still bring up, given `compose_up_tiers`' check-mode
+    result `status`: those with a service Compose's dry run would change, one that is not
+    running with a healthcheck that reports healthy, or one with a readiness probe (only the
+    start runs probes). `up --wait` of the others would only confirm that they run."""
+    changed = set(status.get("changed_services") or [])
+    states = status.get("services") or {}
+
+    def settled(service: str) -> bool:
+        state = states.get(service) or {}
+        return (
+            service not in changed
+            and service not in readiness
+            and state.get("status") == "running"
+            and state.get("health") == "healthy"
+        )
+
+    return [list(tier) for tier in tiers if not all(settled(s) for s in tier)]
+
+
 def split_image_ref(ref: str) -> tuple[str, str]:
     """`registry:5000/app/api:v2` -> (`registry:5000/app/api`, `v2`); no tag -> `latest`."""
     name, _, tail = ref.rpartition("/")
