@@ -70,6 +70,13 @@ def http_request(
         return HttpReply(err.code, dict(err.headers), err.read())
 
 
+def task_output(output: str, task: str) -> str:
+    """What one task printed, from its header to the next task's."""
+    start = output.index(f"{task}]")
+    end = output.find("TASK [", start)
+    return output[start : end if end >= 0 else None]
+
+
 @dataclass
 class PlaybookRun:
     rc: int

@@ -39,7 +39,7 @@ from fleet_fixtures import (
     started_containers,
 )
 from rollback_fixtures import GOOD, assert_no_secret_printed, phases, project_containers
-from sandbox_fixtures import PlaybookRun, run_playbook
+from sandbox_fixtures import PlaybookRun, run_playbook, task_output
 
 ROLLBACK = "rollback.yml"
 V2_MIGRATIONS = {"006_composite_indexes.sql", "007_reporting_views.sql"}
@@ -66,13 +66,6 @@ def image_id(reference: str) -> str:
         ["docker", "image", "inspect", "--format", "{{.Id}}", reference],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-
-
-def task_output(output: str, task: str) -> str:
-    """What one task printed, from its header to the next task's."""
-    start = output.index(f"{task}]")
-    end = output.find("TASK [", start)
-    return output[start : end if end >= 0 else None]
 
 
 def started_services(project: str) -> list[str]:
