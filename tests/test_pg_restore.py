@@ -10,7 +10,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from ansible_collections.stagegate.release.plugins.module_utils._pg import other_sessions
+from ansible_collections.stagegate.release.plugins.module_utils._pg import (
+    PgError,
+    PgTarget,
+    other_sessions,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._pg_archive import (
+    staged_archive,
+    verify_listing,
+)
 from conftest import PgCluster, free_port, unique_name
 from pg_fixtures import SAMPLE_SCHEMA, db_arg, fingerprint, run_module
 
@@ -289,6 +297,51 @@ def test_container_whose_socket_uses_peer_auth(
     assert backup.get("failed") is not True, (backup.get("msg"), backup.get("stderr"))
     assert backup["manifest"]["verified"] is True
     assert backup["manifest"]["tables"]["public.orders"]["rows"] == 1000
+
+
+def copies_in(container: str) -> list[str]:
+    """The temporary directories stagegate copies archives into inside `container`."""
+    listed = subprocess.run(
+        ["docker", "exec", container, "sh", "-c", "ls -d /tmp/stagegate-* 2>/dev/null || true"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return listed.stdout.split()
+
+
+@pytest.mark.docker
+def test_a_listing_in_a_container_streams_an_archive_file_and_copies_a_directory(
+    socket_in_tmp_container: tuple[str, int], tmp_path: Path
+) -> None:
+    container, port = socket_in_tmp_container
+    db = {"host": "127.0.0.1", "port": port, "name": "appdb", "user": "owner",
+          "password": "own-pw", "container": container, "socket_dir": "/tmp"}  # fmt: skip
+    target = PgTarget.from_module_params({"db": db})
+    tables = ["public.customers", "public.orders"]
+    archives = {}
+    for fmt in ("custom", "directory"):
+        backup = run_module(
+            "pg_backup", {"db": db, "backup_dir": str(tmp_path), "name": fmt, "format": fmt}
+        )
+        assert backup.get("failed") is not True, (backup.get("msg"), backup.get("stderr"))
+        assert backup["manifest"]["verification"]["level"] == "list"
+        archives[fmt] = backup["path"]
+    # a dump file goes to pg_restore's stdin: nothing is copied into the container
+    with staged_archive(target, archives["custom"]) as staged:
+        assert verify_listing(staged, tables)["tables"] >= len(tables)
+        assert copies_in(container) == []
+    # a directory archive cannot stream: it is copied once, and removed afterwards
+    with staged_archive(target, archives["directory"]) as staged:
+        assert verify_listing(staged, tables)["tables"] >= len(tables)
+        assert len(copies_in(container)) == 1
+    assert copies_in(container) == []
+    # a damaged dump streamed is refused as a damaged dump copied was
+    truncated = tmp_path / "truncated.dump"
+    truncated.write_bytes(Path(archives["custom"]).read_bytes()[:200])
+    with (
+        staged_archive(target, str(truncated)) as staged,
+        pytest.raises(PgError, match="pg_restore --list cannot read the archive"),
+    ):
+        verify_listing(staged, tables)
 
 
 @pytest.mark.slow

@@ -436,8 +436,13 @@ def container_workdir(target: PgTarget) -> Iterator[Callable[[str], str]]:
         return
     container = resolve_container(target.container, target.compose_project)
     inside = f"/tmp/stagegate-{uuid.uuid4().hex[:12]}"  # noqa: S108 - removed below
+    made = False  # on the first copy: a caller may need none
 
     def place(host_path: str) -> str:
+        nonlocal made
+        if not made:
+            run_checked(["docker", "exec", container, "mkdir", "-p", inside])
+            made = True
         run_checked(["docker", "cp", host_path, f"{container}:{inside}/"])
         # docker cp makes root the owner and keeps the modes: pg_dump's 0700/0600 directory
         # archives (or a 0600 dump) would be unreadable to the container's postgres user.
@@ -445,11 +450,13 @@ def container_workdir(target: PgTarget) -> Iterator[Callable[[str], str]]:
         run_checked(["docker", "exec", "-u", "0", container, "chmod", "-R", "go+rX", seen])
         return seen
 
-    run_checked(["docker", "exec", container, "mkdir", "-p", inside])
     try:
         yield place
     finally:
-        subprocess.run(["docker", "exec", container, "rm", "-rf", inside], check=False)
+        if made:  # as root: the copies are root's (docker cp), whoever the container runs as
+            subprocess.run(
+                ["docker", "exec", "-u", "0", container, "rm", "-rf", inside], check=False
+            )
 
 
 # -- catalog --------------------------------------------------------------------------

@@ -183,22 +183,39 @@ def sweep_partials(directory: Path) -> list[str]:
 
 
 class StagedArchive:
-    """An archive where pg_restore sees it (copied once into the database container when there
-    is one), with its table of contents read once."""
+    """An archive where pg_restore sees it (copied into the database container, when there is
+    one, the first time a restore needs it), with its table of contents read once."""
 
     def __init__(self, target: PgTarget, place: Callable[[str], str], archive: str) -> None:
         self.target = target
         self.place = place
         self.host_path = archive
-        self.path = place(archive)
+        self._path: str | None = None
         self._listing: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The archive's path as pg_restore sees it."""
+        if self._path is None:
+            self._path = self.place(self.host_path)
+        return self._path
 
     def listing(self) -> str:
         """The archive's table of contents as `pg_restore --list` prints it."""
         if self._listing is None:
+            # an archive file not copied into the container yet streams to pg_restore's stdin
+            # (its table of contents comes first), which saves the copy a listing alone needs
+            stream = (
+                bool(self.target.container)
+                and self._path is None
+                and os.path.isfile(self.host_path)
+            )
+            args = ["--list"] if stream else ["--list", self.path]
             # --list takes no connection: drop the -d/-U the helper adds
-            argv = _without_connection(self.target.tool_argv("pg_restore", ["--list", self.path]))
-            self._listing = _run_capture(argv, self.target.tool_env())
+            argv = _without_connection(self.target.tool_argv("pg_restore", args))
+            self._listing = _run_capture(
+                argv, self.target.tool_env(), self.host_path if stream else None
+            )
         return self._listing
 
 
@@ -258,10 +275,14 @@ def _without_connection(argv: list[str]) -> list[str]:
     return out
 
 
-def _run_capture(argv: list[str], env: dict[str, str]) -> str:
+def _run_capture(argv: list[str], env: dict[str, str], stdin_path: str | None = None) -> str:
     import subprocess  # noqa: PLC0415 - only this path needs captured stdout
 
-    proc = subprocess.run(argv, capture_output=True, env=env, check=False)
+    if stdin_path is None:
+        proc = subprocess.run(argv, capture_output=True, env=env, check=False)
+    else:
+        with open(stdin_path, "rb") as stdin:
+            proc = subprocess.run(argv, stdin=stdin, capture_output=True, env=env, check=False)
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0 or not proc.stdout.strip():
         raise PgError(
