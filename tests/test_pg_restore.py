@@ -245,14 +245,19 @@ def socket_in_tmp_container() -> Iterator[tuple[str, int]]:
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
 
 
+def owner_db(container_port: tuple[str, int], **extra: str) -> dict[str, object]:
+    """The `db` option for `appdb` of socket_in_tmp_container, as its owner."""
+    container, port = container_port
+    return {"host": "127.0.0.1", "port": port, "name": "appdb", "user": "owner",
+            "password": "own-pw", "container": container, **extra}  # fmt: skip
+
+
 @pytest.mark.docker
 def test_container_socket_dir_port_and_non_superuser_owner(
     socket_in_tmp_container: tuple[str, int], tmp_path: Path
 ) -> None:
     # Issue 12 item 8: pg_dump through docker exec assumed the default socket directory.
-    container, port = socket_in_tmp_container
-    db = {"host": "127.0.0.1", "port": port, "name": "appdb", "user": "owner",
-          "password": "own-pw", "container": container}  # fmt: skip
+    db = owner_db(socket_in_tmp_container)
     without = run_module("pg_backup", {"db": db, "backup_dir": str(tmp_path), "name": "x"})
     assert without["failed"] is True
     assert "db.socket_dir" in without["msg"]  # the cause and the option that fixes it
@@ -277,15 +282,14 @@ def test_container_whose_socket_uses_peer_auth(
 ) -> None:
     # Found as a new user: a server made with `initdb --auth-local=peer` refuses db.user on
     # its socket, and the hint said to set db.socket_dir, which was set already.
-    container, port = socket_in_tmp_container
+    container, _ = socket_in_tmp_container
     subprocess.run(
         ["docker", "exec", container, "sh", "-c",
          "sed -i 's/^local *all *all *trust/local all all peer/' /tmp/d/pg_hba.conf"
          " && pg_ctl -D /tmp/d reload"],
         check=True, capture_output=True,
     )  # fmt: skip
-    db = {"host": "127.0.0.1", "port": port, "name": "appdb", "user": "owner",
-          "password": "own-pw", "container": container, "socket_dir": "/tmp"}  # fmt: skip
+    db = owner_db(socket_in_tmp_container, socket_dir="/tmp")
     refused = run_module("pg_backup", {"db": db, "backup_dir": str(tmp_path), "name": "peer"})
     assert refused["failed"] is True
     assert "Peer authentication failed" in refused["msg"]
@@ -312,9 +316,8 @@ def copies_in(container: str) -> list[str]:
 def test_a_listing_in_a_container_streams_an_archive_file_and_copies_a_directory(
     socket_in_tmp_container: tuple[str, int], tmp_path: Path
 ) -> None:
-    container, port = socket_in_tmp_container
-    db = {"host": "127.0.0.1", "port": port, "name": "appdb", "user": "owner",
-          "password": "own-pw", "container": container, "socket_dir": "/tmp"}  # fmt: skip
+    container, _ = socket_in_tmp_container
+    db = owner_db(socket_in_tmp_container, socket_dir="/tmp")
     target = PgTarget.from_module_params({"db": db})
     tables = ["public.customers", "public.orders"]
     archives = {}
