@@ -553,6 +553,11 @@ def other_sessions(conn: Any, dbname: str, own_pids: Iterable[int] = ()) -> int:
     )
 
 
+# How soon a caller looks again after ending sessions: a backend exits within milliseconds of
+# the signal. (pg_terminate_backend's own wait, PostgreSQL 14+, sleeps 100 ms per backend.)
+AFTER_TERMINATE_POLL = 0.02
+
+
 def terminate_sessions(conn: Any, dbname: str) -> int:
     """End the client sessions on `dbname`. Backends that advertise no role (an autovacuum
     worker, a connection still authenticating) are left alone: a role that is not a superuser

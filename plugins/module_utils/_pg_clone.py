@@ -21,6 +21,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._environments im
     environment_in,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
+    AFTER_TERMINATE_POLL,
     PgError,
     PgTarget,
     ToolRun,
@@ -109,7 +110,7 @@ def clone_database(
             info["retries"] += 1
             if when_busy == "terminate":
                 info["terminated"] += terminate_sessions(admin, source.dbname)
-            time.sleep(0.2)
+            time.sleep(AFTER_TERMINATE_POLL if when_busy == "terminate" else 0.2)
             continue
         try:
             create_database(admin, scratch, template=source.dbname, strategy=strategy)

@@ -274,6 +274,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._environments im
     environment_in,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
+    AFTER_TERMINATE_POLL,
     PgError,
     PgTarget,
     cleanup_on_signals,
@@ -703,7 +704,8 @@ class SnapshotManager:
         own = (int(admin.info.backend_pid),)
         while True:
             busy = other_sessions(admin, self.source, own) + other_sessions(admin, name, own)
-            if busy and self.params["terminate_sessions"] and self._allowed_to_end_sessions():
+            ending = busy and self.params["terminate_sessions"] and self._allowed_to_end_sessions()
+            if ending:
                 ended += terminate_sessions(admin, self.source) + terminate_sessions(admin, name)
             if not busy:
                 try:
@@ -720,7 +722,7 @@ class SnapshotManager:
                     f"environment={self.params['environment']})",
                     sqlstate="55006",
                 )
-            time.sleep(0.2)
+            time.sleep(AFTER_TERMINATE_POLL if ending else 0.2)
 
     def _finish(self, admin: Any, failed: str, swap: dict[str, Any]) -> None:
         """After the renames (also on a re-run): the recorded properties on `<db>`, the
