@@ -313,7 +313,7 @@ def copies_in(container: str) -> list[str]:
 
 
 @pytest.mark.docker
-def test_a_listing_in_a_container_streams_an_archive_file_and_copies_a_directory(
+def test_a_listing_in_a_container_streams_a_dump_file_and_a_restore_copies_it(
     socket_in_tmp_container: tuple[str, int], tmp_path: Path
 ) -> None:
     container, _ = socket_in_tmp_container
@@ -332,6 +332,10 @@ def test_a_listing_in_a_container_streams_an_archive_file_and_copies_a_directory
     with staged_archive(target, archives["custom"]) as staged:
         assert verify_listing(staged, tables)["tables"] >= len(tables)
         assert copies_in(container) == []
+    # one that pg_restore will restore from is copied at once, and listed from the copy
+    with staged_archive(target, archives["custom"], for_restore=True) as staged:
+        assert len(copies_in(container)) == 1
+        assert verify_listing(staged, tables)["tables"] >= len(tables)
     # a directory archive cannot stream: it is copied once, and removed afterwards
     with staged_archive(target, archives["directory"]) as staged:
         assert verify_listing(staged, tables)["tables"] >= len(tables)

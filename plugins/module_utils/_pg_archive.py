@@ -193,9 +193,8 @@ class StagedArchive:
         self._path: str | None = None
         self._listing: str | None = None
 
-    @property
-    def path(self) -> str:
-        """The archive's path as pg_restore sees it."""
+    def stage(self) -> str:
+        """The archive's path as pg_restore sees it, copied there on the first call."""
         if self._path is None:
             self._path = self.place(self.host_path)
         return self._path
@@ -210,7 +209,7 @@ class StagedArchive:
                 and self._path is None
                 and os.path.isfile(self.host_path)
             )
-            args = ["--list"] if stream else ["--list", self.path]
+            args = ["--list"] if stream else ["--list", self.stage()]
             # --list takes no connection: drop the -d/-U the helper adds
             argv = _without_connection(self.target.tool_argv("pg_restore", args))
             self._listing = _run_capture(
@@ -220,9 +219,16 @@ class StagedArchive:
 
 
 @contextmanager
-def staged_archive(target: PgTarget, archive: str) -> Iterator[StagedArchive]:
+def staged_archive(
+    target: PgTarget, archive: str, for_restore: bool = False
+) -> Iterator[StagedArchive]:
+    """`for_restore`: pg_restore will read the archive's data, so it is copied into the
+    container at once and listed from the copy (a listing alone streams a dump file)."""
     with container_workdir(target) as place:
-        yield StagedArchive(target, place, archive)
+        staged = StagedArchive(target, place, archive)
+        if for_restore:
+            staged.stage()
+        yield staged
 
 
 def archive_tables(listing: str) -> list[str]:
@@ -340,7 +346,7 @@ def restore_into(
             use_list.write_text("\n".join(kept) + "\n", encoding="utf-8", errors="surrogateescape")
             use_list.chmod(0o644)
             args.append(f"--use-list={staged.place(str(use_list))}")
-        argv = target.tool_argv("pg_restore", [*args, staged.path], dbname)
+        argv = target.tool_argv("pg_restore", [*args, staged.stage()], dbname)
         run = run_tool(argv, target.tool_env(), progress)
     if not run.ok:
         raise run.failure("pg_restore")

@@ -504,8 +504,9 @@ class BackupManager:
         if level == "none":
             return {"level": "none"}
         expected = self.params["expected_tables"] or list(manifest["tables"])
-        # one copy (into the database container, if any) and one listing serve both levels
-        with staged_archive(self.target, archive) as staged:
+        # one listing serves both levels; the rehearsal restores from one copy (into the
+        # database container, if any), which a listing alone does without
+        with staged_archive(self.target, archive, for_restore=level != "list") as staged:
             listing = verify_listing(staged, expected)
             if level == "list":
                 return listing
