@@ -284,11 +284,8 @@ def _without_connection(argv: list[str]) -> list[str]:
 def _run_capture(argv: list[str], env: dict[str, str], stdin_path: str | None = None) -> str:
     import subprocess  # noqa: PLC0415 - only this path needs captured stdout
 
-    if stdin_path is None:
-        proc = subprocess.run(argv, capture_output=True, env=env, check=False)
-    else:
-        with open(stdin_path, "rb") as stdin:
-            proc = subprocess.run(argv, stdin=stdin, capture_output=True, env=env, check=False)
+    with open(stdin_path or os.devnull, "rb") as stdin:
+        proc = subprocess.run(argv, stdin=stdin, capture_output=True, env=env, check=False)
     stderr = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0 or not proc.stdout.strip():
         raise PgError(

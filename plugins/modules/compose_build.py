@@ -244,7 +244,8 @@ class BuildManager:
         elif inputs is None or current["labels"].get(BUILD_INPUTS_LABEL) != inputs:
             reason = "build inputs changed"
         build = reason is not None
-        if not build and self._image_id(release_ref) != current["id"]:
+        release_id = self._image_id(release_ref)
+        if not build and release_id != current["id"]:
             reason = f"release tag {release_ref} not on the current image"
         return {
             "build": build,
@@ -253,15 +254,16 @@ class BuildManager:
             "tag": tag,
             "inputs": inputs,
             "previous_id": current["id"] if current else None,
-            "previous_release_id": self._image_id(release_ref),
+            "previous_release_id": release_id,
             "size": current["size"] if current else None,
             "reason": reason,
         }
 
-    def build(self, services: list[str], labels_file: str) -> float:
-        """One `docker compose build` of `services`; its seconds (0 when none needs a build)."""
+    def build(self, services: list[str], labels_file: str) -> tuple[float, dict[str, Any]]:
+        """One `docker compose build` of `services`: its seconds (0 when none needs a build) and
+        the facts of each image it built."""
         if not services:
-            return 0.0
+            return 0.0, {}
         args = ["build"]
         if self.no_cache:
             args.append("--no-cache")
@@ -273,7 +275,8 @@ class BuildManager:
             *args, *services, extra_files=(labels_file,), timeout=self.timeout
         )
         self.commands.append(result.cmd)
-        missing = [s for s in services if image_facts(self.client, self.plans[s]["image"]) is None]
+        built = {s: image_facts(self.client, self.plans[s]["image"]) for s in services}
+        missing = [s for s, facts in built.items() if facts is None]
         if missing:
             raise ComposeError(
                 f"docker compose build {' '.join(services)} succeeded but the image of "
@@ -283,12 +286,13 @@ class BuildManager:
                 stdout=result.stdout,
                 stderr=result.stderr,
             )
-        return result.seconds
+        return result.seconds, built
 
-    def tag(self, service: str, build_seconds: float) -> dict[str, Any]:
-        """Tag the service's image with the release; its facts after the build."""
+    def tag(self, service: str, build_seconds: float, built: dict[str, Any]) -> dict[str, Any]:
+        """Tag the service's image with the release; its facts after the build (`built`: the
+        facts of the images the build made)."""
         plan = self.plans[service]
-        image = image_facts(self.client, plan["image"])
+        image = built.get(service) or image_facts(self.client, plan["image"])
         if image is None:  # not built and gone since the plan
             raise ComposeError(f"image {plan['image']} of service {service} is missing")
         if self.release and plan["release_image"] != plan["image"]:
@@ -319,10 +323,12 @@ class BuildManager:
         started = time.monotonic()
         images: dict[str, dict[str, Any]] = {}
         to_build = [s for s, plan in self.plans.items() if plan["build"]]
-        build_seconds = 0.0
+        build_seconds, built_facts = 0.0, {}
         if not self.module.check_mode:
             with tempfile.TemporaryDirectory(prefix="stagegate-build-") as tmp:
-                build_seconds = self.build(to_build, self.write_labels_file(tmp, to_build))
+                build_seconds, built_facts = self.build(
+                    to_build, self.write_labels_file(tmp, to_build)
+                )
         for service, plan in self.plans.items():
             entry = {
                 "image": plan["image"],
@@ -339,7 +345,7 @@ class BuildManager:
                     changed=plan["reason"] is not None,
                 )
             else:
-                entry.update(self.tag(service, build_seconds))
+                entry.update(self.tag(service, build_seconds, built_facts))
                 if not entry["changed"]:
                     entry["reason"] = None
             images[service] = {**entry, **self.grade(service, entry["size"])}
