@@ -188,7 +188,7 @@ def test_busy_source_policies(pg_cluster: PgCluster, sample_db: str, tmp_path: P
     try:
         ended = run_module("pg_clone", {**clone, "when_busy": "terminate", "strategy": "file_copy"})
         assert ended.get("failed") is not True, ended
-        assert ended["clone"]["terminated"] >= 1
+        assert ended["clone"]["terminated"] == 1  # one session, counted once
     finally:
         session.close()
         run_module("pg_clone", {**clone, "state": "absent"})

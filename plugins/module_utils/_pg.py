@@ -558,17 +558,18 @@ def other_sessions(conn: Any, dbname: str, own_pids: Iterable[int] = ()) -> int:
 AFTER_TERMINATE_POLL = 0.02
 
 
-def terminate_sessions(conn: Any, dbname: str) -> int:
-    """End the client sessions on `dbname`. Backends that advertise no role (an autovacuum
-    worker, a connection still authenticating) are left alone: a role that is not a superuser
-    may not signal them (PostgreSQL 15 refuses the whole statement), and they do not last;
-    DROP DATABASE stops autovacuum workers itself."""
+def terminate_sessions(conn: Any, dbname: str) -> set[int]:
+    """End the client sessions on `dbname`; returns the pids signalled (a caller that looks
+    again soon may signal a session still exiting twice: count the union). Backends that
+    advertise no role (an autovacuum worker, a connection still authenticating) are left alone:
+    a role that is not a superuser may not signal them (PostgreSQL 15 refuses the whole
+    statement), and they do not last; DROP DATABASE stops autovacuum workers itself."""
     rows = conn.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE datname = %s AND pid <> pg_backend_pid() AND usesysid IS NOT NULL",
         (dbname,),
     ).fetchall()
-    return len(rows)
+    return {int(row[0]) for row in rows}
 
 
 DROP_RETRIES = 20  # x 0.5 s: a backend that advertises no role yet is gone by then

@@ -93,6 +93,7 @@ def clone_database(
         "retries": 0,
         "terminated": 0,
     }
+    ended: set[int] = set()
     while True:
         # Look before CREATE DATABASE: the server itself waits 5 s before refusing a busy template.
         busy = other_sessions(admin, source.dbname)
@@ -109,7 +110,8 @@ def clone_database(
         if busy:
             info["retries"] += 1
             if when_busy == "terminate":
-                info["terminated"] += terminate_sessions(admin, source.dbname)
+                ended |= terminate_sessions(admin, source.dbname)
+                info["terminated"] = len(ended)
             time.sleep(AFTER_TERMINATE_POLL if when_busy == "terminate" else 0.2)
             continue
         try:

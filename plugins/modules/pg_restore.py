@@ -315,7 +315,7 @@ class RestoreManager:
 
     def _restore(self, admin: Any, sessions: int) -> None:
         if sessions:
-            self.result["terminated"] = terminate_sessions(admin, self.target.dbname)
+            self.result["terminated"] = len(terminate_sessions(admin, self.target.dbname))
         with staged_archive(self.target, self.backup, for_restore=True) as staged:
             self._read_listing(staged)
             skipped = self._extensions_to_skip(admin, staged)

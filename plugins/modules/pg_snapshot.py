@@ -699,21 +699,21 @@ class SnapshotManager:
 
     def _swap(self, admin: Any, name: str, failed: str) -> int:
         """The renames, once neither database has other sessions; returns sessions ended."""
-        ended = 0
+        ended: set[int] = set()
         deadline = time.monotonic() + self.params["busy_timeout"]
         own = (int(admin.info.backend_pid),)
         while True:
             busy = other_sessions(admin, self.source, own) + other_sessions(admin, name, own)
             ending = busy and self.params["terminate_sessions"] and self._allowed_to_end_sessions()
             if ending:
-                ended += terminate_sessions(admin, self.source) + terminate_sessions(admin, name)
+                ended |= terminate_sessions(admin, self.source) | terminate_sessions(admin, name)
             if not busy:
                 try:
                     renames(admin, self.source, name, failed)
                 except psycopg.errors.ObjectInUse:
                     pass  # a session arrived between the look and the renames
                 else:
-                    return ended
+                    return len(ended)
             if time.monotonic() > deadline:
                 raise PgError(
                     f"{self.source} stayed in use by {busy} other session(s) for "
