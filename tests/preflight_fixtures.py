@@ -8,7 +8,6 @@ test sets; `play()` runs a real `ansible-playbook` on it as a user would.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -17,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_fixtures import REPO_ROOT, VENV_BIN, playbook_env
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = REPO_ROOT / "tests" / "playbooks"
-VENV_BIN = Path(sys.executable).parent
 
 COMPOSE_FILE = """\
 services:
@@ -46,16 +44,6 @@ class Run:
         match = re.search(r"changed=(\d+)", self.stdout)
         assert match, self.output
         return int(match.group(1))
-
-
-def playbook_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-    }
 
 
 class DeployHost:

@@ -27,6 +27,7 @@ from sandbox_fixtures import (
     VENV_BIN,
     PlaybookRun,
     SandboxStack,
+    playbook_env,
     run_playbook,
     sandbox_secrets,
 )
@@ -318,15 +319,6 @@ def kill_tree(proc: subprocess.Popen[str]) -> str:
             os.kill(pid, signal.SIGKILL)
     out, _ = proc.communicate()
     return out
-
-
-def playbook_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
 
 
 # What staging asserts of v2: its objects and its index.

@@ -251,6 +251,18 @@ def remove_images(reference: str) -> None:
         subprocess.run(["docker", "image", "rm", *tags], capture_output=True, check=False)
 
 
+def playbook_env() -> dict[str, str]:
+    """The environment a user's `ansible-playbook` runs in: the venv on PATH, the project's
+    ansible.cfg, no colour codes in the output the tests read."""
+    return {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+
+
 def run_playbook(
     playbook: str,
     extra_vars: dict[str, Any],
@@ -259,12 +271,7 @@ def run_playbook(
 ) -> PlaybookRun:
     """`ansible-playbook` as a user runs it: venv on PATH, the project's ansible.cfg; `options`
     are more of its command-line options (`--check`)."""
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
+    env = playbook_env()
     proc = subprocess.run(
         [
             str(VENV_BIN / "ansible-playbook"),

@@ -13,7 +13,6 @@ checks in check mode). The markers must appear nowhere.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from sandbox_fixtures import (
     VENV_BIN,
     SandboxStack,
     isolated_stack,
+    playbook_env,
 )
 
 from stagegate.gatekeeper import GateRequest, run_gate
@@ -44,15 +44,6 @@ MARKERS = {
     "compose_env": "sgtmark-composeenv-71f0c9e2",
 }
 RELEASE = "v1-secrets"
-
-
-def playbook_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
 
 
 def hits(text: str) -> list[str]:
