@@ -7,7 +7,9 @@ On an isolated sandbox stack: v1 is promoted from nothing (not timed beyond its 
 v2 (backup, migration dry-run, build, deploy with migrations 006/007, validation, gate). Prints
 each phase's seconds from the v2 run's report.json, their sum, the wall time of the
 ansible-playbook process, and the share of it spent outside the phases (validation of the
-configuration, the gate and reports, Ansible's own start-up).
+configuration, the gate and reports, Ansible's own start-up). Then the same wall time by kind of
+task (bench/callback/task_times.py): Ansible's start-up before the first task, the tasks that
+ran a module on the deploy host and all other tasks, with their count and median.
 
 Before the timed v2 run, v2's images are built once under another image prefix (not timed, the
 tags removed): the build cache is then as warm for staging.yml as it is for the raw commands
@@ -41,6 +43,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "tests"))
@@ -56,7 +60,11 @@ from sandbox_fixtures import (  # noqa: E402 - the test helpers are the sandbox'
 BAR = 2.0
 
 
-def promote(stack: SandboxStack, release: str) -> tuple[float, dict[str, object]]:
+def promote(
+    stack: SandboxStack, release: str, task_times: Path | None = None
+) -> tuple[float, dict[str, object]]:
+    """staging.yml of `release`: its wall time and report.json; with `task_times`, the
+    callback bench/callback/task_times.py writes each task's time there."""
     report_dir = stack.state_dir / "reports" / release
     container = f"{stack.project}-postgres-1"
     variables = stack.extra_vars(stagegate_release=release, stagegate_report_dir=str(report_dir))
@@ -68,8 +76,15 @@ def promote(stack: SandboxStack, release: str) -> tuple[float, dict[str, object]
         "password": stack.env()["POSTGRES_PASSWORD"],
         "container": container,
     }
+    env = {}
+    if task_times is not None:
+        env = {
+            "ANSIBLE_CALLBACK_PLUGINS": str(REPO_ROOT / "bench" / "callback"),
+            "ANSIBLE_CALLBACKS_ENABLED": "stagegate.release.progress,task_times",
+            "STAGEGATE_BENCH_TASK_TIMES": str(task_times),
+        }
     start = time.perf_counter()
-    run = run_playbook("staging.yml", variables)
+    run = run_playbook("staging.yml", variables, env=env)
     wall = time.perf_counter() - start
     if run.rc != 0:
         raise SystemExit(f"staging.yml {release} failed (rc {run.rc}):\n{run.output[-3000:]}")
@@ -260,6 +275,20 @@ def warm_build_cache(stack: SandboxStack, release: str, workdir: Path) -> None:
         remove_images(f"{prefix}/*")
 
 
+def print_task_times(times: dict[str, Any], before_first_task: float) -> None:
+    """Where the v2 run's wall time goes by kind of task: those that ran a module on the deploy
+    host (each pays Ansible's module start-up, bench/ansible_floor.py) and the others (set_fact,
+    debug, assert, argument specs, includes, skipped tasks, controller-side actions)."""
+    tasks = times["tasks"]
+    modules = [t["seconds"] for t in tasks if t["module"]]
+    others = [t["seconds"] for t in tasks if not t["module"]]
+    print(f"  {'start-up':<17} {before_first_task:7.1f} s (Python, Ansible, playbook loaded)")
+    for label, seconds in (("module runs", modules), ("other tasks", others)):
+        print(
+            f"  {len(seconds):>3} {label:<13}{sum(seconds):7.1f} s (median {median(seconds):.2f} s)"
+        )
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sgt-bench-staging-", dir="/var/tmp") as tmp:
         repo = Path(tmp) / "sandbox.git"
@@ -268,7 +297,9 @@ def main() -> None:
         try:
             first, _ = promote(stack, "v1")
             warm_build_cache(stack, "v2", Path(tmp))
-            wall, report = promote(stack, "v2")
+            started = time.time()
+            wall, report = promote(stack, "v2", Path(tmp) / "task_times.json")
+            tasks = json.loads((Path(tmp) / "task_times.json").read_text())
             rollback(stack)
             raw_wall, raw_times = promote_raw(stack, "v2")
             # the backup of v1 that staging.yml took before promoting v2 (its manifest names it)
@@ -287,6 +318,7 @@ def main() -> None:
     print(f"  {'phases':<17} {total:7.1f} s")
     outside = wall - total
     print(f"  {'ansible-playbook':<17} {wall:7.1f} s wall ({outside:.1f} s outside the phases)")
+    print_task_times(tasks, tasks["first_task"] - started)
     print("v2 as raw commands (after rollback.yml brought v1 back):")
     for seconds, name in raw_times:
         print(f"  {name:<26} {seconds:7.1f} s")

@@ -268,10 +268,11 @@ def run_playbook(
     extra_vars: dict[str, Any],
     inventory: Path = INVENTORY,
     options: Sequence[str] = (),
+    env: dict[str, str] | None = None,
 ) -> PlaybookRun:
     """`ansible-playbook` as a user runs it: venv on PATH, the project's ansible.cfg; `options`
-    are more of its command-line options (`--check`)."""
-    env = playbook_env()
+    are more of its command-line options (`--check`), `env` more environment variables."""
+    env = {**playbook_env(), **(env or {})}
     proc = subprocess.run(
         [
             str(VENV_BIN / "ansible-playbook"),
