@@ -133,7 +133,22 @@ def test_broken_migration_stops_at_the_dry_run(staging: Staging) -> None:
     assert (record["release"], record["verdict"]) == ("v2-broken-migration", "NO_GO")
     assert record["stopped"]["phase"] == "migration_dryrun"
     assert "008_item_owners.sql" in record["stopped"]["reason"]
-    assert phases(staging.report(record))["migration_dryrun"] == "failed"
+    report = staging.report(record)
+    assert phases(report)["migration_dryrun"] == "failed"
+    # the dry-run's graded result is the run's failed check (a trial found "failed checks:
+    # none"), and the report advises no rollback: v1 runs untouched (it advised "roll back to
+    # v1", and the rollback plan named the stopped release as running)
+    dryrun = [c for c in report["checks"] if c["name"] == "migration_dryrun"]
+    assert [c["status"] for c in dryrun] == ["FAIL"], report["checks"]
+    assert "failed checks: none" not in run.stdout
+    assert report["rollback_plan"] is None
+    nothing = (
+        "Nothing to roll back: the run stopped in migration_dryrun, before anything was "
+        "deployed; v1 still runs."
+    )
+    report_md = Path(record["reports"]["report.md"]).read_text()
+    assert f"**Rollback:** {nothing}" in report_md
+    assert nothing in report_md.split("## 7. Rollback Plan", 1)[1]
     # the staging database and the running release are untouched
     after = staging.snapshot()
     for key in ("containers", "schema", "rows"):

@@ -43,7 +43,7 @@ class ActionModule(ActionBase):
             if args["required"]:
                 return {**result, "failed": True, "msg": NOT_KEPT.format(var=ENV_VAR)}
             return {**result, "changed": False, "started": None, "phases": [],
-                    "stopped": None, "refused": False}  # fmt: skip
+                    "stopped": None, "refused": False, "before_deploy": False}  # fmt: skip
         if args["hosts"]:  # a fleet: each phase once, over every host (docs/fleet.md)
             return {**result, "changed": False, **record.fleet_summary(args["hosts"])}
         summary = record.summary(task_vars.get("inventory_hostname", ""))

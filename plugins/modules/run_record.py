@@ -107,4 +107,9 @@ refused:
     or in preflight, whose last step takes the deploy lock), so nothing changed.
   returned: unless O(skip_phase) is set
   type: bool
+before_deploy:
+  description: The run stopped before its deploy phase (also when it was refused), so the
+    release that ran still runs, untouched; the report says there is nothing to roll back.
+  returned: unless O(skip_phase) is set
+  type: bool
 """

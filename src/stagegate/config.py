@@ -43,6 +43,9 @@ PHASES = (
     "rollback",
     "restore",  # playbooks/restore.yml: the database alone (docs/restore.md)
 )
+# The phases before the deploy: a run that stops in one of them leaves the release that ran
+# running, untouched (nothing to roll back).
+BEFORE_DEPLOY = PHASES[: PHASES.index("deploy")]
 
 # Facts the roles set during a run: allowed in the variable space, never user input.
 RUNTIME_FACTS = frozenset(

@@ -19,7 +19,7 @@ import pluggy
 from ansible_collections.stagegate.release.plugins.module_utils import _run_identity
 
 from stagegate.catalog import DEFAULT_GROUP, CheckSpec
-from stagegate.config import PHASES
+from stagegate.config import BEFORE_DEPLOY
 from stagegate.fleet import HostResults, by_host, fold_hosts
 from stagegate.gates import GateConfig, GateConfigError, GateType, evaluate_gates, validate_gates
 from stagegate.grading import apply_grade, is_graded
@@ -169,24 +169,25 @@ def _grade_all(checks: list[CheckResult], config: GateConfig, hooks: Hooks) -> l
     return out
 
 
-_BEFORE_DEPLOY = PHASES[: PHASES.index("deploy")]
-
-
 def rollback_next(request: GateRequest, decision: Decision) -> dict[str, Any]:
     """Whether the automatic rollback runs after this gate, and where its report will be.
 
     It runs on NO_GO with `stagegate_auto_rollback`, unless the run stopped before the deploy
-    phase (nothing was deployed; staging.yml's condition). The link is relative to the report
-    directory when the rollback report is under it.
+    phase (`nothing_deployed`: the release that ran still runs, also when the automatic
+    rollback is off; staging.yml's condition). The link is relative to the report directory
+    when the rollback report is under it.
     """
     info: dict[str, Any] = {"enabled": request.auto_rollback, "runs": False}
     if request.returned is not None:
         info["returned"] = dict(request.returned)
-    if not request.auto_rollback or decision is not Decision.NO_GO:  # off, unknown, not NO_GO
+    if decision is not Decision.NO_GO:
         return info
     phase = (request.stopped or {}).get("phase")
-    if phase in _BEFORE_DEPLOY:
+    if phase in BEFORE_DEPLOY:
+        info["nothing_deployed"] = True
         info["reason"] = f"the run stopped in {phase}, before anything was deployed"
+        return info
+    if not request.auto_rollback:  # off, or unknown (not a promotion)
         return info
     info["runs"] = True
     if request.rollback_report_dir:

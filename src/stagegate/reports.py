@@ -160,6 +160,7 @@ def _rollback(
         "report_dir": info.get("report_dir"),
         "report": info.get("report"),
         "returned": info.get("returned"),
+        "nothing_deployed": bool(info.get("nothing_deployed")),
     }
 
 
@@ -491,6 +492,8 @@ def rollback_note(report: Mapping[str, Any]) -> str | None:
     target = f" to {info['target']}" if info.get("target") else ""
     if info.get("returned") is not None:
         return _returned_note(info["returned"])
+    if info.get("nothing_deployed"):
+        return nothing_to_roll_back(report)
     if info.get("runs"):
         where = f"; its report: {info['report']}" if info.get("report") else ""
         return f"Automatic rollback{target} runs next (stagegate_auto_rollback){where}."
@@ -500,6 +503,13 @@ def rollback_note(report: Mapping[str, Any]) -> str | None:
         f"Not rolled back automatically (stagegate_auto_rollback is off): roll back{target} "
         "with playbooks/rollback.yml."
     )
+
+
+def nothing_to_roll_back(report: Mapping[str, Any]) -> str:
+    """A promotion that stopped before its deploy: the release that ran still runs."""
+    previous = report["release"]["previous"]
+    runs = f"{previous} still runs" if previous else "nothing ran before it"
+    return f"Nothing to roll back: {report['rollback']['reason']}; {runs}."
 
 
 def _returned_note(returned: Mapping[str, str]) -> str:
@@ -732,11 +742,18 @@ _NO_ROLLBACK_PLAN = (
 )
 
 
+def no_rollback_plan(report: Mapping[str, Any]) -> str:
+    """Section 7 of a report without a rollback plan: why there is none."""
+    if (report.get("rollback") or {}).get("nothing_deployed"):
+        return nothing_to_roll_back(report)
+    return _NO_ROLLBACK_PLAN
+
+
 def _md_rollback(report: Mapping[str, Any]) -> list[str]:
     lines = ["## 7. Rollback Plan", ""]
     plan = report["rollback_plan"]
     if not plan:
-        return [*lines, _NO_ROLLBACK_PLAN, ""]
+        return [*lines, no_rollback_plan(report), ""]
     for row in plan_rows(plan):
         if row["items"]:
             lines.append(f"- **{row['key']}:**")
@@ -926,7 +943,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         resumed_note=resumed_note(report),
         check_mode_note=CHECK_MODE_NOTE if report.get("check_mode") else None,
         plan_rows=plan_rows(report["rollback_plan"]),
-        no_rollback_plan=_NO_ROLLBACK_PLAN,
+        no_rollback_plan=no_rollback_plan(report),
         host_rows=host_rows(report),
         trend_rows=trend_rows(report),
         chart_data={

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stagegate.config import PHASES
+from stagegate.config import BEFORE_DEPLOY, PHASES
 
 ENV_VAR = "STAGEGATE_RUN_RECORD"
 RECORDED_PHASES = ("adopt", *PHASES)
@@ -164,12 +164,15 @@ class RunRecord:
 
     def stopped_for(self, host: str) -> dict[str, str] | None:
         """Where and why the run stopped for one host: its first failure no gate reported."""
-        failure = next((f for f in self.failures if f.host == host and not f.reported), None)
+        failure = self._failure(host)
         return failure.stopped() if failure else None
+
+    def _failure(self, host: str) -> Failure | None:
+        return next((f for f in self.failures if f.host == host and not f.reported), None)
 
     def refused(self, host: str) -> bool:
         """Stopped before anything changed: the failure came before preflight ended."""
-        failure = next((f for f in self.failures if f.host == host and not f.reported), None)
+        failure = self._failure(host)
         return failure is not None and failure.phase in REFUSAL_PHASES
 
     def started_iso(self) -> str:
@@ -199,6 +202,7 @@ class RunRecord:
             "phases": self.phases_for(host),
             "stopped": self.stopped_for(host),
             "refused": self.refused(host),
+            "before_deploy": _before_deploy(self._failure(host)),
         }
 
     def fleet_summary(self, hosts: Iterable[str]) -> dict[str, Any]:
@@ -240,7 +244,15 @@ class RunRecord:
             "phases": phases,
             "stopped": stopped,
             "refused": failure is not None and failure.phase in REFUSAL_PHASES,
+            "before_deploy": _before_deploy(failure),
         }
+
+
+def _before_deploy(failure: Failure | None) -> bool:
+    """Stopped before the deploy phase: the release that ran still runs, untouched."""
+    return failure is not None and (
+        failure.phase in REFUSAL_PHASES or failure.phase in BEFORE_DEPLOY
+    )
 
 
 def _fleet_status(one: str, other: str) -> str:

@@ -25,13 +25,15 @@ PLAN = {
 
 def _gate(tmp_path: Path, **extra: Any) -> GateOutcome:
     request = GateRequest(
-        release="v2",
-        previous="v1",
-        report_dir=str(tmp_path),
-        environment="staging-eu",
-        run_by="alice",
-        rollback_plan=PLAN,
-        **extra,
+        **{
+            "release": "v2",
+            "previous": "v1",
+            "report_dir": str(tmp_path),
+            "environment": "staging-eu",
+            "run_by": "alice",
+            "rollback_plan": PLAN,
+            **extra,
+        }
     )
     return run_gate(request)
 
@@ -106,16 +108,29 @@ def test_a_stopped_no_go_tells_one_story_and_names_the_rollback(tmp_path: Path) 
 
 
 def test_no_rollback_when_nothing_was_deployed_and_a_hint_when_it_is_off(tmp_path: Path) -> None:
-    """Auto-rollback on but stopped in build: none runs; off: the command; unknown: nothing."""
-    early = _gate(
-        tmp_path / "a",
-        stopped={"phase": "build", "reason": "image over budget"},
-        auto_rollback=True,
-        rollback_report_dir=str(tmp_path / "a" / "rollback"),
-    )
-    assert early.report["rollback"]["runs"] is False
-    md = (tmp_path / "a" / "report.md").read_text(encoding="utf-8")
-    assert "No automatic rollback: the run stopped in build, before anything was deployed" in md
+    """Stopped in build, auto-rollback on or off: none runs, none is advised (the release that
+    ran still runs; a new user's trial followed "roll back to v1" and would have rolled back
+    a healthy v1's predecessor); a NO_GO after the deploy with it off: the command; unknown:
+    nothing."""
+    nothing = "Nothing to roll back: the run stopped in build, before anything was deployed; "
+    for auto in (True, False):
+        where = tmp_path / f"a-{auto}"
+        early = _gate(
+            where,
+            stopped={"phase": "build", "reason": "image over budget"},
+            auto_rollback=auto,
+            rollback_report_dir=str(where / "rollback"),
+            rollback_plan=None,  # staging.yml plans none for a run stopped before the deploy
+        )
+        assert early.report["rollback"]["runs"] is False
+        md = (where / "report.md").read_text(encoding="utf-8")
+        assert f"**Rollback:** {nothing}v1 still runs." in md, md
+        assert "playbooks/rollback.yml" not in md
+        rollback_section = md.split("## 7. Rollback Plan", 1)[1]
+        assert f"{nothing}v1 still runs." in rollback_section
+        page = _page(where)
+        assert page.by_id["rollback-note"].strip() == f"{nothing}v1 still runs."
+        assert page.by_id["no-rollback-plan"] == f"{nothing}v1 still runs."
     _gate(tmp_path / "b", checks=[_check("api_health", "FAIL")], auto_rollback=False)
     md = (tmp_path / "b" / "report.md").read_text(encoding="utf-8")
     assert "roll back to v1 with playbooks/rollback.yml" in md

@@ -93,6 +93,7 @@ def test_the_failed_phase_is_known_and_reported_once() -> None:
         "reason": "task 'task ['deploy']' failed: boom",
     }
     assert not record.refused("web")
+    assert record.summary("web")["before_deploy"] is False  # the deploy changed the release
     assert record.stopped_for("other-host") is None
     record.reported()  # the promotion's gate wrote its report
     run(record, ["rollback"])  # the automatic rollback's gate starts a new story
@@ -111,6 +112,21 @@ def test_a_failure_before_preflight_ends_is_a_refusal() -> None:
     locked = RunRecord(Clock())
     run(locked, ["preflight"], status="failed")  # the deploy lock is held by another run
     assert locked.refused("web")
+
+
+def test_a_failure_before_the_deploy_left_the_release_that_ran() -> None:
+    for phase in ("source", "backup", "migration_dryrun", "build"):
+        record = RunRecord(Clock())
+        run(record, ["preflight"])
+        run(record, [phase], status="failed")
+        run(record, ["always"])
+        summary = record.summary("web")
+        assert (summary["before_deploy"], summary["refused"]) == (True, False), phase
+        assert record.fleet_summary(["web"])["before_deploy"] is True
+    refused = RunRecord(Clock())
+    run(refused, ["preflight"], status="failed")
+    assert refused.summary("web")["before_deploy"] is True
+    assert RunRecord(Clock()).summary("web")["before_deploy"] is False  # nothing failed
 
 
 def test_a_phase_failed_for_one_host_only() -> None:
