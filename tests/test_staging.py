@@ -88,6 +88,16 @@ def test_production_needs_confirmation_before_anything_changes(
 
 
 def test_first_promotion_of_v1(staging: Staging) -> None:
+    # --check first, as the README tells a new user: nothing runs yet, so the plan ends after
+    # the build (it failed in the deploy's plan, on compose files not checked out, with NO_GO)
+    planned = staging.staging("v1", "--check")
+    assert planned.rc == 0, planned.output[-4000:]
+    assert "Check mode, first deploy: the phases up to the build planned v1" in planned.stdout
+    assert "all of them (first deploy: no database yet)" in planned.stdout
+    assert "TASK [stagegate.release.deploy" not in planned.stdout
+    assert not list(staging.state_dir.iterdir()), "no lock, ledger or report kept"
+    assert project_containers(staging.stack.project) == []
+    assert not staging.stack.project_dir.joinpath(".stagegate-release").exists()
     run = staging.staging("v1")
     assert run.rc == 0, run.output[-4000:]
     assert_no_secret_printed(run)
