@@ -45,7 +45,6 @@ __all__ = [
     "phases",
     "playbook_env",
     "project_containers",
-    "run_with_args",
 ]
 
 V2_OBJECTS = {"v_item_status_summary", "item_events"}
@@ -336,27 +335,13 @@ class Staging(Rollout):
 
     def staging(self, release: str, *args: str, **extra: Any) -> PlaybookRun:
         variables = {**self.vars, "stagegate_release": release, **extra}
-        if not args:
-            return run_playbook("staging.yml", variables)
-        return run_with_args("staging.yml", variables, *args)
+        return run_playbook("staging.yml", variables, options=args)
 
     def last(self) -> dict[str, Any]:
         return self.ledger()[-1]
 
     def report(self, record: dict[str, Any]) -> dict[str, Any]:
         return json.loads(Path(record["reports"]["report.json"]).read_text())
-
-
-def run_with_args(
-    playbook: str, variables: dict[str, Any], *args: str, env: dict[str, str] | None = None
-) -> PlaybookRun:
-    proc = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}", "-i", str(INVENTORY),
-         "-e", json.dumps(variables), *args],
-        cwd=REPO_ROOT, env={**playbook_env(), **(env or {})}, capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    return PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
 
 
 def project_containers(project: str) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rollback_fixtures import V2_SCHEMA, Staging, assert_no_secret_printed, phases, run_with_args
+from rollback_fixtures import V2_SCHEMA, Staging, assert_no_secret_printed, phases
 from sandbox_fixtures import isolated_stack, run_playbook
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -48,10 +48,7 @@ class Adoption(Staging):
 
     def adopt(self, *args: str, **extra: Any) -> Any:
         variables = {**self.vars, "stagegate_adopt_release": "v1", **extra}
-        if not args:
-            return run_playbook("adopt.yml", variables)
-
-        return run_with_args("adopt.yml", variables, *args)
+        return run_playbook("adopt.yml", variables, options=args)
 
     def tracked(self) -> list[str]:
         rows = self.sql("SELECT filename FROM public.stagegate_schema_migrations ORDER BY 1")

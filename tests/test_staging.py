@@ -31,7 +31,6 @@ from rollback_fixtures import (
     phases,
     playbook_env,
     project_containers,
-    run_with_args,
 )
 from sandbox_fixtures import (
     INVENTORY,
@@ -298,8 +297,8 @@ def test_validate_playbook_compares_with_the_deploy_record(staging: Staging) -> 
 def test_tags_run_a_single_phase(staging: Staging, tmp_path: Path) -> None:
     before = staging.snapshot()
     kept = tmp_path / "run-record.json"
-    run = run_with_args(
-        "staging.yml", {**staging.vars, "stagegate_release": "v2"}, "--tags", "backup",
+    run = run_playbook(
+        "staging.yml", {**staging.vars, "stagegate_release": "v2"}, options=["--tags", "backup"],
         env={"STAGEGATE_RUN_RECORD": str(kept)},
     )  # fmt: skip
     assert run.rc == 0, run.output[-4000:]
