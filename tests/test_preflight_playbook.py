@@ -65,7 +65,7 @@ def test_good_configuration_passes_every_step_and_takes_the_lock(host: DeployHos
     for step in (
         "configuration valid for phases: preflight, source, backup",
         "2 required secret(s) present and well formed",
-        # free disk, available memory, the Docker engine and the database port, in one run
+        # free disk, available memory, the Docker engine and the database login, in one run
         "stagegate: [preflight] 4 checks: 4 PASS",
         "docker compose",
         "1 migration file(s)",
@@ -196,7 +196,8 @@ def test_unreachable_database_is_reported_before_the_lock(host: DeployHost) -> N
     host.vars["stagegate_preflight_connect_timeout"] = 1
     run = host.play("preflight_run.yml")
     assert run.rc != 0
-    assert "checks graded FAIL/ERROR: stagegate_db (127.0.0.1:1: cannot connect" in run.output
+    assert "checks graded FAIL/ERROR: stagegate_db (cannot connect to PostgreSQL" in run.output
+    assert "port 1 failed: Connection refused" in run.output
     assert not host.state_dir.exists()
 
 

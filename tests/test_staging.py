@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -108,6 +109,23 @@ def test_first_promotion_of_v1(staging: Staging) -> None:
     assert not V2_SCHEMA & staging.schema()
     assert not (staging.state_dir / "lock.json").exists(), "the lock is released"
     staging.v1_rows = staging.row_counts()  # type: ignore[attr-defined]
+
+
+def test_a_wrong_database_password_is_refused_before_the_lock(staging: Staging) -> None:
+    """Preflight logs in as the later phases do: a wrong password stopped the run only in the
+    backup, after the lock and the checkout (a new user's trial)."""
+    before = staging.snapshot()
+    wrong = f"sgt-wrong-{secrets.token_hex(6)}"
+    db = {**staging.vars["stagegate_db"], "password": wrong}
+    run = staging.staging("v2", stagegate_db=db, stagegate_preflight_connect_timeout=1)
+    assert run.rc != 0
+    assert "Refused in preflight, before anything changed" in run.stdout, run.stdout[-3000:]
+    assert "stagegate_db (cannot connect to PostgreSQL" in run.stdout
+    assert 'password authentication failed for user "app"' in run.stdout
+    assert wrong not in run.output
+    assert "Take the deploy lock" not in run.stdout
+    assert staging.snapshot() == before
+    assert staging.stack.project_dir.joinpath(".stagegate-release").read_text().strip() == "v1"
 
 
 def test_check_mode_changes_nothing(staging: Staging) -> None:
