@@ -766,6 +766,11 @@ def _md_rollback(report: Mapping[str, Any]) -> list[str]:
 
 
 CHECK_MODE_NOTE = "Check mode: nothing was changed; the verdict grades the running release"
+# A rollback grades its verification inside its own phase; validate.yml runs no phase.
+NO_PHASES = (
+    "No phase timings: no phase had ended when this run was graded (a validation-only run, or "
+    "a rollback, whose verification is graded inside its rollback phase)."
+)
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -788,9 +793,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         *_md_ledger(report),
         "## 1. Phases",
         "",
-        *_table(
-            ["Phase", "Status", "Duration"],
-            [[p["name"], phase_status(p), human(p["seconds"], "s")] for p in report["phases"]],
+        *(
+            _table(
+                ["Phase", "Status", "Duration"],
+                [[p["name"], phase_status(p), human(p["seconds"], "s")] for p in report["phases"]],
+            )
+            if report["phases"]
+            else [NO_PHASES]
         ),
         "",
         *_md_checks(report),
@@ -940,6 +949,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         headline=headline(report),
         key_results=key_results(report),
         rollback_note=rollback_note(report),
+        no_phases=NO_PHASES,
         resumed_note=resumed_note(report),
         check_mode_note=CHECK_MODE_NOTE if report.get("check_mode") else None,
         plan_rows=plan_rows(report["rollback_plan"]),

@@ -117,8 +117,10 @@ def decide(
     weights: Mapping[str, float] | None = None,
     stopped: Mapping[str, str] | None = None,
 ) -> Verdict:
-    """The verdict the gates reach, before any policy plugin."""
-    score = readiness_score(checks, gates, weights or {})
+    """The verdict the gates reach, before any policy plugin. A run that stopped scores 0: its
+    release was not validated, whatever the checks that ran before the stop (the dry-run's)
+    earned."""
+    score = 0.0 if stopped else readiness_score(checks, gates, weights or {})
     score_status = score_bands.grade(score, "%") if score_bands else Status.SKIP
     check_blockers, check_warnings = _check_findings(checks)
     gate_blockers, gate_warnings = _gate_findings(gates)

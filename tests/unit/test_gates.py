@@ -126,6 +126,16 @@ def test_weighted_score_with_pass_and_warning_percentages() -> None:
     assert decide(graded, [], cfg_high.score_bands).decision is Decision.NO_GO
 
 
+def test_a_stopped_run_scores_zero_whatever_ran_before_the_stop() -> None:
+    """A trial's crash-looping deploy came out "NO_GO, readiness score 100.0%": the migration
+    dry-run, the one check that ran before the stop, had passed."""
+    dryrun = check("migration_dryrun")
+    stopped = {"phase": "deploy", "reason": "service api: crash loop"}
+    verdict = decide([dryrun], [], None, stopped=stopped)
+    assert (verdict.decision, verdict.score) == (Decision.NO_GO, 0.0)
+    assert decide([dryrun], [], None).score == 100.0
+
+
 def test_baseline_gate_compares_with_last_good_release() -> None:
     rule = {
         "name": "p95 regression",

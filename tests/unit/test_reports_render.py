@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stagegate.gatekeeper import GateOutcome, GateRequest, run_gate
-from stagegate.reports import human
+from stagegate.reports import NO_PHASES, human
 
 PLAN = {
     "current": {"release": "v2", "ref": "3f2a1b2c"},
@@ -138,6 +138,16 @@ def test_no_rollback_when_nothing_was_deployed_and_a_hint_when_it_is_off(tmp_pat
     own = _gate(tmp_path / "c", checks=[_check("api_health", "FAIL")])
     assert own.report["rollback"]["automatic"] is None
     assert "**Rollback:**" not in (tmp_path / "c" / "report.md").read_text(encoding="utf-8")
+
+
+def test_a_run_without_phases_says_why_instead_of_an_empty_table(tmp_path: Path) -> None:
+    """A rollback's report showed a "1. Phases" table with its header only (a trial)."""
+    _gate(tmp_path, checks=[_check("api_health", "PASS")])
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    phases = md.split("## 1. Phases", 1)[1].split("## ", 1)[0]
+    assert "| Phase |" not in phases
+    assert NO_PHASES in phases
+    assert _page(tmp_path).by_id["no-phases"] == NO_PHASES
 
 
 def _check(name: str, status: str, **extra: Any) -> dict[str, Any]:
