@@ -59,7 +59,9 @@ class Outcome:
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
-            "message": self.message,
+            # one line: libpq's and other libraries' messages hold newlines and tabs, which broke
+            # the progress lines and report.md's lists and tables
+            "message": " ".join(self.message.split()),
             "value": self.value,
             "threshold": self.threshold,
             "metrics": dict(self.metrics),

@@ -88,7 +88,11 @@ def _cmd_ledger_list(args: argparse.Namespace) -> int:
 def _cmd_ledger_last_good(args: argparse.Namespace) -> int:
     record = ledger.last_good(_read_ledger(args), args.exclude_release)
     if record is None:
-        print(f"no GO or GO_WITH_WARNINGS release in {_ledger_file(args)}", file=sys.stderr)
+        print(
+            f"no GO or GO_WITH_WARNINGS release in {_ledger_file(args)} (validation-only and "
+            "restore records never count: they move no release)",
+            file=sys.stderr,
+        )
         return 1
     print(json.dumps(record, indent=2) if args.json else record["release"])
     return 0

@@ -742,10 +742,20 @@ _NO_ROLLBACK_PLAN = (
 )
 
 
+# validate.yml's runs (the only reports without a plan that are not promotions).
+_VALIDATION_NO_ROLLBACK_PLAN = (
+    "No rollback plan: this run validated what runs and changed nothing (validate.yml). "
+    "For a release stagegate deployed, playbooks/rollback.yml --check prints its plan."
+)
+
+
 def no_rollback_plan(report: Mapping[str, Any]) -> str:
     """Section 7 of a report without a rollback plan: why there is none."""
-    if (report.get("rollback") or {}).get("nothing_deployed"):
+    rollback = report.get("rollback") or {}
+    if rollback.get("nothing_deployed"):
         return nothing_to_roll_back(report)
+    if rollback.get("automatic") is None:
+        return _VALIDATION_NO_ROLLBACK_PLAN
     return _NO_ROLLBACK_PLAN
 
 
@@ -862,7 +872,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             [[s["category"], s["result"], s["validator"], s["date"]] for s in report["sign_off"]],
         ),
         "",
-        f"**Approval status:** {_VERDICT_ICON[verdict]} {approval(verdict)}",
+        f"**Approval status:** {_VERDICT_ICON[verdict]} {approval(report)}",
         "",
         "---",
         "",
@@ -872,12 +882,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def approval(verdict: str) -> str:
+def approval(report: Mapping[str, Any]) -> str:
+    """The sign-off line; rolling back is advice for a promotion only (not for validate.yml's
+    runs or a rollback's own report, whose `rollback.automatic` is None)."""
+    promotion = (report.get("rollback") or {}).get("automatic") is not None
     return {
         "GO": "APPROVED FOR PROMOTION",
         "GO_WITH_WARNINGS": "CONDITIONAL (an approver must accept the warnings)",
-        "NO_GO": "NOT APPROVED (fix the critical issues, or roll back)",
-    }[verdict]
+        "NO_GO": f"NOT APPROVED (fix the critical issues{', or roll back' if promotion else ''})",
+    }[report["verdict"]]
 
 
 def render_junit(report: Mapping[str, Any]) -> str:
@@ -945,7 +958,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     return template.render(
         report=report,
         verdict_text=_VERDICT_TEXT[report["verdict"]],
-        approval=approval(report["verdict"]),
+        approval=approval(report),
         headline=headline(report),
         key_results=key_results(report),
         rollback_note=rollback_note(report),

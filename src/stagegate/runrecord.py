@@ -65,7 +65,8 @@ class Failure:
         """The gate's `stopped` value: where (the phase, else the task) and why."""
         return {
             "phase": self.phase or self.task,
-            "reason": f"task '{self.task}' failed: {self.msg}",
+            # one line, as check messages are (a module's message may hold libpq's newlines)
+            "reason": f"task '{self.task}' failed: {' '.join(self.msg.split())}",
         }
 
 

@@ -87,7 +87,7 @@ class RunOutcome:
         return {
             "playbook": self.playbook,
             "exit_code": code,
-            "outcome": OUTCOME_NAMES[code],
+            "outcome": outcome_name(self.verdict, code),
             "verdict": self.verdict,
             "score": self.stats.get("stagegate_score"),
             "report_dir": self.stats.get("stagegate_report_dir"),
@@ -113,6 +113,14 @@ OUTCOME_NAMES = {
     EXIT_NO_GO: "NO_GO",
     EXIT_ERROR: "EXECUTION_ERROR",
 }
+
+
+def outcome_name(verdict: str | None, code: int) -> str:
+    """The name of a run's outcome: its exit code's, except that exit 0 after a
+    GO_WITH_WARNINGS verdict (without --warn-exit) says GO_WITH_WARNINGS, not GO."""
+    if code == EXIT_GO and verdict == "GO_WITH_WARNINGS":
+        return verdict
+    return OUTCOME_NAMES[code]
 
 
 def exit_code(outcome: RunOutcome, warn_exit: bool = False) -> int:
@@ -334,7 +342,7 @@ def run_playbook(
 
 def summary(outcome: RunOutcome, code: int) -> str:
     """The human end-of-run lines (`--json` prints `RunOutcome.as_dict` instead)."""
-    lines = [f"stagegate: {outcome.playbook}: {OUTCOME_NAMES[code]} (exit {code})"]
+    lines = [f"stagegate: {outcome.playbook}: {outcome_name(outcome.verdict, code)} (exit {code})"]
     if outcome.verdict:
         lines.append(f"verdict {outcome.verdict}, score {outcome.stats.get('stagegate_score')}%")
         failed = outcome.stats.get("stagegate_failed_checks") or []

@@ -138,6 +138,13 @@ def test_no_rollback_when_nothing_was_deployed_and_a_hint_when_it_is_off(tmp_pat
     own = _gate(tmp_path / "c", checks=[_check("api_health", "FAIL")])
     assert own.report["rollback"]["automatic"] is None
     assert "**Rollback:**" not in (tmp_path / "c" / "report.md").read_text(encoding="utf-8")
+    # validate.yml's NO_GO of a service stagegate never deployed (a trial): no rollback advice
+    _gate(tmp_path / "d", checks=[_check("api_health", "FAIL")], rollback_plan=None)
+    md = (tmp_path / "d" / "report.md").read_text(encoding="utf-8")
+    assert "roll back" not in md.split("## 7. Rollback Plan", 1)[0].lower()
+    assert "NOT APPROVED (fix the critical issues)" in md
+    assert "this run validated what runs and changed nothing (validate.yml)" in md
+    assert "A first deploy" not in md
 
 
 def test_a_run_without_phases_says_why_instead_of_an_empty_table(tmp_path: Path) -> None:

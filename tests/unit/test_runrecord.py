@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ansible_collections.stagegate.release.plugins.module_utils._checks_common import Outcome
+
 from stagegate.runrecord import ENV_VAR, RunRecord, load_current, phase_of, save
 
 
@@ -204,3 +206,19 @@ def test_a_fleet_summary_has_each_phase_once_over_every_host() -> None:
     assert summary["refused"] is False
     # the hosts asked about only: app2's failure is not db1's
     assert record.fleet_summary(["db1"])["stopped"] is None
+
+
+def test_a_stop_reason_and_a_check_message_are_one_line() -> None:
+    """libpq's messages hold newlines and tabs; a trial saw them break the progress lines and
+    report.md's lists."""
+    libpq = "connection failed: port 5432 failed: Connection refused\n\tIs the server running?"
+    record = RunRecord(Clock())
+    record.task_started(["deploy"])
+    record.task_result("web", "failed", task="migrate", msg=libpq)
+    assert record.stopped_for("web") == {
+        "phase": "deploy",
+        "reason": "task 'migrate' failed: connection failed: port 5432 failed: Connection "
+        "refused Is the server running?",
+    }
+    message = Outcome("ERROR", f"cannot connect to PostgreSQL: {libpq}").to_dict()["message"]
+    assert message.endswith("Connection refused Is the server running?")
