@@ -206,11 +206,16 @@ def _sign_off(checks: list[CheckResult]) -> list[dict[str, Any]]:
         confirmed: list[dict[str, str]] = [
             c.details["confirmed"] for c in group if c.details.get("confirmed")
         ]
+        # a manual item nobody confirmed yet is not validated by stagegate: it waits for a person
+        pending = [c.name for c in group if c.type == "manual" and not c.details.get("confirmed")]
+        validators = sorted({c["by"] for c in confirmed})
+        if pending:
+            validators.append(f"pending: {', '.join(pending)}")
         rows.append(
             {
                 "category": row["category"],
                 "result": status,
-                "validator": ", ".join(sorted({c["by"] for c in confirmed})) or "stagegate",
+                "validator": ", ".join(validators) or "stagegate",
                 "date": max((c["at"] for c in confirmed if c.get("at")), default=""),
             }
         )
@@ -429,13 +434,10 @@ def _key_results(report: Mapping[str, Any]) -> list[dict[str, str]]:
         icon, checks = "❌" if report["verdict"] == "NO_GO" else "⚠️", "no check ran"
     lines = [{"icon": icon, "text": checks}]
     if s["gates"]:
-        gates_ok = s["gates_passed"] == s["gates"]
-        lines.append(
-            {
-                "icon": "✅" if gates_ok else "⚠️",
-                "text": f"{s['gates_passed']} of {s['gates']} gates passed",
-            }
-        )
+        # a red cross when a critical gate failed (it makes the run NO_GO), a warning otherwise
+        blocking = any(g["critical"] and g["status"] in ("FAIL", "ERROR") for g in report["gates"])
+        icon = "✅" if s["gates_passed"] == s["gates"] else "❌" if blocking else "⚠️"
+        lines.append({"icon": icon, "text": f"{s['gates_passed']} of {s['gates']} gates passed"})
     else:
         stopped = report.get("stopped") or {}
         why = f" (the run stopped in {stopped.get('phase')})" if stopped else ""

@@ -228,3 +228,26 @@ def test_human_units() -> None:
     assert human(3 * 1024**3, "b") == "3.0 GB"
     assert human(97.456, "%") == "97.5%"
     assert human("n/a") == "n/a"
+
+
+def test_a_failed_critical_gate_is_a_red_cross_in_the_summary(tmp_path: Path) -> None:
+    """A trial's report read "⚠️ 3 of 4 gates passed" while the failed gate was a key check."""
+    checks = [_check("api_health", "FAIL"), _check("disk", "PASS")]
+    outcome = _gate(tmp_path, checks=checks, gates={"key_checks": ["api_health"]})
+    gates = outcome.report["gates"]
+    assert any(g["critical"] and g["status"] == "FAIL" for g in gates), gates
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert re.search(r"❌ \*\*\d+ of \d+ gates passed\*\*", md), md[:1500]
+
+
+def test_a_manual_item_nobody_confirmed_is_pending_in_the_sign_off(tmp_path: Path) -> None:
+    """A trial's sign-off table named "stagegate" as the validator of a pending approval."""
+    manual = [{"name": "release_signoff", "category": "approval", "description": "QA signs"}]
+    outcome = _gate(tmp_path / "a", checks=[_check("api_health", "PASS")], manual=manual)
+    row = next(r for r in outcome.report["sign_off"] if r["category"] == "approval")
+    assert row["validator"] == "pending: release_signoff"
+    confirmed = {"release_signoff": {"by": "qa-lead", "at": "2026-12-02T00:10Z"}}
+    checks = [_check("api_health", "PASS")]
+    outcome = _gate(tmp_path / "b", checks=checks, manual=manual, confirmations=confirmed)
+    row = next(r for r in outcome.report["sign_off"] if r["category"] == "approval")
+    assert (row["validator"], row["date"]) == ("qa-lead", "2026-12-02T00:10Z")
