@@ -82,6 +82,8 @@ def test_release_manifest_ladder_previous_release_read_and_remove(
     assert redeployed["started_at"] == "2026-11-30T12:10:00+00:00"
     assert redeployed["finished_at"] not in (None, v2["finished_at"])
     assert redeployed["migrations_applied"] == merged["migrations_applied"]
+    # its backup holds v2's own schema (nothing was pending): the one before v2 stays
+    assert redeployed["backup"] == v2["backup"]
     assert res["latest"]["manifest"]["release"] == "v2"
     assert res["latest"]["releases"] == ["v2", "v1"]
     assert res["read_v1"]["manifest"] == on_disk

@@ -86,7 +86,9 @@ options:
   merge:
     description:
       - With O(state=present), start from the manifest this host recorded for O(release), as a
-        re-run of a deploy does; O(backup) replaces its backup only when given,
+        re-run of a deploy does; O(backup) replaces its backup only when given and this run
+        has migrations to apply (O(migrations_applied), or O(alembic) revisions), since a
+        re-run with nothing pending backs up the release's own schema, not what came before it;
         O(migrations_applied) are added after its own (each once), and its O(started_at) and
         O(finished_at) are kept unless O(deployed=true) (or it has none).
       - Without a recorded manifest it is the same as O(merge=false).
@@ -382,7 +384,7 @@ def merged(before: dict[str, Any] | None, fresh: dict[str, Any], deployed: bool)
         **_merged_alembic(before.get("alembic"), fresh.get("alembic")),
         # the in-progress write knows no images yet: the recorded ones stay until the last write
         "images": fresh["images"] or before.get("images") or {},
-        "backup": fresh["backup"] if fresh["backup"] is not None else before.get("backup"),
+        "backup": _merged_backup(before.get("backup"), fresh),
         "migrations_applied": applied,
     }
     if deployed:
@@ -391,6 +393,20 @@ def merged(before: dict[str, Any] | None, fresh: dict[str, Any], deployed: bool)
         out["started_at"] = before.get("started_at") or fresh["started_at"]
         out["finished_at"] = before.get("finished_at") or fresh["finished_at"] or _now()
     return out
+
+
+def _merged_backup(recorded: Any, fresh: dict[str, Any]) -> Any:
+    """A re-run's backup replaces the recorded one only when the re-run changes the database
+    (migrations or Alembic revisions to apply). The recorded one was taken before the release
+    first migrated it, and is what a rollback from this release restores; a re-run with
+    nothing pending backs up the release's own schema (a trial's rollback restored such a dump
+    and left the earlier release running on this one's tables)."""
+    changes_database = bool(fresh["migrations_applied"]) or bool(
+        (fresh.get("alembic") or {}).get("revisions")
+    )
+    if fresh["backup"] is None or (recorded and not changes_database):
+        return recorded
+    return fresh["backup"]
 
 
 def _alembic_record(alembic: dict[str, Any] | None) -> dict[str, Any]:
