@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from rollback_fixtures import GOOD, V2_OBJECTS, Rollout
-from sandbox_fixtures import isolated_stack
+from sandbox_fixtures import isolated_stack, run_playbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -67,6 +67,17 @@ def test_rollback_killed_half_way_is_finished_by_a_rerun(rollout: Rollout) -> No
     state_file = rollout.state_dir / "rollback.json"
     moved = {**interrupted, "controller": {"host": "awx-job-41-x7k2p", "pid": 7, "pid_start": "1"}}
     state_file.write_text(json.dumps(moved))
+
+    # A promotion may not run over it, even breaking the lock (an on-call trial did, and the
+    # rollback resumed two promotions later over newer data): refused, naming the rollback.
+    promote = run_playbook(
+        "staging.yml", {**rollout.vars, "stagegate_release": "v2", "stagegate_break_lock": True}
+    )
+    assert promote.rc != 0
+    assert "Refused in preflight, before anything changed" in promote.stdout, promote.output[-3000:]
+    assert f"the rollback {interrupted['run_id']} from v2 to v1" in promote.stdout
+    assert "finish it first with playbooks/rollback.yml" in promote.stdout
+    assert json.loads(state_file.read_text()) == moved
     report = rollout.rerun_as_awx(interrupted)
 
     assert rollout.api_version() == "v1"

@@ -52,6 +52,15 @@ options:
   awx_job_id:
     description: The AWX/Tower job id of this run, recorded in the lock when set.
     type: str
+  refuse_unfinished_rollback:
+    description:
+      - With O(state=acquired), fail before taking the lock while C(<state_dir>/rollback.json)
+        holds a rollback that is not finished (killed half-way, or failed its verification),
+        naming it. Only C(playbooks/rollback.yml) may resume it; a promotion over it (also with
+        O(break_lock), or once its lock expired) would leave it to resume later over newer
+        data. The preflight role sets it for the runs that change what runs or back it up.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -124,6 +133,12 @@ from ansible_collections.stagegate.release.plugins.module_utils._lock import (
     LockHeldError,
     action_message,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
+    FAILED,
+    IN_PROGRESS,
+    RollbackError,
+    RollbackState,
+)
 
 
 class DeployLockManager:
@@ -137,12 +152,16 @@ class DeployLockManager:
         self.break_lock = params["break_lock"]
         self.awx_job_id = params["awx_job_id"]
         self.lock = DeployLock(params["state_dir"])
+        self.rollback_state = RollbackState(params["state_dir"])
+        self.refuse_unfinished_rollback = params["refuse_unfinished_rollback"]
         self.check_mode = module.check_mode
 
     def run(self):
         if self.ttl <= 0:
             self.module.fail_json(msg=f"ttl: got {self.ttl}, expected a positive number of seconds")
         before = self.lock.read() or {}
+        if self.state == "acquired" and self.refuse_unfinished_rollback:
+            self.refuse_over_an_unfinished_rollback()
         try:
             action, held, previous = self.acquire() if self.state == "acquired" else self.release()
         except LockHeldError as exc:
@@ -158,6 +177,28 @@ class DeployLockManager:
             lock_file=self.lock.path,
             msg=action_message(action, previous, self.lock.clock()),
             diff={"before": before, "after": held or {}},
+        )
+
+    def refuse_over_an_unfinished_rollback(self):
+        try:
+            state = self.rollback_state.read()
+        except RollbackError as exc:
+            self.module.fail_json(msg=str(exc), lock_file=self.lock.path)
+        if not state or state.get("status") not in (IN_PROGRESS, FAILED):
+            return
+        done = ", ".join(state.get("steps_done") or {}) or "none"
+        how = "was interrupted" if state["status"] == IN_PROGRESS else "failed its verification"
+        self.module.fail_json(
+            msg=(
+                f"the rollback {state.get('run_id')} from {state.get('from')} to "
+                f"{state.get('to')} (started {state.get('started')}, steps done: {done}) {how} "
+                f"and is not finished ({self.rollback_state.path}): finish it first with "
+                "playbooks/rollback.yml, which resumes it and takes its lock over. A run over "
+                "it, even with stagegate_break_lock, would leave it to resume later over newer "
+                "data; if you have put things right by hand, remove that file."
+            ),
+            rollback=state.get("run_id"),
+            lock_file=self.lock.path,
         )
 
     def acquire(self):
@@ -187,6 +228,7 @@ def main():
             "ttl": {"type": "int", "default": 3600},
             "break_lock": {"type": "bool", "default": False},
             "awx_job_id": {"type": "str"},
+            "refuse_unfinished_rollback": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
