@@ -39,7 +39,7 @@ retry_files_enabled = false
 host_key_checking = false
 forks = 10
 
-[ssh_connection]
+[connection]
 pipelining = true
 """
 
