@@ -118,6 +118,11 @@ holder:
   description: On failure, the record of the run that holds the lock.
   returned: failed
   type: dict
+rollback:
+  description: With O(refuse_unfinished_rollback), the run id of the unfinished rollback that
+    stopped this run.
+  returned: failed
+  type: str
 """
 
 import os
