@@ -435,7 +435,7 @@ def _key_results(report: Mapping[str, Any]) -> list[dict[str, str]]:
     lines = [{"icon": icon, "text": checks}]
     if s["gates"]:
         # a red cross when a critical gate failed (it makes the run NO_GO), a warning otherwise
-        blocking = any(g["critical"] and g["status"] in ("FAIL", "ERROR") for g in report["gates"])
+        blocking = any(g["critical"] and is_failure(Status(g["status"])) for g in report["gates"])
         icon = "✅" if s["gates_passed"] == s["gates"] else "❌" if blocking else "⚠️"
         lines.append({"icon": icon, "text": f"{s['gates_passed']} of {s['gates']} gates passed"})
     else:
