@@ -178,8 +178,11 @@ def test_report_md_is_laid_out_like_seed004(report_dir: Path) -> None:
         "9. Validation Sign-Off",
     ):
         assert expected in headings, expected
-    assert "| Category | Checks | Passed | Failed | Success Rate |" in text
-    assert "| database | 1 | 0 | 1 | 0.0% |" in text
+    assert "| Category | Checks | Passed | Warned | Failed | Success Rate |" in text
+    assert "| database | 1 | 0 | 0 | 1 | 0.0% |" in text
+    # a WARN is counted as warned, not passed (its success rate still counts it as run well)
+    assert "| security | 2 | 1 | 1 | 0 | 100.0% |" in text
+    assert "| **Total** | **7** | **4** | **2** | **1** | **85.7%** |" in text
     assert "**Verdict:** ❌ NO-GO" in text
     issue = text[text.index("**migrations**") :]
     assert "Severity: High" in issue.split("\n")[1]

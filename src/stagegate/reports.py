@@ -584,7 +584,8 @@ def _md_checks(report: Mapping[str, Any]) -> list[str]:
         [
             c["category"],
             c["checks"],
-            c["passed"] + c["warned"],
+            c["passed"],
+            c["warned"],
             c["failed"],
             f"{c['success_rate']}%" if c["success_rate"] is not None else "n/a",
         ]
@@ -594,12 +595,13 @@ def _md_checks(report: Mapping[str, Any]) -> list[str]:
         [
             "**Total**",
             f"**{total['checks']}**",
-            f"**{total['passed']}**",
+            f"**{total['passed'] - total['warned']}**",
+            f"**{total['warned']}**",
             f"**{total['failed']}**",
             f"**{rate}**",
         ]
     )
-    lines += _table(["Category", "Checks", "Passed", "Failed", "Success Rate"], rows)
+    lines += _table(["Category", "Checks", "Passed", "Warned", "Failed", "Success Rate"], rows)
     lines += ["", "### Check Details", ""]
     lines += _table(
         ["Check", "Category", "Status", "Severity", "Measured", "Threshold", "Time", "Message"],
