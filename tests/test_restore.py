@@ -187,6 +187,7 @@ def test_a_dump_made_by_hand_is_restored_and_verified(restore: Restore) -> None:
     assert "none missing (checked against the listing)" in " ".join(done.output.split())
     report = json.loads((stack.report_dir / "restore" / "report.json").read_text())
     assert report["verdict"] in GOOD
+    assert report["kind"] == "restore"
     assert report["rollback_plan"]["restore"]["path"] == str(restore.foreign)
     assert report["rollback_plan"]["restore"]["made_by_stagegate"] is False
     verification = report["rollback_plan"]["database"]["verification"]

@@ -116,6 +116,15 @@ options:
     description:
       - Webhook notifier C({url, headers, timeout}); the verdict summary is POSTed as JSON.
     type: dict
+  kind:
+    description:
+      - What the run did, which the reports' title, first sentence and sign-off line name.
+        V(promotion) (staging.yml), V(validation) (validate.yml, nothing promoted),
+        V(rollback) (rollback.yml - the report of the release brought back, from
+        O(previous)), V(restore) (restore.yml - a database restored under the release).
+    type: str
+    choices: [promotion, validation, rollback, restore]
+    default: promotion
   auto_rollback:
     description:
       - Whether the play rolls back automatically on C(NO_GO) (C(stagegate_auto_rollback)).

@@ -69,6 +69,8 @@ class GateRequest:
     secrets: list[str] = field(default_factory=list)
     policy: Mapping[str, Any] = field(default_factory=dict)
     webhook: Mapping[str, Any] | None = None
+    kind: str = "promotion"
+    """What the run did (reports.KINDS): the reports' title, headline and sign-off say so."""
     auto_rollback: bool | None = None
     """Whether staging.yml rolls back on NO_GO; None: not a promotion (no rollback note)."""
     rollback_report_dir: str | None = None
@@ -271,6 +273,7 @@ def run_gate(request: GateRequest, pm: pluggy.PluginManager | None = None) -> Ga
         ledger_warnings=request.ledger_warnings,
         resumed=request.resumed,
         check_mode=request.check_mode,
+        kind=request.kind,
     )
     hosts = by_host(report["checks"])
     if hosts:  # a fleet: results by host (a single-host report is unchanged)

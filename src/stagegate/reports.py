@@ -228,6 +228,22 @@ def _ledger_warnings(warnings: Iterable[str], rollback_plan: Mapping[str, Any] |
     return list(dict.fromkeys(str(w) for w in (*warnings, *planned)))
 
 
+# What a run did: promoted a release (staging.yml), validated what runs (validate.yml), brought
+# a release back (rollback.yml) or restored its database (restore.yml).
+KINDS = ("promotion", "validation", "rollback", "restore")
+
+
+def title(report: Mapping[str, Any]) -> str:
+    """The report's title: what the run did, to which release."""
+    release = report["release"]
+    kind = report.get("kind", "promotion")
+    if kind == "rollback":
+        return f"Rollback Report: {release['version']} (rolled back from {release['previous']})"
+    if kind == "restore":
+        return f"Database Restore Report: {release['version']}"
+    return f"Staging Validation Report: {release['version']}"
+
+
 def build_report(
     *,
     release: str,
@@ -248,10 +264,12 @@ def build_report(
     ledger_warnings: Iterable[str] = (),
     resumed: Mapping[str, Any] | None = None,
     check_mode: bool = False,
+    kind: str = "promotion",
 ) -> dict[str, Any]:
     """The report dictionary (report.json); no secret redaction yet (see `write_reports`).
 
     `check_mode`: the run was `--check`; the reports say so at the top (`CHECK_MODE_NOTE`).
+    `kind`: what the run did (`KINDS`); the title, headline and sign-off line say so.
 
     `ledger_warnings` are what the run's ledger reads skipped (a torn final line, a corrupt
     line); the rollback plan's own `ledger_warnings` join them, each named once.
@@ -260,7 +278,10 @@ def build_report(
     now = datetime.now(UTC).isoformat(timespec="seconds")
     passed = sum(c.status in (Status.PASS, Status.WARN) for c in checks)
     ran = sum(c.status is not Status.SKIP for c in checks)
+    if kind not in KINDS:
+        raise ValueError(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
     return {
+        "kind": kind,
         "check_mode": check_mode,
         "verdict": str(verdict.decision),
         "score": verdict.score,
@@ -475,12 +496,23 @@ def headline(report: Mapping[str, Any], markdown: bool = False) -> str:
     if report["stopped"]:
         stop = report["stopped"]
         phase = f"`{stop.get('phase')}`" if markdown else str(stop.get("phase"))
-        return (
-            f"The run {bold(f'stopped in phase {phase}')}: {stop.get('reason')}. "
-            "The release was not validated and must not be promoted."
+        after = {
+            "rollback": "Re-run playbooks/rollback.yml: it resumes where this run stopped.",
+            "restore": "The database may be half restored: re-run playbooks/restore.yml, which "
+            "restores again from the start.",
+        }.get(
+            report.get("kind", "promotion"),
+            "The release was not validated and must not be promoted.",
         )
+        return f"The run {bold(f'stopped in phase {phase}')}: {stop.get('reason')}. {after}"
+    release = report["release"]
+    what = {
+        "rollback": f"The rollback from {bold(str(release['previous']))} to "
+        f"{bold(release['version'])}",
+        "restore": f"The database restore under {bold(release['version'])}",
+    }.get(report.get("kind", "promotion"), f"Staging validation of {bold(release['version'])}")
     return (
-        f"Staging validation of {bold(report['release']['version'])} ended with verdict "
+        f"{what} ended with verdict "
         f"{bold(_VERDICT_TEXT[report['verdict']])} and a readiness score of "
         f"{bold(str(report['score']) + '%')}."
     )
@@ -780,18 +812,28 @@ def _md_rollback(report: Mapping[str, Any]) -> list[str]:
 
 
 CHECK_MODE_NOTE = "Check mode: nothing was changed; the verdict grades the running release"
-# A rollback grades its verification inside its own phase; validate.yml runs no phase.
-NO_PHASES = (
-    "No phase timings: no phase had ended when this run was graded (a validation-only run, or "
-    "a rollback, whose verification is graded inside its rollback phase)."
-)
+_NO_PHASES = {
+    "validation": "No phase timings: a validation-only run has no phases.",
+    "rollback": "No phase timings: a rollback grades its verification inside its rollback "
+    "phase; section 7 says what it did.",
+    "restore": "No phase timings: a restore grades its verification inside the restore; "
+    "section 7 says what it did.",
+}
+
+
+def no_phases(report: Mapping[str, Any]) -> str:
+    """Section 1 of a report without phase timings: why there are none."""
+    return _NO_PHASES.get(
+        report.get("kind", "promotion"),
+        "No phase timings: no phase had ended when this run was graded.",
+    )
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
     verdict = report["verdict"]
     release = report["release"]
     lines = [
-        f"# Staging Validation Report: {release['version']}",
+        f"# {title(report)}",
         "",
         *([f"> **{CHECK_MODE_NOTE}**", ""] if report.get("check_mode") else []),
         f"**Release:** {release['version']} (previous: {release['previous'] or 'none'})  ",
@@ -813,7 +855,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 [[p["name"], phase_status(p), human(p["seconds"], "s")] for p in report["phases"]],
             )
             if report["phases"]
-            else [NO_PHASES]
+            else [no_phases(report)]
         ),
         "",
         *_md_checks(report),
@@ -889,6 +931,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
 def approval(report: Mapping[str, Any]) -> str:
     """The sign-off line; rolling back is advice for a promotion only (not for validate.yml's
     runs or a rollback's own report, whose `rollback.automatic` is None)."""
+    if report.get("kind") in ("rollback", "restore"):
+        return {
+            "GO": "VERIFIED (the release runs and passes its checks)",
+            "GO_WITH_WARNINGS": "VERIFIED WITH WARNINGS (an approver must accept them)",
+            "NO_GO": "NOT VERIFIED (fix the critical issues)",
+        }[report["verdict"]]
     promotion = (report.get("rollback") or {}).get("automatic") is not None
     return {
         "GO": "APPROVED FOR PROMOTION",
@@ -966,7 +1014,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         headline=headline(report),
         key_results=key_results(report),
         rollback_note=rollback_note(report),
-        no_phases=NO_PHASES,
+        title=title(report),
+        no_phases=no_phases(report),
         resumed_note=resumed_note(report),
         check_mode_note=CHECK_MODE_NOTE if report.get("check_mode") else None,
         plan_rows=plan_rows(report["rollback_plan"]),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from stagegate.gatekeeper import GateOutcome, GateRequest, run_gate
-from stagegate.reports import NO_PHASES, human
+from stagegate.reports import human
 
 PLAN = {
     "current": {"release": "v2", "ref": "3f2a1b2c"},
@@ -149,12 +149,61 @@ def test_no_rollback_when_nothing_was_deployed_and_a_hint_when_it_is_off(tmp_pat
 
 def test_a_run_without_phases_says_why_instead_of_an_empty_table(tmp_path: Path) -> None:
     """A rollback's report showed a "1. Phases" table with its header only (a trial)."""
-    _gate(tmp_path, checks=[_check("api_health", "PASS")])
+    _gate(tmp_path, checks=[_check("api_health", "PASS")], kind="rollback")
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
     phases = md.split("## 1. Phases", 1)[1].split("## ", 1)[0]
     assert "| Phase |" not in phases
-    assert NO_PHASES in phases
-    assert _page(tmp_path).by_id["no-phases"] == NO_PHASES
+    why = "No phase timings: a rollback grades its verification inside its rollback phase"
+    assert why in phases
+    assert _page(tmp_path).by_id["no-phases"].startswith(why)
+
+
+def test_a_rollback_report_says_it_is_one(tmp_path: Path) -> None:
+    """A fleet rollback's report was titled "Staging Validation Report: v1", approved v1 "FOR
+    PROMOTION" and said nothing of a rollback in its first lines (a trial)."""
+    _gate(
+        tmp_path / "r",
+        release="v1",
+        previous="v2",
+        kind="rollback",
+        checks=[_check("api_health", "PASS")],
+    )
+    md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    assert md.startswith("# Rollback Report: v1 (rolled back from v2)\n")
+    assert "The rollback from **v2** to **v1** ended with verdict **GO**" in md
+    assert "VERIFIED (the release runs and passes its checks)" in md
+    assert "PROMOTION" not in md
+    page = _page(tmp_path / "r")
+    assert page.by_id["title"] == "Rollback Report: v1 (rolled back from v2)"
+    assert page.by_id["headline"].startswith("The rollback from v2 to v1 ended")
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["kind"] == "rollback"
+    # stopped: the headline says how to go on, not "must not be promoted"
+    _gate(
+        tmp_path / "s",
+        release="v1",
+        previous="v2",
+        kind="rollback",
+        stopped={"phase": "rollback", "reason": "Restore the database: pg_restore failed"},
+    )
+    md = (tmp_path / "s" / "report.md").read_text(encoding="utf-8")
+    assert "Re-run playbooks/rollback.yml: it resumes where this run stopped." in md
+    assert "must not be promoted" not in md
+    # a restore, and a promotion as before
+    _gate(
+        tmp_path / "d",
+        release="v1",
+        previous="v1",
+        kind="restore",
+        checks=[_check("api_health", "FAIL")],
+    )
+    md = (tmp_path / "d" / "report.md").read_text(encoding="utf-8")
+    assert md.startswith("# Database Restore Report: v1\n")
+    assert "NOT VERIFIED (fix the critical issues)" in md
+    _gate(tmp_path / "p", checks=[_check("api_health", "PASS")])
+    md = (tmp_path / "p" / "report.md").read_text(encoding="utf-8")
+    assert md.startswith("# Staging Validation Report: v2\n")
+    assert "APPROVED FOR PROMOTION" in md
+    assert "No phase timings: no phase had ended when this run was graded." in md
 
 
 def _check(name: str, status: str, **extra: Any) -> dict[str, Any]:
