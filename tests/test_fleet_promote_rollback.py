@@ -179,6 +179,15 @@ def test_stagegate_serial_from_the_inventory_is_refused_before_anything_changes(
     assert run.rc != 0, out[-4000:]
     assert "stagegate_serial: 1 is set in the inventory, where Ansible's `serial` does not" in out
     assert "-e stagegate_serial=1" in out
+    # --check, which a fleet promotion does not do yet: refused, naming --check alone
+    check = run_playbook(
+        "staging.yml", {}, sandbox_fleet.promotion_inventory(tmp_path, "v1"), options=["--check"]
+    )
+    said = " ".join(check.output.split())
+    assert check.rc != 0, said[-4000:]
+    assert "its promotion cannot run as asked: --check: a fleet promotion has no check mode" in said
+    assert "stagegate_db host" not in said
+    assert "--tags" not in said
     assert not (tmp_path / "reports").exists()
     for host in made.hosts:
         assert not (host.state_dir / "lock.json").exists(), host.name
@@ -388,6 +397,7 @@ def test_after_a_stopped_rollout_no_input_rolls_every_app_host_back_and_restores
     assert (record["database"]["host"], record["database"]["action"]) == ("db1", "restore")
     data = rollback_report(tmp_path / "reports")
     assert data["verdict"] in GOOD, data["blockers"]
+    assert (data["kind"], data["release"]["previous"]) == ("rollback", "v2")
     assert set(data["hosts"]) == {"app1", "app2", "app3"}
     checks = {c["name"]: c for c in data["checks"]}
     assert checks["fleet_release"]["message"] == "all 3 app hosts run v1"

@@ -16,6 +16,7 @@ try:
         fleet_rollback_database,
         fleet_rollback_plan,
         fleet_shape,
+        promotion_refusals,
         rollout_batches,
     )
 except ImportError as exc:  # the controller needs: pip install stagegate-release
@@ -52,6 +53,21 @@ def _rollout_batches(app, serial=0):
         return rollout_batches(list(app or []), serial)
     except FleetError as exc:
         raise AnsibleFilterError(str(exc)) from exc
+
+
+# Jinja hands a filter its arguments by position, in the order the filter's docs give.
+def _fleet_promotion_refusals(  # noqa: PLR0917
+    db_hosts, check_mode, run_tags, skip_tags, adopt="", strategy=""
+):
+    require_stagegate("fleet_promotion_refusals", STAGEGATE_IMPORT_ERROR, AnsibleFilterError)
+    return promotion_refusals(
+        list(db_hosts or []),
+        check_mode=bool(check_mode),
+        run_tags=list(run_tags or []),
+        skip_tags=list(skip_tags or []),
+        adopt_release=adopt,
+        strategy=strategy,
+    )
 
 
 def _batch_outcome(batches, index, failed=None, budget=0):
@@ -114,6 +130,7 @@ class FilterModule:
             "fleet_shape": _fleet_shape,
             "unreachable": _unreachable,
             "rollout_batches": _rollout_batches,
+            "fleet_promotion_refusals": _fleet_promotion_refusals,
             "batch_outcome": _batch_outcome,
             "batch_failures": _batch_failures,
             "fleet_rollback_plan": _fleet_rollback_plan,

@@ -373,6 +373,40 @@ def rollout_batches(app: Sequence[str], serial: Any = 0) -> list[list[str]]:
     return batches
 
 
+def promotion_refusals(
+    db_hosts: Sequence[str],
+    *,
+    check_mode: bool,
+    run_tags: Sequence[str],
+    skip_tags: Sequence[str],
+    adopt_release: Any,
+    strategy: Any,
+) -> list[str]:
+    """Why a fleet promotion cannot run as asked (docs/fleet.md "Not built yet"), one reason per
+    setting, each naming what was given; empty when it can run."""
+    reasons = []
+    if len(db_hosts) != 1:
+        found = ", ".join(db_hosts) or "none"
+        reasons.append(f"it needs exactly one stagegate_db host (found: {found})")
+    if check_mode:
+        reasons.append(
+            "--check: a fleet promotion has no check mode yet (validate.yml grades what runs, "
+            "rollback.yml --check plans a fleet's rollback)"
+        )
+    if list(run_tags) != ["all"] or list(skip_tags):
+        given = [f"--tags {','.join(run_tags)}"] if list(run_tags) != ["all"] else []
+        given += [f"--skip-tags {','.join(skip_tags)}"] if skip_tags else []
+        reasons.append(f"{' '.join(given)}: a fleet promotion runs every phase")
+    if str(adopt_release or ""):
+        reasons.append(
+            f"stagegate_adopt_release={adopt_release}: a fleet's running release cannot be "
+            "adopted yet"
+        )
+    if str(strategy or "compose") != "compose":
+        reasons.append(f"stagegate_deploy_strategy={strategy}: a fleet runs the compose strategy")
+    return reasons
+
+
 def failure_budget(raw: Any = 0) -> float:
     """stagegate_max_fail_percentage (Ansible's `max_fail_percentage`): the share of a batch's
     hosts that may fail before the rollout stops, 0-100 (0: any failed host stops it)."""

@@ -20,6 +20,7 @@ from stagegate.fleet import (
     fleet_rollback_plan,
     fleet_shape,
     parse_quorum,
+    promotion_refusals,
     remote_command,
     rollout_batches,
     ssh_command,
@@ -464,3 +465,27 @@ def test_the_copy_reaches_each_host_as_ansible_does() -> None:
     assert remote_command([], ["docker", "load"]) == ["docker", "load"]
     with pytest.raises(FleetError, match=r"ansible_connection: app2 is reached by 'winrm'"):
         ssh_command("app2", {"ansible_connection": "winrm"})
+
+
+def test_a_refused_fleet_promotion_names_what_was_asked() -> None:
+    """A trial's fleet `--check` was refused with every possible reason listed."""
+    asked = {"check_mode": False, "run_tags": ["all"], "skip_tags": [], "adopt_release": ""}
+    assert promotion_refusals(["db1"], **asked, strategy="compose") == []
+    assert promotion_refusals(["db1"], **{**asked, "check_mode": True}, strategy="compose") == [
+        "--check: a fleet promotion has no check mode yet (validate.yml grades what runs, "
+        "rollback.yml --check plans a fleet's rollback)"
+    ]
+    reasons = promotion_refusals(
+        ["db1", "db2"],
+        check_mode=False,
+        run_tags=["deploy"],
+        skip_tags=["build"],
+        adopt_release="v1",
+        strategy="symlink",
+    )
+    assert reasons == [
+        "it needs exactly one stagegate_db host (found: db1, db2)",
+        "--tags deploy --skip-tags build: a fleet promotion runs every phase",
+        "stagegate_adopt_release=v1: a fleet's running release cannot be adopted yet",
+        "stagegate_deploy_strategy=symlink: a fleet runs the compose strategy",
+    ]
