@@ -55,7 +55,8 @@ def test_a_misspelt_tier_service_is_refused_in_preflight(
 ) -> None:
     # A service of stagegate_tiers that the release's compose project does not define stopped
     # the run only in the deploy phase (after the lock, the backup and the migrations), naming
-    # `required_services`. It is refused in preflight now, before the lock, naming the key.
+    # `required_services`. It is refused in preflight now, before the lock, naming the key; so
+    # is one of stagegate_app_services.
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     misspelt = sandbox_stack.extra_vars(
         stagegate_tiers=[["postgres", "redis"], ["api", "wroker"]],
@@ -66,6 +67,9 @@ def test_a_misspelt_tier_service_is_refused_in_preflight(
     said = " ".join(run.output.split())
     assert "Refused in preflight, before anything changed" in said, run.output[-4000:]
     assert "stagegate_tiers: unknown service(s) wroker (did you mean worker?)" in said
+    # the app tier too (a trial's misspelt app service alone passed preflight and --check, and
+    # the deploy recreated the worker on the new image before it failed)
+    assert "; stagegate_app_services: unknown service(s) wroker (did you mean worker?)" in said
     assert (
         f"the project '{sandbox_stack.project}' (release v2) defines api, postgres, redis, worker"
         in said

@@ -314,15 +314,25 @@ class ComposeProject:
         """Fail naming `option` (the setting the names come from), each unknown name with the
         nearest defined one, and every service the project (`whose`, e.g. "of release v2")
         defines."""
-        unknown = [n for n in names if n not in self.services]
-        if unknown:
-            defined = sorted(self.services)
-            named = ", ".join(
-                name + "".join(f" (did you mean {m}?)" for m in get_close_matches(name, defined, 1))
-                for name in unknown
-            )
+        self.require_services_of({option: names}, whose)
+
+    def require_services_of(self, named_by: dict[str, list[str]], whose: str = "") -> None:
+        """`require_services` for several settings at once: one error naming every setting
+        with an unknown service."""
+        defined = sorted(self.services)
+        problems = []
+        for option, names in named_by.items():
+            unknown = [n for n in names if n not in self.services]
+            if unknown:
+                named = ", ".join(
+                    name
+                    + "".join(f" (did you mean {m}?)" for m in get_close_matches(name, defined, 1))
+                    for name in unknown
+                )
+                problems.append(f"{option}: unknown service(s) {named}")
+        if problems:
             raise ComposeError(
-                f"{option}: unknown service(s) {named}; the project {self.name!r}"
+                f"{'; '.join(problems)}; the project {self.name!r}"
                 f"{' ' + whose if whose else ''} defines {', '.join(defined)}"
             )
 

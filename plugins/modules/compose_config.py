@@ -27,18 +27,12 @@ extends_documentation_fragment:
 options:
   required_services:
     description:
-      - Services the project must define (for example every service of the tiers). An unknown
-        one fails naming O(required_services_from), the nearest defined name and every service
-        the project defines.
-    type: list
-    elements: str
-    default: []
-  required_services_from:
-    description:
-      - The setting the O(required_services) come from, named in the error (for example
-        C(stagegate_tiers)).
-    type: str
-    default: required_services
+      - Services the project must define, by the setting that names them - each key a setting
+        (C(stagegate_tiers), C(stagegate_app_services)), each value the list of services it
+        names. Each unknown one fails naming its setting and the nearest defined name, with
+        every service the project defines; every setting is checked before the module fails.
+    type: dict
+    default: {}
   release_repo:
     description:
       - Read the compose project of O(release) from this repository (C(stagegate_source_repo))
@@ -77,8 +71,9 @@ EXAMPLES = r"""
     project_name: "{{ stagegate_compose_project }}"
     files: "{{ stagegate_compose_files }}"
     env: "{{ stagegate_compose_env }}"
-    required_services: "{{ stagegate_tiers | flatten }}"
-    required_services_from: stagegate_tiers
+    required_services:
+      stagegate_tiers: "{{ stagegate_tiers | flatten }}"
+      stagegate_app_services: "{{ stagegate_app_services }}"
 
 - name: Validate the services the tiers name against the release about to be promoted
   stagegate.release.compose_config:
@@ -88,8 +83,9 @@ EXAMPLES = r"""
     env: "{{ stagegate_compose_env }}"
     release_repo: "{{ stagegate_source_repo }}"
     release: "{{ stagegate_release }}"
-    required_services: "{{ stagegate_tiers | flatten }}"
-    required_services_from: stagegate_tiers
+    required_services:
+      stagegate_tiers: "{{ stagegate_tiers | flatten }}"
+      stagegate_app_services: "{{ stagegate_app_services }}"
 """
 
 RETURN = r"""
@@ -193,15 +189,16 @@ class ConfigManager:
         self.module = module
         params = dict(module.params, project_src=project_src or module.params["project_src"])
         self.project = ComposeProject.from_params(params)
-        self.required: list[str] = module.params["required_services"]
+        self.required: dict[str, list[str]] = {
+            str(setting): [str(name) for name in names or []]
+            for setting, names in module.params["required_services"].items()
+        }
         release = module.params["release"]
         self.whose = f"(release {release})" if project_src and release else ""
 
     def run(self) -> dict[str, Any]:
         config = self.project.config()
-        self.project.require_services(
-            self.required, self.module.params["required_services_from"], self.whose
-        )
+        self.project.require_services_of(self.required, self.whose)
         services = {
             name: {
                 "image": self.project.image_ref(name),
@@ -227,8 +224,7 @@ class ConfigManager:
 def main() -> None:
     module = compose_module(
         {
-            "required_services": {"type": "list", "elements": "str", "default": []},
-            "required_services_from": {"type": "str", "default": "required_services"},
+            "required_services": {"type": "dict", "default": {}},
             "release_repo": {"type": "str"},
             "release": {"type": "str"},
         },
