@@ -338,3 +338,65 @@ def test_an_unmeasured_step_is_named_not_guessed(host: PlanInputs) -> None:
     estimate = build_plan(downgrade, inspect)["estimate"]
     assert estimate["unmeasured"] == ["database: down scripts"]
     assert estimate["text"] == "~15 s plus database: down scripts (not measured)"
+
+
+def test_an_unfinished_deploy_restores_only_what_the_database_says_it_applied(
+    host: PlanInputs,
+) -> None:
+    """A trial's deploy failed stopping the app tier, before its migration: the plan still said
+    "v2 applied 1 migration(s)" and the rollback restored the dump, losing a row written since.
+    A manifest still marked in progress is planned from the migrations the database records."""
+    manifest = Path(host.state_dir, "releases", "v2", "manifest.json")
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "in_progress": {"run_id": "r1", "step": "migrations"}}))
+
+    none_applied = build_plan(host, inspect, applied_in_database=lambda names: set())
+    database = none_applied["database"]
+    assert (database["action"], database["migrations_reverted"]) == ("none", [])
+    assert database["reason"] == (
+        "v2 applied no migrations: its deploy stopped before it applied 006_x.sql "
+        "(not in the database)"
+    )
+    # applied: restored as before; the database unreadable (None): the manifest counts
+    for applied in ({"006_x.sql"}, None):
+        plan = build_plan(host, inspect, applied_in_database=lambda names, a=applied: a)
+        assert plan["database"]["action"] == "restore", applied
+        assert plan["database"]["reason"] == "v2 applied 1 migration(s)"
+    # a finished deploy's migrations are its own: the database is not asked
+    manifest.write_text(json.dumps(data))
+    asked: list[list[str]] = []
+    plan = build_plan(host, inspect, applied_in_database=asked.append)
+    assert (plan["database"]["action"], asked) == ("restore", [])
+
+
+def test_a_restore_plan_says_what_happens_to_data_written_since(host: PlanInputs) -> None:
+    lines = summary_lines(build_plan(host, inspect), ["api"])
+    assert (
+        "  data written since the backup is lost (the dump holds the database as it was before "
+        "v2); take a backup first (playbooks/backup.yml), or revert with down scripts instead "
+        "(stagegate_rollback_database=downgrade)"
+    ) in lines
+
+
+def test_a_named_target_must_have_run_here_and_passed(host: PlanInputs) -> None:
+    """A trial's stagegate_rollback_to=v1-hotfix (a tag never deployed) and =v3 (its promotion
+    NO_GO) got "v2 applied migrations ... names no backup", and the advice it gave planned a
+    rollback to v3 on v1's schema."""
+    git(Path(host.project_dir), "tag", "v1-hotfix", "v1")
+    git(Path(host.project_dir), "tag", "v3", "v2")
+    Path(host.project_dir, ".stagegate-release").write_text("v2\n")
+    append(str(Path(host.state_dir) / "ledger.jsonl"), {"release": "v3", "verdict": "NO_GO"})
+    never_ran = PlanInputs(host.state_dir, host.project_dir, target="v1-hotfix")
+    with pytest.raises(RollbackError) as err:
+        build_plan(never_ran, inspect)
+    said = str(err.value)
+    assert said.startswith("stagegate_rollback_to: 'v1-hotfix' never ran here: no release manifest")
+    assert (
+        "promote it (staging.yml -e stagegate_release=v1-hotfix); a rollback can go to: v1" in said
+    )
+    never_good = PlanInputs(host.state_dir, host.project_dir, target="v3")
+    with pytest.raises(RollbackError, match=r"'v3' never passed here \(its runs: NO_GO at "):
+        build_plan(never_good, inspect)
+    # a release that ran and passed is still a target when named
+    named = build_plan(PlanInputs(host.state_dir, host.project_dir, target="v1"), inspect)
+    assert named["target"]["reason"] == "named by stagegate_rollback_to"

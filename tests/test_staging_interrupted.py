@@ -185,6 +185,17 @@ def test_promotion_killed_in_its_migration_leaves_what_a_rerun_needs(staging: In
     assert manifest["previous_release"] == "v1"
     assert SLOW_MIGRATION in manifest["migrations_applied"]
     assert Path(manifest["backup"]["path"]).exists()
+    # The rollback's plan (--check, nothing changes, the dead run's lock untouched) counts what
+    # the database records, not what the deploy was about to apply (its manifest lists 008).
+    plan = run_playbook("rollback.yml", staging.vars, options=["--check"])
+    said = " ".join(plan.output.split())
+    assert plan.rc == 0, said[-4000:]
+    assert (
+        "Database: restore (v2-slow applied 2 migration(s); its deploy stopped before it applied "
+        f"{SLOW_MIGRATION} (not in the database))"
+    ) in said, said[-4000:]
+    assert "data written since the backup is lost" in said
+    assert json.loads((staging.state_dir / "lock.json").read_text()) == lock
     staging.killed = {"lock": lock, "backup": manifest["backup"], "torn": named}
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    DOCUMENTATION = r"""
-options:
+    # The option `db` alone is fragment stagegate.release.pg.db, for a module that reads a
+    # database only now and then (rollback_plan); DOCUMENTATION has it with the others.
+    _DB = r"""
   db:
     description:
       - The database to work on, in the shape of the C(stagegate_db) inventory variable.
       - SQL goes through psycopg 3 to O(db.host):O(db.port) (the published port when the
         server runs in a container); client tools run on the host, or in O(db.container).
-      - Mutually exclusive with O(dsn).
     type: dict
     suboptions:
       host:
@@ -59,10 +59,17 @@ options:
         description: Seconds to wait for a connection.
         type: int
         default: 10
+"""
+    DB = "options:\n" + _DB
+    DOCUMENTATION = (
+        "options:\n"
+        + _DB
+        + r"""
   dsn:
     description:
-      - A libpq connection string or URI instead of O(db). A password in it is stripped from
-        every message (failures name the DSN as C(host=.. port=.. dbname=.. user=..)).
+      - A libpq connection string or URI instead of O(db) (mutually exclusive with it). A
+        password in it is stripped from every message (failures name the DSN as
+        C(host=.. port=.. dbname=.. user=..)).
     type: str
   container:
     description: Overrides O(db.container).
@@ -85,3 +92,4 @@ seealso:
     description: Keywords and URIs accepted by O(dsn).
     link: https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-CONNSTRING
 """
+    )

@@ -390,11 +390,33 @@ def current_release(inputs, git, recorded_releases):
     )
 
 
-def database_plan(inputs, bad_manifest, bad_release):
+def applied_before_stop(bad_manifest, migrations, applied_in_database):
+    """The migrations an unfinished deploy (its manifest still marked in progress: it failed or
+    was killed) had applied, as the database records them: its manifest lists what it was
+    about to apply. `applied_in_database(names)` returns the names the database records, or
+    None when it cannot tell. Returns (migrations, note); a finished deploy's are its own."""
+    if not (bad_manifest or {}).get(IN_PROGRESS) or not migrations:
+        return migrations, ""
+    applied = applied_in_database(migrations)
+    if applied is None:
+        return migrations, ""
+    done = [m for m in migrations if m in applied]
+    if len(done) == len(migrations):
+        return migrations, ""
+    missing = ", ".join(m for m in migrations if m not in applied)
+    return done, f"its deploy stopped before it applied {missing} (not in the database)"
+
+
+def database_plan(inputs, bad_manifest, bad_release, applied_in_database=None):
     """What happens to the database: restore the backup taken before the bad release, revert
     its migrations with their down scripts, or nothing (the bad release changed no schema, or
-    the operator said so)."""
-    migrations = manifest_migrations(bad_manifest)
+    the operator said so). `applied_in_database` (see `applied_before_stop`) tells which
+    migrations a deploy that did not finish had applied."""
+    migrations, stopped_note = manifest_migrations(bad_manifest), ""
+    if inputs.database != "none":  # none: the database is not touched, nor read
+        migrations, stopped_note = applied_before_stop(
+            bad_manifest, migrations, applied_in_database or (lambda _: None)
+        )
     alembic = manifest_alembic(bad_manifest)
     changes = len(migrations) + len(alembic["revisions"] if alembic else [])
     archive, backup_manifest = manifest_backup(bad_manifest)
@@ -418,6 +440,7 @@ def database_plan(inputs, bad_manifest, bad_release):
             "disabled (stagegate_rollback_database=none)"
             if inputs.database == "none"
             else f"{bad_release} applied no migrations"
+            + (f": {stopped_note}" if stopped_note else "")
         )
         if inputs.database != "none":
             plan.update(migrations_reverted=[], alembic=None)
@@ -455,11 +478,28 @@ def database_plan(inputs, bad_manifest, bad_release):
         )
     plan.update(
         action="restore",
-        reason=f"{bad_release} applied {changes} migration(s)"
-        if changes
-        else "forced (stagegate_rollback_database=restore)",
+        reason=(
+            f"{bad_release} applied {changes} migration(s)"
+            + (f"; {stopped_note}" if stopped_note else "")
+            if changes
+            else "forced (stagegate_rollback_database=restore)"
+        ),
     )
     return plan
+
+
+def _written_since(database, bad_release):
+    """What a restore does to the rows written since the backup (docs/rollback.md)."""
+    if database.get("snapshot"):
+        return (
+            f"  data written since {bad_release} migrated is not in the snapshot: the database "
+            "it replaces is kept as <db>_stagegate_failed_<run id>"
+        )
+    return (
+        "  data written since the backup is lost (the dump holds the database as it was before "
+        f"{bad_release}); take a backup first (playbooks/backup.yml), or revert with down "
+        "scripts instead (stagegate_rollback_database=downgrade)"
+    )
 
 
 def _revisions(alembic):
@@ -481,8 +521,36 @@ def nothing_to_do(release, reason, records=(), inputs=None):
     }
 
 
-def build_plan(inputs, inspect_image, git=None, state=None):
-    """The whole plan as a dict (see the rollback_plan module's RETURN)."""
+def refuse_named_target(records, target, current, state_dir):
+    """stagegate_rollback_to names where a rollback goes back to: a release that ran here
+    (its manifest on this host or its runs in the ledger) and passed (GO, GO_WITH_WARNINGS, or
+    adopted). Raises RollbackError naming the release, what this host knows of it and the
+    releases a rollback can go to."""
+    considered = considered_releases(records, current, state_dir)
+    item = next((c for c in considered if c["release"] == target), None)
+    candidates = ", ".join(c["release"] for c in considered if c["status"] == "candidate")
+    offer = f"; a rollback can go to: {candidates}" if candidates else ""
+    if item is None and read_manifest(state_dir, target) is None:
+        raise RollbackError(
+            f"stagegate_rollback_to: {target!r} never ran here: no release manifest "
+            f"{manifest_path(state_dir, target)} and no run of it in {ledger_path(state_dir)}. "
+            f"A rollback goes back to a release that ran; to run {target}, promote it "
+            f"(staging.yml -e stagegate_release={target}){offer}"
+        )
+    if item is not None and item["status"].startswith("never good"):
+        verdicts = ", ".join(
+            f"{r.get('verdict')} at {record_time(r)}" for r in records if r.get("release") == target
+        )
+        raise RollbackError(
+            f"stagegate_rollback_to: {target!r} never passed here (its runs: {verdicts}); a "
+            f"rollback goes back to a release that ran GO or GO_WITH_WARNINGS, or was "
+            f"adopted{offer}"
+        )
+
+
+def build_plan(inputs, inspect_image, git=None, state=None, applied_in_database=None):
+    """The whole plan as a dict (see the rollback_plan module's RETURN). `applied_in_database`:
+    see `applied_before_stop`."""
     git = git or Git(inputs.project_dir, inputs.source_repo)
     directory = releases_dir(inputs.state_dir)
     known = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
@@ -510,10 +578,12 @@ def build_plan(inputs, inspect_image, git=None, state=None):
             f"stagegate_rollback_to: release {target!r} is not a tag of {inputs.project_dir}"
             + (f" nor of {inputs.source_repo}" if inputs.source_repo else "")
         )
+    if inputs.target:
+        refuse_named_target(records, target, current, inputs.state_dir)
     files, stat = git.diff(target_ref, current_ref) if current_ref else ([], "")
     images = image_actions(manifest_images(target_manifest), inspect_image)
     rebuild = sorted(s for s, i in images.items() if i["action"] == "rebuild")
-    database = database_plan(inputs, bad_manifest, current)
+    database = database_plan(inputs, bad_manifest, current, applied_in_database)
     # a strategy without images (symlink): the link its deploy recorded
     link = ((target_manifest or {}).get("extra") or {}).get("link")
     return {
@@ -688,6 +758,7 @@ def summary_lines(plan, app_services):
     lines.append(f"Database:         {database['action']} ({database['reason']})")
     if database["action"] == "restore":
         lines.append(f"  backup: {database['backup']}")
+        lines.append(_written_since(database, current["release"]))
     if database["action"] == "downgrade":
         lines.append(f"  down scripts: {database['down_dir']}")
     if database["migrations_reverted"]:

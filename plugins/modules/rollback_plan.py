@@ -82,6 +82,20 @@ options:
       - The inventory the playbook runs with, named in the command RV(plan.further_back) gives
         (default C(<inventory>)).
     type: str
+  tracking_table:
+    description: The table that records applied migrations (C(stagegate_dryrun_tracking_table)).
+    type: str
+    default: public.stagegate_schema_migrations
+notes:
+  - O(db) is read only when the release being rolled back from did not finish its deploy (its
+    manifest is still marked in progress - the run failed or was killed), to plan with the
+    migrations the database records as applied (O(tracking_table) and its C(_progress) table)
+    rather than those the deploy was about to apply - a deploy that stopped before its
+    migrations needs no restore, and a restore would discard what was written since the
+    backup. Without O(db), or when the database cannot be read (a warning says why), the
+    manifest's migrations count as applied.
+extends_documentation_fragment:
+  - stagegate.release.pg.db
 attributes:
   check_mode:
     support: full
@@ -227,6 +241,8 @@ run_owner:
   type: str
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.stagegate.release.plugins.module_utils._docker import (
     DOCKER_SDK_IMPORT_ERROR,
@@ -237,6 +253,18 @@ from ansible_collections.stagegate.release.plugins.module_utils._docker import (
 )
 from ansible_collections.stagegate.release.plugins.module_utils._ledger import LedgerError
 from ansible_collections.stagegate.release.plugins.module_utils._lock import DeployLock
+from ansible_collections.stagegate.release.plugins.module_utils._pg import (
+    DB_ARGUMENT_SPEC,
+    HAS_PSYCOPG,
+    PgError,
+    PgTarget,
+    psycopg,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import (
+    Progress,
+    applied_versions,
+    tracked_as,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
     RESUMABLE,
     PlanInputs,
@@ -270,7 +298,14 @@ class RollbackPlanManager:
                 not self.inputs.target or self.inputs.target == record.get("to")
             )
             plan = (
-                record["plan"] if resumed else build_plan(self.inputs, self.inspect, state=record)
+                record["plan"]
+                if resumed
+                else build_plan(
+                    self.inputs,
+                    self.inspect,
+                    state=record,
+                    applied_in_database=self.applied_in_database,
+                )
             )
         except (RollbackError, LedgerError) as exc:
             self.module.fail_json(msg=str(exc), **getattr(exc, "details", {}))
@@ -285,6 +320,28 @@ class RollbackPlanManager:
         self.module.exit_json(
             changed=False, plan=plan, summary=summary, resumed=resumed, state=record, lock=lock
         )
+
+    def applied_in_database(self, names):
+        """The migrations of `names` (file names) the tracking table records, or that a
+        no-transaction file committed part of (`<table>_progress`), or None when the database
+        cannot be read (the plan then takes them all as applied)."""
+        params = self.module.params
+        if not params["db"]:
+            return None
+        table = params["tracking_table"]
+        if not HAS_PSYCOPG:
+            self.module.warn(
+                f"psycopg is missing: {table} not read, every planned migration taken as applied"
+            )
+            return None
+        try:
+            with PgTarget.from_module_params({"db": params["db"]}).connect() as conn:
+                applied = {**applied_versions(conn, table), **Progress(table).load(conn).rows}
+        except (PgError, psycopg.Error) as exc:
+            self.module.warn(f"{table} not read ({exc}): every planned migration taken as applied")
+            return None
+        stems = {name: os.path.splitext(name)[0] for name in names}
+        return {n for n, stem in stems.items() if any(v in applied for v in tracked_as(stem))}
 
     def inspect(self, ref):
         if not hasattr(self, "_client"):
@@ -308,6 +365,8 @@ def main():
             "environment": {"type": "str", "default": "staging"},
             "app_services": {"type": "list", "elements": "str", "default": []},
             "inventory": {"type": "str"},
+            "db": DB_ARGUMENT_SPEC["db"],
+            "tracking_table": {"type": "str", "default": "public.stagegate_schema_migrations"},
         },
         supports_check_mode=True,
     )
