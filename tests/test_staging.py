@@ -190,6 +190,14 @@ def test_crash_loop_is_rolled_back_automatically(staging: Staging) -> None:
     assert run.rc != 0
     assert "NO_GO for v2-crashloop" in run.stdout
     assert_no_secret_printed(run)
+    # the rollback's verdict is named as such, and the run's own verdict is printed last
+    verdicts = [
+        line
+        for line in run.stdout.splitlines()
+        if line.startswith("stagegate:") and ": verdict " in line
+    ]
+    assert "stagegate: rollback to v1: verdict GO, readiness score" in verdicts[-2], verdicts
+    assert "stagegate: verdict NO_GO, readiness score" in verdicts[-1], verdicts
     promotion, rollback = staging.ledger()[-2:]
     assert promotion["verdict"] == "NO_GO"
     assert promotion["stopped"]["phase"] == "deploy"

@@ -113,6 +113,8 @@ class ActionModule(ActionBase):
             changed=False,
             verdict=str(outcome.verdict),
             score=outcome.score,
+            kind=request.kind,
+            release=request.release,
             report_dir=str(request.report_dir),
             report_paths=outcome.report_paths,
             failed_checks=outcome.failed_checks,

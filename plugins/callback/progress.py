@@ -109,8 +109,12 @@ def group_lines(checks):
 
 
 def summary_lines(gate):
+    # A rollback's or a restore's verdict is named as such: a promotion rolled back
+    # automatically ends on its own NO_GO, printed last (`in_print_order`).
+    what = {"rollback": "rollback to ", "restore": "restore under "}.get(gate.get("kind", ""), "")
+    about = f"{what}{gate.get('release')}: " if what else ""
     lines = [
-        f"stagegate: verdict {gate['verdict']}, readiness score {gate['score']}%",
+        f"stagegate: {about}verdict {gate['verdict']}, readiness score {gate['score']}%",
         "stagegate: failed checks: " + (", ".join(gate.get("failed_checks") or []) or "none"),
     ]
     lines += [f"stagegate: blocker: {b}" for b in gate.get("blockers") or []]
@@ -120,6 +124,14 @@ def summary_lines(gate):
         for name, path in (gate.get("report_paths") or {}).items()
     ]
     return lines
+
+
+def in_print_order(gates):
+    """The run's gate results with a promotion's or a validation's last: its verdict is the
+    run's, which the last lines say (an automatic rollback's is printed before it)."""
+    return sorted(
+        gates, key=lambda gate: gate.get("kind", "promotion") in ("promotion", "validation")
+    )
 
 
 def _unreachable_why(data):
@@ -225,7 +237,7 @@ class CallbackModule(CallbackBase):
                 self._remove_record_file()
             else:  # the user's file (or the stagegate command's): its final state
                 runrecord.save(self._record, self._record_path)
-        for gate in self._gates:
+        for gate in in_print_order(self._gates):
             color = _COLOR.get(gate["verdict"])
             for line in summary_lines(gate):
                 self._display.display(line, color=color)

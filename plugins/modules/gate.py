@@ -228,6 +228,16 @@ score:
   description: Readiness score in percent.
   returned: unless validate_only
   type: float
+kind:
+  description: What the run did (O(kind)); the progress callback names a rollback's verdict.
+  returned: unless validate_only
+  type: str
+  sample: promotion
+release:
+  description: The release graded (O(release)).
+  returned: unless validate_only
+  type: str
+  sample: v2
 report_dir:
   description: The report directory.
   returned: unless validate_only
