@@ -884,19 +884,23 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         "## 6. Performance Metrics",
         "",
-        *_table(
-            ["Check", "avg", "p95", "Value", "Threshold", "Status"],
-            [
+        *(
+            _table(
+                ["Check", "avg", "p95", "Value", "Threshold", "Status"],
                 [
-                    r["name"],
-                    _ms(r.get("avg_ms")),
-                    _ms(r.get("p95_ms")),
-                    _ms(r.get("value_ms")),
-                    r.get("threshold") or "",
-                    f"{_STATUS_ICON[r['status']]} {r['status']}",
-                ]
-                for r in report["performance"]
-            ],
+                    [
+                        r["name"],
+                        _ms(r.get("avg_ms")),
+                        _ms(r.get("p95_ms")),
+                        _ms(r.get("value_ms")),
+                        r.get("threshold") or "",
+                        f"{_STATUS_ICON[r['status']]} {r['status']}",
+                    ]
+                    for r in report["performance"]
+                ],
+            )
+            if report["performance"]
+            else ["No latency measured."]
         ),
         "",
         *_md_rollback(report),

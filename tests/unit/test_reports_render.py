@@ -204,6 +204,9 @@ def test_a_rollback_report_says_it_is_one(tmp_path: Path) -> None:
     assert md.startswith("# Staging Validation Report: v2\n")
     assert "APPROVED FOR PROMOTION" in md
     assert "No phase timings: no phase had ended when this run was graded." in md
+    # no latency measured: said, not an empty table (a trial)
+    performance = md.split("## 6. Performance Metrics", 1)[1].split("## ", 1)[0]
+    assert performance.strip() == "No latency measured."
 
 
 def _check(name: str, status: str, **extra: Any) -> dict[str, Any]:
