@@ -96,11 +96,31 @@ def test_postgres_is_read_only_and_hides_the_password(
             "dsn": f"host=127.0.0.1 port={free_port()} user=postgres password=s3cr3t-pw",
             "query": "SELECT 1",
             "timeout": 3,
+            "retries": 1,
+            "delay": 0.1,
         }
     )
     assert down.status is Status.ERROR
     assert "cannot connect" in down.message
     assert "s3cr3t-pw" not in json.dumps(down.to_dict())
+    assert down.attempts == 2  # a server that may be starting is asked again
+    # the server's own refusal is the same on every attempt: not retried (a trial's wrong
+    # password took preflight 15 s of retries to report)
+    (refused,) = run(
+        {
+            "type": "postgres",
+            "dsn": f"host=127.0.0.1 port={pg_cluster.port} user=postgres dbname=sgt_no_such_db",
+            "query": "SELECT 1",
+            "retries": 5,
+            "delay": 1,
+        }
+    )
+    assert refused.status is Status.ERROR
+    assert 'database "sgt_no_such_db" does not exist' in refused.message
+    assert (refused.attempts, refused.details["not_retried"]) == (
+        1,
+        "another attempt gets the same",
+    )
 
 
 @pytest.fixture

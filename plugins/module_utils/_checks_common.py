@@ -37,6 +37,20 @@ class CheckError(Exception):
     """A check could not measure (unreachable, bad response): becomes an ERROR outcome."""
 
 
+class FinalCheckError(CheckError):
+    """A failure another attempt cannot change (a refused password): an ERROR outcome that is
+    not retried; its details say so under NOT_RETRIED."""
+
+
+NOT_RETRIED = "not_retried"
+
+
+def worth_retrying(status: str, details: dict[str, Any]) -> bool:
+    """Whether a check's attempt is tried again (while it has retries left): a FAIL or an ERROR,
+    unless the ERROR said another attempt cannot change it (FinalCheckError)."""
+    return status in (FAIL, ERROR) and not details.get(NOT_RETRIED)
+
+
 @dataclass
 class Outcome:
     """What one attempt of one check found."""

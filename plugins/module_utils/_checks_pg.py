@@ -17,6 +17,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_common i
     Assertions,
     CheckError,
     CheckType,
+    FinalCheckError,
     Outcome,
     RunContext,
 )
@@ -53,6 +54,15 @@ _SLOW = (
 )
 
 
+# What the server answers the same way on every attempt (a database still starting refuses the
+# connection instead): a check that gets one is not retried.
+_REFUSALS = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",  # the role or the database
+)
+
+
 def _connect(opts: dict[str, Any], timeout: float) -> Any:
     psycopg = _psycopg()
     params = {k: opts[k] for k in ("host", "port", "dbname", "user", "password") if opts.get(k)}
@@ -61,7 +71,10 @@ def _connect(opts: dict[str, Any], timeout: float) -> Any:
             opts.get("dsn") or "", connect_timeout=max(1, int(timeout)), autocommit=False, **params
         )
     except psycopg.Error as exc:
-        raise CheckError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from None
+        message = f"cannot connect to PostgreSQL: {str(exc).strip()}"
+        if any(refusal in message for refusal in _REFUSALS):
+            raise FinalCheckError(message) from None
+        raise CheckError(message) from None
     conn.read_only = True
     conn.execute(
         psycopg.sql.SQL("SET statement_timeout = {}").format(

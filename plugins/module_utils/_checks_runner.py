@@ -19,10 +19,13 @@ from typing import Any, Generic, TypeVar
 
 from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
     ERROR,
+    NOT_RETRIED,
     CheckError,
     CheckType,
+    FinalCheckError,
     Outcome,
     RunContext,
+    worth_retrying,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import Redactor
 
@@ -118,6 +121,8 @@ def run_type(check_type: CheckType, options: dict[str, Any], context: RunContext
     """One attempt of one check; every failure becomes an ERROR outcome, never a traceback."""
     try:
         outcome = check_type.run(dict(options), context)
+    except FinalCheckError as exc:
+        outcome = Outcome(ERROR, str(exc), details={NOT_RETRIED: "another attempt gets the same"})
     except CheckError as exc:
         outcome = Outcome(ERROR, str(exc))
     except Exception as exc:
@@ -187,7 +192,7 @@ def run_checks_here(
                     float(check["delay"]),
                     cancelled,
                     lambda: run_type(check_type, check["options"], context),
-                    lambda o: o.status in ("FAIL", ERROR),
+                    lambda o: worth_retrying(o.status, o.details),
                 )
             data = outcome.to_dict()
             data.update(attempts=number, duration_ms=round((time.monotonic() - started) * 1000, 1))

@@ -15,6 +15,9 @@ import threading
 import time
 from typing import Any
 
+from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
+    worth_retrying,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._checks_runner import (
     Job,
     attempts,
@@ -101,7 +104,7 @@ def _run_one(
         spec.delay,
         cancelled,
         lambda: _attempt(spec, hooks, context),
-        lambda r: r.status in (Status.FAIL, Status.ERROR),
+        lambda r: worth_retrying(str(r.status), r.details),
     )
     result.attempts = number
     result.duration_ms = round((time.monotonic() - started) * 1000, 1)

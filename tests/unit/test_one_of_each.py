@@ -15,7 +15,9 @@ from ansible_collections.stagegate.release.plugins.filter.releases import (
 from ansible_collections.stagegate.release.plugins.filter.revalidation import FilterModule
 from ansible_collections.stagegate.release.plugins.module_utils import _ledger, _run_identity
 from ansible_collections.stagegate.release.plugins.module_utils._checks_common import (
+    CheckError,
     CheckType,
+    FinalCheckError,
     Outcome,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._checks_runner import (
@@ -200,3 +202,42 @@ def test_the_controller_reads_the_same_ledger_rules() -> None:
     assert ledger.deploy_record(LEDGER, "v2") is _ledger.deploy_record(LEDGER, "v2")
     assert ledger.revalidations(LEDGER, "v2") == _ledger.revalidations(LEDGER, "v2")
     assert ledger.last_good(LEDGER) is _ledger.last_good(LEDGER)
+
+
+def _refused(options: dict[str, Any], context: Any) -> Outcome:
+    RAN.append(options["what"])
+    raise (FinalCheckError if options["what"] == "refused" else CheckError)(options["what"])
+
+
+REFUSED = CheckType(name="refused", options={"what": {"type": "str"}}, run=_refused)
+
+
+def test_a_final_error_is_not_retried_in_both_runners() -> None:
+    """A refusal another attempt cannot change (a wrong password) is tried once; any other
+    error as many times as `retries` allows, in the host module's runner and the engine."""
+    entries = [
+        {"name": n, "type": "refused", "options": {"what": n}, "retries": 2, "delay": 0}
+        for n in ("refused", "down")
+    ]
+    specs = load_catalog(entries, {"refused": REFUSED})
+    RAN.clear()
+    host = run_checks_here([s.to_dict() for s in specs], {"refused": REFUSED}, 1, False)
+    assert [(o["status"], o["attempts"]) for o in host] == [("ERROR", 1), ("ERROR", 3)]
+    assert sorted(RAN) == ["down", "down", "down", "refused"]
+
+    class Hooks:
+        def __init__(self) -> None:
+            from stagegate.plugins import get_hooks  # noqa: PLC0415
+
+            self.real = get_hooks()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def check_types(self) -> dict[str, CheckType]:
+            return {**self.real.check_types(), "refused": REFUSED}
+
+    RAN.clear()
+    results = run_checks(specs, hooks=Hooks(), concurrency=1)  # type: ignore[arg-type]
+    assert [(r.status, r.attempts) for r in results] == [(Status.ERROR, 1), (Status.ERROR, 3)]
+    assert results[0].details["not_retried"] == "another attempt gets the same"
