@@ -385,7 +385,11 @@ def test_a_named_target_must_have_run_here_and_passed(host: PlanInputs) -> None:
     git(Path(host.project_dir), "tag", "v1-hotfix", "v1")
     git(Path(host.project_dir), "tag", "v3", "v2")
     Path(host.project_dir, ".stagegate-release").write_text("v2\n")
-    append(str(Path(host.state_dir) / "ledger.jsonl"), {"release": "v3", "verdict": "NO_GO"})
+    ledger = str(Path(host.state_dir) / "ledger.jsonl")
+    append(ledger, {"release": "v3", "verdict": "NO_GO"})
+    # v3 was rolled back from automatically: its status is "rolled back from since", and it
+    # still never passed (a trial's rollback_to=v3 was planned, then put the NO_GO release live)
+    append(ledger, {"release": "v2", "verdict": "GO", "kind": "rollback", "rolled_back_from": "v3"})
     never_ran = PlanInputs(host.state_dir, host.project_dir, target="v1-hotfix")
     with pytest.raises(RollbackError) as err:
         build_plan(never_ran, inspect)
@@ -400,3 +404,16 @@ def test_a_named_target_must_have_run_here_and_passed(host: PlanInputs) -> None:
     # a release that ran and passed is still a target when named
     named = build_plan(PlanInputs(host.state_dir, host.project_dir, target="v1"), inspect)
     assert named["target"]["reason"] == "named by stagegate_rollback_to"
+
+
+def test_a_release_brought_back_and_verified_is_a_target_again(host: PlanInputs) -> None:
+    """A trial rolled back from v1 by mistake, then back to v1 (GO); from a later release the
+    plan still called v1 "rolled back from since" and found no target."""
+    ledger = str(Path(host.state_dir) / "ledger.jsonl")
+    append(
+        ledger, {"release": "v2", "verdict": "NO_GO", "kind": "rollback", "rolled_back_from": "v1"}
+    )
+    append(ledger, {"release": "v1", "verdict": "GO", "kind": "rollback", "rolled_back_from": "v2"})
+    append(ledger, {"release": "v2", "verdict": "GO"})
+    plan = build_plan(host, inspect)
+    assert plan["target"]["release"] == "v1"

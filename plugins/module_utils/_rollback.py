@@ -155,12 +155,13 @@ def is_good(record):
 
 
 def rolled_back_releases(records):
-    """Releases a later rollback moved away from (newer than their last good record)."""
+    """Releases a later rollback moved away from (newer than their last good record: a
+    promotion, or a rollback that brought the release back and verified it)."""
     bad = set()
     for record in records:
         if record.get("kind") == "rollback" and record.get("rolled_back_from"):
             bad.add(record["rolled_back_from"])
-        elif is_good(record) and record.get("kind") != "rollback" and not moves_no_release(record):
+        if is_good(record) and not moves_no_release(record):
             bad.discard(record.get("release"))
     return bad
 
@@ -527,17 +528,25 @@ def refuse_named_target(records, target, current, state_dir):
     adopted). Raises RollbackError naming the release, what this host knows of it and the
     releases a rollback can go to."""
     considered = considered_releases(records, current, state_dir)
-    item = next((c for c in considered if c["release"] == target), None)
+    ran = any(c["release"] == target for c in considered)
     candidates = ", ".join(c["release"] for c in considered if c["status"] == "candidate")
-    offer = f"; a rollback can go to: {candidates}" if candidates else ""
-    if item is None and read_manifest(state_dir, target) is None:
+    offer = (
+        f"; a rollback can go to: {candidates}"
+        if candidates
+        else "; no release in the ledger is a rollback target now"
+    )
+    if not ran and read_manifest(state_dir, target) is None:
         raise RollbackError(
             f"stagegate_rollback_to: {target!r} never ran here: no release manifest "
             f"{manifest_path(state_dir, target)} and no run of it in {ledger_path(state_dir)}. "
             f"A rollback goes back to a release that ran; to run {target}, promote it "
             f"(staging.yml -e stagegate_release={target}){offer}"
         )
-    if item is not None and item["status"].startswith("never good"):
+    # whatever else its status says (a NO_GO release rolled back from is "rolled back from since")
+    passed = [
+        r for r in records if r.get("release") == target and is_good(r) and r.get("kind") != RESTORE
+    ]
+    if ran and not passed:
         verdicts = ", ".join(
             f"{r.get('verdict')} at {record_time(r)}" for r in records if r.get("release") == target
         )
