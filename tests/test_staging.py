@@ -198,6 +198,8 @@ def test_crash_loop_is_rolled_back_automatically(staging: Staging) -> None:
     ]
     assert "stagegate: rollback to v1: verdict GO, readiness score" in verdicts[-2], verdicts
     assert "stagegate: verdict NO_GO, readiness score" in verdicts[-1], verdicts
+    said = " ".join(run.stdout.split())
+    assert ". Rolled back automatically to v1: verdict GO (reports: " in said
     promotion, rollback = staging.ledger()[-2:]
     assert promotion["verdict"] == "NO_GO"
     assert promotion["stopped"]["phase"] == "deploy"
