@@ -746,19 +746,13 @@ def _md_issues(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _empty(value: Any) -> bool:
-    """Nothing to show: None, "", an empty list or mapping."""
-    return value is None or (isinstance(value, str | list | tuple | Mapping) and not value)
-
-
 def _plain(value: Any) -> str:
-    """A nested value as words for a table cell: `id: sha256:1d2f, action: retag`; empty
-    entries left out, a multi-line text on one line."""
+    """A nested value as words for a table cell: `id: sha256:1d2f, action: retag`."""
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_plain(v)}" for k, v in value.items() if not _empty(v))
+        return ", ".join(f"{k}: {_plain(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
         return ", ".join(_plain(v) for v in value)
-    return " ".join(_fmt_value(value).split())
+    return _fmt_value(value)
 
 
 def plan_rows(plan: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -766,15 +760,13 @@ def plan_rows(plan: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     text, a list as numbered items, a mapping as a small table of its own."""
     rows = []
     for key, value in (plan or {}).items():
-        if _empty(value):  # a rollback plan's unset fields (link, rebuild) say nothing
-            continue
         row: dict[str, Any] = {"key": str(key), "text": "", "items": [], "table": []}
         if isinstance(value, list):
             row["items"] = [_plain(v) for v in value]
         elif isinstance(value, Mapping):
-            row["table"] = [[str(k), _plain(v)] for k, v in value.items() if not _empty(v)]
+            row["table"] = [[str(k), _plain(v)] for k, v in value.items()]
         else:
-            row["text"] = " ".join(_fmt_value(value).split())
+            row["text"] = _fmt_value(value)
         rows.append(row)
     return rows
 
