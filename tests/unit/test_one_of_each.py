@@ -151,6 +151,22 @@ WRITES = CheckType(
 )
 
 
+class _HooksWith:
+    """The real hooks, with one more check type (the engine's side of a two-runner test)."""
+
+    def __init__(self, extra: CheckType) -> None:
+        from stagegate.plugins import get_hooks  # noqa: PLC0415
+
+        self.real = get_hooks()
+        self.extra = extra
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def check_types(self) -> dict[str, CheckType]:
+        return {**self.real.check_types(), self.extra.name: self.extra}
+
+
 def test_check_mode_runs_only_read_only_checks_in_both_runners() -> None:
     entries = [
         {"name": "w", "type": "writes", "options": {"what": "w"}},
@@ -165,20 +181,8 @@ def test_check_mode_runs_only_read_only_checks_in_both_runners() -> None:
     ]
     assert RAN == ["ro"]
 
-    class Hooks:
-        def __init__(self) -> None:
-            from stagegate.plugins import get_hooks  # noqa: PLC0415
-
-            self.real = get_hooks()
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.real, name)
-
-        def check_types(self) -> dict[str, CheckType]:
-            return {**self.real.check_types(), "writes": WRITES}
-
     RAN.clear()
-    results = run_checks(specs, hooks=Hooks(), check_mode=True)  # type: ignore[arg-type]
+    results = run_checks(specs, hooks=_HooksWith(WRITES), check_mode=True)  # type: ignore[arg-type]
     assert [(r.status, r.message) for r in results] == [
         (Status.SKIP, NOT_READ_ONLY),
         (Status.PASS, "wrote"),
@@ -225,19 +229,7 @@ def test_a_final_error_is_not_retried_in_both_runners() -> None:
     assert [(o["status"], o["attempts"]) for o in host] == [("ERROR", 1), ("ERROR", 3)]
     assert sorted(RAN) == ["down", "down", "down", "refused"]
 
-    class Hooks:
-        def __init__(self) -> None:
-            from stagegate.plugins import get_hooks  # noqa: PLC0415
-
-            self.real = get_hooks()
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.real, name)
-
-        def check_types(self) -> dict[str, CheckType]:
-            return {**self.real.check_types(), "refused": REFUSED}
-
     RAN.clear()
-    results = run_checks(specs, hooks=Hooks(), concurrency=1)  # type: ignore[arg-type]
+    results = run_checks(specs, hooks=_HooksWith(REFUSED), concurrency=1)  # type: ignore[arg-type]
     assert [(r.status, r.attempts) for r in results] == [(Status.ERROR, 1), (Status.ERROR, 3)]
     assert results[0].details["not_retried"] == "another attempt gets the same"

@@ -158,17 +158,16 @@ def test_a_run_without_phases_says_why_instead_of_an_empty_table(tmp_path: Path)
     assert _page(tmp_path).by_id["no-phases"].startswith(why)
 
 
+def _rollback_md(path: Path, **extra: Any) -> str:
+    """report.md of a gate on v1 (previous v2 unless `extra` says otherwise)."""
+    _gate(path, **{"release": "v1", "previous": "v2", **extra})
+    return (path / "report.md").read_text(encoding="utf-8")
+
+
 def test_a_rollback_report_says_it_is_one(tmp_path: Path) -> None:
     """A fleet rollback's report was titled "Staging Validation Report: v1", approved v1 "FOR
     PROMOTION" and said nothing of a rollback in its first lines (a trial)."""
-    _gate(
-        tmp_path / "r",
-        release="v1",
-        previous="v2",
-        kind="rollback",
-        checks=[_check("api_health", "PASS")],
-    )
-    md = (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    md = _rollback_md(tmp_path / "r", kind="rollback", checks=[_check("api_health", "PASS")])
     assert md.startswith("# Rollback Report: v1 (rolled back from v2)\n")
     assert "The rollback from **v2** to **v1** ended with verdict **GO**" in md
     assert "VERIFIED (the release runs and passes its checks)" in md
@@ -178,25 +177,17 @@ def test_a_rollback_report_says_it_is_one(tmp_path: Path) -> None:
     assert page.by_id["headline"].startswith("The rollback from v2 to v1 ended")
     assert json.loads((tmp_path / "r" / "report.json").read_text())["kind"] == "rollback"
     # stopped: the headline says how to go on, not "must not be promoted"
-    _gate(
+    md = _rollback_md(
         tmp_path / "s",
-        release="v1",
-        previous="v2",
         kind="rollback",
         stopped={"phase": "rollback", "reason": "Restore the database: pg_restore failed"},
     )
-    md = (tmp_path / "s" / "report.md").read_text(encoding="utf-8")
     assert "Re-run playbooks/rollback.yml: it resumes where this run stopped." in md
     assert "must not be promoted" not in md
     # a restore, and a promotion as before
-    _gate(
-        tmp_path / "d",
-        release="v1",
-        previous="v1",
-        kind="restore",
-        checks=[_check("api_health", "FAIL")],
+    md = _rollback_md(
+        tmp_path / "d", previous="v1", kind="restore", checks=[_check("api_health", "FAIL")]
     )
-    md = (tmp_path / "d" / "report.md").read_text(encoding="utf-8")
     assert md.startswith("# Database Restore Report: v1\n")
     assert "NOT VERIFIED (fix the critical issues)" in md
     _gate(tmp_path / "p", checks=[_check("api_health", "PASS")])
