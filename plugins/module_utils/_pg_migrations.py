@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,12 @@ def _numeric_version(conn: Any, tracking_table: str) -> bool:
 
 
 def is_applied(migration: Migration, applied: dict[str, str | None]) -> bool:
-    return any(v in applied for v in tracked_as(migration.version))
+    return version_applied(migration.version, applied)
+
+
+def version_applied(version: str, applied: Mapping[str, Any]) -> bool:
+    """Whether a file's version (its stem) is among the tracking table's `applied` versions."""
+    return any(v in applied for v in tracked_as(version))
 
 
 def ensure_tracking_table(conn: Any, tracking_table: str) -> None:

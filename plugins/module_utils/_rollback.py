@@ -166,6 +166,16 @@ def rolled_back_releases(records):
     return bad
 
 
+def good_runs(records, release):
+    """The ledger's runs of `release` that passed (GO, GO_WITH_WARNINGS, adopted), restores
+    left out: what makes a release somewhere a rollback may go back to."""
+    return [
+        r
+        for r in records
+        if r.get("release") == release and is_good(r) and r.get("kind") != RESTORE
+    ]
+
+
 def record_time(record):
     return record.get("finished") or record.get("end") or record.get("started") or ""
 
@@ -186,11 +196,7 @@ def considered_releases(records, current, state_dir, has_manifest=None):
         release = record.get("release")
         if not release or release in seen or moves_no_release(record):
             continue
-        good = [
-            r
-            for r in records
-            if r.get("release") == release and is_good(r) and r.get("kind") != RESTORE
-        ]
+        good = good_runs(records, release)
         if release == current:
             status = "running now"
         elif release in rolled_back:
@@ -543,10 +549,7 @@ def refuse_named_target(records, target, current, state_dir):
             f"(staging.yml -e stagegate_release={target}){offer}"
         )
     # whatever else its status says (a NO_GO release rolled back from is "rolled back from since")
-    passed = [
-        r for r in records if r.get("release") == target and is_good(r) and r.get("kind") != RESTORE
-    ]
-    if ran and not passed:
+    if ran and not good_runs(records, target):
         verdicts = ", ".join(
             f"{r.get('verdict')} at {record_time(r)}" for r in records if r.get("release") == target
         )

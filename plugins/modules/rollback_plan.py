@@ -263,7 +263,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg import (
 from ansible_collections.stagegate.release.plugins.module_utils._pg_migrations import (
     Progress,
     applied_versions,
-    tracked_as,
+    version_applied,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._rollback import (
     RESUMABLE,
@@ -340,8 +340,7 @@ class RollbackPlanManager:
         except (PgError, psycopg.Error) as exc:
             self.module.warn(f"{table} not read ({exc}): every planned migration taken as applied")
             return None
-        stems = {name: os.path.splitext(name)[0] for name in names}
-        return {n for n, stem in stems.items() if any(v in applied for v in tracked_as(stem))}
+        return {n for n in names if version_applied(os.path.splitext(n)[0], applied)}
 
     def inspect(self, ref):
         if not hasattr(self, "_client"):
