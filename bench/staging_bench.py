@@ -300,6 +300,8 @@ def main() -> None:
             started = time.time()
             wall, report = promote(stack, "v2", Path(tmp) / "task_times.json")
             tasks = json.loads((Path(tmp) / "task_times.json").read_text())
+            if os.environ.get("STAGEGATE_BENCH_KEEP_TASKS"):
+                Path(os.environ["STAGEGATE_BENCH_KEEP_TASKS"]).write_text(json.dumps(tasks))
             rollback(stack)
             raw_wall, raw_times = promote_raw(stack, "v2")
             # the backup of v1 that staging.yml took before promoting v2 (its manifest names it)

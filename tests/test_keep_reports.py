@@ -21,6 +21,8 @@ PLAY = """\
       stagegate.release.keep_reports:
         src: "{{ src }}"
         dest: "{{ dest }}"
+        ledger_state_dir: "{{ ledger_state_dir | default(omit) }}"
+        ledger_record: "{{ ledger_record | default(omit) }}"
       register: kept
 
     - name: Save the result
@@ -34,7 +36,7 @@ PLAY = """\
 
 
 def keep(
-    tmp_path: Path, src: Path, dest: Path, *options: str
+    tmp_path: Path, src: Path, dest: Path, *options: str, **ledger: Any
 ) -> tuple[PlaybookRun, dict[str, Any]]:
     playbook = tmp_path / "keep.yml"
     playbook.write_text(PLAY)
@@ -44,7 +46,7 @@ def keep(
     )
     result_file = tmp_path / "result.json"
     result_file.unlink(missing_ok=True)
-    variables = {"src": str(src), "dest": str(dest), "result_file": str(result_file)}
+    variables = {"src": str(src), "dest": str(dest), "result_file": str(result_file), **ledger}
     run = run_playbook(str(playbook), variables, inventory=inventory, options=options)
     return run, json.loads(result_file.read_text()) if result_file.exists() else {}
 
@@ -119,3 +121,41 @@ def test_bad_input_is_named_before_anything_is_written(tmp_path: Path) -> None:
     assert run.rc != 0
     assert "entry './escape' is neither a file nor a directory" in run.output, run.output[-3000:]
     assert not dest.exists()
+
+
+def test_the_ledger_record_is_appended_by_the_same_run_once(tmp_path: Path) -> None:
+    src = report_dir(tmp_path / "controller")
+    state = tmp_path / "state"
+    dest = state / "runs" / "run1"
+    ledger = state / "ledger.jsonl"
+    record = {"release": "v2", "verdict": "GO", "run_id": "run1", "report": str(dest)}
+    options = {"ledger_state_dir": str(state), "ledger_record": record}
+
+    run, result = keep(tmp_path, src, dest, "--check", **options)
+    assert run.rc == 0, run.output[-3000:]
+    assert (result["changed"], result["ledger"]["appended"]) == (True, True)
+    assert not ledger.exists()
+    assert not dest.exists()
+
+    run, result = keep(tmp_path, src, dest, "--diff", **options)
+    assert run.rc == 0, run.output[-3000:]
+    assert result["ledger"] == {"path": str(ledger), "record": record, "appended": True}
+    assert [json.loads(line) for line in ledger.read_text().splitlines()] == [record]
+    assert f"{ledger} (appended)" in run.output  # the diff names the ledger
+    assert (dest / "report.json").is_file()
+
+    run, result = keep(tmp_path, src, dest, **options)  # the same run again: nothing changes
+    assert run.rc == 0, run.output[-3000:]
+    assert (result["changed"], result["kept_before"], result["ledger"]["appended"]) == (
+        False,
+        True,
+        False,
+    )
+    assert len(ledger.read_text().splitlines()) == 1
+
+    other = tmp_path / "kept-other"
+    run, _ = keep(tmp_path, src, other, **{**options, "ledger_record": {"release": "v3"}})
+    assert run.rc != 0
+    assert "ledger_record.verdict: missing" in run.output, run.output[-3000:]
+    assert not other.exists()  # named before the copy
+    assert len(ledger.read_text().splitlines()) == 1

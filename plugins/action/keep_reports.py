@@ -3,7 +3,8 @@
 """Controller side of stagegate.release.keep_reports (documented in
 plugins/modules/keep_reports.py): packs the report directory on the controller and runs the
 module on the deploy host with the archive among its arguments, so a copy of any number of
-files is one module run (ansible.builtin.copy of a directory makes two per file)."""
+files is one module run (ansible.builtin.copy of a directory makes two per file), and with the
+run's ledger record the append too."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from ansible.plugins.action import ActionBase
 ARGUMENT_SPEC = {
     "src": {"type": "str", "required": True},
     "dest": {"type": "str", "required": True},
+    "ledger_state_dir": {"type": "str"},
+    "ledger_record": {"type": "dict"},
 }
 
 
@@ -47,7 +50,11 @@ class ActionModule(ActionBase):
             }
         reply = self._execute_module(
             module_name="stagegate.release.keep_reports",
-            module_args={"src": str(src), "dest": args["dest"], "archive": pack(src)},
+            module_args={
+                **{key: value for key, value in args.items() if value is not None},
+                "src": str(src),
+                "archive": pack(src),
+            },
             task_vars=task_vars,
         )
         return {**result, **reply}

@@ -246,6 +246,23 @@ def append_once(
     return line, record, warnings
 
 
+def append_as_module(
+    path: str, record: dict[str, Any], check_mode: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """append_once as a module reports it: ({changed, record, diff when a line is appended},
+    warnings). Any failure is a LedgerError whose message names the ledger."""
+    try:
+        line, recorded, warnings = append_once(path, record, check_mode)
+    except LedgerError as exc:
+        raise LedgerError(f"cannot append to {path}: {exc}") from exc
+    except OSError as exc:  # StateFileError: names the file, the operation and the cause
+        raise LedgerError(str(exc)) from exc
+    if line is None:
+        return {"changed": False, "record": recorded}, warnings
+    diff = {"before": "", "after": line, "after_header": path + " (appended)"}
+    return {"changed": True, "record": record, "diff": diff}, warnings
+
+
 # A record's `kind`: a promotion (staging.yml) has none; the others name what ran.
 ROLLBACK = "rollback"
 ADOPT = "adopt"

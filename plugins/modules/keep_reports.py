@@ -27,6 +27,10 @@ description:
   - Used by staging.yml, validate.yml, rollback.yml and restore.yml, into
     C(<stagegate_state_dir>/runs/<run id>) (a rollback's in C(rollback/), a restore's in
     C(restore/)).
+  - With O(ledger_record), the same module run then appends the run's record to the release
+    ledger as M(stagegate.release.ledger) does with O(stagegate.release.ledger#module:state=present)
+    (once per run, under the ledger's lock), so recording a run on the deploy host is one module
+    run. The record is appended whether the copy was made now or before.
 options:
   src:
     description: The run's report directory on the controller; it must hold C(report.json).
@@ -41,16 +45,30 @@ options:
       - The report directory packed by the action plugin (base64 of a gzip'd tar). Set by the
         action plugin; a task sets O(src) instead.
     type: str
+  ledger_state_dir:
+    description:
+      - The deploy host's state directory whose C(ledger.jsonl) O(ledger_record) is appended to
+        (C(stagegate_state_dir)).
+    type: path
+  ledger_record:
+    description:
+      - The run's ledger record (the C(stagegate.release.gate) action's C(ledger_record)), appended
+        after the reports are kept; needs O(ledger_state_dir). Omitted, the ledger is not touched.
+    type: dict
 attributes:
   check_mode:
     support: full
-    description: Says whether the copy would be made (O(dest) lacks C(report.json)); writes nothing.
+    description:
+      - Says whether the copy would be made (O(dest) lacks C(report.json)) and whether the record
+        would be appended; writes nothing.
   diff_mode:
-    support: none
-    description: Returns no diff.
+    support: partial
+    description: The diff shows the line appended to the ledger; the copied files have none.
   idempotent:
     support: full
-    description: A second run finds C(report.json) in O(dest) and changes nothing.
+    description:
+      - A second run finds C(report.json) in O(dest) and the run's record in the ledger, and
+        changes nothing.
 author:
   - stagegate developers (@stagegate)
 seealso:
@@ -63,6 +81,13 @@ EXAMPLES = r"""
   stagegate.release.keep_reports:
     src: "{{ stagegate_gate.report_dir }}"
     dest: "{{ stagegate_state_dir }}/runs/{{ stagegate_gate.ledger_record.run_id }}"
+
+- name: Keep the reports and append the run to the ledger, in one module run
+  stagegate.release.keep_reports:
+    src: "{{ stagegate_gate.report_dir }}"
+    dest: "{{ stagegate_state_dir }}/runs/{{ stagegate_gate.ledger_record.run_id }}"
+    ledger_state_dir: "{{ stagegate_state_dir }}"
+    ledger_record: "{{ stagegate_gate.ledger_record }}"
 """
 
 RETURN = r"""
@@ -81,6 +106,23 @@ kept_before:
   description: True when RV(dest) already held C(report.json), so nothing was written.
   returned: always
   type: bool
+ledger:
+  description:
+    - With O(ledger_record), the ledger appended to (C(path)), the record now in it for this run
+      (C(record)) and whether this run appended it (C(appended)).
+  returned: when O(ledger_record) is set
+  type: dict
+  sample:
+    path: /var/lib/stagegate/staging/ledger.jsonl
+    appended: true
+    record: {release: v2, verdict: GO}
+ledger_warnings:
+  description:
+    - Ledger lines skipped or repaired before the append (as M(stagegate.release.ledger) returns
+      them).
+  returned: when O(ledger_record) is set
+  type: list
+  elements: str
 """
 
 import base64
@@ -91,6 +133,7 @@ import posixpath
 import tarfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stagegate.release.plugins.module_utils import _ledger
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640
@@ -135,15 +178,8 @@ def unpack(archive, dest, directories, files):
         write_file(path, archive.extractfile(member).read())
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            "src": {"type": "str", "required": True},
-            "dest": {"type": "path", "required": True},
-            "archive": {"type": "str", "no_log": True},
-        },
-        supports_check_mode=True,
-    )
+def keep(module):
+    """Unpack the archive into dest unless it holds the reports already: the module's result."""
     dest, packed = module.params["dest"], module.params["archive"]
     if not packed:
         module.fail_json(
@@ -159,9 +195,7 @@ def main():
                 "kept_before": os.path.isfile(os.path.join(dest, MARKER)),
             }
             if result["kept_before"]:
-                module.exit_json(
-                    changed=False, msg=f"{dest} already holds this run's reports", **result
-                )
+                return dict(result, changed=False, msg=f"{dest} already holds this run's reports")
             if not module.check_mode:
                 unpack(archive, dest, directories, files)
     except (binascii.Error, tarfile.TarError, ValueError) as exc:
@@ -171,7 +205,50 @@ def main():
     except OSError as exc:
         module.fail_json(msg=f"dest: cannot write the reports into {dest}: {exc}", dest=dest)
     verb = "would keep" if module.check_mode else "kept"
-    module.exit_json(changed=True, msg=f"{verb} {len(files)} report file(s) in {dest}", **result)
+    return dict(result, changed=True, msg=f"{verb} {len(files)} report file(s) in {dest}")
+
+
+def append_record(module, result):
+    """The run's record appended to the ledger (once per run), added to `result`."""
+    path = _ledger.ledger_path(module.params["ledger_state_dir"])
+    try:
+        appended, warnings = _ledger.append_as_module(
+            path, module.params["ledger_record"], module.check_mode
+        )
+    except _ledger.LedgerError as exc:
+        module.fail_json(msg=str(exc), path=path, **result)
+    for warning in warnings:
+        module.warn(warning)
+    ledger = {"path": path, "record": appended["record"], "appended": appended["changed"]}
+    result = dict(result, ledger=ledger, ledger_warnings=warnings)
+    if appended["changed"]:
+        result.update(changed=True, diff=appended["diff"])
+        verb = "would append" if module.check_mode else "appended"
+        result["msg"] += f"; {verb} the run to {path}"
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "src": {"type": "str", "required": True},
+            "dest": {"type": "path", "required": True},
+            "archive": {"type": "str", "no_log": True},
+            "ledger_state_dir": {"type": "path"},
+            "ledger_record": {"type": "dict"},
+        },
+        required_by={"ledger_record": "ledger_state_dir"},
+        supports_check_mode=True,
+    )
+    if module.params["ledger_record"] is not None:
+        try:  # a bad record is named before the reports are copied
+            _ledger.validate_record(module.params["ledger_record"])
+        except _ledger.LedgerError as exc:
+            module.fail_json(msg=f"ledger_{exc}")
+    result = keep(module)
+    if module.params["ledger_record"] is not None:
+        result = append_record(module, result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -127,18 +127,12 @@ class LedgerManager:
                 path=self.path,
             )
         try:
-            line, recorded, warnings = _ledger.append_once(
+            result, warnings = _ledger.append_as_module(
                 self.path, self.record, self.module.check_mode
             )
         except _ledger.LedgerError as exc:
-            self.module.fail_json(msg=f"cannot append to {self.path}: {exc}", path=self.path)
-        except OSError as exc:  # StateFileError: names the file, the operation and the cause
             self.module.fail_json(msg=str(exc), path=self.path)
-        result = {"path": self.path, "ledger_warnings": self.warn(warnings)}
-        if line is None:
-            return dict(result, changed=False, record=recorded)
-        diff = {"before": "", "after": line, "after_header": self.path + " (appended)"}
-        return dict(result, changed=True, record=self.record, diff=diff)
+        return dict(result, path=self.path, ledger_warnings=self.warn(warnings))
 
     def read(self):
         try:
