@@ -746,27 +746,36 @@ def _md_issues(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+# An unset field of a rollback plan (a link the target has none of, an estimate not measured
+# yet, no image to rebuild): a word in its place, not an empty `link: `.
+_UNSET = "—"
+
+
 def _plain(value: Any) -> str:
-    """A nested value as words for a table cell: `id: sha256:1d2f, action: retag`."""
+    """A value as words on one line for a table cell: `id: sha256:1d2f, action: retag`; an
+    unset or empty value as _UNSET, a multi-line text (a diff stat) on one line."""
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {_plain(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return ", ".join(_plain(v) for v in value)
-    return _fmt_value(value)
+        text = ", ".join(f"{k}: {_plain(v)}" for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        text = ", ".join(_plain(v) for v in value)
+    else:
+        text = " ".join(_fmt_value(value).split())
+    return text or _UNSET
 
 
 def plan_rows(plan: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """The rollback plan as rows {key, text, items, table} for both renderers: a scalar as
-    text, a list as numbered items, a mapping as a small table of its own."""
+    """The rollback plan as rows {key, text, items, table} for both renderers: a scalar (or an
+    empty list or mapping) as text, a list as numbered items, a mapping as a small table of its
+    own."""
     rows = []
     for key, value in (plan or {}).items():
         row: dict[str, Any] = {"key": str(key), "text": "", "items": [], "table": []}
-        if isinstance(value, list):
+        if isinstance(value, list) and value:
             row["items"] = [_plain(v) for v in value]
-        elif isinstance(value, Mapping):
+        elif isinstance(value, Mapping) and value:
             row["table"] = [[str(k), _plain(v)] for k, v in value.items()]
         else:
-            row["text"] = _fmt_value(value)
+            row["text"] = _plain(value)
         rows.append(row)
     return rows
 

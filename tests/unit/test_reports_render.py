@@ -294,3 +294,24 @@ def test_a_manual_item_nobody_confirmed_is_pending_in_the_sign_off(tmp_path: Pat
     outcome = _gate(tmp_path / "b", checks=checks, manual=manual, confirmations=confirmed)
     row = next(r for r in outcome.report["sign_off"] if r["category"] == "approval")
     assert (row["validator"], row["date"]) == ("qa-lead", "2026-12-02T00:10Z")
+
+
+def test_the_rollback_plan_section_gives_unset_fields_a_word(tmp_path: Path) -> None:
+    """A trial's rollback report listed `link: `, `rebuild: ` and a diff stat over several
+    lines in section 7 (leaving them out hid an unmeasured estimate's `seconds`)."""
+    plan = {
+        **PLAN,
+        "rebuild": [],
+        "target": {"release": "v1", "link": None, "manifest": "/s/releases/v1/manifest.json"},
+        "estimate": {"seconds": None, "basis": "no rollback measured yet"},
+        "diff_stat": " app.py | 2 +-\n 1 file changed",
+    }
+    _gate(tmp_path, checks=[_check("api_health", "PASS")], rollback_plan=plan, kind="rollback")
+    section = (tmp_path / "report.md").read_text(encoding="utf-8").split("## 7. Rollback Plan")[1]
+    section = section.split("## 8.")[0]
+    assert "- **rebuild:** —\n" in section
+    assert "- **target:** release: v1; link: —; manifest: /s/releases/v1/manifest.json" in section
+    assert "- **estimate:** seconds: —; basis: no rollback measured yet" in section
+    assert "- **diff_stat:** app.py | 2 +- 1 file changed" in section
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<td>link</td><td>—</td>" in html
