@@ -263,6 +263,15 @@ def playbook_env() -> dict[str, str]:
     }
 
 
+def local_inventory(directory: Path) -> Path:
+    """An inventory of one host, `deploy`, on the local connection with this Python."""
+    inventory = directory / "hosts"
+    inventory.write_text(
+        f"deploy ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    return inventory
+
+
 def run_playbook(
     playbook: str,
     extra_vars: dict[str, Any],

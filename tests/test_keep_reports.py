@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 from pathlib import Path
 from typing import Any
 
-from sandbox_fixtures import PlaybookRun, run_playbook
+from sandbox_fixtures import PlaybookRun, local_inventory, run_playbook
 
 PLAY = """\
 - hosts: deploy
@@ -40,10 +39,7 @@ def keep(
 ) -> tuple[PlaybookRun, dict[str, Any]]:
     playbook = tmp_path / "keep.yml"
     playbook.write_text(PLAY)
-    inventory = tmp_path / "hosts"
-    inventory.write_text(
-        f"deploy ansible_connection=local ansible_python_interpreter={sys.executable}\n"
-    )
+    inventory = local_inventory(tmp_path)
     result_file = tmp_path / "result.json"
     result_file.unlink(missing_ok=True)
     variables = {"src": str(src), "dest": str(dest), "result_file": str(result_file), **ledger}
