@@ -8,7 +8,11 @@ class ModuleDocFragment:
 options:
   project_src:
     description:
-      - The compose project directory (C(--project-directory)); O(files) are relative to it.
+      - The release's checkout on the deploy host; O(files) are relative to it.
+      - Compose's own project directory (C(--project-directory)) is the directory of the first
+        of O(files), as for C(docker compose -f <file>) run by hand, so a project whose
+        C(deploy/compose.yaml) reads C(deploy/.env) and builds from the context C(..) works
+        unchanged.
       - Inventory variable C(stagegate_project_dir).
     type: path
     required: true

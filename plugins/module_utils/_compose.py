@@ -201,6 +201,14 @@ def split_image_ref(ref: str) -> tuple[str, str]:
     return ref, "latest"
 
 
+def compose_dir(project_dir: str, files: list[str]) -> str:
+    """The directory of the first compose file (`files` relative to `project_dir`): Compose's
+    project directory when it is given files, so `.env` and relative paths resolve as they do
+    for `docker compose -f <file>` run by hand."""
+    first = files[0] if files else "compose.yaml"
+    return os.path.normpath(os.path.dirname(os.path.join(project_dir, first)))
+
+
 @dataclass
 class ComposeProject:
     """One compose project as the CLI sees it: directory, name, files and environment."""
@@ -227,10 +235,17 @@ class ComposeProject:
     def file_paths(self) -> list[str]:
         return [os.path.join(self.project_dir, f) for f in self.files]
 
+    @property
+    def compose_dir(self) -> str:
+        """Compose's own project directory: that of the first file (`deploy/` for
+        `deploy/compose.yaml`), where `docker compose -f deploy/compose.yaml` by hand reads
+        `.env` and resolves relative build contexts and paths."""
+        return compose_dir(self.project_dir, self.files)
+
     def argv(
         self, *args: str, extra_files: tuple[str, ...] = (), dry_run: bool = False
     ) -> list[str]:
-        cmd = [self.docker_cli, "compose", "--project-directory", self.project_dir]
+        cmd = [self.docker_cli, "compose", "--project-directory", self.compose_dir]
         cmd += ["--project-name", self.name, "--progress", "plain"]
         for path in [*self.file_paths, *extra_files]:
             cmd += ["--file", path]

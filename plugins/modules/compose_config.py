@@ -38,9 +38,9 @@ options:
       - Read the compose project of O(release) from this repository (C(stagegate_source_repo))
         instead of the files in O(project_src); O(files) are then relative to the release's
         tree. The tree is a C(git clone) into a temporary directory, removed before the module
-        returns; when the release tracks no C(.env), the one in O(project_src) (the deploy
-        checkout's untracked secrets) is copied beside it, as a checkout of the release keeps
-        it. O(project_src) need not exist (a first deploy).
+        returns; when the release tracks no C(.env) beside its first compose file, the one
+        beside it in O(project_src) (the deploy checkout's untracked secrets) is copied there,
+        as a checkout of the release keeps it. O(project_src) need not exist (a first deploy).
       - Preflight uses it to validate the release's services before the deploy lock, when the
         deploy checkout still holds the release that runs.
     type: str
@@ -136,6 +136,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._checks_redact i
 from ansible_collections.stagegate.release.plugins.module_utils._compose import (
     ComposeError,
     ComposeProject,
+    compose_dir,
     compose_module,
 )
 
@@ -164,9 +165,10 @@ def masked_config(config: dict[str, Any], env: dict[str, str]) -> tuple[dict[str
     return masked, redactor.known()
 
 
-def export_release(repo: str, release: str, project_src: str, into: str) -> str:
+def export_release(repo: str, release: str, project_src: str, files: list[str], into: str) -> str:
     """The tree of `release` from `repo` in `into`/release (the deploy checkout untouched), with
-    `project_src`'s untracked `.env` beside its files when the release tracks none."""
+    `project_src`'s untracked `.env` beside the first compose file when the release tracks
+    none."""
     tree = os.path.join(into, "release")
     for argv in (
         ["git", "clone", "--quiet", "--no-checkout", repo, tree],
@@ -178,9 +180,10 @@ def export_release(repo: str, release: str, project_src: str, into: str) -> str:
                 f"release: cannot read {release!r} from {repo}: {proc.stderr.strip()}",
                 cmd=argv, rc=proc.returncode, stderr=proc.stderr,
             )  # fmt: skip
-    dotenv = os.path.join(project_src, ".env")
-    if os.path.isfile(dotenv) and not os.path.exists(os.path.join(tree, ".env")):
-        shutil.copy(dotenv, os.path.join(tree, ".env"))
+    dotenv = os.path.join(compose_dir(project_src, files), ".env")
+    exported = os.path.join(compose_dir(tree, files), ".env")
+    if os.path.isfile(dotenv) and not os.path.exists(exported):
+        shutil.copy(dotenv, exported)
     return tree
 
 
@@ -235,7 +238,7 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="stagegate-release-") if params["release_repo"] else ""
     try:
         tree = work and export_release(
-            params["release_repo"], params["release"], params["project_src"], work
+            params["release_repo"], params["release"], params["project_src"], params["files"], work
         )
         module.exit_json(**ConfigManager(module, tree or None).run())
     except ComposeError as exc:
