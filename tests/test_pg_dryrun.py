@@ -53,6 +53,10 @@ def test_dryrun_runs_alembic_on_the_copy_and_names_a_failing_revision(
     passed = dryrun(pg_cluster, sample_db, directory, alembic_config=str(alembic_project))
     assert passed.get("failed") is not True, passed
     assert (passed["check"]["status"], passed["pending"]) == ("PASS", ["a1", "b2"])
+    # the revisions that ran on the copy are in the summary (it said "0 migration(s)")
+    assert passed["check"]["message"] == (
+        "0 migration(s) and Alembic base -> b2 (2 revision(s)) applied to a copy"
+    )
     assert "alembic_made" in json.dumps(passed["schema_diff"]["tables"]["added"])
     (alembic_project.parent / "versions" / "c3.py").write_text(
         ALEMBIC_REVISION.format(
@@ -63,6 +67,15 @@ def test_dryrun_runs_alembic_on_the_copy_and_names_a_failing_revision(
     assert failed["check"]["status"] == "FAIL"
     assert failed["check"]["message"].startswith(f"{alembic_project}: SQLSTATE 42703 alembic ")
     assert fingerprint(pg_cluster, sample_db) == before
+    assert count_scratch(pg_cluster) == 0
+
+    missing = str(alembic_project.parent / "alembc.ini")
+    refused = dryrun(pg_cluster, sample_db, directory, alembic_config=missing)
+    assert refused.get("failed") is True
+    assert (
+        f"alembic_config (stagegate_dryrun_alembic_config): {missing!r} is not a file"
+        in json.dumps(refused)
+    ), refused
     assert count_scratch(pg_cluster) == 0
 
 

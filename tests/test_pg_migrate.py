@@ -382,6 +382,18 @@ def test_alembic_failure_shows_neither_form_of_the_password(tmp_path: Path) -> N
     assert quote(password, safe="") not in shown
 
 
+def test_alembic_failure_names_what_alembic_printed_on_stdout(tmp_path: Path) -> None:
+    """Alembic prints its own `FAILED: ...` on stdout (a config without script_location): the
+    error says it (a trial got "no output")."""
+    (tmp_path / "alembic.ini").write_text("[alembic]\n")
+    target = PgTarget(params={"host": "127.0.0.1", "port": "1", "dbname": "app"}, password="pw")
+    executable = str(Path(sys.executable).with_name("alembic"))
+    alembic = Alembic(config=str(tmp_path / "alembic.ini"), target=target, executable=executable)
+    with pytest.raises(PgError) as failed:
+        alembic.run("history", "-r", "b2:head")
+    assert "FAILED: No 'script_location' key found in configuration" in failed.value.msg
+
+
 # -- migrations as people write them (issue 13, items 12 and 13) ----------------------
 
 PG_DUMP_ARGS = ["--no-owner", "-T", "stagegate_schema_migrations*", "-d"]

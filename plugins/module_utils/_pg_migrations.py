@@ -656,7 +656,7 @@ class Alembic:
         if proc.returncode != 0:
             raise PgError(
                 f"alembic {' '.join(args)} failed (rc={proc.returncode}): "
-                f"{_redact_url(_alembic_error_line(proc.stderr), self)}",
+                f"{_redact_url(_alembic_error_line(proc.stderr, proc.stdout), self)}",
                 cmd=argv,
                 rc=proc.returncode,
                 stdout=_redact_url(proc.stdout, self),
@@ -750,9 +750,16 @@ def _redact_url(text: str, alembic: Alembic) -> str:
     return Redactor([password, quote(password, safe="")] if password else []).text(text)
 
 
-def _alembic_error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if "Error" in line or "error" in line]
-    return (lines or stderr.strip().splitlines()[-1:] or ["no output"])[-1].strip()
+def _alembic_error_line(stderr: str, stdout: str = "") -> str:
+    """The line that says why alembic failed: an error line of stderr, else alembic's own
+    `FAILED: ...` (which it prints on stdout, e.g. a config without script_location), else the
+    last line of either."""
+    for text in (stderr, stdout):
+        lines = [line for line in text.splitlines() if re.search(r"[Ee]rror|FAILED", line)]
+        if lines:
+            return lines[-1].strip()
+    last = stderr.strip().splitlines()[-1:] or stdout.strip().splitlines()[-1:]
+    return (last or ["no output"])[-1].strip()
 
 
 def alembic_sqlstate(stderr: str) -> str | None:
@@ -789,6 +796,12 @@ class MigrationRun:
     def __post_init__(self) -> None:
         if not self.params.get("migrations_dir") and not self.params.get("alembic_config"):
             raise PgError("one of migrations_dir or alembic_config is required")
+        config = self.params.get("alembic_config")
+        if config and not os.path.isfile(config):
+            raise PgError(
+                f"alembic_config (stagegate_dryrun_alembic_config): {config!r} is not a file "
+                "(expected the path of the release's alembic.ini on the deploy host)"
+            )
         if self.params.get("migrations_dir"):
             self.migrations = discover(self.params["migrations_dir"], self.params["pattern"])
 

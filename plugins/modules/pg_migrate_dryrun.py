@@ -315,13 +315,20 @@ class DryRunManager:
             status = "WARN" if reasons else "PASS"
         migrations = (outcome or {}).get("migrations", [])
         lock_waits = sum(1 for m in migrations if (m.get("error") or {}).get("lock_timeout"))
+        applied = f"{len(migrations)} migration(s)"
+        alembic = (outcome or {}).get("alembic") or {}
+        if alembic.get("changed"):  # Alembic's revisions ran on the copy after the SQL files
+            applied += (
+                f" and Alembic {alembic.get('from') or 'base'} -> {alembic.get('to')}"
+                f" ({len(alembic.get('pending', []))} revision(s))"
+            )
         return {
             "name": "migration_dryrun",
             "group": "database",
             "type": "migration_dryrun",
             "status": status,
             "severity": "critical",
-            "message": "; ".join(reasons) or f"{len(migrations)} migration(s) applied to a copy",
+            "message": "; ".join(reasons) or f"{applied} applied to a copy",
             "value": (schema_diff or {}).get("summary"),
             "threshold": f"no error; WARN above {self.params['warn_seconds']}s or destructive",
             "duration_ms": round(seconds * 1000, 1),
