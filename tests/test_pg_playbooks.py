@@ -90,22 +90,40 @@ def start_sandbox_postgres(stack: Any) -> None:
             pytest.fail(f"sandbox postgres did not start: {exc.stderr}\n{retry.stderr}")
 
 
-def backup_playbook(stack: Any, run_id: str) -> tuple[Any, Path]:
-    """backup.yml for v2 as run `run_id`: its archive is named by the run, and the deploy
-    lock was taken and released again."""
+def backup_playbook(stack: Any, run_id: str, running: str = "v2") -> tuple[Any, Path]:
+    """backup.yml (the inventory's stagegate_release: v2) as run `run_id`: its archive is named
+    by the run and the release that `running` says runs, and the deploy lock was taken and
+    released again."""
     from sandbox_fixtures import run_playbook  # noqa: PLC0415 - beside the sandbox imports
 
     run = run_playbook(
         "backup.yml", stack.extra_vars(stagegate_release="v2", stagegate_run_id=run_id)
     )
     assert run.rc == 0, run.output[-4000:]
-    manifest = stack.state_dir / "backups" / f"app-v2-{run_id}.dump.manifest.json"
+    manifest = stack.state_dir / "backups" / f"app-{running}-{run_id}.dump.manifest.json"
     assert json.loads(manifest.read_text())["run_id"] == run_id
+    assert json.loads(manifest.read_text())["release"] == running
     # the fact the release manifest records (stagegate_backup) names this run's archive
-    assert f"Backup {manifest.parent}/app-v2-{run_id}.dump" in " ".join(run.output.split())
+    assert f"Backup {manifest.parent}/app-{running}-{run_id}.dump" in " ".join(run.output.split())
     assert "Take the deploy lock" in run.output
     assert not (stack.state_dir / "lock.json").exists()
     return run, manifest
+
+
+def backup_names_the_release_that_runs(stack: Any) -> None:
+    """The checkout's marker names the release that runs: backup.yml names the archive after
+    it, not after the inventory's stagegate_release (a trial's restore plan said "release v1"
+    of a dump of v2's database)."""
+    marker = stack.project_dir / ".stagegate-release"
+    marker.write_text("v1\n")
+    stack.compose(  # a change since the last backup, which is not reused then
+        "exec", "-T", "postgres", "psql", "-U", "app", "-d", "app", "-c",
+        "INSERT INTO items (name) VALUES ('written before run-c')",
+    )  # fmt: skip
+    try:
+        backup_playbook(stack, "run-c", running="v1")
+    finally:
+        marker.unlink()
 
 
 @pytest.mark.slow
@@ -188,3 +206,4 @@ def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
         check_mode=True,
     )
     assert leftover["leftovers"] == []
+    backup_names_the_release_that_runs(sandbox_stack)
