@@ -164,6 +164,7 @@ def test_check_says_what_it_would_restore_and_stop_and_changes_nothing(restore: 
     assert "dumped from database app" in plan
     assert "public.items" in plan
     assert "Stops: api, worker (the database keeps running)" in plan
+    assert "Data lost: everything written to app since the dump was taken" in plan
     assert restore.items() == ["written-after-the-dump"]
     assert restore.running() == ALL_RUNNING
     assert restore.ledger() == []  # check mode, like the refusals before it, records nothing
@@ -190,6 +191,10 @@ def test_a_dump_made_by_hand_is_restored_and_verified(restore: Restore) -> None:
     assert report["kind"] == "restore"
     assert report["rollback_plan"]["restore"]["path"] == str(restore.foreign)
     assert report["rollback_plan"]["restore"]["made_by_stagegate"] is False
+    # the report says what the restore lost, as the plan printed it
+    assert report["rollback_plan"]["database"]["data_lost"].startswith(
+        "everything written since the dump was taken"
+    )
     verification = report["rollback_plan"]["database"]["verification"]
     assert verification["against"] == "listing"
     assert verification["mismatched"] == {}

@@ -598,6 +598,9 @@ def restore_summary(
         f"  tables with data: {len(tables)}" + (f": {shown}" if tables else ""),
         f"Into:             database {database} (dropped and re-created), "
         f"environment {environment}",
+        f"Data lost:        everything written to {database} since the dump was taken "
+        f"({header.get('created', '?')}): the database is replaced whole; take a backup first "
+        "(playbooks/backup.yml) to keep it",
     ]
     lines += [f"Passed over:      {p['path']}: {p['reason']}" for p in info.get("passed_over", [])]
     stops = ", ".join(stop) if stop else "nothing (no stagegate_app_services configured)"

@@ -156,3 +156,8 @@ def test_summary_says_what_is_restored_and_what_stops() -> None:
     assert "Into:             database app (dropped and re-created), environment staging" in text
     assert "Passed over:      /srv/notes.txt: not a dump" in text
     assert "Stops:            api, worker (the database keeps running)" in text
+    # a trial's restore lost a row written after the dump with no word of it
+    assert (
+        "Data lost:        everything written to app since the dump was taken "
+        "(2026-11-30 16:02:11 UTC): the database is replaced whole" in text
+    )
