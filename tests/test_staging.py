@@ -140,6 +140,12 @@ def test_check_mode_changes_nothing(staging: Staging) -> None:
     assert "006_composite_indexes.sql" in plan
     assert "007_reporting_views.sql" in plan
     assert '"api"' in plan  # its new image restarts it
+    # the database and cache images would only be tagged with the release: not restarted
+    restarted = re.search(r'"services_restarted": \[([^\]]*)\]', plan)
+    assert restarted, plan
+    assert '"postgres"' not in restarted.group(1)
+    assert '"redis"' not in restarted.group(1)
+    assert "would tag postgres, redis with v2-crashloop (image unchanged)" in run.stdout
     # the run record (the callback's) timed every phase; the playbook has no timing tasks
     report_dir = re.search(r"reports: (\S+?)\"", run.stdout)
     assert report_dir, run.stdout[-2000:]
@@ -259,6 +265,8 @@ def test_promotion_to_v2_through_ansible_runner(staging: Staging, tmp_path: Path
     assert stats
     assert not stats["failures"]
     assert service_container(staging.stack.project, "postgres") == database_before
+    images = task_output(stdout, "Show the images")
+    assert "tagged postgres, redis with v2 (image unchanged)" in images, images  # not "Built"
     # Steps that would only repeat what the run knows already are skipped: the compose files,
     # validated from the repository before the lock, and the start of the database tier, which
     # Compose's dry run shows running unchanged and healthy.
