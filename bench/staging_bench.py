@@ -30,7 +30,8 @@ and bench/staging_floor.yml promotes v2 again: the same raw commands up to the t
 one shell task, between staging.yml's own configuration check, validation, gate, reports and
 ledger record. No playbook that validates, grades and records a promotion as staging.yml does
 can be faster than this floor; the ratio floor/raw is printed beside the bar.
-Everything is removed at the end.
+Everything is removed at the end. With STAGEGATE_BENCH_KEEP_TASKS=<file>, the v2 run's task
+times (each task's name, action, seconds, whether a module ran) are kept in that JSON file.
 """
 
 from __future__ import annotations
