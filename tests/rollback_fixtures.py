@@ -241,6 +241,8 @@ class Rollout:
         assert stats["stagegate_release"] == record["release"]
         assert stats["stagegate_rolled_back_from"] == record["rolled_back_from"]
         assert stats["stagegate_report"] == str(controller_dir / "report.json")
+        # the CLI's "failed checks:" line reads it (a trial's NO_GO rollback said "none")
+        assert stats["stagegate_failed_checks"] == record["failed_checks"]
         assert stats["stagegate_rollback"]["run_id"] == interrupted["run_id"]
         assert stats["stagegate_rollback"]["kept_report_dir"] == str(kept)
         assert record["run_id"] == interrupted["run_id"]

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ansible_collections.stagegate.release.plugins.module_utils import _rollback
@@ -77,7 +78,9 @@ def test_gates_validate_names_an_undefined_variable(tmp_path: Path) -> None:
     assert str(checks) in proc.stderr
 
 
-def _outcome(rc: int, verdict: str | None, action: str = "", status: str = "") -> runs.RunOutcome:
+def _outcome(
+    rc: int, verdict: str | None, action: str = "", status: str = "", check: bool = False
+) -> runs.RunOutcome:
     failed = {"action": action, "task": "t", "phase": "p", "host": "h", "msg": "m"}
     return runs.RunOutcome(
         playbook="stagegate.release.staging",
@@ -85,6 +88,7 @@ def _outcome(rc: int, verdict: str | None, action: str = "", status: str = "") -
         status=status or ("successful" if rc == 0 else "failed"),
         stats={"stagegate_verdict": verdict} if verdict else {},
         failed_task=failed if action else None,
+        check_mode=check,
     )
 
 
@@ -101,16 +105,24 @@ def _outcome(rc: int, verdict: str | None, action: str = "", status: str = "") -
         (_outcome(2, None, "stagegate.release.compose_up_tiers"), False, runs.EXIT_ERROR),
         (_outcome(4, None, status="failed"), True, runs.EXIT_CONFIG),
         (_outcome(0, None), False, runs.EXIT_ERROR),  # no verdict published: not a GO
+        # --check of a first deploy or of a rollback: a plan, no verdict (a trial got exit 5)
+        (_outcome(0, None, check=True), False, runs.EXIT_GO),
+        (
+            _outcome(2, None, "stagegate.release.compose_up_tiers", check=True),
+            False,
+            runs.EXIT_ERROR,
+        ),
         (_outcome(2, "GO", "stagegate.release.deploy_lock"), False, runs.EXIT_ERROR),
     ],
 )
 def test_exit_code_of_a_run(outcome: runs.RunOutcome, warn_exit: bool, code: int) -> None:
     assert runs.exit_code(outcome, warn_exit=warn_exit) == code
     first = runs.summary(outcome, code).splitlines()[0]
-    name = runs.outcome_name(outcome.verdict, code)
+    name = runs.outcome_name(outcome.verdict, code, outcome.planned)
     assert first == f"stagegate: stagegate.release.staging: {name} (exit {code})"
     # exit 0 after GO_WITH_WARNINGS said "GO (exit 0)" (a trial): the verdict's own name
     assert name == ("GO_WITH_WARNINGS" if outcome.verdict == "GO_WITH_WARNINGS" and outcome.rc == 0
+                    else runs.PLANNED if outcome.planned
                     else runs.OUTCOME_NAMES[code])  # fmt: skip
 
 
@@ -258,6 +270,8 @@ def test_promote_exit_codes_status_and_report_show(
     )
     assert missing.returncode == runs.EXIT_NOT_FOUND
 
+    assert_check_of_a_first_deploy_is_planned(sandbox_stack, slow, tmp_path, runner_dir)
+
     crash = sandbox_stack.extra_vars(stagegate_release="v2-crashloop", sandbox_wait_timeout=60)
     proc = stagegate(
         "promote", "-i", str(INVENTORY), "-e", json.dumps(crash), runner_dir=runner_dir
@@ -266,6 +280,25 @@ def test_promote_exit_codes_status_and_report_show(
     assert "NO_GO (exit 4)" in proc.stdout
     assert "phase deploy failed" in proc.stderr
     assert_crash_named(proc.stdout, sandbox_stack)
+
+
+def assert_check_of_a_first_deploy_is_planned(
+    sandbox_stack: SandboxStack, variables: dict[str, Any], tmp_path: Path, runner_dir: Path
+) -> None:
+    """--check of a first deploy (a state dir and project where nothing runs): the plan, no
+    verdict; exit 0 (a trial got EXECUTION_ERROR, exit 5)."""
+    fresh = {
+        **variables,
+        "stagegate_state_dir": str(tmp_path / "fresh"),
+        "stagegate_compose_project": f"{sandbox_stack.project}fresh",
+        "sandbox_pg_port": 1,  # no database answers there
+    }
+    planned = stagegate(
+        "promote", "-i", str(INVENTORY), "-e", json.dumps(fresh), "--check", runner_dir=runner_dir
+    )
+    assert planned.returncode == runs.EXIT_GO, planned.stdout + planned.stderr
+    assert "stagegate.release.staging: PLANNED (exit 0)" in planned.stdout
+    assert "Check mode, first deploy" in planned.stdout  # the plan's last words
 
 
 def assert_slow_release_warns(report_dir: Path, artifact_dir: Path) -> None:

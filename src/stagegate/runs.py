@@ -77,6 +77,13 @@ class RunOutcome:
     phases: list[Phase] = field(default_factory=list)
     failed_task: dict[str, str] | None = None
     output: str = ""  # the end of ansible-playbook's output when it failed before any task
+    check_mode: bool = False  # --check: a plan, which may end without a verdict
+
+    @property
+    def planned(self) -> bool:
+        """A --check run that ended well and published no verdict (the plan of a first
+        deploy, of a rollback or a restore): its plan is its outcome."""
+        return self.check_mode and self.rc == 0 and self.status == "successful" and not self.verdict
 
     @property
     def verdict(self) -> str | None:
@@ -87,7 +94,7 @@ class RunOutcome:
         return {
             "playbook": self.playbook,
             "exit_code": code,
-            "outcome": outcome_name(self.verdict, code),
+            "outcome": outcome_name(self.verdict, code, self.planned),
             "verdict": self.verdict,
             "score": self.stats.get("stagegate_score"),
             "report_dir": self.stats.get("stagegate_report_dir"),
@@ -115,11 +122,17 @@ OUTCOME_NAMES = {
 }
 
 
-def outcome_name(verdict: str | None, code: int) -> str:
+PLANNED = "PLANNED"
+
+
+def outcome_name(verdict: str | None, code: int, planned: bool = False) -> str:
     """The name of a run's outcome: its exit code's, except that exit 0 after a
-    GO_WITH_WARNINGS verdict (without --warn-exit) says GO_WITH_WARNINGS, not GO."""
+    GO_WITH_WARNINGS verdict (without --warn-exit) says GO_WITH_WARNINGS, not GO, and a --check
+    run that planned without a verdict says PLANNED."""
     if code == EXIT_GO and verdict == "GO_WITH_WARNINGS":
         return verdict
+    if code == EXIT_GO and planned:
+        return PLANNED
     return OUTCOME_NAMES[code]
 
 
@@ -132,6 +145,8 @@ def exit_code(outcome: RunOutcome, warn_exit: bool = False) -> int:
         return EXIT_CONFIG
     if outcome.verdict == "NO_GO":
         return EXIT_NO_GO
+    if outcome.planned:
+        return EXIT_GO
     if outcome.rc != 0 or outcome.status != "successful" or outcome.verdict is None:
         return EXIT_ERROR
     if outcome.verdict == "GO_WITH_WARNINGS" and warn_exit:
@@ -325,9 +340,12 @@ def run_playbook(
     finally:
         if own_record:
             Path(record_path).unlink(missing_ok=True)
+    check_mode = "--check" in cmdline
     output = ""
     if runner.rc and progress.failed_task is None:  # failed before any task: say why
         output = "\n".join(runner.stdout.read().strip().splitlines()[-5:])
+    elif check_mode and not runner.rc and not progress.stats.get("stagegate_verdict"):
+        output = plan_of(runner.stdout.read())
     return RunOutcome(
         playbook=playbook,
         rc=int(runner.rc if runner.rc is not None else -1),
@@ -337,12 +355,24 @@ def run_playbook(
         phases=progress.phases,
         failed_task=progress.failed_task,
         output=output,
+        check_mode=check_mode,
     )
+
+
+def plan_of(stdout: str, lines: int = 40) -> str:
+    """What a --check run printed before its recap (the plan and the last task's message),
+    its last `lines` lines."""
+    text = stdout.split("PLAY RECAP", 1)[0].strip()
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def summary(outcome: RunOutcome, code: int) -> str:
     """The human end-of-run lines (`--json` prints `RunOutcome.as_dict` instead)."""
-    lines = [f"stagegate: {outcome.playbook}: {outcome_name(outcome.verdict, code)} (exit {code})"]
+    name = outcome_name(outcome.verdict, code, outcome.planned)
+    lines = [f"stagegate: {outcome.playbook}: {name} (exit {code})"]
+    if outcome.planned:
+        lines.append("check mode: nothing changed; the plan is the run's output:")
+        lines.append(outcome.output)
     if outcome.verdict:
         lines.append(f"verdict {outcome.verdict}, score {outcome.stats.get('stagegate_score')}%")
         failed = outcome.stats.get("stagegate_failed_checks") or []
