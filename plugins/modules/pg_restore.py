@@ -80,7 +80,12 @@ options:
     type: bool
     default: true
   force:
-    description: Restore even when the database already holds exactly this backup.
+    description:
+      - Restore even when the database already holds exactly this backup.
+      - Without it, a database is taken to hold the backup still when its comment names this
+        archive (written after a whole, verified restore, with a hash of the schema it made), its
+        schema is unchanged since (tables, columns, indexes, views, constraints: a migration
+        applied since restores again) and its tables' row counts are the backup's.
     type: bool
     default: false
   progress_file:
@@ -167,6 +172,8 @@ dsn:
   type: str
 """
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +212,9 @@ from ansible_collections.stagegate.release.plugins.module_utils._pg_archive impo
     restore_into,
     sha256_of,
     staged_archive,
+)
+from ansible_collections.stagegate.release.plugins.module_utils._pg_schema import (
+    snapshot as schema_snapshot,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -274,7 +284,7 @@ class RestoreManager:
             self._verify()
             admin.execute(
                 sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                    sql.Identifier(self.target.dbname), sql.Literal(MARK + sha256)
+                    sql.Identifier(self.target.dbname), sql.Literal(self._mark(sha256))
                 )
             )
         return self.result
@@ -304,14 +314,28 @@ class RestoreManager:
             environment_in(self.params["environment"], self.params["terminate_environments"])
         )
 
+    def _schema_sha256(self) -> str:
+        """The database's schema (tables, columns, indexes, views, constraints) as a hash."""
+        with self.target.connect() as conn:
+            self._own_pids.add(conn.info.backend_pid)
+            schema = schema_snapshot(conn)
+        return hashlib.sha256(json.dumps(schema, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _mark(self, sha256: str) -> str:
+        """The database comment a whole restore leaves: the dump and the schema it made."""
+        return f"{MARK}{sha256} schema={self._schema_sha256()}"
+
     def _already_restored(self, admin: Any, sha256: str) -> bool:
+        """The database holds this very dump still: its mark names the dump and the schema
+        is the one the restore made (a migration since, say a column added, restores again),
+        and its tables' rows are as the dump's."""
         row = admin.execute(
             "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
             (self.target.dbname,),
         ).fetchone()
-        if not row or row[0] != MARK + sha256:
+        if not row or not str(row[0] or "").startswith(f"{MARK}{sha256} schema="):
             return False
-        return not self._mismatches()[0]
+        return row[0] == self._mark(sha256) and not self._mismatches()[0]
 
     def _restore(self, admin: Any, sessions: int) -> None:
         if sessions:
