@@ -84,7 +84,7 @@ options:
       - Restore even when the database already holds exactly this backup.
       - Without it, a database is taken to hold the backup still when its comment names this
         archive (written after a whole, verified restore, with a hash of the schema it made), its
-        schema is unchanged since (tables, columns, indexes, views, constraints: a migration
+        schema is unchanged since (tables, columns, indexes, views and constraints; a migration
         applied since restores again) and its tables' row counts are the backup's.
     type: bool
     default: false
