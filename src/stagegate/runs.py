@@ -340,13 +340,7 @@ def run_playbook(
     finally:
         if own_record:
             Path(record_path).unlink(missing_ok=True)
-    check_mode = "--check" in cmdline
-    output = ""
-    if runner.rc and progress.failed_task is None:  # failed before any task: say why
-        output = "\n".join(runner.stdout.read().strip().splitlines()[-5:])
-    elif check_mode and not runner.rc and not progress.stats.get("stagegate_verdict"):
-        output = plan_of(runner.stdout.read())
-    return RunOutcome(
+    outcome = RunOutcome(
         playbook=playbook,
         rc=int(runner.rc if runner.rc is not None else -1),
         status=str(runner.status),
@@ -354,9 +348,13 @@ def run_playbook(
         stats=progress.stats,
         phases=progress.phases,
         failed_task=progress.failed_task,
-        output=output,
-        check_mode=check_mode,
+        check_mode="--check" in cmdline,
     )
+    if runner.rc and progress.failed_task is None:  # failed before any task: say why
+        outcome.output = "\n".join(runner.stdout.read().strip().splitlines()[-5:])
+    elif outcome.planned:  # the plan is what the user asked for
+        outcome.output = plan_of(runner.stdout.read())
+    return outcome
 
 
 def plan_of(stdout: str, lines: int = 40) -> str:
