@@ -155,3 +155,47 @@ def test_the_ledger_record_is_appended_by_the_same_run_once(tmp_path: Path) -> N
     assert "ledger_record.verdict: missing" in run.output, run.output[-3000:]
     assert not other.exists()  # named before the copy
     assert len(ledger.read_text().splitlines()) == 1
+
+
+def test_a_resumed_run_that_ends_with_another_verdict_replaces_its_copy_and_records_it(
+    tmp_path: Path,
+) -> None:
+    """A rollback that failed (NO_GO) is resumed under the same run id; when it finishes GO, its
+    reports replace the NO_GO copy and its GO is recorded beside the NO_GO record."""
+    src = report_dir(tmp_path / "controller")
+    (src / "report.json").write_text('{"verdict": "NO_GO"}\n')
+    state = tmp_path / "state"
+    dest = state / "runs" / "run1" / "rollback"
+    ledger = state / "ledger.jsonl"
+    failed = {"release": "v1", "kind": "rollback", "verdict": "NO_GO", "run_id": "run1"}
+    run, result = keep(tmp_path, src, dest, ledger_state_dir=str(state), ledger_record=failed)
+    assert run.rc == 0, run.output[-3000:]
+    assert result["ledger"]["appended"] is True
+
+    (src / "report.json").write_text('{"verdict": "GO"}\n')
+    (src / "report.md").write_text("# resumed, GO\n")
+    finished = dict(failed, verdict="GO")
+    options = {"ledger_state_dir": str(state), "ledger_record": finished}
+    run, result = keep(tmp_path, src, dest, "--check", **options)
+    assert run.rc == 0, run.output[-3000:]
+    assert (result["changed"], result["ledger"]["appended"]) == (True, True)
+    assert "would replace the earlier verdict's reports" in result["msg"]
+    assert (dest / "report.md").read_text() == "# report\n"  # check mode wrote nothing
+
+    run, result = keep(tmp_path, src, dest, **options)
+    assert run.rc == 0, run.output[-3000:]
+    assert (result["changed"], result["kept_before"], result["ledger"]["appended"]) == (
+        True,
+        True,
+        True,
+    )
+    assert (dest / "report.md").read_text() == "# resumed, GO\n"
+    assert [json.loads(line)["verdict"] for line in ledger.read_text().splitlines()] == [
+        "NO_GO",
+        "GO",
+    ]
+
+    run, result = keep(tmp_path, src, dest, **options)  # finished: a re-run changes nothing
+    assert run.rc == 0, run.output[-3000:]
+    assert (result["changed"], result["ledger"]["appended"]) == (False, False)
+    assert len(ledger.read_text().splitlines()) == 2

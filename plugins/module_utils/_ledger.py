@@ -210,12 +210,16 @@ def append(path: str, record: dict[str, Any], warnings: list[str] | None = None)
 
 
 def same_run(records: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any] | None:
-    """The record of the same run already in the ledger (same run_id, release and kind)."""
+    """The record of the same run already in the ledger (same run_id, release, kind and verdict).
+
+    The verdict is part of the key because a resumed rollback keeps its run id: its NO_GO
+    record stays as what happened, and its GO when it is finished is recorded as well."""
     if not record.get("run_id"):
         return None
-    key = (record["run_id"], record.get("release"), record.get("kind"))
+    fields = ("run_id", "release", "kind", "verdict")
+    key = tuple(record.get(field) for field in fields)
     for existing in records:
-        if (existing.get("run_id"), existing.get("release"), existing.get("kind")) == key:
+        if tuple(existing.get(field) for field in fields) == key:
             return existing
     return None
 

@@ -19,9 +19,11 @@ description:
     memory) and hands it to the module on the deploy host with its arguments, which unpacks it
     into O(dest). One module run whatever the number of files, with no temporary file and
     no transfer of its own, over the local connection, SSH or an AWX execution environment alike.
-  - Once per kept directory. When O(dest) already holds C(report.json), the copy made first is
-    kept as it is (a re-run of the same run id). C(report.json) is written last, so a copy
-    interrupted half-way is made again by the next run.
+  - Once per kept directory. When O(dest) already holds C(report.json) with the same C(verdict),
+    the copy made first is kept as it is (a re-run of the same run id). With another verdict (a
+    rollback that failed, then was resumed under its run id and finished) the new reports
+    replace it. C(report.json) is written last, so a copy interrupted half-way is made again by
+    the next run.
   - Only regular files and directories are kept, by relative names inside O(dest); files
     C(0640), directories C(0750).
   - Used by staging.yml, validate.yml, rollback.yml and restore.yml, into
@@ -67,8 +69,8 @@ attributes:
   idempotent:
     support: full
     description:
-      - A second run finds C(report.json) in O(dest) and the run's record in the ledger, and
-        changes nothing.
+      - A second run finds C(report.json) with the same verdict in O(dest) and the run's record
+        in the ledger, and changes nothing.
 author:
   - stagegate developers (@stagegate)
 seealso:
@@ -128,6 +130,7 @@ ledger_warnings:
 import base64
 import binascii
 import io
+import json
 import os
 import posixpath
 import tarfile
@@ -178,6 +181,30 @@ def unpack(archive, dest, directories, files):
         write_file(path, archive.extractfile(member).read())
 
 
+def verdict_of(data):
+    """The `verdict` of a report.json's bytes; None when they do not read as one."""
+    try:
+        report = json.loads(data)
+    except ValueError:
+        return None
+    return report.get("verdict") if isinstance(report, dict) else None
+
+
+def kept_verdict(dest):
+    try:
+        with open(os.path.join(dest, MARKER), "rb") as handle:
+            return verdict_of(handle.read())
+    except OSError:
+        return None
+
+
+def packed_verdict(archive, files):
+    for name, member in files:
+        if name == MARKER:
+            return verdict_of(archive.extractfile(member).read())
+    return None
+
+
 def keep(module):
     """Unpack the archive into dest unless it holds the reports already: the module's result."""
     dest, packed = module.params["dest"], module.params["archive"]
@@ -194,7 +221,10 @@ def keep(module):
                 "files": [name for name, _ in files],
                 "kept_before": os.path.isfile(os.path.join(dest, MARKER)),
             }
-            if result["kept_before"]:
+            replaced = result["kept_before"] and kept_verdict(dest) != packed_verdict(
+                archive, files
+            )
+            if result["kept_before"] and not replaced:
                 return dict(result, changed=False, msg=f"{dest} already holds this run's reports")
             if not module.check_mode:
                 unpack(archive, dest, directories, files)
@@ -205,6 +235,12 @@ def keep(module):
     except OSError as exc:
         module.fail_json(msg=f"dest: cannot write the reports into {dest}: {exc}", dest=dest)
     verb = "would keep" if module.check_mode else "kept"
+    if replaced:  # a resumed rollback that finished: its final reports replace the NO_GO copy
+        verb = (
+            "would replace the earlier verdict's reports with"
+            if module.check_mode
+            else ("replaced the earlier verdict's reports with")
+        )
     return dict(result, changed=True, msg=f"{verb} {len(files)} report file(s) in {dest}")
 
 

@@ -50,9 +50,10 @@ attributes:
   idempotent:
     support: full
     description:
-      - A record whose C(run_id) is set is appended once per run (same C(run_id), C(release) and
-        C(kind)), so re-running the recording step does not duplicate it. Records without
-        C(run_id) are always appended.
+      - A record whose C(run_id) is set is appended once per run (same C(run_id), C(release),
+        C(kind) and C(verdict)), so re-running the recording step does not duplicate it. A
+        rollback resumed under its run id that ends with another verdict is recorded again.
+        Records without C(run_id) are always appended.
 author:
   - stagegate developers (@stagegate)
 seealso:
