@@ -52,12 +52,70 @@ def test_deploy_role_check_mode_then_deploy_then_idempotent(
     web_image = docker_client.images.get(f"sgt/{project.name}/web:latest")
     assert manifest["images"]["web"]["id"] == web_image.id
 
+    # The source role names v1 as the release that runs: a re-run, not a new release.
+    role_vars["stagegate_previous_release"] = "v1"
     again = project.playbook("compose_deploy.yml", tmp_path, **role_vars)
     assert again.rc == 0, again.describe()
     assert again.results["stop_app"] is False  # nothing would change: the apps kept running
     assert again.results["startup"]["changed"] is False
     assert again.results["manifest"]["changed"] is False
     assert "changed=0" in again.stdout  # no task of the role changed anything
+
+
+def test_a_new_release_that_fails_in_its_plan_leaves_its_own_manifest_not_an_earlier_one(
+    built_app_project: ComposeTestProject, tmp_path: Path
+) -> None:
+    """v2 was promoted once (its manifest names the backup taken before it and the migration it
+    applied), then rolled back from. Promoted again over v1, the deploy fails while planning
+    (the database does not answer): the manifest a rollback reads must be this run's (its
+    backup, nothing applied), not the earlier deploy's, whose restore would lose the data
+    written since."""
+    project = built_app_project
+    state_dir = tmp_path / "state"
+    manifest_file = state_dir / "releases" / "v2" / "manifest.json"
+    manifest_file.parent.mkdir(parents=True)
+    earlier = {
+        "schema": 1,
+        "release": "v2",
+        "previous_release": "v1",
+        "images": {},
+        "backup": {"path": "/backups/app-v1-earlier-run.dump"},
+        "migrations_applied": ["002_add_orders.sql"],
+        "started_at": "2026-11-20T10:00:00Z",
+        "finished_at": "2026-11-20T10:01:00Z",
+    }
+    manifest_file.write_text(json.dumps(earlier))
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "002_add_orders.sql").write_text("CREATE TABLE orders (id int);\n")
+    role_vars = {
+        "stagegate_state_dir": str(state_dir),
+        "stagegate_project_dir": project.module_args()["project_src"],
+        "stagegate_compose_project": project.name,
+        "stagegate_compose_env": project.env,
+        "stagegate_release": "v2",
+        "stagegate_previous_release": "v1",
+        "stagegate_run_id": "run-v2-again",
+        "stagegate_deploy_backup": {"path": "/backups/app-v2-run-v2-again.dump"},
+        "stagegate_tiers": [["web", "worker"]],
+        "stagegate_app_services": ["web", "worker"],
+        "stagegate_deploy_migrate": True,
+        "stagegate_migrations_dir": str(migrations),
+        # nothing listens on port 9 of the loopback: finding the pending migrations fails
+        "stagegate_db": {"host": "127.0.0.1", "port": 9, "name": "app", "user": "app"},
+    }
+    failed = project.playbook("compose_deploy.yml", tmp_path, **role_vars)
+    assert failed.rc != 0
+    assert "Find the pending migrations" in failed.stdout, failed.describe()
+    manifest = json.loads(manifest_file.read_text())
+    assert manifest["in_progress"] == {
+        "run_id": "run-v2-again",
+        "step": "plan",
+        "started_at": manifest["started_at"],
+    }
+    assert manifest["backup"] == {"path": "/backups/app-v2-run-v2-again.dump"}
+    assert manifest["migrations_applied"] == []  # nothing for a rollback to revert or restore
+    assert manifest["previous_release"] == "v1"
 
 
 def _containers(client: Any, project: str) -> dict[str, str]:

@@ -91,7 +91,10 @@ options:
         re-run with nothing pending backs up the release's own schema, not what came before it;
         O(migrations_applied) are added after its own (each once), and its O(started_at) and
         O(finished_at) are kept unless O(deployed=true) (or it has none).
-      - Without a recorded manifest it is the same as O(merge=false).
+      - Without a recorded manifest it is the same as O(merge=false). So is a write with
+        O(in_progress) whose O(previous_release) is another release, when the recorded manifest
+        is not itself in progress - an earlier deploy of the release that was since replaced
+        (rolled back from), whose migrations and backup are not this deploy's.
     type: bool
     default: false
   deployed:
@@ -104,10 +107,12 @@ options:
   in_progress:
     description:
       - Marks the manifest as written by a deploy that is still changing the release that runs
-        (C(run_id), C(step), C(started_at)). The deploy role writes it before it stops the app
-        tier and migrates, so a run killed from there on leaves a manifest naming the backup
-        taken before and the migrations it was applying, for a rollback or a re-run. The
-        deploy's final write leaves it out.
+        (C(run_id), C(step), C(started_at)). The deploy role writes it first when the release
+        changes (step C(plan), before it starts anything) and again before it stops the app
+        tier and migrates (the migrations it is about to apply), so a run that fails or is
+        killed from there on leaves a manifest naming the backup this run took and the
+        migrations it was applying, for a rollback or a re-run. The deploy's final write leaves
+        it out.
       - A manifest read back with it set, whose run has no record in the ledger (it never
         reached its report), is an interrupted deploy; O(state=read) returns it as
         RV(interrupted).
@@ -276,7 +281,11 @@ class ManifestManager:
         if previous is None:
             previous = next((m["release"] for m in recorded if m.get("release") != release), None)
         fresh = self.fresh(release, previous)
-        return merged(before, fresh, self.params["deployed"]) if self.params["merge"] else fresh
+        if not self.params["merge"]:
+            return fresh
+        if replaced_since(before, fresh):
+            before = None
+        return merged(before, fresh, self.params["deployed"])
 
     def fresh(self, release: str, previous: str | None) -> dict[str, Any]:
         return {
@@ -393,6 +402,20 @@ def merged(before: dict[str, Any] | None, fresh: dict[str, Any], deployed: bool)
         out["started_at"] = before.get("started_at") or fresh["started_at"]
         out["finished_at"] = before.get("finished_at") or fresh["finished_at"] or _now()
     return out
+
+
+def replaced_since(before: dict[str, Any] | None, fresh: dict[str, Any]) -> bool:
+    """Whether `before` is an earlier deploy of the release that another release has since
+    replaced, so this deploy (the first write of a promotion, marked in progress, over another
+    release) starts its manifest over. Merged, its migrations and its backup (taken before that
+    earlier deploy) would be what a rollback from this deploy reverts and restores: data lost
+    since then (a re-promotion after a rollback)."""
+    return bool(
+        before
+        and not before.get("in_progress")  # an interrupted deploy of the release is resumed
+        and fresh.get("in_progress")
+        and fresh.get("previous_release") != fresh["release"]
+    )
 
 
 def _merged_backup(recorded: Any, fresh: dict[str, Any]) -> Any:
