@@ -51,7 +51,10 @@ def test_the_alembic_config_is_checked_with_the_release_files(tmp_path: Path) ->
     assert run.rc == 0, run.output[-3000:]
     assert f"0 migration file(s) and Alembic ({project}/alembic.ini)" in run.output
 
+    # A down script is not a migration: the dry-run and the deploy apply *.sql of the directory
+    (project / "migrations" / "down").mkdir()
+    (project / "migrations" / "down" / "002_x.sql").write_text("DROP TABLE x;\n")
     run = release_files(tmp_path, project, "")  # neither SQL files nor Alembic
     assert run.rc != 0
-    assert "stagegate_migrations_dir: no *.sql or *.py file under" in run.output
+    assert "stagegate_migrations_dir: no file matching *.sql in" in run.output
     assert "stagegate_dryrun_alembic_config to its alembic.ini" in run.output

@@ -195,6 +195,14 @@ def test_downgrade_uses_the_bad_release_down_scripts_and_names_a_missing_one(
     assert f"  down scripts: {down_dir}" in lines
     assert "  2. database: downgrade" in lines
 
+    # A project whose migrations live elsewhere (stagegate_migrations_dir: db/migrations) keeps
+    # its down scripts in that directory's down/, not in the checkout's migrations/down.
+    elsewhere = Path(host.project_dir, "db", "migrations", "down")
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "006_x.sql").write_text("DROP TABLE x;\n")
+    moved = PlanInputs(**{**downgrade.__dict__, "migrations_dir": str(elsewhere.parent)})
+    assert build_plan(moved, inspect)["database"]["down_dir"] == str(elsewhere)
+
 
 def test_alembic_revisions_restore_by_default_and_downgrade_to_the_revision_before(
     host: PlanInputs,

@@ -375,6 +375,7 @@ class PlanInputs:
     environment: str = "staging"
     down_dir: str | None = None
     inventory: str | None = None
+    migrations_dir: str | None = None  # the release's SQL files; default <project_dir>/migrations
 
 
 def current_release(inputs, git, recorded_releases):
@@ -453,7 +454,8 @@ def database_plan(inputs, bad_manifest, bad_release, applied_in_database=None):
             plan.update(migrations_reverted=[], alembic=None)
         return plan
     if inputs.database == "downgrade":
-        down_dir = inputs.down_dir or os.path.join(inputs.project_dir, "migrations", "down")
+        migrations_dir = inputs.migrations_dir or os.path.join(inputs.project_dir, "migrations")
+        down_dir = inputs.down_dir or os.path.join(migrations_dir, "down")
         missing = [m for m in migrations if not os.path.isfile(os.path.join(down_dir, m))]
         if missing:
             raise RollbackError(

@@ -66,7 +66,12 @@ options:
   down_dir:
     description:
       - The bad release's down scripts, for O(database=downgrade). Default
-        C(<project_dir>/migrations/down), read before the target is checked out.
+        C(<migrations_dir>/down), read before the target is checked out.
+    type: path
+  migrations_dir:
+    description:
+      - The bad release's SQL migration files (C(stagegate_migrations_dir)), whose C(down/) holds
+        the down scripts unless O(down_dir) is set. Default C(<project_dir>/migrations).
     type: path
   app_services:
     description: The app tier stopped first (C(stagegate_app_services)), named in RV(summary).
@@ -287,6 +292,7 @@ class RollbackPlanManager:
             database=params["database"],
             environment=params["environment"],
             down_dir=params["down_dir"],
+            migrations_dir=params["migrations_dir"],
             inventory=params["inventory"],
         )
         self.state = RollbackState(params["state_dir"])
@@ -361,6 +367,7 @@ def main():
                 "default": "auto",
             },
             "down_dir": {"type": "path"},
+            "migrations_dir": {"type": "path"},
             "environment": {"type": "str", "default": "staging"},
             "app_services": {"type": "list", "elements": "str", "default": []},
             "inventory": {"type": "str"},
