@@ -35,6 +35,26 @@ pytest_plugins = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def subprocess_tmpdir() -> Iterator[Path]:
+    """TMPDIR of every process the tests start (ansible-playbook, its modules, ansible-runner):
+    a directory of this session, removed at its end. A run a test kills on purpose (a lost
+    node) leaves its run-record file and its modules' unpacked payloads there, not in /tmp."""
+    tempfile.gettempdir()  # this process keeps /tmp (pytest's tmp_path), cached from here on
+    path = Path(tempfile.mkdtemp(prefix="stagegate-tests-tmp-"))
+    path.chmod(0o1777)  # as /tmp: a container's own user reads what a module put there
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(path)
+    try:
+        yield path
+    finally:
+        if saved is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
