@@ -236,11 +236,8 @@ def keep(module):
         module.fail_json(msg=f"dest: cannot write the reports into {dest}: {exc}", dest=dest)
     verb = "would keep" if module.check_mode else "kept"
     if replaced:  # a resumed rollback that finished: its final reports replace the NO_GO copy
-        verb = (
-            "would replace the earlier verdict's reports with"
-            if module.check_mode
-            else ("replaced the earlier verdict's reports with")
-        )
+        verb = "would replace" if module.check_mode else "replaced"
+        verb += " the earlier verdict's reports with"
     return dict(result, changed=True, msg=f"{verb} {len(files)} report file(s) in {dest}")
 
 
