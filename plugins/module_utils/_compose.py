@@ -33,6 +33,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._docker import (
     last_log_lines,
     service_containers,
 )
+from ansible_collections.stagegate.release.plugins.module_utils._paths import RELEASE_MARKER
 
 # Compose warns about this on every build on machines without buildx and then builds with the
 # engine's own builder: it is noise, never an error.
@@ -424,6 +425,9 @@ def build_inputs_sha256(
     )
     for ref in base_images(str(dockerfile_text), args):
         digest.update(f"FROM {ref} {image_id_of(ref)}\0".encode())
+    commit = checkout_commit(context)
+    if commit:
+        digest.update(f".git HEAD {commit}\0".encode())
     for rel in context_files(context):
         full = os.path.join(context, rel)
         digest.update(f"{rel}\0{os.lstat(full).st_mode:o}\0".encode())
@@ -463,17 +467,58 @@ def _substitute(match: re.Match[str], values: dict[str, str]) -> str:
     return values.get(name) or match["default"] or ""
 
 
+# Files in a build context that stagegate's checkout changes on every run, whatever the release:
+# git's own files (its index, logs, the ref checked out: the commit stands for them) and the
+# release marker stagegate writes. Hashed, every promotion and every re-run of the same release
+# rebuilt the images of a context at the repository root (`build: ..`) and restarted their
+# services, the database's among them (a new user's trial).
+_CHECKOUT_ENTRIES = frozenset({".git", RELEASE_MARKER})
+
+
 def context_files(context: str) -> list[str]:
-    """Relative paths of the files a build context sends, after .dockerignore, sorted."""
+    """Relative paths of the files a build context sends, after .dockerignore, sorted; without
+    the checkout's own entries at its root (`_CHECKOUT_ENTRIES`)."""
     patterns = _dockerignore(context)
     found: list[str] = []
     for root, dirs, files in os.walk(context):
         rel_root = os.path.relpath(root, context)
-        dirs[:] = sorted(d for d in dirs if not _ignored(_join(rel_root, d), patterns, True))
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not _ignored(_join(rel_root, d), patterns, True)
+            and not (rel_root == "." and d in _CHECKOUT_ENTRIES)
+        )
         found.extend(
-            _join(rel_root, f) for f in files if not _ignored(_join(rel_root, f), patterns, False)
+            _join(rel_root, f)
+            for f in files
+            if not _ignored(_join(rel_root, f), patterns, False)
+            and not (rel_root == "." and f in _CHECKOUT_ENTRIES)
         )
     return sorted(found)
+
+
+def checkout_commit(context: str) -> str | None:
+    """The commit checked out when the context's root is a git checkout that its .dockerignore
+    does not leave out: what its `.git` stands for in the build inputs."""
+    head = os.path.join(context, ".git", "HEAD")
+    if not os.path.isfile(head) or _ignored(".git", _dockerignore(context), True):
+        return None
+    with open(head, encoding="utf-8", errors="replace") as fh:
+        value = fh.read().strip()
+    if value.startswith("ref: "):  # a branch: the commit its ref names, loose or packed
+        ref = value[5:]
+        loose = os.path.join(context, ".git", ref)
+        if os.path.isfile(loose):
+            with open(loose, encoding="utf-8", errors="replace") as fh:
+                return fh.read().strip()
+        packed = os.path.join(context, ".git", "packed-refs")
+        if os.path.isfile(packed):
+            with open(packed, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    commit, _, name = line.strip().partition(" ")
+                    if name == ref:
+                        return commit
+    return value
 
 
 def _join(rel_root: str, name: str) -> str:

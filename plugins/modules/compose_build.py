@@ -19,7 +19,9 @@ description:
     O(fail_on_size_budget=false).
   - Reports C(changed) only when an image ID changed or a release tag moved. Each image is
     labelled with a hash of its build inputs (context files after C(.dockerignore),
-    Dockerfile, build args, target, local base image IDs), which is what check mode compares
+    Dockerfile, build args, target, local base image IDs; for a C(.git) at the context's root
+    the commit checked out, not git's own files, and without stagegate's C(.stagegate-release)
+    marker), which is what check mode compares
     to tell whether a build would change the image, and what a real run compares to tell
     whether to build it.
 version_added: "0.1.0"
