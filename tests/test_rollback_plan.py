@@ -16,6 +16,8 @@ from ansible_collections.stagegate.release.plugins.module_utils._rollback import
     image_action,
     summary_lines,
 )
+from conftest import REPO_ROOT
+from sandbox_fixtures import local_inventory, run_playbook
 
 IMAGES = {"sha256:v1api": {"id": "sha256:v1api"}, "app/api:v1": {"id": "sha256:v1api"}}
 
@@ -425,3 +427,58 @@ def test_a_release_brought_back_and_verified_is_a_target_again(host: PlanInputs)
     append(ledger, {"release": "v2", "verdict": "GO"})
     plan = build_plan(host, inspect)
     assert plan["target"]["release"] == "v1"
+
+
+REPORT_PLAN = """\
+- hosts: deploy
+  gather_facts: false
+  tasks:
+    - name: The promotion's rollback plan for its report
+      ansible.builtin.import_tasks: "{{ repo }}/playbooks/tasks/rollback_plan.yml"
+
+    - name: Save it
+      ansible.builtin.copy:
+        content: "{{ staging_rollback_plan | to_json }}"
+        dest: "{{ result_file }}"
+        mode: "0600"
+"""
+
+
+@pytest.mark.docker
+def test_a_promotion_s_report_plans_from_stagegate_migrations_dir_or_says_why_not(
+    host: PlanInputs, tmp_path: Path
+) -> None:
+    """staging.yml's plan for the report (playbooks/tasks/rollback_plan.yml) reads the down
+    scripts where stagegate_migrations_dir puts them (a trial's db/migrations: every report said
+    "No rollback plan recorded" and gave a first deploy as the reason)."""
+    down = Path(host.project_dir, "db", "migrations", "down")
+    down.mkdir(parents=True)
+    (down / "006_x.sql").write_text("ALTER TABLE x DROP COLUMN y;\n")
+    playbook = tmp_path / "plan.yml"
+    playbook.write_text(REPORT_PLAN)
+    result_file = tmp_path / "plan.json"
+    variables = {
+        "repo": str(REPO_ROOT),
+        "result_file": str(result_file),
+        "stagegate_state_dir": host.state_dir,
+        "stagegate_project_dir": host.project_dir,
+        "stagegate_environment": "staging",
+        "stagegate_app_services": ["api"],
+        "stagegate_rollback_database": "downgrade",
+        "stagegate_migrations_dir": str(down.parent),
+    }
+    inventory = local_inventory(tmp_path)
+
+    run = run_playbook(str(playbook), variables, inventory=inventory)
+    assert run.rc == 0, run.output[-3000:]
+    plan = json.loads(result_file.read_text())["plan"]
+    assert plan["database"]["down_dir"] == str(down)
+    assert plan["target"]["release"] == "v1"
+
+    (down / "006_x.sql").unlink()
+    run = run_playbook(str(playbook), variables, inventory=inventory)
+    assert run.rc == 0, run.output[-3000:]  # the promotion goes on; its report says why
+    assert json.loads(result_file.read_text())["plan"] == {
+        "not made": f"stagegate_rollback_database=downgrade: {down} has no down script for "
+        "006_x.sql; restore the backup instead (auto or restore)"
+    }

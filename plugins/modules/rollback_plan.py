@@ -131,7 +131,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 plan:
-  description: The plan.
+  description:
+    - The plan. When it cannot be made (the task fails), a dict whose one key C(not made) says
+      why, which a promotion's report shows in its rollback plan section.
   returned: always
   type: dict
   contains:
@@ -314,7 +316,9 @@ class RollbackPlanManager:
                 )
             )
         except (RollbackError, LedgerError) as exc:
-            self.module.fail_json(msg=str(exc), **getattr(exc, "details", {}))
+            # A promotion's report shows why it has no plan (staging.yml does not stop for it).
+            details = {"plan": {"not made": str(exc)}, **getattr(exc, "details", {})}
+            self.module.fail_json(msg=str(exc), **details)
         except DockerException as exc:
             self.module.fail_json(msg=f"cannot inspect the target's images: {exc}")
         summary = summary_lines(plan, self.module.params["app_services"])
