@@ -152,6 +152,9 @@ def test_sandbox_backup_and_dryrun_playbooks(sandbox_stack: Any) -> None:
     dryrun = run_playbook("migrate_dryrun.yml", sandbox_stack.extra_vars(stagegate_release="v2"))
     assert dryrun.rc == 0, dryrun.output[-4000:]
     assert "Migration dry-run PASS: 2 pending" in dryrun.output
+    # the checkout holds no marker: v2's files are read from the repository, and it says so
+    assert "Dry-run of v2's migrations in /" in dryrun.output
+    assert "/release/migrations on a copy of the database" in dryrun.output
     backup, manifest_path = backup_playbook(sandbox_stack, "run-a")
     manifest = json.loads(manifest_path.read_text())
     assert manifest["verified"] is True
