@@ -116,6 +116,11 @@ def test_finished_rollback_leaves_nothing_to_do(host: PlanInputs) -> None:
     assert lines[0] == "Nothing to roll back: v1 runs (already rolled back from v2)."
     assert "No good release further back in the ledger." in lines
 
+    # v1 promoted again since (a re-run): the finished rollback no longer says why v1 runs
+    append(str(Path(host.state_dir) / "ledger.jsonl"), {"release": "v1", "verdict": "GO"})
+    with pytest.raises(RollbackError, match="no previous good release to roll back to from v1"):
+        build_plan(host, inspect, state={"status": "done", "from": "v2", "to": "v1"})
+
 
 def test_rerun_after_an_automatic_rollback_says_why_and_how_to_go_further_back(
     host: PlanInputs,

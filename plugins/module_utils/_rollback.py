@@ -246,23 +246,31 @@ def choose_target(
     )
 
 
-def why_running(records, current):
-    """Since when and why `current` runs, from the newest ledger record that put it there."""
-    promotions = {r.get("run_id") for r in records if not r.get("kind") and r.get("run_id")}
+def placed_by(records, current):
+    """The newest ledger record that put `current` in place (a good promotion, a rollback to it,
+    its adoption), or None."""
     for record in reversed(records):
         if record.get("release") != current or moves_no_release(record):
             continue
-        kind = record.get("kind")
-        at = record_time(record)
-        if kind == "rollback":
-            auto = "automatic " if record.get("run_id") in promotions else ""
-            source = record.get("rolled_back_from")
-            return f"{current} runs since the {auto}rollback from {source} at {at}"
-        if kind == ADOPT_KIND:
-            return f"{current} runs since it was adopted at {at}"
-        if is_good(record):
-            return f"{current} runs since its promotion at {at} ({record.get('verdict')})"
-    return f"{current} runs (no ledger record put it there)"
+        if record.get("kind") in ("rollback", ADOPT_KIND) or is_good(record):
+            return record
+    return None
+
+
+def why_running(records, current):
+    """Since when and why `current` runs, from the newest ledger record that put it there."""
+    promotions = {r.get("run_id") for r in records if not r.get("kind") and r.get("run_id")}
+    record = placed_by(records, current)
+    if record is None:
+        return f"{current} runs (no ledger record put it there)"
+    at = record_time(record)
+    if record.get("kind") == "rollback":
+        auto = "automatic " if record.get("run_id") in promotions else ""
+        source = record.get("rolled_back_from")
+        return f"{current} runs since the {auto}rollback from {source} at {at}"
+    if record.get("kind") == ADOPT_KIND:
+        return f"{current} runs since it was adopted at {at}"
+    return f"{current} runs since its promotion at {at} ({record.get('verdict')})"
 
 
 def further_back(records, current, state_dir, inventory):
@@ -572,7 +580,15 @@ def build_plan(inputs, inspect_image, git=None, state=None, applied_in_database=
     records, ledger_warnings = scan(ledger_path(inputs.state_dir))
 
     current, current_reason = current_release(inputs, git, known)
-    finished = state and state.get("status") == DONE and state.get("to") == current
+    # A finished rollback to the release that runs, unless the release was promoted again since
+    # (the ledger's newest record that put it there is then that promotion, not the rollback).
+    placed = placed_by(records, current)
+    finished = (
+        state
+        and state.get("status") == DONE
+        and state.get("to") == current
+        and (placed is None or placed.get("kind") == "rollback")
+    )
     if finished and inputs.target in (None, current):
         return nothing_to_do(
             current, f"already rolled back from {state.get('from')}", records, inputs
