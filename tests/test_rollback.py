@@ -156,6 +156,9 @@ def test_downgrade_reverts_the_migrations_and_keeps_data_written_since(rollout: 
     assert (record["kind"], record["release"], record["rolled_back_from"]) == (
         "rollback", "v1", "v2",
     )  # fmt: skip
+    # timed, so the next downgrade's estimate rests on it (a trial's records had no `database`)
+    assert record["database"]["method"] == "downgrade"
+    assert record["database"]["seconds"] > 0
     finished = rollout.rollback_state()
     report = json.loads((Path(finished["report"]) / "report.json").read_text())
     assert report["rollback_plan"]["database"]["action"] == "downgrade"

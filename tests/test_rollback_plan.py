@@ -354,6 +354,16 @@ def test_an_unmeasured_step_is_named_not_guessed(host: PlanInputs) -> None:
     assert estimate["unmeasured"] == ["database: down scripts"]
     assert estimate["text"] == "~15 s plus database: down scripts (not measured)"
 
+    # once a downgrade rollback is in the ledger, its database step is the measure
+    append(
+        str(Path(host.state_dir) / "ledger.jsonl"),
+        {"release": "v1", "verdict": "GO", "kind": "rollback", "rolled_back_from": "v0",
+         "database": {"method": "downgrade", "seconds": 0.4, "bytes": None}},
+    )  # fmt: skip
+    estimate = build_plan(downgrade, inspect)["estimate"]
+    assert estimate["unmeasured"] == []
+    assert "median of 1 downgrade rollback(s) in the ledger" in str(estimate["parts"])
+
 
 def test_an_unfinished_deploy_restores_only_what_the_database_says_it_applied(
     host: PlanInputs,

@@ -7,7 +7,7 @@ Standard library only, Python 3.9-safe (it runs on the deploy host in `rollback_
 
 - a rollback record (`kind: rollback`): the whole rollback's wall time (`started` to
   `finished`: plan, stop, database, checkout, images, start, verify) and, in `database`, how the
-  database came back (`method` snapshot or dump, `seconds`, `bytes`);
+  database came back (`method` snapshot, dump or downgrade, `seconds`, `bytes`);
 - a promotion record: its phases' seconds (`phases`: `deploy` stops and starts the app tier as a
   rollback does, `validate` runs the checks a rollback verifies with, `build` builds images);
 - a dump's manifest: its size and how long the dump took.
@@ -160,12 +160,31 @@ def _database_part(
     if action == "none":
         return {"seconds": 0.0, "basis": "the database is left as it is"}, "none"
     if action == "downgrade":
-        return None, "down scripts"
+        return downgrade_estimate(records), "down scripts"
     size, dump_seconds = backup_figures(backup_manifest)
     ways = database_estimate(records, backup_bytes=size, dump_seconds=dump_seconds)
     if database.get("snapshot"):  # swapped in unless it is gone by then (pg_snapshot says)
         return ways["snapshot"], _WAY_WORDS["snapshot"]
     return ways["dump"], _WAY_WORDS["dump"]
+
+
+def downgrade_estimate(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A downgrade's time: the median of the downgrade rollbacks in the ledger (what their down
+    scripts did depends on the release, so this is the order of magnitude, named as such)."""
+    seconds = [
+        s
+        for r in records
+        if r.get("kind") == "rollback"
+        and isinstance(r.get("database"), dict)
+        and r["database"].get("method") == "downgrade"
+        and (s := _seconds(r["database"].get("seconds"))) is not None
+    ]
+    if not seconds:
+        return None
+    return {
+        "seconds": round(_median(seconds), 2),
+        "basis": f"median of {len(seconds)} downgrade rollback(s) in the ledger",
+    }
 
 
 def _rebuild_part(

@@ -212,6 +212,12 @@ reverting:
   returned: when revert is set
   type: list
   elements: str
+seconds:
+  description:
+    - With O(revert) or O(alembic_downgrade), how long the down scripts and Alembic's downgrade
+      took together (the rollback records it as its database step).
+  returned: when something was reverted
+  type: float
 partial:
   description:
     - Pending no-transaction files that an earlier run left half-done, each with
@@ -256,6 +262,7 @@ dsn:
   type: str
 """
 
+import time
 from typing import Any
 
 from ansible_collections.stagegate.release.plugins.module_utils._pg import (
@@ -367,8 +374,10 @@ class MigrateManager:
                 if "sql" in planned:
                     self.result["alembic_sql"] = planned["sql"]
             if self.result["changed"] and not self.module.check_mode:
+                started = time.monotonic()
                 with cleanup_on_signals():
                     outcome = migration_run.revert(conn)
+                self.result["seconds"] = round(time.monotonic() - started, 3)
                 self.result["migrations"] = outcome["migrations"]
                 if "alembic" in outcome:
                     self.result["alembic"] = outcome["alembic"]
