@@ -108,6 +108,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description:
+    - One line - what was built (check mode, would be), what was only tagged with the release,
+      and each image's short ID, size and size grade (C(not built yet) in check mode before
+      its first build).
+  returned: success
+  type: str
+  sample: >-
+    Built api; tagged postgres with v2 (image unchanged); api 5cc0e43a1f2b 142.3 MB PASS;
+    postgres d5ec4175fc27 398.1 MB
 images:
   description:
     - Per service, the image built (or, in check mode, that would be built).
@@ -354,6 +364,7 @@ class BuildManager:
         built = [s for s, e in images.items() if e["changed"]]
         return {
             "changed": bool(built),
+            "msg": summary(images, built, self.release, self.module.check_mode),
             "images": images,
             "built": built,
             "size_failures": [s for s, e in images.items() if e["size_grade"] == "FAIL"],
@@ -367,6 +378,27 @@ class BuildManager:
         if budget is None or size is None:
             return {"size_budget": shown, "size_grade": None}
         return {"size_budget": shown, "size_grade": budget.grade(size, "b")}
+
+
+def summary(
+    images: dict[str, dict[str, Any]], changed: list[str], release: str | None, check_mode: bool
+) -> str:
+    """One line: what was built, what was only tagged, and each image's ID, size and grade."""
+    built = sorted(s for s in changed if images[s]["built"])
+    tagged = sorted(set(changed) - set(built))
+    line = f"{'Would build' if check_mode else 'Built'} {', '.join(built) or 'nothing (unchanged)'}"
+    if tagged:
+        verb = "would tag" if check_mode else "tagged"
+        line += f"; {verb} {', '.join(tagged)} with {release} (image unchanged)"
+    shown = []
+    for service, image in images.items():
+        if not image.get("id"):
+            shown.append(f"{service} not built yet")
+            continue
+        size = f"{(image.get('size') or 0) / 1048576:.1f} MB"
+        grade = f" {image['size_grade']}" if image.get("size_grade") else ""
+        shown.append(f"{service} {image['id'].removeprefix('sha256:')[:12]} {size}{grade}")
+    return "; ".join([line, *shown])
 
 
 def _budget_bytes(budget: Bands) -> dict[str, int]:

@@ -1,7 +1,7 @@
-"""The build-input hash (plugins/module_utils/_compose.py `build_inputs_sha256`) over a real git
-checkout whose root is the build context (`build: context: ..`, a new user's layout): what
-stagegate's own checkout changes on every run (git's files, the release marker) is not a build
-input; the commit checked out and the files are."""
+"""The build (plugins/modules/compose_build.py). Its build-input hash (`build_inputs_sha256`)
+over a real git checkout whose root is the build context (`build: context: ..`, a new user's
+layout): what stagegate's own checkout changes on every run (git's files, the release marker)
+is not a build input; the commit checked out and the files are. Its one-line summary."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from ansible_collections.stagegate.release.plugins.module_utils._compose import (
     build_inputs_sha256,
 )
+from ansible_collections.stagegate.release.plugins.modules.compose_build import summary
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@stagegate.invalid"]
 
@@ -55,3 +56,20 @@ def test_the_checkout_s_own_files_are_not_build_inputs_the_commit_is(tmp_path: P
     ignored = inputs(repo)
     git(repo, "commit", "-q", "--allow-empty", "-m", "later")
     assert inputs(repo) == ignored
+
+
+def test_the_build_summary_names_what_was_built_tagged_and_not_built_yet() -> None:
+    images = {
+        "api": {"id": "sha256:" + "a" * 64, "size": 150 * 1048576, "size_grade": "PASS",
+                "built": True},
+        "postgres": {"id": "sha256:" + "b" * 64, "size": 400 * 1048576, "size_grade": None,
+                     "built": False},
+    }  # fmt: skip
+    assert summary(images, ["api", "postgres"], "v2", check_mode=False) == (
+        "Built api; tagged postgres with v2 (image unchanged); "
+        "api aaaaaaaaaaaa 150.0 MB PASS; postgres bbbbbbbbbbbb 400.0 MB"
+    )
+    first = {"api": {"id": None, "size": None, "size_grade": None, "built": True}}
+    assert summary(first, ["api"], "v1", check_mode=True) == (
+        "Would build api; api not built yet"  # not "0.0 MB" (a trial's first --check)
+    )
