@@ -263,27 +263,25 @@ def test_retention_keeps_newest_and_the_release_backup(
         args = backup_args(pg_cluster, sample_db, tmp_path, release=release, force=True)
         paths[release] = run_module("pg_backup", args)["path"]
     state = tmp_path / "state"
-    (state / "releases" / "r4").mkdir(parents=True)
-    (state / "releases" / "r4" / "manifest.json").write_text(
-        json.dumps({"backup": {"path": paths["r1"]}})
-    )
+    for release, backup in (("r4", "r1"), ("r3", "r2")):
+        (state / "releases" / release).mkdir(parents=True)
+        (state / "releases" / release / "manifest.json").write_text(
+            json.dumps({"backup": {"path": paths[backup]}})
+        )
+    # A promotion of r4 while r3 runs: r3's manifest names the backup a rollback from r3
+    # restores (r2's), which retention keeps as well as r4's own manifest's.
     args = backup_args(
-        pg_cluster, sample_db, tmp_path, release="r4", keep=1, state_dir=str(state), force=True
-    )
+        pg_cluster, sample_db, tmp_path, release="r4", running_release="r3", keep=1,
+        state_dir=str(state), force=True,
+    )  # fmt: skip
     planned = run_module("pg_backup", args, check_mode=True)
-    assert sorted(planned["removed"]) == sorted([paths["r2"], paths["r3"]])
-    assert Path(paths["r2"]).exists()
+    assert planned["removed"] == [paths["r3"]]
+    assert Path(paths["r3"]).exists()
     done = run_module("pg_backup", args)
-    assert sorted(done["removed"]) == sorted([paths["r2"], paths["r3"]])
+    assert done["removed"] == [paths["r3"]]
     left = backup_dir_entries(Path(paths["r1"]).parent)
-    assert left == sorted(
-        [
-            Path(paths["r1"]).name,
-            Path(paths["r1"]).name + ".manifest.json",
-            Path(done["path"]).name,
-            Path(done["path"]).name + ".manifest.json",
-        ]
-    )
+    kept = [Path(paths["r1"]).name, Path(paths["r2"]).name, Path(done["path"]).name]
+    assert left == sorted([*kept, *(name + ".manifest.json" for name in kept)])
 
 
 def test_backup_reused_only_when_provably_of_the_current_state(

@@ -413,10 +413,12 @@ def expected_rows(manifest: dict[str, Any]) -> tuple[dict[str, int], bool]:
     return {name: int(info.get(key, 0)) for name, info in tables.items()}, exact
 
 
-def protected_backups(state_dir: str | None, release: str | None, extra: list[str]) -> set[str]:
-    """Backups retention must keep: `extra` plus the one the release manifest points at."""
+def protected_backups(
+    state_dir: str | None, releases: list[str | None], extra: list[str]
+) -> set[str]:
+    """Backups retention must keep: `extra` plus those the manifests of `releases` point at."""
     protected = {str(Path(p).resolve()) for p in extra}
-    if state_dir and release:
+    for release in dict.fromkeys(r for r in releases if r and state_dir):
         try:
             release_manifest = Path(release_manifest_path(state_dir, release))
         except UnsafeNameError as exc:

@@ -28,7 +28,8 @@ description:
   - Progress (table by table, bytes written so far) is parsed from C(pg_dump --verbose),
     returned in RV(progress) and appended live to O(progress_file).
   - Retention keeps the newest O(keep) backups of the database and never removes a protected
-    one (O(protect), and the C(backup) of C(<state_dir>/releases/<release>/manifest.json)).
+    one (O(protect), and the C(backup) of C(<state_dir>/releases/<release>/manifest.json) for
+    O(release) and O(running_release)).
   - Databases of any server encoding (UTF8, LATIN1, SQL_ASCII, ...) are dumped with
     C(--encoding=UTF8) (SQL_ASCII as is); the manifest records the encoding and locale, and
     restores re-create the database with them.
@@ -107,6 +108,12 @@ options:
       - The stagegate state directory; the C(backup) field of
         C(<state_dir>/releases/<release>/manifest.json) is protected from retention.
     type: path
+  running_release:
+    description:
+      - The release that runs, when the backup is taken for another one (a promotion's backup
+        is named after the release it promotes). Its manifest's C(backup), what a rollback from
+        it restores, is protected from retention too.
+    type: str
   force:
     description: Take a new backup even when an earlier one is provably of the current state.
     type: bool
@@ -257,6 +264,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "backup_dir": {"type": "path", "required": True},
     "name": {"type": "str"},
     "release": {"type": "str"},
+    "running_release": {"type": "str"},
     "run_id": {"type": "str"},
     "format": {"type": "str", "choices": ["custom", "directory"], "default": "custom"},
     "jobs": {"type": "int", "default": 1},
@@ -313,7 +321,9 @@ class BackupManager:
             raise PgError("jobs > 1 needs format=directory (pg_dump dumps in parallel only then)")
         # read before anything changes: a damaged release manifest stops the run here
         self.protected = protected_backups(
-            self.params["state_dir"], self.params["release"], self.params["protect"]
+            self.params["state_dir"],
+            [self.params["release"], self.params["running_release"]],
+            self.params["protect"],
         )
         reusable = None if self.params["force"] else self._reusable()
         if reusable:
