@@ -92,9 +92,9 @@ options:
         O(migrations_applied) are added after its own (each once), and its O(started_at) and
         O(finished_at) are kept unless O(deployed=true) (or it has none).
       - Without a recorded manifest it is the same as O(merge=false). So is a write with
-        O(in_progress) whose O(previous_release) is another release, when the recorded manifest
-        is not itself in progress - an earlier deploy of the release that was since replaced
-        (rolled back from), whose migrations and backup are not this deploy's.
+        O(in_progress) whose O(previous_release) is given and another release, when the
+        recorded manifest is not itself in progress - an earlier deploy of the release that was
+        since replaced (rolled back from), whose migrations and backup are not this deploy's.
     type: bool
     default: false
   deployed:
@@ -283,7 +283,7 @@ class ManifestManager:
         fresh = self.fresh(release, previous)
         if not self.params["merge"]:
             return fresh
-        if replaced_since(before, fresh):
+        if replaced_since(before, fresh, self.params["previous_release"]):
             before = None
         return merged(before, fresh, self.params["deployed"])
 
@@ -404,17 +404,20 @@ def merged(before: dict[str, Any] | None, fresh: dict[str, Any], deployed: bool)
     return out
 
 
-def replaced_since(before: dict[str, Any] | None, fresh: dict[str, Any]) -> bool:
+def replaced_since(
+    before: dict[str, Any] | None, fresh: dict[str, Any], running: str | None
+) -> bool:
     """Whether `before` is an earlier deploy of the release that another release has since
-    replaced, so this deploy (the first write of a promotion, marked in progress, over another
-    release) starts its manifest over. Merged, its migrations and its backup (taken before that
-    earlier deploy) would be what a rollback from this deploy reverts and restores: data lost
-    since then (a re-promotion after a rollback)."""
+    replaced, so this deploy (a write marked in progress, over `running`, the release that
+    runs as the caller knows it; never guessed) starts its manifest over. Merged, its
+    migrations and its backup (taken before that earlier deploy) would be what a rollback from
+    this deploy reverts and restores: data lost since then (a re-promotion after a rollback)."""
     return bool(
         before
         and not before.get("in_progress")  # an interrupted deploy of the release is resumed
         and fresh.get("in_progress")
-        and fresh.get("previous_release") != fresh["release"]
+        and running
+        and running != fresh["release"]
     )
 
 
