@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible_collections.stagegate.release.plugins.doc_fragments.pg import ModuleDocFragment
-from sandbox_fixtures import PlaybookRun, SandboxStack, isolated_stack, run_playbook
+from sandbox_fixtures import (
+    PlaybookRun,
+    SandboxStack,
+    isolated_stack,
+    local_inventory,
+    run_playbook,
+)
 
 from stagegate.config import (
     CORE_FIELDS,
@@ -314,3 +320,30 @@ def test_a_release_that_is_a_path_stops_staging_in_preflight(sandbox_repo: Path)
         assert (
             "stagegate_backup_snapshot_max: got 0 (integer), expected an integer in 1..inf"
         ) in run.stdout
+
+
+NOT_EXTRA_VARS_PLAY = """\
+- hosts: deploy
+  gather_facts: false
+  tasks:
+    - name: Validate as the fleet's rollback.yml does
+      stagegate.release.validate_config:
+        phases: []
+        not_extra_vars: [stagegate_release]
+        unknown_keys: warn
+"""
+
+
+def test_a_key_the_playbook_sets_itself_is_refused_as_an_extra_var(tmp_path: Path) -> None:
+    """A fleet rollback names its target stagegate_release for the checks and the report;
+    `-e stagegate_release=v2` outranked it (a trial's fleet ran v1, its ledger said v2)."""
+    playbook = tmp_path / "validate.yml"
+    playbook.write_text(NOT_EXTRA_VARS_PLAY)
+    inventory = local_inventory(tmp_path)
+    run = run_playbook(str(playbook), {"stagegate_release": "v2"}, inventory=inventory)
+    assert run.rc != 0
+    assert "stagegate_release: given as an extra var (-e stagegate_release=v2)" in run.stdout
+
+    inventory.write_text(inventory.read_text().rstrip() + " stagegate_release=v2\n")
+    run = run_playbook(str(playbook), {}, inventory=inventory)  # the inventory's: fine
+    assert run.rc == 0, run.stdout[-3000:]

@@ -10,6 +10,7 @@ from pathlib import Path
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
 from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate import require_stagegate
 
 # Phases only their own playbook runs (rollback.yml, restore.yml), never demanded by default.
@@ -47,6 +48,7 @@ ARGUMENT_SPEC = {
         if STAGEGATE_IMPORT_ERROR is None
         else [],
     },
+    "not_extra_vars": {"type": "list", "elements": "str", "default": []},
     "unknown_keys": {"type": "str", "choices": ["error", "warn"], "default": "error"},
     "secrets": {"type": "list", "elements": "dict", "default": []},
     "roles_dir": {"type": "path"},
@@ -86,6 +88,7 @@ class ActionModule(ActionBase):
             compose=strategy is None or strategy["compose"],
         )
         errors.extend(found)
+        errors.extend(self._extra_vars_refused(args["not_extra_vars"]))
         if not any(e.key.startswith("stagegate_checks") for e in errors):
             errors.extend(_catalog_errors(values.get("stagegate_checks")))
         if not any(e.key.startswith("stagegate_deploy_strategy") for e in errors):
@@ -116,6 +119,22 @@ class ActionModule(ActionBase):
                 first_line = to_text(exc).splitlines()[0]
                 errors.append(ConfigError(key, f"cannot be templated: {first_line}"))
         return values, errors
+
+    def _extra_vars_refused(self, keys):
+        """The keys of `keys` given as extra vars (-e), which outrank what the playbook sets."""
+        if not keys:
+            return []
+        given = load_extra_vars(self._loader)
+        return [
+            ConfigError(
+                key,
+                f"given as an extra var (-e {key}={given[key]}), which outranks the value this "
+                "playbook sets itself for the checks, the report and the ledger; drop it from -e "
+                "(the inventory's value is fine)",
+            )
+            for key in keys
+            if key in given
+        ]
 
     @staticmethod
     def _phases(requested, task_vars):

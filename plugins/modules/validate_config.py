@@ -40,6 +40,15 @@ options:
     type: list
     elements: str
     default: [preflight, source, backup, migration_dryrun, build, deploy, validate, gate_report]
+  not_extra_vars:
+    description:
+      - Keys the playbook sets itself, which an extra var (C(-e)) would outrank (Ansible's
+        extra vars win over every fact and role var); given with C(-e), the run stops here,
+        naming the key, the value and why. The fleet's C(rollback.yml) names
+        C(stagegate_release) (it sets the target for the checks and the report).
+    type: list
+    elements: str
+    default: []
   unknown_keys:
     description: Whether an unknown C(stagegate_*) variable fails the run or only warns.
     type: str
