@@ -117,6 +117,8 @@ class ActionModule(ActionBase):
                 values[key] = templar.template(task_vars[key])
             except AnsibleError as exc:
                 first_line = to_text(exc).splitlines()[0]
+                if "is undefined" in first_line:  # rollback.yml asks for no stagegate_release
+                    first_line += " (define it in the inventory, or default it in the template)"
                 errors.append(ConfigError(key, f"cannot be templated: {first_line}"))
         return values, errors
 
