@@ -199,3 +199,16 @@ def test_a_resumed_run_that_ends_with_another_verdict_replaces_its_copy_and_reco
     assert run.rc == 0, run.output[-3000:]
     assert (result["changed"], result["ledger"]["appended"]) == (False, False)
     assert len(ledger.read_text().splitlines()) == 2
+
+
+def test_a_ledger_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    src = report_dir(tmp_path / "controller")
+    state = tmp_path / "state"
+    (state / "ledger.jsonl").mkdir(parents=True)  # not a file: the append fails
+    record = {"release": "v2", "verdict": "GO", "run_id": "run1"}
+    run, _ = keep(
+        tmp_path, src, state / "runs" / "run1", ledger_state_dir=str(state), ledger_record=record
+    )
+    assert run.rc != 0
+    assert str(state / "ledger.jsonl") in run.output, run.output[-3000:]
+    assert "Traceback" not in run.output

@@ -430,9 +430,10 @@ def main() -> None:
     except DockerException as exc:
         module.fail_json(msg=f"Docker engine error: {exc}")
     if result["size_failures"] and module.params["fail_on_size_budget"]:
+        built = result.pop("msg")  # the failure's message leads, the summary follows
         module.fail_json(
             msg=f"image size over budget: {', '.join(result['size_failures'])} "
-            "(size_budgets; set fail_on_size_budget=false to only report)",
+            f"(size_budgets; set fail_on_size_budget=false to only report); {built}",
             **result,
         )
     module.exit_json(**result)

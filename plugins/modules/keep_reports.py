@@ -248,8 +248,8 @@ def append_record(module, result):
         appended, warnings = _ledger.append_as_module(
             path, module.params["ledger_record"], module.check_mode
         )
-    except _ledger.LedgerError as exc:
-        module.fail_json(msg=str(exc), path=path, **result)
+    except _ledger.LedgerError as exc:  # the copy's own message gives way to the ledger's
+        module.fail_json(msg=str(exc), path=path, **{k: v for k, v in result.items() if k != "msg"})
     for warning in warnings:
         module.warn(warning)
     ledger = {"path": path, "record": appended["record"], "appended": appended["changed"]}
