@@ -18,10 +18,7 @@ def test_deploy_role_check_mode_then_deploy_then_idempotent(
     project = built_app_project
     state_dir = tmp_path / "state"
     role_vars = {
-        "stagegate_state_dir": str(state_dir),
-        "stagegate_project_dir": project.module_args()["project_src"],
-        "stagegate_compose_project": project.name,
-        "stagegate_compose_env": project.env,
+        **project_vars(project, state_dir),
         "stagegate_release": "v1",
         "stagegate_tiers": [["slow"], ["web", "worker"]],
         "stagegate_app_services": ["web", "worker"],
@@ -89,10 +86,7 @@ def test_a_new_release_that_fails_in_its_plan_leaves_its_own_manifest_not_an_ear
     migrations.mkdir()
     (migrations / "002_add_orders.sql").write_text("CREATE TABLE orders (id int);\n")
     role_vars = {
-        "stagegate_state_dir": str(state_dir),
-        "stagegate_project_dir": project.module_args()["project_src"],
-        "stagegate_compose_project": project.name,
-        "stagegate_compose_env": project.env,
+        **project_vars(project, state_dir),
         "stagegate_release": "v2",
         "stagegate_previous_release": "v1",
         "stagegate_run_id": "run-v2-again",
@@ -116,6 +110,16 @@ def test_a_new_release_that_fails_in_its_plan_leaves_its_own_manifest_not_an_ear
     assert manifest["backup"] == {"path": "/backups/app-v2-run-v2-again.dump"}
     assert manifest["migrations_applied"] == []  # nothing for a rollback to revert or restore
     assert manifest["previous_release"] == "v1"
+
+
+def project_vars(project: ComposeTestProject, state_dir: Path) -> dict[str, Any]:
+    """The deploy role's variables that name the throwaway project and the state dir."""
+    return {
+        "stagegate_state_dir": str(state_dir),
+        "stagegate_project_dir": project.module_args()["project_src"],
+        "stagegate_compose_project": project.name,
+        "stagegate_compose_env": project.env,
+    }
 
 
 def _containers(client: Any, project: str) -> dict[str, str]:

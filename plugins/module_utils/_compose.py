@@ -34,6 +34,7 @@ from ansible_collections.stagegate.release.plugins.module_utils._docker import (
     service_containers,
 )
 from ansible_collections.stagegate.release.plugins.module_utils._paths import RELEASE_MARKER
+from ansible_collections.stagegate.release.plugins.module_utils._source import local_commit
 
 # Compose warns about this on every build on machines without buildx and then builds with the
 # engine's own builder: it is noise, never an error.
@@ -500,25 +501,11 @@ def context_files(context: str) -> list[str]:
 def checkout_commit(context: str) -> str | None:
     """The commit checked out when the context's root is a git checkout that its .dockerignore
     does not leave out: what its `.git` stands for in the build inputs."""
-    head = os.path.join(context, ".git", "HEAD")
-    if not os.path.isfile(head) or _ignored(".git", _dockerignore(context), True):
+    if not os.path.isdir(os.path.join(context, ".git")):
         return None
-    with open(head, encoding="utf-8", errors="replace") as fh:
-        value = fh.read().strip()
-    if value.startswith("ref: "):  # a branch: the commit its ref names, loose or packed
-        ref = value[5:]
-        loose = os.path.join(context, ".git", ref)
-        if os.path.isfile(loose):
-            with open(loose, encoding="utf-8", errors="replace") as fh:
-                return fh.read().strip()
-        packed = os.path.join(context, ".git", "packed-refs")
-        if os.path.isfile(packed):
-            with open(packed, encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    commit, _, name = line.strip().partition(" ")
-                    if name == ref:
-                        return commit
-    return value
+    if _ignored(".git", _dockerignore(context), True):
+        return None
+    return local_commit(context, "HEAD")
 
 
 def _join(rel_root: str, name: str) -> str:
