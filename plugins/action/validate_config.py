@@ -15,6 +15,9 @@ from ansible_collections.stagegate.release.plugins.plugin_utils._stagegate impor
 
 # Phases only their own playbook runs (rollback.yml, restore.yml), never demanded by default.
 OWN_PLAYBOOK_PHASES = ("rollback", "restore")
+from ansible_collections.stagegate.release.plugins.module_utils._checks_redact import (
+    is_secret_name,
+)
 from ansible_collections.stagegate.release.plugins.module_utils._run_identity import run_identity
 
 try:
@@ -130,9 +133,10 @@ class ActionModule(ActionBase):
         return [
             ConfigError(
                 key,
-                f"given as an extra var (-e {key}={given[key]}), which outranks the value this "
-                "playbook sets itself for the checks, the report and the ledger; drop it from -e "
-                "(the inventory's value is fine)",
+                f"given as an extra var (-e {key}="
+                f"{'<secret, not shown>' if is_secret_name(key) else given[key]}), which "
+                "outranks the value this playbook sets itself for the checks, the report and the "
+                "ledger; drop it from -e (the inventory's value is fine)",
             )
             for key in keys
             if key in given
